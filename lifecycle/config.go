@@ -1,0 +1,180 @@
+package lifecycle
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// Defaults of [Config]. A zero field resolves to its default.
+const (
+	DefaultGracePeriod     = 30 * time.Second
+	DefaultDrainDelay      = 5 * time.Second
+	DefaultTeardownReserve = 3 * time.Second
+	DefaultMargin          = 1 * time.Second
+)
+
+// NoDelay is a DrainDelay (or Margin, or TeardownReserve) that asks for no
+// time at all. A zero field means "the default", as in [net/http.Server], so
+// the smallest positive duration stands for "none"; it is below anything a
+// clock can tell apart from zero.
+const NoDelay = time.Nanosecond
+
+// Config is the one time budget of a shutdown. All durations count from D0,
+// the moment the drain begins (a preStop call, the first SIGTERM/SIGINT,
+// [go.uber.org/fx.Shutdowner], or the app stopping — whichever comes first).
+//
+// The budget must fit: MaxDrainDelay + TeardownReserve + Margin < GracePeriod,
+// so that the stop phase (HTTP Shutdown, WebSocket/SSE close) keeps some time.
+type Config struct {
+	// GracePeriod mirrors the pod's terminationGracePeriodSeconds: the kubelet
+	// sends SIGKILL this long after the pod was deleted (preStop included).
+	// Default 30s.
+	GracePeriod time.Duration `yaml:"gracePeriod" json:"gracePeriod"`
+	// DrainDelay is how long, at least, the service keeps serving after D0
+	// while /readyz answers 503 and every response carries Connection: close,
+	// so that proxies stop routing here. Default 5s; use [NoDelay] for none.
+	DrainDelay time.Duration `yaml:"drainDelay" json:"drainDelay"`
+	// DrainQuiet turns on the adaptive drain: once DrainDelay has passed, the
+	// drain ends as soon as no new connection has reached a public listener
+	// for DrainQuiet. Default 0: off, the drain lasts exactly DrainDelay.
+	DrainQuiet time.Duration `yaml:"drainQuiet" json:"drainQuiet"`
+	// MaxDrainDelay is the longest the adaptive drain may last; it is what the
+	// budget reserves for the drain. Default: DrainDelay when DrainQuiet is 0,
+	// else 2 × DrainDelay. It may not be below DrainDelay.
+	MaxDrainDelay time.Duration `yaml:"maxDrainDelay" json:"maxDrainDelay"`
+	// TeardownReserve is the time kept at the end for the OnStop hooks that
+	// release resources (workers, clients, pools), shared among the hooks
+	// wrapped with [Coordinator.StopHook]. Default 3s.
+	TeardownReserve time.Duration `yaml:"teardownReserve" json:"teardownReserve"`
+	// Margin is kept free before SIGKILL for the shutdown report and the
+	// logger sync. Default 1s.
+	Margin time.Duration `yaml:"margin" json:"margin"`
+	// PrestopToken, when set, must be sent in header X-Prestop-Token by a
+	// preStop caller; other calls get 401 and change nothing. Default empty:
+	// no token.
+	PrestopToken string `yaml:"prestopToken" json:"-"`
+	// IgnoreSignals leaves SIGTERM/SIGINT alone (for tests, or an app that
+	// handles them itself). Default false: the first signal begins the drain
+	// and a second one exits at once.
+	IgnoreSignals bool `yaml:"ignoreSignals" json:"ignoreSignals"`
+}
+
+// ErrBudget is matched (with [errors.Is]) by every error [Config.Validate]
+// returns.
+var ErrBudget = errors.New("lifecycle: invalid shutdown budget")
+
+type budgetError struct{ msg string }
+
+func (e *budgetError) Error() string { return "lifecycle: " + e.msg }
+func (e *budgetError) Is(target error) bool {
+	return target == ErrBudget
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.GracePeriod == 0 {
+		c.GracePeriod = DefaultGracePeriod
+	}
+	if c.DrainDelay == 0 {
+		c.DrainDelay = DefaultDrainDelay
+	}
+	if c.TeardownReserve == 0 {
+		c.TeardownReserve = DefaultTeardownReserve
+	}
+	if c.Margin == 0 {
+		c.Margin = DefaultMargin
+	}
+	if c.MaxDrainDelay == 0 {
+		c.MaxDrainDelay = c.DrainDelay
+		if c.DrainQuiet > 0 {
+			c.MaxDrainDelay = 2 * c.DrainDelay
+		}
+	}
+	return c
+}
+
+// Validate resolves defaults and checks the budget. The error names every
+// field at fault and its value.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var bad []string
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"GracePeriod", c.GracePeriod},
+		{"DrainDelay", c.DrainDelay},
+		{"DrainQuiet", c.DrainQuiet},
+		{"MaxDrainDelay", c.MaxDrainDelay},
+		{"TeardownReserve", c.TeardownReserve},
+		{"Margin", c.Margin},
+	} {
+		if f.v < 0 {
+			bad = append(bad, fmt.Sprintf("%s=%v is negative", f.name, f.v))
+		}
+	}
+	if len(bad) > 0 {
+		return &budgetError{strings.Join(bad, "; ")}
+	}
+	if c.MaxDrainDelay < c.DrainDelay {
+		return &budgetError{fmt.Sprintf("MaxDrainDelay=%v is below DrainDelay=%v", c.MaxDrainDelay, c.DrainDelay)}
+	}
+	if sum := c.MaxDrainDelay + c.TeardownReserve + c.Margin; sum >= c.GracePeriod {
+		drain := fmt.Sprintf("DrainDelay=%v", c.DrainDelay)
+		if c.MaxDrainDelay != c.DrainDelay {
+			drain = fmt.Sprintf("MaxDrainDelay=%v", c.MaxDrainDelay)
+		}
+		return &budgetError{fmt.Sprintf(
+			"%s + TeardownReserve=%v + Margin=%v = %v must be below GracePeriod=%v",
+			drain, c.TeardownReserve, c.Margin, sum, c.GracePeriod)}
+	}
+	return nil
+}
+
+// Plan is the budget resolved into deadlines, as offsets from D0.
+type Plan struct {
+	Config
+	// DrainEnd is the latest end of the drain phase (MaxDrainDelay).
+	DrainEnd time.Duration
+	// StopDeadline ends the stop phase: HTTP Shutdown and the closing of
+	// long-lived sessions must be done; what is left is cut.
+	StopDeadline time.Duration
+	// TeardownDeadline ends the teardown phase: the last OnStop hook's cut.
+	TeardownDeadline time.Duration
+	// StopTimeout is the fx stop timeout the budget needs (for
+	// [go.uber.org/fx.StopTimeout]); fx counts it from the stop, which never
+	// begins before D0.
+	StopTimeout time.Duration
+}
+
+// NewPlan validates c and derives its plan.
+func NewPlan(c Config) (Plan, error) {
+	if err := c.Validate(); err != nil {
+		return Plan{}, err
+	}
+	c = c.WithDefaults()
+	return Plan{
+		Config:           c,
+		DrainEnd:         c.MaxDrainDelay,
+		StopDeadline:     c.GracePeriod - c.TeardownReserve - c.Margin,
+		TeardownDeadline: c.GracePeriod - c.Margin,
+		StopTimeout:      c.GracePeriod - c.Margin,
+	}, nil
+}
+
+// MarshalLogObject logs the plan as one zap object (the token is never logged).
+func (p Plan) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddDuration("gracePeriod", p.GracePeriod)
+	enc.AddDuration("drainDelay", p.DrainDelay)
+	enc.AddDuration("drainQuiet", p.DrainQuiet)
+	enc.AddDuration("maxDrainDelay", p.MaxDrainDelay)
+	enc.AddDuration("stopDeadline", p.StopDeadline)
+	enc.AddDuration("teardownDeadline", p.TeardownDeadline)
+	enc.AddDuration("fxStopTimeout", p.StopTimeout)
+	enc.AddBool("prestopToken", p.PrestopToken != "")
+	return nil
+}

@@ -1,0 +1,406 @@
+package lifecycle
+
+import (
+	"context"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.uber.org/zap"
+)
+
+// State is where a service stands in its life. States only move forward.
+type State int32
+
+// The states, in order.
+const (
+	// StateStarting lasts until every OnStart hook has run ([Coordinator.MarkStarted]).
+	StateStarting State = iota
+	// StateServing is normal operation: ready, keep-alive allowed.
+	StateServing
+	// StateDraining begins at D0: not ready, Connection: close on every
+	// response, everything still served.
+	StateDraining
+	// StateStopping is the stop phase: listeners closed, in-flight requests
+	// finishing, long-lived sessions being closed; then teardown.
+	StateStopping
+	// StateStopped: the last OnStop hook has run and the report is out.
+	StateStopped
+)
+
+var stateNames = [...]string{"starting", "serving", "draining", "stopping", "stopped"}
+
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "unknown"
+}
+
+// Why a drain ended.
+const (
+	DrainEndedDelay = "delay" // fixed drain: DrainDelay passed
+	DrainEndedQuiet = "quiet" // adaptive drain: no new connection for DrainQuiet
+	DrainEndedMax   = "max"   // adaptive drain: MaxDrainDelay reached while connections still arrived
+	DrainEndedAbort = "abort" // the coordinator was closed before the drain ended
+)
+
+// Transition is one state change, as passed to [Coordinator.Subscribe].
+type Transition struct {
+	From, To State
+	At       time.Time
+	Reason   string
+}
+
+// Option configures a [Coordinator].
+type Option func(*Coordinator)
+
+// WithLogger sets the logger (default [zap.NewNop]).
+func WithLogger(l *zap.Logger) Option {
+	return func(c *Coordinator) {
+		if l != nil {
+			c.log = l
+		}
+	}
+}
+
+// WithClock sets the clock the drain timeline runs on (default: the real
+// clock). Tests pass a [clockwork.FakeClock].
+func WithClock(clk clockwork.Clock) Option {
+	return func(c *Coordinator) {
+		if clk != nil {
+			c.clock = clk
+		}
+	}
+}
+
+// WithExit replaces [os.Exit] for the second-signal exit (tests).
+func WithExit(exit func(code int)) Option {
+	return func(c *Coordinator) {
+		if exit != nil {
+			c.exit = exit
+		}
+	}
+}
+
+// Coordinator owns the drain timeline of one service: its state, D0, the
+// deadlines of each phase, and the shutdown report. It is safe for
+// concurrent use. The zero value is not usable; call [New].
+type Coordinator struct {
+	plan  Plan
+	log   *zap.Logger
+	clock clockwork.Clock
+	exit  func(int)
+
+	state      atomic.Int32
+	lastAccept atomic.Int64 // clock time of the last public accept, UnixNano
+
+	drainStarted chan struct{} // closed at D0
+	drainDone    chan struct{} // closed when the drain phase ends
+	stopping     chan struct{} // closed when the stop phase begins
+	stopped      chan struct{} // closed at StateStopped
+	quit         chan struct{} // closed by Close: abandons the drain timer
+	stopCtx      context.Context
+	stopCancel   context.CancelFunc
+	wg           sync.WaitGroup // the drain timer
+
+	mu           sync.Mutex
+	subs         []func(Transition)
+	d0           time.Time
+	reason       string
+	drainEnd     time.Time
+	drainEndedBy string
+	stopAt       time.Time
+	teardownAt   time.Time // the first wrapped stop hook began
+	closed       bool
+	gauges       []gauge
+	atD0         map[string]int64
+	atStop       map[string]int64
+	cuts         map[string]int64
+	hooks        []HookReport
+	pendingHooks int
+	report       *Report
+}
+
+type gauge struct {
+	name string
+	read func() int64
+}
+
+// New returns a coordinator for the budget in cfg, in [StateStarting].
+// It fails with an error matching [ErrBudget] if the budget does not fit.
+func New(cfg Config, opts ...Option) (*Coordinator, error) {
+	plan, err := NewPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Coordinator{
+		plan:         plan,
+		log:          zap.NewNop(),
+		clock:        clockwork.NewRealClock(),
+		exit:         os.Exit,
+		drainStarted: make(chan struct{}),
+		drainDone:    make(chan struct{}),
+		stopping:     make(chan struct{}),
+		stopped:      make(chan struct{}),
+		quit:         make(chan struct{}),
+		cuts:         make(map[string]int64),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	c.stopCtx, c.stopCancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// Plan returns the resolved budget.
+func (c *Coordinator) Plan() Plan { return c.plan }
+
+// Clock returns the clock the timeline runs on.
+func (c *Coordinator) Clock() clockwork.Clock { return c.clock }
+
+// State returns the current state.
+func (c *Coordinator) State() State { return State(c.state.Load()) }
+
+// Draining reports whether the drain has begun (the state is Draining or
+// later). It is one atomic load, meant for the request hot path.
+func (c *Coordinator) Draining() bool { return c.state.Load() >= int32(StateDraining) }
+
+// Ready reports whether the service should be in the load balancer: started
+// and not draining. Probes add their dependency checks on top.
+func (c *Coordinator) Ready() bool { return c.state.Load() == int32(StateServing) }
+
+// DrainStarted is closed at D0.
+func (c *Coordinator) DrainStarted() <-chan struct{} { return c.drainStarted }
+
+// DrainDone is closed when the drain phase ends.
+func (c *Coordinator) DrainDone() <-chan struct{} { return c.drainDone }
+
+// Stopping is closed when the stop phase begins: long-lived handlers
+// (WebSocket, SSE) end their sessions then.
+func (c *Coordinator) Stopping() <-chan struct{} { return c.stopping }
+
+// StopContext is cancelled when the stop phase begins. Long-lived request
+// handlers derive from it, since [net/http.Server.Shutdown] does not cancel
+// request contexts.
+func (c *Coordinator) StopContext() context.Context { return c.stopCtx }
+
+// Stopped is closed once the report is out.
+func (c *Coordinator) Stopped() <-chan struct{} { return c.stopped }
+
+// Subscribe calls fn on every later transition, synchronously, in order. fn
+// must be quick and must not call back into the coordinator's transitions.
+func (c *Coordinator) Subscribe(fn func(Transition)) {
+	c.mu.Lock()
+	c.subs = append(c.subs, fn)
+	c.mu.Unlock()
+}
+
+// TrackInFlight registers a gauge (in-flight requests, open sessions) sampled
+// at D0 and at the start of the stop phase for the report.
+func (c *Coordinator) TrackInFlight(name string, read func() int64) {
+	c.mu.Lock()
+	c.gauges = append(c.gauges, gauge{name, read})
+	c.mu.Unlock()
+}
+
+// NoteAccept records that a public listener accepted a connection now. The
+// adaptive drain ends only after DrainQuiet without one. Call it per
+// connection, not per request; admin listeners never call it.
+func (c *Coordinator) NoteAccept() {
+	c.lastAccept.Store(c.clock.Now().UnixNano())
+}
+
+// D0 returns the moment the drain began and why, or the zero time.
+func (c *Coordinator) D0() (time.Time, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.d0, c.reason
+}
+
+// StopDeadline is the end of the stop phase: D0 + GracePeriod −
+// TeardownReserve − Margin. Before D0 it counts from now.
+func (c *Coordinator) StopDeadline() time.Time { return c.fromD0(c.plan.StopDeadline) }
+
+// TeardownDeadline is the end of the teardown phase: D0 + GracePeriod − Margin.
+// Before D0 it counts from now.
+func (c *Coordinator) TeardownDeadline() time.Time { return c.fromD0(c.plan.TeardownDeadline) }
+
+func (c *Coordinator) fromD0(d time.Duration) time.Time {
+	c.mu.Lock()
+	d0 := c.d0
+	c.mu.Unlock()
+	if d0.IsZero() {
+		d0 = c.clock.Now()
+	}
+	return d0.Add(d)
+}
+
+// MarkStarted moves Starting → Serving: /startupz and /readyz may pass. The
+// bundle in package modules calls it when fx reports that every OnStart hook
+// has run; without the bundle, call it after [go.uber.org/fx.App.Start].
+func (c *Coordinator) MarkStarted() {
+	c.transition(StateServing, "started", nil)
+}
+
+// BeginDrain records D0 and begins the drain phase, once; later calls do
+// nothing and return false. reason says what started it ("prestop",
+// "signal terminated", "shutdowner", "app stopping").
+func (c *Coordinator) BeginDrain(reason string) bool {
+	return c.transition(StateDraining, reason, func(now time.Time) {
+		c.d0, c.reason = now, reason
+		c.atD0 = c.sampleLocked()
+		close(c.drainStarted)
+		c.wg.Add(1)
+		go c.runDrain(now)
+	})
+}
+
+// DrainAndWait begins the drain (if nothing has yet), waits for the drain
+// phase to end, and begins the stop phase. It is idempotent: the HTTP
+// module's OnStop calls it first, so a plain fx app.Run, fxtest and a preStop
+// followed by SIGTERM all pass through one drain. It returns ctx.Err() if ctx
+// ends first; the stop phase begins all the same.
+func (c *Coordinator) DrainAndWait(ctx context.Context) error {
+	c.BeginDrain("app stopping")
+	var err error
+	select {
+	case <-c.drainDone:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	c.transition(StateStopping, "drain over", func(now time.Time) {
+		c.stopAt = now
+		c.atStop = c.sampleLocked()
+		close(c.stopping)
+		c.stopCancel()
+	})
+	return err
+}
+
+// RecordCut counts n units of work cut at a deadline ("requests",
+// "sessions", "hooks"). Any cut makes the shutdown unclean (exit code 1).
+func (c *Coordinator) RecordCut(kind string, n int64) {
+	if n <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.cuts[kind] += n
+	c.mu.Unlock()
+}
+
+// runDrain ends the drain phase: at D0+DrainDelay for a fixed drain; for the
+// adaptive drain at the first moment after that with no accept for
+// DrainQuiet, or at D0+MaxDrainDelay.
+func (c *Coordinator) runDrain(d0 time.Time) {
+	defer c.wg.Done()
+	p := c.plan
+	if !c.sleepUntil(d0.Add(p.DrainDelay)) {
+		c.endDrain(DrainEndedAbort)
+		return
+	}
+	by := DrainEndedDelay
+	if p.DrainQuiet > 0 && p.MaxDrainDelay > p.DrainDelay {
+		max := d0.Add(p.MaxDrainDelay)
+		for {
+			now := c.clock.Now()
+			quietAt := time.Unix(0, c.lastAccept.Load()).Add(p.DrainQuiet)
+			if !now.Before(quietAt) {
+				by = DrainEndedQuiet
+				break
+			}
+			if !now.Before(max) {
+				by = DrainEndedMax
+				break
+			}
+			next := quietAt
+			if max.Before(next) {
+				next = max
+			}
+			if !c.sleepUntil(next) {
+				c.endDrain(DrainEndedAbort)
+				return
+			}
+		}
+	}
+	c.endDrain(by)
+}
+
+// sleepUntil waits on the coordinator's clock; false if closed first.
+func (c *Coordinator) sleepUntil(t time.Time) bool {
+	d := t.Sub(c.clock.Now())
+	if d <= 0 {
+		return true
+	}
+	timer := c.clock.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.Chan():
+		return true
+	case <-c.quit:
+		return false
+	}
+}
+
+func (c *Coordinator) endDrain(by string) {
+	c.mu.Lock()
+	c.drainEnd, c.drainEndedBy = c.clock.Now(), by
+	took := c.drainEnd.Sub(c.d0)
+	close(c.drainDone)
+	c.mu.Unlock()
+	fields := []zap.Field{zap.String("endedBy", by), zap.Duration("took", took)}
+	switch by {
+	case DrainEndedMax:
+		c.log.Warn("drain ended at MaxDrainDelay while connections still arrived: the proxies did not catch up", fields...)
+	default:
+		c.log.Info("drain ended", fields...)
+	}
+}
+
+// transition moves the state forward to `to`, running apply under the lock
+// first; it returns false (and does nothing) if the state is already there
+// or past it.
+func (c *Coordinator) transition(to State, reason string, apply func(now time.Time)) bool {
+	c.mu.Lock()
+	from := c.State()
+	if from >= to {
+		c.mu.Unlock()
+		return false
+	}
+	now := c.clock.Now()
+	if apply != nil {
+		apply(now)
+	}
+	c.state.Store(int32(to))
+	subs := c.subs
+	c.mu.Unlock()
+
+	c.log.Info("state changed", zap.Stringer("from", from), zap.Stringer("to", to), zap.String("reason", reason))
+	tr := Transition{From: from, To: to, At: now, Reason: reason}
+	for _, fn := range subs {
+		fn(tr)
+	}
+	return true
+}
+
+func (c *Coordinator) sampleLocked() map[string]int64 {
+	m := make(map[string]int64, len(c.gauges))
+	for _, g := range c.gauges {
+		m[g.name] = g.read()
+	}
+	return m
+}
+
+// Close abandons a drain still running and waits for the coordinator's own
+// goroutine. [Coordinator.Finish] calls it.
+func (c *Coordinator) Close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.quit)
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}

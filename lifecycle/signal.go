@@ -1,0 +1,84 @@
+package lifecycle
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+)
+
+// signalHandler turns SIGTERM/SIGINT into the drain: the first begins the
+// drain and, when the drain phase is over, asks the app to stop; the second
+// exits at once with 128+signal (143 for SIGTERM, 130 for SIGINT).
+type signalHandler struct {
+	c        *Coordinator
+	shutdown func() error // asks the app to stop ([go.uber.org/fx.Shutdowner])
+	sigs     chan os.Signal
+	quit     chan struct{}
+	done     chan struct{}
+}
+
+// HandleSignals starts the signal handler and returns the function that
+// stops it (and waits for its goroutine). shutdown is called once the drain
+// phase that the first signal began is over; under fx it is
+// [go.uber.org/fx.Shutdowner.Shutdown], which is harmless when app.Run has
+// already begun to stop on the same signal.
+//
+// fx's own app.Run listens for the same signals and begins app.Stop on the
+// first; the HTTP module's OnStop then waits for the drain this handler has
+// already begun, so both see one drain with one D0.
+func (c *Coordinator) HandleSignals(shutdown func() error) (stop func()) {
+	h := &signalHandler{
+		c:        c,
+		shutdown: shutdown,
+		sigs:     make(chan os.Signal, 1),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	signal.Notify(h.sigs, syscall.SIGTERM, os.Interrupt)
+	go h.run()
+	return func() {
+		signal.Stop(h.sigs)
+		close(h.quit)
+		<-h.done
+	}
+}
+
+func (h *signalHandler) run() {
+	defer close(h.done)
+	var drained <-chan struct{} // armed by the first signal
+	first := true
+	for {
+		select {
+		case sig := <-h.sigs:
+			if !first {
+				code := exitCode(sig)
+				h.c.log.Error("second signal: exiting now", zap.Stringer("signal", sig), zap.Int("code", code))
+				_ = h.c.log.Sync()
+				// The documented exception to "no os.Exit outside main": a
+				// second signal is an operator asking for an immediate exit.
+				h.c.exit(code)
+				return
+			}
+			first = false
+			h.c.log.Info("signal received: draining", zap.Stringer("signal", sig))
+			h.c.BeginDrain("signal " + sig.String())
+			drained = h.c.DrainDone()
+		case <-drained:
+			drained = nil
+			if err := h.shutdown(); err != nil {
+				h.c.log.Warn("shutdown request", zap.Error(err))
+			}
+		case <-h.quit:
+			return
+		}
+	}
+}
+
+func exitCode(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 1
+}
