@@ -121,6 +121,7 @@ type Coordinator struct {
 	cuts         map[string]int64
 	hooks        []HookReport
 	pendingHooks int
+	finishers    []func(context.Context) error
 	report       *Report
 }
 
@@ -203,6 +204,17 @@ func (c *Coordinator) Subscribe(fn func(Transition)) {
 func (c *Coordinator) TrackInFlight(name string, read func() int64) {
 	c.mu.Lock()
 	c.gauges = append(c.gauges, gauge{name, read})
+	c.mu.Unlock()
+}
+
+// AtFinish registers fn to run after the shutdown report, in the lifecycle
+// module's OnStop — the last hook fx runs. The admin server (probes,
+// preStop, metrics) stops here, so the kubelet's probes and a metrics
+// scrape keep working through drain, stop and teardown. Finishers run in
+// reverse order of registration.
+func (c *Coordinator) AtFinish(fn func(ctx context.Context) error) {
+	c.mu.Lock()
+	c.finishers = append(c.finishers, fn)
 	c.mu.Unlock()
 }
 

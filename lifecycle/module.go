@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jonboulle/clockwork"
 	"go.uber.org/fx"
@@ -44,12 +45,24 @@ func NewFx(p Params) (*Coordinator, error) {
 			}
 			return nil
 		},
-		OnStop: func(context.Context) error {
+		OnStop: func(ctx context.Context) error {
 			if stopSignals != nil {
 				stopSignals()
 			}
-			return c.Finish().err()
+			err := c.Finish().err()
+			return errors.Join(err, c.runFinishers(ctx))
 		},
 	})
 	return c, nil
+}
+
+func (c *Coordinator) runFinishers(ctx context.Context) error {
+	c.mu.Lock()
+	fs := c.finishers
+	c.mu.Unlock()
+	var errs []error
+	for i := len(fs) - 1; i >= 0; i-- {
+		errs = append(errs, fs[i](ctx))
+	}
+	return errors.Join(errs...)
 }
