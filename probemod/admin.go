@@ -1,0 +1,280 @@
+package probemod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/lifecycle"
+)
+
+// PathPrestop is where the admin server mounts the coordinator's preStop
+// handler ([lifecycle.Coordinator.PrestopHandler]).
+const PathPrestop = "/prestop"
+
+// AdminRoute is a route the admin server serves beside the probes and
+// /prestop, such as /metrics. Provide it under fx with [AsAdminRoute], or
+// pass it to [New] with [WithRoutes].
+type AdminRoute struct {
+	// Method is the HTTP method. Default GET.
+	Method string
+	// Path is the route's path; it must start with "/" and may not be one of
+	// the probe paths or /prestop.
+	Path string
+	// Handler serves the route. Like every admin handler, it must return
+	// when its request's context ends: the admin server is the last thing
+	// to stop and waits for its handlers only briefly.
+	Handler http.Handler
+}
+
+// Option configures [New] and [NewProbes].
+type Option func(*options)
+
+type options struct {
+	log          *zap.Logger
+	clock        clockwork.Clock
+	routes       []AdminRoute
+	onServeError func(error)
+	stopTimeout  time.Duration
+}
+
+func newOptions(opts []Option) options {
+	o := options{log: zap.NewNop(), clock: clockwork.NewRealClock()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	o.log = o.log.With(zap.String("component", "probe"))
+	return o
+}
+
+// WithLogger sets the logger (default [zap.NewNop]); logs carry the field
+// component=probe.
+func WithLogger(l *zap.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
+
+// WithClock sets the clock of the checks' timeouts and cache (default: the
+// real clock). It is not the coordinator's clock: the drain timeline and the
+// checks are timed apart.
+func WithClock(clk clockwork.Clock) Option {
+	return func(o *options) {
+		if clk != nil {
+			o.clock = clk
+		}
+	}
+}
+
+// WithRoutes adds routes to the admin server ([New] only).
+func WithRoutes(routes ...AdminRoute) Option {
+	return func(o *options) { o.routes = append(o.routes, routes...) }
+}
+
+// OnServeError sets what to do when the admin server stops serving on an
+// error other than a normal stop ([New] only). The error is logged first.
+// Under fx, [Module] asks the app to stop with exit code 1. Default: only
+// the log.
+func OnServeError(fn func(error)) Option {
+	return func(o *options) { o.onServeError = fn }
+}
+
+// WithStopTimeout bounds [Admin.Stop]'s graceful shutdown, and then again
+// its wait for the handlers and checks still running after the close
+// ([New] only). Default: half the coordinator's Margin, at least 100ms.
+func WithStopTimeout(d time.Duration) Option {
+	return func(o *options) { o.stopTimeout = d }
+}
+
+// minStopTimeout is the least default bound of Admin.Stop's two waits: time
+// for handlers whose connection was just closed to see their context end.
+const minStopTimeout = 100 * time.Millisecond
+
+// Admin is the admin server: the probes, /prestop and the admin routes on
+// their own port, apart from the public traffic. It is the last thing to
+// stop: under fx, [Module] stops it from [lifecycle.Coordinator.AtFinish],
+// after every other OnStop hook and the shutdown report.
+type Admin struct {
+	addr         string
+	probes       *Probes
+	srv          *http.Server
+	log          *zap.Logger
+	onServeError func(error)
+	stopTimeout  time.Duration
+	reqs         *tracker // requests in flight
+
+	mu      sync.Mutex
+	ln      net.Listener
+	done    chan struct{} // closed when Serve has returned
+	stopped bool
+}
+
+// New returns the admin server for cfg and the coordinator c, with the
+// checks behind /readyz. It does not listen until [Admin.Start].
+func New(cfg Config, c *lifecycle.Coordinator, checks []Check, opts ...Option) (*Admin, error) {
+	probes, err := NewProbes(cfg, c, checks, opts...)
+	if err != nil {
+		return nil, err
+	}
+	o := newOptions(opts)
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	probes.Register(e)
+	e.Any(PathPrestop, echo.WrapHandler(c.PrestopHandler()))
+	if err := addRoutes(e, o.routes); err != nil {
+		return nil, err
+	}
+	stopTimeout := o.stopTimeout
+	if stopTimeout <= 0 {
+		stopTimeout = max(c.Plan().Margin/2, minStopTimeout)
+	}
+	a := &Admin{
+		addr:         cfg.WithDefaults().Addr,
+		probes:       probes,
+		log:          o.log,
+		onServeError: o.onServeError,
+		stopTimeout:  stopTimeout,
+		reqs:         newTracker(),
+	}
+	a.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !a.reqs.add() {
+				http.Error(w, "admin server stopped", http.StatusServiceUnavailable)
+				return
+			}
+			defer a.reqs.done()
+			e.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(o.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
+	}
+	return a, nil
+}
+
+func addRoutes(e *echo.Echo, routes []AdminRoute) error {
+	reserved := map[string]bool{PathLivez: true, PathHealthz: true, PathReadyz: true, PathStartupz: true, PathPrestop: true}
+	seen := make(map[string]bool, len(routes))
+	for _, r := range routes {
+		method := r.Method
+		if method == "" {
+			method = http.MethodGet
+		}
+		switch key := method + " " + r.Path; {
+		case !strings.HasPrefix(r.Path, "/"):
+			return configErrorf("admin route Path=%q does not start with /", r.Path)
+		case reserved[r.Path]:
+			return configErrorf("admin route Path=%q is taken by the admin server", r.Path)
+		case seen[key]:
+			return configErrorf("admin route %q registered twice", key)
+		case r.Handler == nil:
+			return configErrorf("admin route %q: Handler is nil", key)
+		default:
+			seen[key] = true
+		}
+		e.Add(method, r.Path, echo.WrapHandler(r.Handler))
+	}
+	return nil
+}
+
+// Probes returns the probes the admin server serves, to mount them on
+// another server too.
+func (a *Admin) Probes() *Probes { return a.probes }
+
+// Handler returns the admin server's handler (without a listener), for
+// tests and for serving it elsewhere.
+func (a *Admin) Handler() http.Handler { return a.srv.Handler }
+
+// Addr returns the address the admin server listens on, or "" before
+// [Admin.Start].
+func (a *Admin) Addr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// Start listens on the configured address (a busy or bad address fails
+// here, naming it) and serves in a goroutine of the Admin's. It does not
+// block.
+func (a *Admin) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ln != nil || a.stopped {
+		return errors.New("probemod: admin server already started")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", a.addr)
+	if err != nil {
+		return fmt.Errorf("admin server: listen %q: %w", a.addr, err)
+	}
+	a.ln, a.done = ln, make(chan struct{})
+	go a.serve(ln, a.done)
+	a.log.Info("admin server listening", zap.String("addr", ln.Addr().String()))
+	return nil
+}
+
+func (a *Admin) serve(ln net.Listener, done chan struct{}) {
+	defer close(done)
+	err := a.srv.Serve(ln)
+	if err == nil || errors.Is(err, http.ErrServerClosed) {
+		return
+	}
+	a.log.Error("admin server failed", zap.Error(err))
+	if a.onServeError != nil {
+		a.onServeError(err)
+	}
+}
+
+// Stop shuts the admin server down: a graceful [http.Server.Shutdown]
+// bounded by the stop timeout (see [WithStopTimeout]) and ctx, then
+// [http.Server.Close], which ends the requests still in flight (a preStop
+// call still waiting for the drain among them) by cancelling their
+// contexts. It then waits, bounded again, for those handlers and for the
+// checks' runs ([Probes.Close]); an error says what is still running.
+// Later calls do nothing.
+func (a *Admin) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	ln, done, already := a.ln, a.done, a.stopped
+	a.stopped = true
+	a.mu.Unlock()
+	if already {
+		return nil
+	}
+	var errs []error
+	if ln != nil {
+		sctx, cancel := context.WithTimeout(ctx, a.stopTimeout)
+		err := a.srv.Shutdown(sctx)
+		cancel()
+		if err != nil {
+			a.log.Warn("admin server: graceful shutdown cut short, closing", zap.Duration("after", a.stopTimeout), zap.Error(err))
+		}
+		if err := a.srv.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("admin server: close: %w", err))
+		}
+		<-done // Serve returns as soon as its listener is closed
+	}
+	wctx, cancel := context.WithTimeout(ctx, a.stopTimeout)
+	defer cancel()
+	if n, err := a.reqs.close(wctx); err != nil {
+		errs = append(errs, fmt.Errorf("admin server: %d handlers still running: %w", n, err))
+	}
+	if err := a.probes.Close(wctx); err != nil {
+		errs = append(errs, fmt.Errorf("admin server: %w", err))
+	}
+	a.log.Info("admin server stopped")
+	return errors.Join(errs...)
+}

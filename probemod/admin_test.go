@@ -1,0 +1,163 @@
+package probemod_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/probemod"
+)
+
+func TestPrestopToken(t *testing.T) {
+	t.Parallel()
+	cfg := testLifecycle
+	cfg.PrestopToken = "s3cret"
+	c := newCoordinator(t, cfg)
+	c.MarkStarted()
+	_, url := startAdmin(t, c, probemod.Config{}, nil)
+
+	tests := []struct {
+		name      string
+		method    string
+		header    []string
+		wantCode  int
+		wantReady int
+	}{
+		{"missing token", http.MethodGet, nil, 401, 200},
+		{"wrong token", http.MethodPost, []string{lifecycle.PrestopHeader, "guess"}, 401, 200},
+		{"wrong method", http.MethodPut, []string{lifecycle.PrestopHeader, "s3cret"}, 405, 200},
+		{"right token", http.MethodPost, []string{lifecycle.PrestopHeader, "s3cret"}, 200, 503},
+		{"again, GET", http.MethodGet, []string{lifecycle.PrestopHeader, "s3cret"}, 200, 503},
+	}
+	for _, tt := range tests {
+		code, body := do(t, tt.method, url+"/prestop", tt.header...)
+		if code != tt.wantCode {
+			t.Errorf("%s: %s /prestop = %d %s, want %d", tt.name, tt.method, code, body, tt.wantCode)
+		}
+		if code == 200 && !strings.Contains(body, `"reason":"prestop"`) {
+			t.Errorf("%s: /prestop body %s, want the drain's reason", tt.name, body)
+		}
+		if code, _ := get(t, url+"/readyz"); code != tt.wantReady {
+			t.Errorf("%s: /readyz = %d after the call, want %d", tt.name, code, tt.wantReady)
+		}
+	}
+	select {
+	case <-c.DrainDone(): // the right token answered once the drain was over
+	default:
+		t.Error("/prestop answered 200 before the drain ended")
+	}
+}
+
+func TestStopEndsAPrestopStillWaiting(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, lifecycle.Config{DrainDelay: time.Hour, GracePeriod: 2 * time.Hour, IgnoreSignals: true})
+	c.MarkStarted()
+	a, err := probemod.New(probemod.Config{Addr: "127.0.0.1:0"}, c, nil, probemod.WithStopTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	called := make(chan error, 1)
+	go func() {
+		resp, err := client.Get("http://" + a.Addr() + "/prestop")
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		called <- err
+	}()
+	<-c.DrainStarted() // the preStop call is in, waiting for an hour's drain
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- a.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("Stop = %v, want nil (the preStop handler returned when its connection closed)", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop hangs on a preStop call in flight")
+	}
+	if err := <-called; err == nil {
+		t.Error("the preStop call got an answer, want its connection closed")
+	}
+}
+
+func TestBusyPortFailsStart(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addr := l.Addr().String()
+	c := newCoordinator(t, testLifecycle)
+	a, err := probemod.New(probemod.Config{Addr: addr}, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("listen %q", addr)) || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("Start on a busy port = %v, want it to name %s and EADDRINUSE", err, addr)
+	}
+	if err := a.Stop(context.Background()); err != nil {
+		t.Errorf("Stop after a failed Start = %v", err)
+	}
+}
+
+func TestAdminRoutes(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, testLifecycle)
+	metrics := probemod.AdminRoute{Path: "/metrics", Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "drain_requests_cut_total 0\n")
+	})}
+	_, url := startAdmin(t, c, probemod.Config{}, nil, probemod.WithRoutes(metrics))
+	if code, body := get(t, url+"/metrics"); code != 200 || body != "drain_requests_cut_total 0\n" {
+		t.Errorf("/metrics = %d %q", code, body)
+	}
+	if code, _ := get(t, url+"/nothing"); code != 404 {
+		t.Errorf("/nothing = %d, want 404", code)
+	}
+}
+
+func TestAdminRoutesValidated(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, testLifecycle)
+	h := http.NotFoundHandler()
+	tests := []struct {
+		name string
+		give []probemod.AdminRoute
+		want string
+	}{
+		{"probe path", []probemod.AdminRoute{{Path: "/readyz", Handler: h}}, `Path="/readyz" is taken`},
+		{"prestop", []probemod.AdminRoute{{Method: http.MethodPost, Path: "/prestop", Handler: h}}, `Path="/prestop" is taken`},
+		{"no slash", []probemod.AdminRoute{{Path: "metrics", Handler: h}}, `Path="metrics" does not start with /`},
+		{"twice", []probemod.AdminRoute{{Path: "/metrics", Handler: h}, {Method: http.MethodGet, Path: "/metrics", Handler: h}}, `"GET /metrics" registered twice`},
+		{"no handler", []probemod.AdminRoute{{Path: "/metrics"}}, `"GET /metrics": Handler is nil`},
+	}
+	for _, tt := range tests {
+		_, err := probemod.New(probemod.Config{}, c, nil, probemod.WithRoutes(tt.give...))
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, probemod.ErrConfig) {
+			t.Errorf("%s: %v, want an ErrConfig naming %s", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestStartTwiceFails(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, testLifecycle)
+	a, _ := startAdmin(t, c, probemod.Config{}, nil)
+	if err := a.Start(context.Background()); err == nil {
+		t.Error("a second Start succeeded")
+	}
+}

@@ -1,0 +1,319 @@
+package probemod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+
+	"github.com/jonboulle/clockwork"
+	"go.uber.org/zap"
+)
+
+// Check is one readiness check: /readyz fails while it fails.
+//
+// The error a check returns is shown as is in /readyz output and logs, so it
+// must not carry secrets: wrap driver errors that may quote a DSN, or pass
+// URLs through [RedactURL].
+type Check struct {
+	// Name is shown in ?verbose output ("[+]db ok"): non-empty, no spaces,
+	// unique among the checks.
+	Name string
+	// Check reports the dependency's health. It must return when ctx ends;
+	// one that does not is left running (at most one run per check at a
+	// time) and reported as timed out on every probe until it returns.
+	Check func(ctx context.Context) error
+	// Timeout bounds one run. Default ([Config.CheckTimeout]) when zero.
+	Timeout time.Duration
+	// CacheTTL is how long a result is reused. Default ([Config.CacheTTL])
+	// when zero; [NoCache] for none.
+	CacheTTL time.Duration
+	// FailureThreshold is how many consecutive failed runs fail /readyz once
+	// the check has passed. Default ([Config.FailureThreshold]) when zero.
+	FailureThreshold int
+}
+
+// ErrClosed is the result of a check after [Probes.Close]: no new run starts.
+var ErrClosed = errors.New("probemod: closed")
+
+func validateChecks(cfg Config, checks []Check) ([]Check, error) {
+	seen := make(map[string]bool, len(checks))
+	out := make([]Check, 0, len(checks))
+	for i, ck := range checks {
+		if err := validName(ck.Name); err != nil {
+			return nil, configErrorf("check %d: Name=%q %v", i, ck.Name, err)
+		}
+		if seen[ck.Name] {
+			return nil, configErrorf("check Name=%q registered twice", ck.Name)
+		}
+		seen[ck.Name] = true
+		switch {
+		case ck.Check == nil:
+			return nil, configErrorf("check %q: Check is nil", ck.Name)
+		case ck.Timeout < 0:
+			return nil, configErrorf("check %q: Timeout=%v is negative", ck.Name, ck.Timeout)
+		case ck.CacheTTL < 0:
+			return nil, configErrorf("check %q: CacheTTL=%v is negative", ck.Name, ck.CacheTTL)
+		case ck.FailureThreshold < 0:
+			return nil, configErrorf("check %q: FailureThreshold=%d is negative", ck.Name, ck.FailureThreshold)
+		}
+		if ck.Timeout == 0 {
+			ck.Timeout = cfg.CheckTimeout
+		}
+		if ck.CacheTTL == 0 {
+			ck.CacheTTL = cfg.CacheTTL
+		}
+		if ck.FailureThreshold == 0 {
+			ck.FailureThreshold = cfg.FailureThreshold
+		}
+		out = append(out, ck)
+	}
+	return out, nil
+}
+
+func validName(name string) error {
+	if name == "" {
+		return errors.New("is empty")
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return errors.New("has a space or control character")
+		}
+	}
+	return nil
+}
+
+// outcome is a check's result as /readyz reports it, reused until expires.
+type outcome struct {
+	err     error // nil: passing (a failure under the threshold passes)
+	expires time.Time
+}
+
+// call is one run of a check in flight; concurrent probes share it.
+type call struct {
+	done      chan struct{} // closed when the check function has returned
+	deadline  time.Time
+	concluded bool // an outcome was recorded for this run; guarded by checker.mu
+}
+
+// checker runs one Check with its timeout, cache and failure threshold. At
+// most one run of a check is in flight at a time: its goroutine belongs to
+// the checker (counted in runs) and Probes.Close waits for it.
+type checker struct {
+	Check
+	clock clockwork.Clock
+	log   *zap.Logger
+	runs  *tracker
+	base  context.Context // cancelled by Probes.Close
+
+	last atomic.Pointer[outcome]
+
+	mu     sync.Mutex
+	call   *call // the run in flight
+	fails  int   // consecutive failed runs
+	passed bool  // passed at least once
+}
+
+// fresh returns the cached outcome if it has not expired at now.
+func (k *checker) fresh(now time.Time) (*outcome, bool) {
+	o := k.last.Load()
+	if o != nil && now.Before(o.expires) {
+		return o, true
+	}
+	return nil, false
+}
+
+// begin returns the run to wait for, starting one if none is in flight, or
+// an outcome if there is nothing to wait for.
+func (k *checker) begin(now time.Time) (*call, *outcome) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if o, ok := k.fresh(now); ok {
+		return nil, o
+	}
+	if c := k.call; c != nil {
+		if now.Before(c.deadline) {
+			return c, nil
+		}
+		// The run in flight is past its deadline and its outcome has
+		// expired: the check still hangs, which counts as one more failure.
+		return nil, k.recordLocked(now, fmt.Errorf("timed out after %v, still running", k.Timeout))
+	}
+	if !k.runs.add() {
+		return nil, &outcome{err: ErrClosed}
+	}
+	c := &call{done: make(chan struct{}), deadline: now.Add(k.Timeout)}
+	k.call = c
+	go k.run(c)
+	return c, nil
+}
+
+func (k *checker) run(c *call) {
+	defer k.runs.done()
+	ctx, cancel := clockwork.WithDeadline(k.base, k.clock, c.deadline)
+	err := k.safeCall(ctx)
+	select {
+	case <-ctx.Done():
+		// Past the deadline, a nil or a bare deadline error is a timeout.
+		// (ctx.Err is read only once Done is closed: a fake clock's
+		// context blocks in Err until then.)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && (err == nil || errors.Is(err, context.DeadlineExceeded)) {
+			err = k.timeoutError()
+		}
+	default:
+	}
+	cancel()
+	now := k.clock.Now()
+	k.mu.Lock()
+	k.call = nil
+	if !c.concluded {
+		c.concluded = true
+		k.recordLocked(now, err)
+	}
+	k.mu.Unlock()
+	close(c.done)
+}
+
+func (k *checker) safeCall(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			k.log.Error("check panicked", zap.String("check", k.Name), zap.Any("panic", r), zap.StackSkip("stack", 2))
+			err = fmt.Errorf("panicked: %v", r)
+		}
+	}()
+	return k.Check.Check(ctx)
+}
+
+func (k *checker) timeoutError() error { return fmt.Errorf("timed out after %v", k.Timeout) }
+
+// wait waits for c until its deadline or until ctx (the probe's request)
+// ends, and returns the check's error (nil if passing).
+func (k *checker) wait(ctx context.Context, c *call) error {
+	if d := c.deadline.Sub(k.clock.Now()); d > 0 {
+		t := k.clock.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-c.done:
+			return k.last.Load().err
+		case <-ctx.Done():
+			return fmt.Errorf("probe ended: %w", ctx.Err())
+		case <-t.Chan():
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !c.concluded {
+		c.concluded = true
+		k.recordLocked(k.clock.Now(), k.timeoutError())
+	}
+	return k.last.Load().err
+}
+
+// recordLocked records the result of one run (err nil: passed) and returns
+// the outcome /readyz shows until now+CacheTTL. It logs when the check
+// starts or stops failing /readyz.
+func (k *checker) recordLocked(now time.Time, err error) *outcome {
+	if err == nil {
+		k.fails, k.passed = 0, true
+	} else {
+		k.fails++
+	}
+	var shown error
+	if err != nil && (!k.passed || k.fails >= k.FailureThreshold) {
+		shown = err
+	}
+	prev := k.last.Load()
+	o := &outcome{err: shown, expires: now.Add(k.CacheTTL)}
+	k.last.Store(o)
+	wasFailing := prev != nil && prev.err != nil
+	switch {
+	case shown != nil && !wasFailing:
+		k.log.Warn("check failed", zap.String("check", k.Name), zap.Error(shown), zap.Int("consecutive", k.fails))
+	case shown == nil && wasFailing:
+		k.log.Info("check recovered", zap.String("check", k.Name))
+	}
+	return o
+}
+
+// tracker counts owned goroutines (or requests) and lets Close wait for
+// them with a context, without a goroutine of its own.
+type tracker struct {
+	mu     sync.Mutex
+	n      int
+	closed bool
+	idle   chan struct{} // closed once closed and n == 0
+}
+
+func newTracker() *tracker { return &tracker{idle: make(chan struct{})} }
+
+// add counts one more; false once closed.
+func (t *tracker) add() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.n++
+	return true
+}
+
+func (t *tracker) done() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n--
+	if t.closed && t.n == 0 {
+		close(t.idle)
+	}
+}
+
+// close refuses new work and waits for what is running, until ctx ends;
+// then it returns ctx.Err() and how many are still running. It may be
+// called again to wait longer.
+func (t *tracker) close(ctx context.Context) (int, error) {
+	t.mu.Lock()
+	if !t.closed {
+		t.closed = true
+		if t.n == 0 {
+			close(t.idle)
+		}
+	}
+	t.mu.Unlock()
+	select {
+	case <-t.idle: // first, so an ended ctx does not hide that all is done
+		return 0, nil
+	default:
+	}
+	select {
+	case <-t.idle:
+		return 0, nil
+	case <-ctx.Done():
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return t.n, ctx.Err()
+	}
+}
+
+// RedactURL returns raw with the password of its userinfo replaced by
+// "xxxxx" ([url.URL.Redacted]), for check errors that quote a DSN such as
+// postgres://user:secret@db:5432/app. A raw string that does not parse as
+// a URL is replaced whole, since its parse error would quote it.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// oneLine keeps an error on one line of ?verbose output.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+}

@@ -1,0 +1,70 @@
+// Package probemod serves the Kubernetes probes and the admin server of a
+// drainfx service: /livez (and its alias /healthz), /readyz, /startupz,
+// /prestop and admin routes such as /metrics, on a port of their own.
+//
+// # Probes
+//
+//   - /livez, /healthz: 200 "ok" while the process serves HTTP. The drain
+//     never touches them: a failing liveness probe gets the container killed.
+//   - /readyz: 503 before the start and from D0 on
+//     ([lifecycle.Coordinator.Ready] is false), and while a check fails;
+//     else 200 "ok".
+//   - /startupz: 503 until every OnStart hook has run
+//     ([lifecycle.Coordinator.MarkStarted]), then 200 "ok".
+//
+// With ?verbose (any value), a probe writes one line per check, as the
+// Kubernetes apiserver does:
+//
+//	[+]serving ok
+//	[+]cache ok
+//	[-]db failed: dial tcp 10.0.0.7:5432: connect: connection refused
+//	readyz check failed
+//
+// The first line of /readyz is the coordinator's: "[+]serving ok",
+// "[-]starting failed: not started", or, from D0 on,
+// "[-]draining failed: draining since <D0> (<reason>)". Without ?verbose, a
+// failing probe writes only the failed lines and the last one. While the
+// coordinator is not ready, /readyz runs no check unless ?verbose asks.
+//
+// # Checks
+//
+// A [Check] is a named func(context.Context) error, added under fx with
+// [AsCheck]. Each has a timeout (default 1s: a probe never waits longer,
+// even for a check that ignores its context), a result cache (default 1s:
+// a probe storm reaches the dependency at most once a second) and a
+// failure threshold (default 1: the consecutive failed runs it takes to
+// fail /readyz once the check has passed; a check that has never passed
+// fails at once). Concurrent probes share one run of a check, and a probe
+// runs its stale checks concurrently. At most one run of a check is in
+// flight: a run still hanging past its timeout is reported as failed on
+// each probe, and [Probes.Close] waits for it.
+//
+// A check's error is printed as is, in ?verbose output and in logs. It must
+// not contain secrets: do not quote a DSN with its password (see
+// [RedactURL]).
+//
+// # The admin server
+//
+// [Admin] serves the probes, the coordinator's preStop handler at /prestop
+// (GET and POST, see [lifecycle.Coordinator.PrestopHandler]) and the routes
+// added with [AsAdminRoute]. Under fx ([Module]) it listens in OnStart, so
+// a busy port fails the start naming the address, and it stops last: from
+// [lifecycle.Coordinator.AtFinish], after every other OnStop hook and the
+// shutdown report, so the kubelet's probes, a preStop call and a metrics
+// scrape are answered through drain, stop and teardown. Its stop is a
+// graceful shutdown bounded by half the budget's Margin (at least 100ms),
+// then a close that cancels the requests still in flight.
+//
+// # Without fx
+//
+// [New] returns the admin server; call [Admin.Start] and [Admin.Stop]
+// yourself, Stop after everything else. [NewProbes] returns the probes
+// alone, to mount with [Probes.Register] on any [echo.Echo].
+//
+// # Limits
+//
+// A check or an admin route that ignores its context keeps its goroutine
+// after its timeout; Stop waits for it only briefly and then returns an
+// error naming what still runs. Probes are served in plain text, without
+// Kubernetes' per-check paths (/readyz/<name>) or ?exclude.
+package probemod

@@ -1,0 +1,113 @@
+package probemod_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/probemod"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// client keeps no idle connection, so no transport goroutine outlives a test.
+var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+
+// testLifecycle is a budget for tests: a short drain, no signal handling.
+var testLifecycle = lifecycle.Config{DrainDelay: 100 * time.Millisecond, IgnoreSignals: true}
+
+func newCoordinator(t *testing.T, cfg lifecycle.Config) *lifecycle.Coordinator {
+	t.Helper()
+	c, err := lifecycle.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// startAdmin starts an admin server on 127.0.0.1:0 and returns its base URL;
+// it is stopped when the test ends (before the coordinator is closed).
+func startAdmin(t *testing.T, c *lifecycle.Coordinator, cfg probemod.Config, checks []probemod.Check, opts ...probemod.Option) (*probemod.Admin, string) {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	a, err := probemod.New(cfg, c, checks, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := a.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return a, "http://" + a.Addr()
+}
+
+// get sends method (GET if empty) to url with header pairs and returns the
+// status and body.
+func do(t *testing.T, method, url string, header ...string) (int, string) {
+	t.Helper()
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func get(t *testing.T, url string, header ...string) (int, string) {
+	t.Helper()
+	return do(t, http.MethodGet, url, header...)
+}
+
+// lines joins want lines as a probe writes them.
+func lines(l ...string) string { return strings.Join(l, "\n") + "\n" }
+
+// eventually polls cond until it holds, failing the test after 5s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func okCheck(name string) probemod.Check {
+	return probemod.Check{Name: name, Check: func(context.Context) error { return nil }}
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

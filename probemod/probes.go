@@ -1,0 +1,262 @@
+package probemod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/lifecycle"
+)
+
+// The probe paths [Probes.Register] mounts.
+const (
+	PathLivez    = "/livez"
+	PathHealthz  = "/healthz" // alias of /livez
+	PathReadyz   = "/readyz"
+	PathStartupz = "/startupz"
+)
+
+// Probes answers the Kubernetes probes from the coordinator's state and the
+// readiness checks. Mount it on the admin server (as [New] does) or on any
+// [echo.Echo] with [Probes.Register]. It is safe for concurrent use.
+type Probes struct {
+	c      *lifecycle.Coordinator
+	clock  clockwork.Clock
+	log    *zap.Logger
+	checks []*checker // sorted by name
+	runs   *tracker   // check goroutines
+	cancel context.CancelFunc
+}
+
+// NewProbes returns the probes for the coordinator c and the checks. Options
+// [WithLogger] and [WithClock] apply; the others are for [New]. Checks are
+// listed and run in name order. The checks' goroutines belong to the
+// returned Probes: call [Probes.Close] when done.
+func NewProbes(cfg Config, c *lifecycle.Coordinator, checks []Check, opts ...Option) (*Probes, error) {
+	if c == nil {
+		return nil, configErrorf("nil *lifecycle.Coordinator")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	checks, err := validateChecks(cfg, checks)
+	if err != nil {
+		return nil, err
+	}
+	o := newOptions(opts)
+	slices.SortFunc(checks, func(a, b Check) int { return strings.Compare(a.Name, b.Name) })
+	base, cancel := context.WithCancel(context.Background())
+	p := &Probes{c: c, clock: o.clock, log: o.log, runs: newTracker(), cancel: cancel}
+	for _, ck := range checks {
+		p.checks = append(p.checks, &checker{Check: ck, clock: o.clock, log: o.log, runs: p.runs, base: base})
+	}
+	return p, nil
+}
+
+// Register mounts /livez, /healthz, /readyz and /startupz (GET and HEAD)
+// on e.
+func (p *Probes) Register(e *echo.Echo) {
+	get := []string{http.MethodGet, http.MethodHead}
+	e.Match(get, PathLivez, p.Livez)
+	e.Match(get, PathHealthz, p.Livez)
+	e.Match(get, PathReadyz, p.Readyz)
+	e.Match(get, PathStartupz, p.Startupz)
+}
+
+// Close stops starting check runs, cancels the context of the runs in
+// flight and waits for them until ctx ends. Probes answered after Close
+// report the checks failed with [ErrClosed]. It may be called again to wait
+// longer.
+func (p *Probes) Close(ctx context.Context) error {
+	p.cancel()
+	if n, err := p.runs.close(ctx); err != nil {
+		return fmt.Errorf("%d check runs still in flight: %w", n, err)
+	}
+	return nil
+}
+
+// Livez is the liveness probe: 200 "ok" as long as the process serves HTTP.
+// The drain never touches it: a failing liveness probe gets the container
+// killed.
+func (p *Probes) Livez(ec echo.Context) error {
+	if !verbose(ec.Request()) {
+		return writeBody(ec, http.StatusOK, okBody)
+	}
+	return writeBody(ec, http.StatusOK, livezVerbose)
+}
+
+// Startupz is the startup probe: 503 until the coordinator has left
+// [lifecycle.StateStarting] (every OnStart hook has run), then 200.
+func (p *Probes) Startupz(ec echo.Context) error {
+	var line report
+	if p.c.State() == lifecycle.StateStarting {
+		line = report{"starting", errNotStarted}
+	} else {
+		line = report{"started", nil}
+	}
+	return p.answer(ec, "startupz", []report{line}, verbose(ec.Request()))
+}
+
+// Readyz is the readiness probe: 200 "ok" while the coordinator is serving
+// ([lifecycle.Coordinator.Ready]) and every check passes; 503 before the
+// start, from D0 on, and while a check fails. While not ready from the
+// coordinator's state it runs no check, unless ?verbose asks for every line.
+func (p *Probes) Readyz(ec echo.Context) error {
+	req := ec.Request()
+	v := verbose(req)
+	st := p.stateLine()
+	if !v {
+		if st.err != nil {
+			return p.answer(ec, "readyz", []report{st}, false)
+		}
+		if p.cachedPass() { // the hot path: no allocation
+			return writeBody(ec, http.StatusOK, okBody)
+		}
+	}
+	lines := make([]report, 0, 1+len(p.checks))
+	lines = append(lines, st)
+	for i, err := range p.run(req.Context()) {
+		lines = append(lines, report{p.checks[i].Name, err})
+	}
+	return p.answer(ec, "readyz", lines, v)
+}
+
+// cachedPass reports whether every check has a fresh passing outcome,
+// without running anything.
+func (p *Probes) cachedPass() bool {
+	now := p.clock.Now()
+	for _, k := range p.checks {
+		if o, fresh := k.fresh(now); !fresh || o.err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// run returns each check's error (nil: passing), running the stale ones
+// concurrently, so a probe waits at most for the longest timeout.
+func (p *Probes) run(ctx context.Context) []error {
+	now := p.clock.Now()
+	errs := make([]error, len(p.checks))
+	calls := make([]*call, len(p.checks))
+	for i, k := range p.checks {
+		if o, ok := k.fresh(now); ok {
+			errs[i] = o.err
+			continue
+		}
+		c, o := k.begin(now)
+		if c == nil {
+			errs[i] = o.err
+		}
+		calls[i] = c
+	}
+	for i, c := range calls {
+		if c != nil {
+			errs[i] = p.checks[i].wait(ctx, c)
+		}
+	}
+	return errs
+}
+
+// stateLine is the coordinator's part of /readyz.
+func (p *Probes) stateLine() report {
+	switch st := p.c.State(); st {
+	case lifecycle.StateStarting:
+		return report{"starting", errNotStarted}
+	case lifecycle.StateServing:
+		return report{"serving", nil}
+	default:
+		d0, reason := p.c.D0()
+		if d0.IsZero() { // finished without a drain (no module drained)
+			return report{st.String(), errNoDrain}
+		}
+		return report{st.String(), fmt.Errorf("draining since %s (%s)", d0.UTC().Format(timeFormat), reason)}
+	}
+}
+
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+var (
+	errNotStarted = errors.New("not started")
+	errNoDrain    = errors.New("stopped without a drain")
+)
+
+// report is one line of probe output.
+type report struct {
+	name string
+	err  error
+}
+
+// answer writes the probe's answer: 200 "ok" or 503 with the failed lines;
+// with verbose, every line and "<probe> check passed|failed".
+func (p *Probes) answer(ec echo.Context, probe string, lines []report, verbose bool) error {
+	failed := false
+	for _, l := range lines {
+		failed = failed || l.err != nil
+	}
+	if !failed && !verbose {
+		return writeBody(ec, http.StatusOK, okBody)
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		switch {
+		case l.err != nil:
+			fmt.Fprintf(&b, "[-]%s failed: %s\n", l.name, oneLine(l.err.Error()))
+		case verbose:
+			fmt.Fprintf(&b, "[+]%s ok\n", l.name)
+		}
+	}
+	code := http.StatusOK
+	if failed {
+		code = http.StatusServiceUnavailable
+		fmt.Fprintf(&b, "%s check failed\n", probe)
+	} else {
+		fmt.Fprintf(&b, "%s check passed\n", probe)
+	}
+	return writeBody(ec, code, []byte(b.String()))
+}
+
+var (
+	okBody       = []byte("ok")
+	livezVerbose = []byte("[+]ping ok\nlivez check passed\n")
+
+	// Shared header values, set without Header.Set's allocation. The
+	// capacity is the length, so an append by anyone copies.
+	textPlain = []string{"text/plain; charset=utf-8"}[:1:1]
+	nosniff   = []string{"nosniff"}[:1:1]
+	noStore   = []string{"no-store"}[:1:1]
+)
+
+func writeBody(ec echo.Context, code int, body []byte) error {
+	w := ec.Response()
+	h := w.Header()
+	h["Content-Type"] = textPlain
+	h["X-Content-Type-Options"] = nosniff
+	h["Cache-Control"] = noStore
+	w.WriteHeader(code)
+	_, err := w.Write(body)
+	return err
+}
+
+// verbose reports whether the query has a "verbose" key, with any value or
+// none, as the Kubernetes apiserver reads it. It does not allocate.
+func verbose(r *http.Request) bool {
+	q := r.URL.RawQuery
+	for q != "" {
+		var part string
+		part, q, _ = strings.Cut(q, "&")
+		key, _, _ := strings.Cut(part, "=")
+		if key == "verbose" {
+			return true
+		}
+	}
+	return false
+}

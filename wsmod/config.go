@@ -1,0 +1,183 @@
+package wsmod
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Defaults of [Config]. A zero field resolves to its default.
+const (
+	// DefaultCloseCode is 1001 "going away": the endpoint is going down.
+	DefaultCloseCode    = CloseGoingAway
+	DefaultCloseReason  = "server shutting down"
+	DefaultCloseTimeout = 5 * time.Second
+	DefaultWriteTimeout = 1 * time.Second
+	DefaultRetryAfter   = 1 * time.Second
+	// DefaultFinalEventName is the event type of the final SSE event.
+	DefaultFinalEventName = "shutdown"
+	// DefaultFinalEventRetry is the reconnection hint of the final SSE event.
+	DefaultFinalEventRetry = 1 * time.Second
+)
+
+// WebSocket close codes (RFC 6455 §7.4.1, IANA registry) used by drainfx.
+const (
+	CloseNormalClosure   = 1000
+	CloseGoingAway       = 1001
+	CloseInternalError   = 1011
+	CloseServiceRestart  = 1012
+	CloseTryAgainLater   = 1013
+	maxCloseReasonLength = 123 // a control frame carries 125 bytes, 2 of them the code
+)
+
+// Config tunes how the registry ends sessions. Every zero field resolves to
+// its default, as in [net/http.Server].
+type Config struct {
+	// CloseCode is the close code sent to every WebSocket peer at the stop
+	// phase. Default 1001 (going away); 1012 (service restart) is the other
+	// usual choice. Must be a code an endpoint may send: 1000–1003, 1007–1014
+	// or 3000–4999.
+	CloseCode int `yaml:"closeCode" json:"closeCode"`
+	// CloseReason goes with CloseCode (at most 123 bytes of UTF-8). Default
+	// "server shutting down".
+	CloseReason string `yaml:"closeReason" json:"closeReason"`
+	// CloseTimeout is how long the stop phase waits for the peers' close
+	// replies and the handlers' return before it force-closes what is left.
+	// It is clipped so that the force-close never comes after the
+	// coordinator's stop deadline ([lifecycle.Coordinator.StopDeadline]).
+	// Outside the stop phase, it also bounds the wait for a peer's close
+	// reply after a handler returned. Default 5s.
+	CloseTimeout time.Duration `yaml:"closeTimeout" json:"closeTimeout"`
+	// WriteTimeout bounds the writing of a close frame, a ping or the final
+	// SSE event. Default 1s.
+	WriteTimeout time.Duration `yaml:"writeTimeout" json:"writeTimeout"`
+	// PingInterval turns on the WebSocket keep-alive: a ping every
+	// PingInterval, and a read deadline of PingInterval+PongTimeout that every
+	// pong extends, so a dead peer's reads fail and its session leaves the
+	// registry. Only a handler that reads sees pongs (gorilla processes
+	// control frames inside reads). Default 0: off.
+	PingInterval time.Duration `yaml:"pingInterval" json:"pingInterval"`
+	// PongTimeout is how long after a ping interval a pong may be late.
+	// Default: PingInterval.
+	PongTimeout time.Duration `yaml:"pongTimeout" json:"pongTimeout"`
+	// ReadLimit is the largest WebSocket message a peer may send, in bytes;
+	// a larger one closes the session with 1009. Default 0: no limit (as
+	// gorilla).
+	ReadLimit int64 `yaml:"readLimit" json:"readLimit"`
+	// RetryAfter is sent in the Retry-After header (whole seconds, at least
+	// 1) of the 503 that refuses a new session in the stop phase. Default 1s.
+	RetryAfter time.Duration `yaml:"retryAfter" json:"retryAfter"`
+	// FinalEvent is the last event of every SSE stream at the stop phase.
+	// Default: event "shutdown", data CloseReason, retry 1s. Give it data:
+	// browsers drop an event without a data line.
+	FinalEvent Event `yaml:"finalEvent" json:"finalEvent"`
+	// AllowedOrigins lists the origins a WebSocket upgrade may come from:
+	// an entry with a scheme ("https://app.example.com") must equal the
+	// Origin header; one without ("app.example.com:8443") must equal its host;
+	// "*" allows any. Case-insensitive. Default empty: gorilla's same-origin
+	// check (no Origin header, or its host equals the request's Host).
+	// [WithCheckOrigin] replaces it.
+	AllowedOrigins []string `yaml:"allowedOrigins" json:"allowedOrigins"`
+}
+
+// ErrConfig is matched (with [errors.Is]) by every error [Config.Validate]
+// returns.
+var ErrConfig = errors.New("wsmod: invalid config")
+
+type configError struct{ msg string }
+
+func (e *configError) Error() string        { return "wsmod: " + e.msg }
+func (e *configError) Is(target error) bool { return target == ErrConfig }
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.CloseCode == 0 {
+		c.CloseCode = DefaultCloseCode
+	}
+	if c.CloseReason == "" {
+		c.CloseReason = DefaultCloseReason
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = c.PingInterval
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.FinalEvent == (Event{}) {
+		c.FinalEvent = Event{Event: DefaultFinalEventName, Data: c.CloseReason, Retry: DefaultFinalEventRetry}
+	}
+	return c
+}
+
+// Validate resolves defaults and checks every field. The error names each
+// field at fault and its value.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var bad []string
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"CloseTimeout", c.CloseTimeout},
+		{"WriteTimeout", c.WriteTimeout},
+		{"PingInterval", c.PingInterval},
+		{"PongTimeout", c.PongTimeout},
+		{"RetryAfter", c.RetryAfter},
+		{"FinalEvent.Retry", c.FinalEvent.Retry},
+	} {
+		if f.v < 0 {
+			bad = append(bad, fmt.Sprintf("%s=%v is negative", f.name, f.v))
+		}
+	}
+	if !sendableCloseCode(c.CloseCode) {
+		bad = append(bad, fmt.Sprintf("CloseCode=%d is not a code an endpoint may send (1000-1003, 1007-1014, 3000-4999)", c.CloseCode))
+	}
+	if len(c.CloseReason) > maxCloseReasonLength {
+		bad = append(bad, fmt.Sprintf("CloseReason=%q is %d bytes, more than %d", c.CloseReason, len(c.CloseReason), maxCloseReasonLength))
+	} else if !utf8.ValidString(c.CloseReason) {
+		bad = append(bad, fmt.Sprintf("CloseReason=%q is not valid UTF-8", c.CloseReason))
+	}
+	if c.ReadLimit < 0 {
+		bad = append(bad, fmt.Sprintf("ReadLimit=%d is negative", c.ReadLimit))
+	}
+	if err := c.FinalEvent.validate(); err != nil {
+		bad = append(bad, fmt.Sprintf("FinalEvent: %v", err))
+	}
+	for _, o := range c.AllowedOrigins {
+		if strings.TrimSpace(o) == "" {
+			bad = append(bad, fmt.Sprintf("AllowedOrigins has an empty entry in %q", c.AllowedOrigins))
+			break
+		}
+	}
+	if len(bad) > 0 {
+		return &configError{strings.Join(bad, "; ")}
+	}
+	return nil
+}
+
+// sendableCloseCode reports whether an endpoint may put code in a close
+// frame (RFC 6455 §7.4; 1004–1006 and 1015 are reserved).
+func sendableCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+// retryAfterSeconds is the Retry-After value: whole seconds, rounded up, at
+// least 1.
+func (c Config) retryAfterSeconds() int64 {
+	s := int64((c.RetryAfter + time.Second - 1) / time.Second)
+	return max(s, 1)
+}

@@ -1,0 +1,235 @@
+package wsmod_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/labstack/echo/v4"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/wsmod"
+)
+
+// waitTimeout bounds every wait on an event in these tests; reaching it is a
+// failure, not a timing.
+const waitTimeout = 10 * time.Second
+
+// waitFor polls cond until it holds, failing the test after waitTimeout.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// testServer is an echo app on a real loopback listener, as httpmod runs it.
+type testServer struct {
+	Addr string // 127.0.0.1:port
+	srv  *http.Server
+	done chan struct{}
+}
+
+func newEcho(register func(e *echo.Echo)) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Logger.SetOutput(io.Discard)
+	register(e)
+	return e
+}
+
+// listen starts serving h; Close (also a test cleanup) stops it.
+func listen(t testing.TB, h http.Handler) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &testServer{
+		Addr: ln.Addr().String(),
+		srv:  &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)},
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(s.done)
+		_ = s.srv.Serve(ln)
+	}()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *testServer) Close() {
+	_ = s.srv.Close()
+	<-s.done
+}
+
+// Shutdown is what httpmod's OnStop does once the drain is over.
+func (s *testServer) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	<-s.done
+	return err
+}
+
+func (s *testServer) URL(path string) string   { return "http://" + s.Addr + path }
+func (s *testServer) WSURL(path string) string { return "ws://" + s.Addr + path }
+
+// fixture is a coordinator, a registry and a server with the routes under
+// test.
+type fixture struct {
+	c   *lifecycle.Coordinator
+	r   *wsmod.Registry
+	srv *testServer
+}
+
+func newFixture(t testing.TB, lcfg lifecycle.Config, cfg wsmod.Config, routes func(e *echo.Echo, r *wsmod.Registry), opts ...lifecycle.Option) *fixture {
+	t.Helper()
+	lcfg.IgnoreSignals = true
+	c, err := lifecycle.New(lcfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := wsmod.New(cfg, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{c: c, r: r}
+	f.srv = listen(t, newEcho(func(e *echo.Echo) { routes(e, r) }))
+	t.Cleanup(func() {
+		// Whatever the test did: end the stop phase at once, then the coordinator.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = c.DrainAndWait(ctx)
+		_ = r.Stop(ctx)
+		c.Finish()
+	})
+	return f
+}
+
+// stop plays httpmod's OnStop and then the registry's, as fx orders them:
+// drain, then Shutdown in parallel with the registry closing its sessions.
+func (f *fixture) stop(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	f.c.BeginDrain("test")
+	if err := f.c.DrainAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- f.srv.Shutdown(ctx) }()
+	if err := f.r.Stop(ctx); err != nil {
+		t.Errorf("registry stop: %v", err)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("server shutdown: %v", err)
+	}
+}
+
+// echoHandler sends every message back.
+func echoHandler(_ context.Context, conn wsmod.Conn) error {
+	for {
+		mt, p, err := conn.ReadMessage()
+		if err != nil {
+			return err
+		}
+		if err := conn.WriteMessage(mt, p); err != nil {
+			return err
+		}
+	}
+}
+
+func dial(t testing.TB, url string, hdr http.Header) *websocket.Conn {
+	t.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial(url, hdr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	_ = resp.Body.Close()
+	return conn
+}
+
+// closeResult is how a client saw its session end.
+type closeResult struct {
+	code     int // -1: no close frame
+	text     string
+	messages int
+	err      error
+}
+
+// readUntilClose reads (replying to pings and to the close frame, as
+// gorilla does inside reads) until the session ends.
+func readUntilClose(conn *websocket.Conn) closeResult {
+	res := closeResult{code: -1}
+	for {
+		_, _, err := conn.ReadMessage()
+		if err != nil {
+			res.err = err
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				res.code, res.text = ce.Code, ce.Text
+			}
+			return res
+		}
+		res.messages++
+	}
+}
+
+// sseEvent is one parsed server-sent event.
+type sseEvent struct {
+	id, event, data, retry string
+}
+
+// readSSE parses events until the body ends, returning them and the error
+// the body ended with (io.EOF for a clean end).
+func readSSE(body io.Reader, first chan<- struct{}) ([]sseEvent, error) {
+	br := bufio.NewReader(body)
+	var evs []sseEvent
+	var cur sseEvent
+	var once sync.Once
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return evs, err
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" {
+			evs = append(evs, cur)
+			cur = sseEvent{}
+			if first != nil {
+				once.Do(func() { close(first) })
+			}
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "id":
+			cur.id = value
+		case "event":
+			cur.event = value
+		case "data":
+			if cur.data != "" {
+				cur.data += "\n"
+			}
+			cur.data += value
+		case "retry":
+			cur.retry = value
+		}
+	}
+}

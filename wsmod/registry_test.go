@@ -1,0 +1,133 @@
+package wsmod_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/wsmod"
+)
+
+func newCoordinator(t testing.TB) *lifecycle.Coordinator {
+	t.Helper()
+	c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Finish() })
+	return c
+}
+
+func TestConfigDefaults(t *testing.T) {
+	got := wsmod.Config{}.WithDefaults()
+	want := wsmod.Config{
+		CloseCode:    1001,
+		CloseReason:  "server shutting down",
+		CloseTimeout: 5 * time.Second,
+		WriteTimeout: time.Second,
+		RetryAfter:   time.Second,
+		FinalEvent:   wsmod.Event{Event: "shutdown", Data: "server shutting down", Retry: time.Second},
+	}
+	if got.CloseCode != want.CloseCode || got.CloseReason != want.CloseReason || got.CloseTimeout != want.CloseTimeout ||
+		got.WriteTimeout != want.WriteTimeout || got.RetryAfter != want.RetryAfter || got.FinalEvent != want.FinalEvent ||
+		got.PingInterval != 0 || got.PongTimeout != 0 {
+		t.Errorf("defaults %+v, want %+v", got, want)
+	}
+	if pt := (wsmod.Config{PingInterval: time.Second}).WithDefaults().PongTimeout; pt != time.Second {
+		t.Errorf("PongTimeout default %v, want PingInterval", pt)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		give wsmod.Config
+		want string // "" for valid
+	}{
+		{"zero", wsmod.Config{}, ""},
+		{"service restart", wsmod.Config{CloseCode: 1012}, ""},
+		{"private code", wsmod.Config{CloseCode: 4000}, ""},
+		{"reserved code", wsmod.Config{CloseCode: 1006}, "CloseCode=1006"},
+		{"out of range code", wsmod.Config{CloseCode: 999}, "CloseCode=999"},
+		{"long reason", wsmod.Config{CloseReason: strings.Repeat("r", 124)}, "CloseReason="},
+		{"negative timeout", wsmod.Config{CloseTimeout: -time.Second}, "CloseTimeout=-1s"},
+		{"negative ping", wsmod.Config{PingInterval: -1}, "PingInterval=-1ns"},
+		{"negative read limit", wsmod.Config{ReadLimit: -1}, "ReadLimit=-1"},
+		{"empty origin", wsmod.Config{AllowedOrigins: []string{" "}}, "AllowedOrigins"},
+		{"two at once", wsmod.Config{WriteTimeout: -1, RetryAfter: -1}, "WriteTimeout=-1ns is negative; RetryAfter=-1ns"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.give.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, wsmod.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate: %v, want an ErrConfig with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewNilCoordinator(t *testing.T) {
+	if _, err := wsmod.New(wsmod.Config{}, nil); err == nil {
+		t.Error("New with a nil coordinator: no error")
+	}
+}
+
+func TestModuleBoot(t *testing.T) {
+	var r *wsmod.Registry
+	fxtest.New(t,
+		fx.NopLogger,
+		lifecycle.Module,
+		wsmod.Module,
+		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}),
+		fx.Populate(&r),
+	).RequireStart().RequireStop()
+	if !r.Stopping() || r.Len(wsmod.KindWebSocket) != 0 || r.Len(wsmod.KindSSE) != 0 {
+		t.Errorf("after stop: stopping=%v, %d+%d sessions", r.Stopping(), r.Len(wsmod.KindWebSocket), r.Len(wsmod.KindSSE))
+	}
+}
+
+func TestModuleInvalidConfig(t *testing.T) {
+	app := fx.New(
+		fx.NopLogger,
+		lifecycle.Module,
+		wsmod.Module,
+		fx.Supply(lifecycle.Config{IgnoreSignals: true}, wsmod.Config{CloseCode: 1005}),
+		fx.Invoke(func(*wsmod.Registry) {}),
+	)
+	if err := app.Err(); !errors.Is(err, wsmod.ErrConfig) || !strings.Contains(err.Error(), "CloseCode=1005") {
+		t.Errorf("app error %v, want one naming CloseCode=1005", err)
+	}
+}
+
+// Stop is bounded by its context even when the drain has not ended.
+func TestStopBoundedByContext(t *testing.T) {
+	c, err := lifecycle.New(lifecycle.Config{DrainDelay: time.Hour, GracePeriod: 2 * time.Hour, IgnoreSignals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Finish()
+	r, err := wsmod.New(wsmod.Config{}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Stop(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Stop: %v, want context.Canceled", err)
+	}
+	if !r.Stopping() {
+		t.Error("the stop phase did not begin")
+	}
+}

@@ -1,0 +1,503 @@
+package wsmod_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/jonboulle/clockwork"
+	"github.com/labstack/echo/v4"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/wsmod"
+)
+
+// The main case: 200 clients, the app stopped through fxtest; every
+// client reads 1001 and every handler returns.
+func TestWebSocketStopThroughFx(t *testing.T) {
+	const clients = 200
+	var (
+		r        *wsmod.Registry
+		c        *lifecycle.Coordinator
+		srv      *testServer
+		returned atomic.Int64
+	)
+	handler := func(ctx context.Context, conn wsmod.Conn) error {
+		defer returned.Add(1)
+		return echoHandler(ctx, conn)
+	}
+	app := fxtest.New(t,
+		fx.NopLogger,
+		lifecycle.Module,
+		wsmod.Module,
+		fx.Supply(lifecycle.Config{DrainDelay: 20 * time.Millisecond, IgnoreSignals: true}),
+		// The HTTP server as httpmod runs it: it depends on the registry
+		// through its routes, so its OnStop runs before the registry's.
+		fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator, r *wsmod.Registry) {
+			e := newEcho(func(e *echo.Echo) { e.GET("/ws", r.WebSocket(handler)) })
+			lc.Append(fx.Hook{
+				OnStart: func(context.Context) error { srv = listen(t, e); return nil },
+				OnStop: func(ctx context.Context) error {
+					_ = c.DrainAndWait(ctx)
+					return srv.Shutdown(ctx)
+				},
+			})
+		}),
+		fx.Populate(&r, &c),
+	)
+	app.RequireStart()
+
+	conns := make([]*websocket.Conn, clients)
+	results := make([]closeResult, clients)
+	var wg sync.WaitGroup
+	for i := range conns {
+		conns[i] = dial(t, srv.WSURL("/ws"), nil)
+		wg.Go(func() { results[i] = readUntilClose(conns[i]) })
+	}
+	defer func() {
+		for _, conn := range conns {
+			_ = conn.Close()
+		}
+	}()
+	waitFor(t, "200 sessions", func() bool { return r.Len(wsmod.KindWebSocket) == clients })
+	// A message round trip on one of them, so the sessions are known to work.
+	if err := conns[0].WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+
+	app.RequireStop()
+	wg.Wait()
+
+	for i, res := range results {
+		if res.code != websocket.CloseGoingAway || res.text != wsmod.DefaultCloseReason {
+			t.Errorf("client %d: close %d %q (%v), want 1001 %q", i, res.code, res.text, res.err, wsmod.DefaultCloseReason)
+		}
+	}
+	if got := returned.Load(); got != clients {
+		t.Errorf("%d handlers returned, want %d", got, clients)
+	}
+	st := r.Stats().WebSocket
+	if st.Active != 0 || st.Clean != clients || st.Forced != 0 || st.Aborted != 0 {
+		t.Errorf("stats %+v, want %d clean", st, clients)
+	}
+	rep, ok := c.Report()
+	if !ok {
+		t.Fatal("no report")
+	}
+	if !rep.Clean() || rep.InFlightStop["websocket"] != clients {
+		t.Errorf("report: clean=%v cut=%v in flight at stop=%v", rep.Clean(), rep.Cut, rep.InFlightStop)
+	}
+}
+
+// A handler writing as fast as it can while the close frame goes out: no
+// race (run with -race), no panic, 1001 delivered.
+func TestWebSocketCloseWhileWriting(t *testing.T) {
+	const clients = 10
+	start := make(chan struct{}) // all dialed: flood
+	var writing sync.WaitGroup
+	writing.Add(clients)
+	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{},
+		func(e *echo.Echo, r *wsmod.Registry) {
+			e.GET("/flood", r.WebSocket(func(ctx context.Context, conn wsmod.Conn) error {
+				msg := []byte(strings.Repeat("x", 512))
+				var once sync.Once
+				<-start
+				for {
+					if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+						return err
+					}
+					once.Do(writing.Done)
+				}
+			}))
+		})
+	results := make([]closeResult, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		conn := dial(t, f.srv.WSURL("/flood"), nil)
+		defer conn.Close()
+		wg.Go(func() { results[i] = readUntilClose(conn) })
+	}
+	close(start)
+	writing.Wait()
+	f.stop(t)
+	wg.Wait()
+	for i, res := range results {
+		if res.code != websocket.CloseGoingAway {
+			t.Errorf("client %d: close %d (%v) after %d messages, want 1001", i, res.code, res.err, res.messages)
+		}
+		if res.messages == 0 {
+			t.Errorf("client %d: no message before the close", i)
+		}
+	}
+	if st := f.r.Stats().WebSocket; st.Clean != clients {
+		t.Errorf("stats %+v, want %d clean", st, clients)
+	}
+}
+
+// A peer that never answers the close frame is force-closed at the close
+// deadline — CloseTimeout, or the coordinator's stop deadline when that
+// comes first — and counted as a cut session. The clock is fake: the
+// deadline is reached by advancing it, not by waiting.
+func TestWebSocketForceCloseAtDeadline(t *testing.T) {
+	lcfg := lifecycle.Config{GracePeriod: 30 * time.Second, DrainDelay: time.Second}
+	tests := []struct {
+		name         string
+		closeTimeout time.Duration
+		wantForceAt  time.Duration // after the stop phase began
+	}{
+		{name: "CloseTimeout", closeTimeout: 2 * time.Second, wantForceAt: 2 * time.Second},
+		// 30s grace − 3s teardown − 1s margin = stop deadline at D0+26s, 25s into the stop phase
+		{name: "clipped to the stop deadline", closeTimeout: time.Hour, wantForceAt: 25 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := clockwork.NewFakeClock()
+			f := newFixture(t, lcfg, wsmod.Config{CloseTimeout: tt.closeTimeout},
+				func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) },
+				lifecycle.WithClock(clock))
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+
+			polite := dial(t, f.srv.WSURL("/ws"), nil)
+			defer polite.Close()
+			politeDone := make(chan closeResult, 1)
+			go func() { politeDone <- readUntilClose(polite) }()
+			mute := dial(t, f.srv.WSURL("/ws"), nil) // never reads: never replies to the close frame
+			defer mute.Close()
+			waitFor(t, "2 sessions", func() bool { return f.r.Len(wsmod.KindWebSocket) == 2 })
+
+			f.c.BeginDrain("test")
+			stopped := make(chan error, 1)
+			go func() { stopped <- f.r.Stop(ctx) }()
+			if err := clock.BlockUntilContext(ctx, 1); err != nil { // the drain timer
+				t.Fatal(err)
+			}
+			clock.Advance(lcfg.DrainDelay)
+			stopAt := clock.Now()
+
+			if res := <-politeDone; res.code != websocket.CloseGoingAway {
+				t.Fatalf("polite client: close %d (%v), want 1001", res.code, res.err)
+			}
+			waitFor(t, "the polite session to end", func() bool { return f.r.Len(wsmod.KindWebSocket) == 1 })
+			if err := clock.BlockUntilContext(ctx, 1); err != nil { // the close deadline
+				t.Fatal(err)
+			}
+			clock.Advance(tt.wantForceAt - time.Millisecond)
+			select {
+			case err := <-stopped:
+				t.Fatalf("stop returned %v before the close deadline", err)
+			default:
+			}
+			clock.Advance(time.Millisecond)
+			if err := <-stopped; err != nil {
+				t.Fatalf("stop: %v", err)
+			}
+			if took := clock.Since(stopAt); took != tt.wantForceAt {
+				t.Errorf("forced %v into the stop phase, want %v", took, tt.wantForceAt)
+			}
+			if now, dl := clock.Now(), f.c.StopDeadline(); now.After(dl) {
+				t.Errorf("stop ended at %v, after the stop deadline %v", now, dl)
+			}
+			st := f.r.Stats().WebSocket
+			if st.Clean != 1 || st.Forced != 1 || st.Active != 0 {
+				t.Errorf("stats %+v, want 1 clean, 1 forced", st)
+			}
+			rep := f.c.Finish()
+			if rep.Cut["sessions"] != 1 || rep.ExitCode != 1 {
+				t.Errorf("report cut %v exit %d, want 1 session cut, exit 1", rep.Cut, rep.ExitCode)
+			}
+			for _, p := range rep.Phases {
+				if p.Name == "stop" && p.Actual > p.Planned {
+					t.Errorf("stop phase took %v, planned %v", p.Actual, p.Planned)
+				}
+			}
+		})
+	}
+}
+
+// The drain phase still accepts sessions (the proxies may still route
+// here); the stop phase refuses them with 503 and Retry-After.
+func TestNewSessionsDuringDrainAndStop(t *testing.T) {
+	f := newFixture(t, lifecycle.Config{DrainDelay: time.Hour, GracePeriod: 2 * time.Hour}, wsmod.Config{RetryAfter: 1500 * time.Millisecond},
+		func(e *echo.Echo, r *wsmod.Registry) {
+			e.GET("/ws", r.WebSocket(echoHandler))
+			e.GET("/events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
+				<-ctx.Done()
+				return nil
+			}))
+		})
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+
+	f.c.BeginDrain("test")
+	conn := dial(t, f.srv.WSURL("/ws"), nil)
+	defer conn.Close()
+	wsDone := make(chan closeResult, 1)
+	go func() { wsDone <- readUntilClose(conn) }()
+	resp, err := client.Get(f.srv.URL("/events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("SSE during the drain: %s", resp.Status)
+	}
+	sseDone := make(chan error, 1)
+	go func() {
+		_, err := readSSE(resp.Body, nil)
+		sseDone <- err
+	}()
+	waitFor(t, "sessions opened during the drain", func() bool {
+		return f.r.Len(wsmod.KindWebSocket) == 1 && f.r.Len(wsmod.KindSSE) == 1
+	})
+
+	// Begin the stop phase now, without waiting out the hour of drain.
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = f.c.DrainAndWait(cancelled)
+	if !f.r.Stopping() {
+		t.Fatal("registry not stopping in the stop phase")
+	}
+	tests := []struct {
+		name string
+		give func() (*http.Response, error)
+	}{
+		{"websocket", func() (*http.Response, error) {
+			c, resp, err := websocket.DefaultDialer.Dial(f.srv.WSURL("/ws"), nil)
+			if err == nil {
+				c.Close()
+				return nil, errors.New("upgrade accepted in the stop phase")
+			}
+			return resp, nil
+		}},
+		{"sse", func() (*http.Response, error) { return client.Get(f.srv.URL("/events")) }},
+	}
+	for _, tt := range tests {
+		resp, err := tt.give()
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "2" {
+			t.Errorf("%s in the stop phase: %s, Retry-After %q; want 503, 2", tt.name, resp.Status, resp.Header.Get("Retry-After"))
+		}
+	}
+
+	ctx, cancel2 := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel2()
+	if err := f.r.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-wsDone; res.code != websocket.CloseGoingAway {
+		t.Errorf("websocket opened during the drain: close %d (%v), want 1001", res.code, res.err)
+	}
+	if err := <-sseDone; err != io.EOF {
+		t.Errorf("SSE opened during the drain ended with %v, want EOF", err)
+	}
+	st := f.r.Stats()
+	if st.WebSocket.Rejected != 1 || st.SSE.Rejected != 1 || st.WebSocket.Clean != 1 || st.SSE.Clean != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// With the keep-alive on, a peer that stops answering pings leaves the
+// registry; one that answers stays.
+func TestWebSocketKeepAliveRemovesDeadPeer(t *testing.T) {
+	cfg := wsmod.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 20 * time.Millisecond}
+	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, cfg,
+		func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
+
+	dead := dial(t, f.srv.WSURL("/ws"), nil) // never reads, so never answers a ping
+	defer dead.Close()
+	live := dial(t, f.srv.WSURL("/ws"), nil)
+	defer live.Close()
+	var pings atomic.Int64
+	live.SetPingHandler(func(data string) error {
+		pings.Add(1)
+		return live.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	liveDone := make(chan closeResult, 1)
+	go func() { liveDone <- readUntilClose(live) }()
+
+	waitFor(t, "the dead peer to be removed", func() bool { return f.r.Stats().WebSocket.Aborted == 1 })
+	// Five pings answered span 100ms, beyond the 40ms read deadline: the
+	// pongs extend it.
+	waitFor(t, "five pings", func() bool { return pings.Load() >= 5 })
+	if n := f.r.Len(wsmod.KindWebSocket); n != 1 {
+		t.Fatalf("%d sessions, want the live one", n)
+	}
+	f.stop(t)
+	if res := <-liveDone; res.code != websocket.CloseGoingAway {
+		t.Errorf("live peer: close %d (%v), want 1001", res.code, res.err)
+	}
+	if st := f.r.Stats().WebSocket; st.Clean != 1 || st.Aborted != 1 {
+		t.Errorf("stats %+v, want 1 clean, 1 aborted", st)
+	}
+}
+
+// A handler that returns on its own closes its session: 1000, or 1011 for
+// an error.
+func TestWebSocketHandlerReturns(t *testing.T) {
+	tests := []struct {
+		name     string
+		give     error
+		wantCode int
+	}{
+		{"nil", nil, websocket.CloseNormalClosure},
+		{"error", errors.New("boom"), websocket.CloseInternalServerErr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{},
+				func(e *echo.Echo, r *wsmod.Registry) {
+					e.GET("/ws/:name", r.WebSocket(func(ctx context.Context, conn wsmod.Conn) error {
+						name := wsmod.EchoContext(ctx).Param("name")
+						if err := conn.WriteMessage(websocket.TextMessage, []byte("hello "+name)); err != nil {
+							return err
+						}
+						return tt.give
+					}))
+				})
+			conn := dial(t, f.srv.WSURL("/ws/ann"), nil)
+			defer conn.Close()
+			_, p, err := conn.ReadMessage()
+			if err != nil || string(p) != "hello ann" {
+				t.Fatalf("read %q, %v", p, err)
+			}
+			if res := readUntilClose(conn); res.code != tt.wantCode {
+				t.Errorf("close %d (%v), want %d", res.code, res.err, tt.wantCode)
+			}
+			waitFor(t, "the session to end", func() bool { return f.r.Len(wsmod.KindWebSocket) == 0 })
+			if st := f.r.Stats().WebSocket; st.Clean != 1 {
+				t.Errorf("stats %+v, want 1 clean", st)
+			}
+		})
+	}
+}
+
+func TestWebSocketOrigin(t *testing.T) {
+	tests := []struct {
+		name    string
+		allowed []string
+		origin  string
+		wantOK  bool
+	}{
+		{"no Origin", nil, "", true},
+		{"same origin", nil, "http://HOST", true},
+		{"cross origin refused by default", nil, "https://evil.example", false},
+		{"allowed by full origin", []string{"https://App.example"}, "https://app.example", true},
+		{"allowed by host", []string{"app.example"}, "https://app.example", true},
+		{"other origin", []string{"app.example"}, "https://evil.example", false},
+		{"any", []string{"*"}, "https://evil.example", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{AllowedOrigins: tt.allowed},
+				func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
+			hdr := http.Header{}
+			if tt.origin != "" {
+				hdr.Set("Origin", strings.Replace(tt.origin, "HOST", f.srv.Addr, 1))
+			}
+			conn, resp, err := websocket.DefaultDialer.Dial(f.srv.WSURL("/ws"), hdr)
+			if conn != nil {
+				conn.Close()
+			}
+			if resp != nil {
+				resp.Body.Close()
+			}
+			if gotOK := err == nil; gotOK != tt.wantOK {
+				t.Fatalf("upgrade ok=%v (%v), want %v", gotOK, err, tt.wantOK)
+			}
+			if !tt.wantOK && resp.StatusCode != http.StatusForbidden {
+				t.Errorf("refused with %s, want 403", resp.Status)
+			}
+		})
+	}
+}
+
+// A peer that drops its connection without a close frame ends its session
+// as aborted, not clean.
+func TestWebSocketPeerVanishes(t *testing.T) {
+	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{},
+		func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
+	conn := dial(t, f.srv.WSURL("/ws"), nil)
+	waitFor(t, "the session", func() bool { return f.r.Len(wsmod.KindWebSocket) == 1 })
+	_ = conn.NetConn().Close()
+	waitFor(t, "the session to end", func() bool { return f.r.Len(wsmod.KindWebSocket) == 0 })
+	if st := f.r.Stats().WebSocket; st.Aborted != 1 || st.Clean != 0 {
+		t.Errorf("stats %+v, want 1 aborted", st)
+	}
+}
+
+// The seams: an upgrader of one's own (here gorilla with a subprotocol), and
+// an origin check supplied to the module.
+func TestWebSocketOptions(t *testing.T) {
+	t.Run("WithUpgrader", func(t *testing.T) {
+		c := newCoordinator(t)
+		r, err := wsmod.New(wsmod.Config{}, c,
+			wsmod.WithUpgrader(wsmod.Gorilla(&websocket.Upgrader{Subprotocols: []string{"chat"}})),
+			wsmod.WithLogger(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := listen(t, newEcho(func(e *echo.Echo) {
+			e.GET("/ws", r.WebSocket(func(ctx context.Context, conn wsmod.Conn) error {
+				return conn.WriteMessage(wsmod.TextMessage, []byte(conn.Subprotocol()))
+			}))
+		}))
+		d := websocket.Dialer{Subprotocols: []string{"chat"}}
+		conn, resp, err := d.Dial(srv.WSURL("/ws"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		defer conn.Close()
+		if _, p, err := conn.ReadMessage(); err != nil || string(p) != "chat" {
+			t.Errorf("read %q, %v; want the subprotocol", p, err)
+		}
+		if res := readUntilClose(conn); res.code != websocket.CloseNormalClosure {
+			t.Errorf("close %d, want 1000", res.code)
+		}
+		waitFor(t, "the session to end", func() bool { return r.Len(wsmod.KindWebSocket) == 0 })
+		if st := r.Stats(); st.Kind(wsmod.KindWebSocket) != st.WebSocket || st.Kind(wsmod.KindSSE) != st.SSE {
+			t.Errorf("Stats.Kind disagrees with %+v", st)
+		}
+	})
+	t.Run("CheckOrigin through fx", func(t *testing.T) {
+		var r *wsmod.Registry
+		app := fxtest.New(t,
+			fx.NopLogger,
+			lifecycle.Module,
+			wsmod.Module,
+			fx.Supply(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}),
+			fx.Supply(wsmod.CheckOrigin(func(r *http.Request) bool { return r.Header.Get("Origin") == "https://ok.example" })),
+			fx.Populate(&r),
+		)
+		app.RequireStart()
+		defer app.RequireStop()
+		srv := listen(t, newEcho(func(e *echo.Echo) { e.GET("/ws", r.WebSocket(echoHandler)) }))
+		for _, tt := range []struct {
+			origin string
+			wantOK bool
+		}{{"https://ok.example", true}, {"https://evil.example", false}} {
+			conn, resp, err := websocket.DefaultDialer.Dial(srv.WSURL("/ws"), http.Header{"Origin": {tt.origin}})
+			if conn != nil {
+				conn.Close()
+			}
+			if resp != nil {
+				resp.Body.Close()
+			}
+			if (err == nil) != tt.wantOK {
+				t.Errorf("origin %s: %v, want ok=%v", tt.origin, err, tt.wantOK)
+			}
+		}
+	})
+}
