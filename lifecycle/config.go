@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -100,7 +101,8 @@ func (c Config) WithDefaults() Config {
 // Validate resolves defaults and checks the budget. The error names every
 // field at fault and its value.
 func (c Config) Validate() error {
-	c = c.WithDefaults()
+	// Negative values are checked as given, before defaults: a default
+	// derived from a bad field (MaxDrainDelay from DrainDelay) is not named.
 	var bad []string
 	for _, f := range []struct {
 		name string
@@ -120,19 +122,42 @@ func (c Config) Validate() error {
 	if len(bad) > 0 {
 		return &budgetError{strings.Join(bad, "; ")}
 	}
+	c = c.WithDefaults()
 	if c.MaxDrainDelay < c.DrainDelay {
 		return &budgetError{fmt.Sprintf("MaxDrainDelay=%v is below DrainDelay=%v", c.MaxDrainDelay, c.DrainDelay)}
 	}
-	if sum := c.MaxDrainDelay + c.TeardownReserve + c.Margin; sum >= c.GracePeriod {
+	// Subtract rather than add: durations near the int64 limit must not
+	// wrap around into a sum that seems to fit.
+	left := c.GracePeriod
+	for _, d := range []time.Duration{c.MaxDrainDelay, c.TeardownReserve, c.Margin} {
+		if left -= d; left <= 0 {
+			break
+		}
+	}
+	if left <= 0 {
 		drain := fmt.Sprintf("DrainDelay=%v", c.DrainDelay)
 		if c.MaxDrainDelay != c.DrainDelay {
 			drain = fmt.Sprintf("MaxDrainDelay=%v", c.MaxDrainDelay)
 		}
-		return &budgetError{fmt.Sprintf(
-			"%s + TeardownReserve=%v + Margin=%v = %v must be below GracePeriod=%v",
-			drain, c.TeardownReserve, c.Margin, sum, c.GracePeriod)}
+		msg := fmt.Sprintf("%s + TeardownReserve=%v + Margin=%v", drain, c.TeardownReserve, c.Margin)
+		if sum, ok := sumDurations(c.MaxDrainDelay, c.TeardownReserve, c.Margin); ok {
+			msg += fmt.Sprintf(" = %v", sum)
+		}
+		return &budgetError{fmt.Sprintf("%s must be below GracePeriod=%v", msg, c.GracePeriod)}
 	}
 	return nil
+}
+
+// sumDurations adds non-negative durations; false if the sum overflows.
+func sumDurations(ds ...time.Duration) (time.Duration, bool) {
+	var sum time.Duration
+	for _, d := range ds {
+		if d > math.MaxInt64-sum {
+			return 0, false
+		}
+		sum += d
+	}
+	return sum, true
 }
 
 // Plan is the budget resolved into deadlines, as offsets from D0.
@@ -145,9 +170,12 @@ type Plan struct {
 	StopDeadline time.Duration
 	// TeardownDeadline ends the teardown phase: the last OnStop hook's cut.
 	TeardownDeadline time.Duration
-	// StopTimeout is the fx stop timeout the budget needs (for
-	// [go.uber.org/fx.StopTimeout]); fx counts it from the stop, which never
-	// begins before D0.
+	// StopTimeout is the fx stop timeout (for [go.uber.org/fx.StopTimeout]):
+	// the whole GracePeriod. fx counts it from the moment its stop begins,
+	// which can come a little before D0 (fxtest, Shutdowner, httpmod's
+	// OnStop setting D0), so GracePeriod − Margin could expire just as the
+	// last teardown hook's share ends and fx would skip the report. The
+	// phases keep their own deadlines from D0; SIGKILL bounds the rest.
 	StopTimeout time.Duration
 }
 
@@ -162,7 +190,7 @@ func NewPlan(c Config) (Plan, error) {
 		DrainEnd:         c.MaxDrainDelay,
 		StopDeadline:     c.GracePeriod - c.TeardownReserve - c.Margin,
 		TeardownDeadline: c.GracePeriod - c.Margin,
-		StopTimeout:      c.GracePeriod - c.Margin,
+		StopTimeout:      c.GracePeriod,
 	}, nil
 }
 
@@ -172,6 +200,8 @@ func (p Plan) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddDuration("drainDelay", p.DrainDelay)
 	enc.AddDuration("drainQuiet", p.DrainQuiet)
 	enc.AddDuration("maxDrainDelay", p.MaxDrainDelay)
+	enc.AddDuration("teardownReserve", p.TeardownReserve)
+	enc.AddDuration("margin", p.Margin)
 	enc.AddDuration("stopDeadline", p.StopDeadline)
 	enc.AddDuration("teardownDeadline", p.TeardownDeadline)
 	enc.AddDuration("fxStopTimeout", p.StopTimeout)

@@ -44,7 +44,7 @@ const (
 	DrainEndedDelay = "delay" // fixed drain: DrainDelay passed
 	DrainEndedQuiet = "quiet" // adaptive drain: no new connection for DrainQuiet
 	DrainEndedMax   = "max"   // adaptive drain: MaxDrainDelay reached while connections still arrived
-	DrainEndedAbort = "abort" // the coordinator was closed before the drain ended
+	DrainEndedAbort = "abort" // cut short: the stop phase began (DrainAndWait's ctx ended) or the coordinator was closed first
 )
 
 // Transition is one state change, as passed to [Coordinator.Subscribe].
@@ -106,10 +106,16 @@ type Coordinator struct {
 	stopCancel   context.CancelFunc
 	wg           sync.WaitGroup // the drain timer
 
+	// notifyMu is held by a transition from its state change until every
+	// subscriber has seen it, so that subscribers see transitions in
+	// order, one at a time. It is taken before mu.
+	notifyMu sync.Mutex
+
 	mu           sync.Mutex
 	subs         []func(Transition)
 	d0           time.Time
 	reason       string
+	drainEnded   bool
 	drainEnd     time.Time
 	drainEndedBy string
 	stopAt       time.Time
@@ -191,8 +197,10 @@ func (c *Coordinator) StopContext() context.Context { return c.stopCtx }
 // Stopped is closed once the report is out.
 func (c *Coordinator) Stopped() <-chan struct{} { return c.stopped }
 
-// Subscribe calls fn on every later transition, synchronously, in order. fn
-// must be quick and must not call back into the coordinator's transitions.
+// Subscribe calls fn on every later transition, synchronously, in order,
+// one call at a time (the transition waits for its subscribers). fn must be
+// quick and must not call the methods that move the state (MarkStarted,
+// BeginDrain, DrainAndWait, Finish) nor block on their channels.
 func (c *Coordinator) Subscribe(fn func(Transition)) {
 	c.mu.Lock()
 	c.subs = append(c.subs, fn)
@@ -200,7 +208,8 @@ func (c *Coordinator) Subscribe(fn func(Transition)) {
 }
 
 // TrackInFlight registers a gauge (in-flight requests, open sessions) sampled
-// at D0 and at the start of the stop phase for the report.
+// at D0 and at the start of the stop phase for the report. read is called
+// with the coordinator's lock held: it must not call the coordinator.
 func (c *Coordinator) TrackInFlight(name string, read func() int64) {
 	c.mu.Lock()
 	c.gauges = append(c.gauges, gauge{name, read})
@@ -261,20 +270,31 @@ func (c *Coordinator) MarkStarted() {
 // nothing and return false. reason says what started it ("prestop",
 // "signal terminated", "shutdowner", "app stopping").
 func (c *Coordinator) BeginDrain(reason string) bool {
-	return c.transition(StateDraining, reason, func(now time.Time) {
+	ended := false
+	began := c.transition(StateDraining, reason, func(now time.Time) {
 		c.d0, c.reason = now, reason
 		c.atD0 = c.sampleLocked()
 		close(c.drainStarted)
+		if c.closed {
+			// Close has waited for the drain timer already: start none.
+			ended = c.endDrainLocked(DrainEndedAbort, now)
+			return
+		}
 		c.wg.Add(1)
 		go c.runDrain(now)
 	})
+	if ended {
+		c.logDrainEnd(DrainEndedAbort, 0)
+	}
+	return began
 }
 
 // DrainAndWait begins the drain (if nothing has yet), waits for the drain
 // phase to end, and begins the stop phase. It is idempotent: the HTTP
 // module's OnStop calls it first, so a plain fx app.Run, fxtest and a preStop
 // followed by SIGTERM all pass through one drain. It returns ctx.Err() if ctx
-// ends first; the stop phase begins all the same.
+// ends first; the stop phase begins all the same, and the drain is over
+// (cut short, [DrainEndedAbort]).
 func (c *Coordinator) DrainAndWait(ctx context.Context) error {
 	c.BeginDrain("app stopping")
 	var err error
@@ -283,13 +303,34 @@ func (c *Coordinator) DrainAndWait(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	c.transition(StateStopping, "drain over", func(now time.Time) {
+	reason := "drain over"
+	if err != nil {
+		reason = "drain cut short: " + err.Error()
+	}
+	var cut bool
+	var took time.Duration
+	c.transition(StateStopping, reason, func(now time.Time) {
+		if cut = c.endDrainLocked(DrainEndedAbort, now); cut {
+			took = now.Sub(c.d0)
+		}
 		c.stopAt = now
 		c.atStop = c.sampleLocked()
-		close(c.stopping)
-		c.stopCancel()
+		c.closeStoppingLocked()
 	})
+	if cut {
+		c.logDrainEnd(DrainEndedAbort, took)
+	}
 	return err
+}
+
+// closeStoppingLocked releases what waits for the stop phase, once.
+func (c *Coordinator) closeStoppingLocked() {
+	select {
+	case <-c.stopping:
+	default:
+		close(c.stopping)
+	}
+	c.stopCancel()
 }
 
 // RecordCut counts n units of work cut at a deadline ("requests",
@@ -309,13 +350,17 @@ func (c *Coordinator) RecordCut(kind string, n int64) {
 func (c *Coordinator) runDrain(d0 time.Time) {
 	defer c.wg.Done()
 	p := c.plan
-	if !c.sleepUntil(d0.Add(p.DrainDelay)) {
+	least := d0.Add(p.DrainDelay)
+	if p.DrainDelay <= NoDelay {
+		least = d0 // "none", also on a fake clock that would tell 1ns apart
+	}
+	if !c.sleepUntil(least) {
 		c.endDrain(DrainEndedAbort)
 		return
 	}
 	by := DrainEndedDelay
 	if p.DrainQuiet > 0 && p.MaxDrainDelay > p.DrainDelay {
-		max := d0.Add(p.MaxDrainDelay)
+		most := d0.Add(p.MaxDrainDelay)
 		for {
 			now := c.clock.Now()
 			quietAt := time.Unix(0, c.lastAccept.Load()).Add(p.DrainQuiet)
@@ -323,13 +368,13 @@ func (c *Coordinator) runDrain(d0 time.Time) {
 				by = DrainEndedQuiet
 				break
 			}
-			if !now.Before(max) {
+			if !now.Before(most) {
 				by = DrainEndedMax
 				break
 			}
 			next := quietAt
-			if max.Before(next) {
-				next = max
+			if most.Before(next) {
+				next = most
 			}
 			if !c.sleepUntil(next) {
 				c.endDrain(DrainEndedAbort)
@@ -340,7 +385,8 @@ func (c *Coordinator) runDrain(d0 time.Time) {
 	c.endDrain(by)
 }
 
-// sleepUntil waits on the coordinator's clock; false if closed first.
+// sleepUntil waits on the coordinator's clock; false if the coordinator was
+// closed or the drain ended (the stop phase began) first.
 func (c *Coordinator) sleepUntil(t time.Time) bool {
 	d := t.Sub(c.clock.Now())
 	if d <= 0 {
@@ -353,15 +399,35 @@ func (c *Coordinator) sleepUntil(t time.Time) bool {
 		return true
 	case <-c.quit:
 		return false
+	case <-c.drainDone:
+		return false
 	}
 }
 
+// endDrain ends the drain phase, unless it has ended already.
 func (c *Coordinator) endDrain(by string) {
 	c.mu.Lock()
-	c.drainEnd, c.drainEndedBy = c.clock.Now(), by
-	took := c.drainEnd.Sub(c.d0)
-	close(c.drainDone)
+	now := c.clock.Now()
+	ended := c.endDrainLocked(by, now)
+	took := now.Sub(c.d0)
 	c.mu.Unlock()
+	if ended {
+		c.logDrainEnd(by, took)
+	}
+}
+
+// endDrainLocked ends the drain phase once; false if it had ended already.
+func (c *Coordinator) endDrainLocked(by string, now time.Time) bool {
+	if c.drainEnded {
+		return false
+	}
+	c.drainEnded = true
+	c.drainEnd, c.drainEndedBy = now, by
+	close(c.drainDone)
+	return true
+}
+
+func (c *Coordinator) logDrainEnd(by string, took time.Duration) {
 	fields := []zap.Field{zap.String("endedBy", by), zap.Duration("took", took)}
 	switch by {
 	case DrainEndedMax:
@@ -371,10 +437,15 @@ func (c *Coordinator) endDrain(by string) {
 	}
 }
 
-// transition moves the state forward to `to`, running apply under the lock
-// first; it returns false (and does nothing) if the state is already there
-// or past it.
+// transition moves the state forward to `to`, then runs apply under the
+// lock and tells the subscribers; it returns false (and does nothing) if
+// the state is already there or past it.
 func (c *Coordinator) transition(to State, reason string, apply func(now time.Time)) bool {
+	if c.State() >= to {
+		return false
+	}
+	c.notifyMu.Lock()
+	defer c.notifyMu.Unlock()
 	c.mu.Lock()
 	from := c.State()
 	if from >= to {
@@ -382,10 +453,15 @@ func (c *Coordinator) transition(to State, reason string, apply func(now time.Ti
 		return false
 	}
 	now := c.clock.Now()
+	// The state moves before apply closes the phase's channels, so that a
+	// goroutine woken by DrainStarted, Stopping or Stopped sees the new
+	// state (a probe woken at D0 must not find the service still ready).
+	// Lock-free readers may see it a moment before apply's fields; those
+	// fields are read under mu, which apply holds.
+	c.state.Store(int32(to))
 	if apply != nil {
 		apply(now)
 	}
-	c.state.Store(int32(to))
 	subs := c.subs
 	c.mu.Unlock()
 

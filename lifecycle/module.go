@@ -50,7 +50,9 @@ func NewFx(p Params) (*Coordinator, error) {
 				stopSignals()
 			}
 			err := c.Finish().err()
-			return errors.Join(err, c.runFinishers(ctx))
+			err = errors.Join(err, c.runFinishers(ctx))
+			_ = c.log.Sync() // the finishers' last lines too
+			return err
 		},
 	})
 	return c, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -65,36 +66,57 @@ func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return nil
 }
 
-// Finish ends the timeline: it closes the coordinator, moves to
-// StateStopped, logs the report once and returns it. Later calls return the
-// same report. The lifecycle module calls it from the last OnStop hook.
+// Finish ends the timeline: it closes the coordinator (a drain still
+// running is cut short), releases what waits for the drain or the stop
+// phase if they never came ([Coordinator.DrainDone], [Coordinator.Stopping],
+// [Coordinator.StopContext]), moves to
+// StateStopped, logs the report and returns it. There is one report per
+// stop: later calls return the same report and log nothing. The lifecycle
+// module calls it from the last OnStop hook.
 func (c *Coordinator) Finish() Report {
 	c.Close()
-	c.transition(StateStopped, "stopped", func(now time.Time) {
+	first := c.transition(StateStopped, "stopped", func(now time.Time) {
+		if !c.drainEnded {
+			// The drain never began (Close has ended one that did): no
+			// DrainAndWait, preStop call or signal may wait for it now.
+			c.drainEnded = true
+			close(c.drainDone)
+		}
+		c.closeStoppingLocked()
 		r := c.buildLocked(now)
 		c.report = &r
 		close(c.stopped)
 	})
-	c.mu.Lock()
-	r := *c.report
-	c.mu.Unlock()
-	if r.Clean() {
-		c.log.Info("shutdown report", zap.Object("report", r))
-	} else {
-		c.log.Warn("shutdown report", zap.Object("report", r))
+	r, _ := c.Report()
+	if first {
+		if r.Clean() {
+			c.log.Info("shutdown report", zap.Object("report", r))
+		} else {
+			c.log.Warn("shutdown report", zap.Object("report", r))
+		}
+		_ = c.log.Sync()
 	}
-	_ = c.log.Sync()
 	return r
 }
 
-// Report returns the report once the coordinator has stopped.
+// Report returns the report once the coordinator has stopped. The report is
+// a copy: changing it changes nothing in the coordinator.
 func (c *Coordinator) Report() (Report, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.report == nil {
 		return Report{}, false
 	}
-	return *c.report, true
+	return c.report.clone(), true
+}
+
+func (r Report) clone() Report {
+	r.Phases = slices.Clone(r.Phases)
+	r.InFlightAtD0 = maps.Clone(r.InFlightAtD0)
+	r.InFlightStop = maps.Clone(r.InFlightStop)
+	r.Cut = maps.Clone(r.Cut)
+	r.Hooks = slices.Clone(r.Hooks)
+	return r
 }
 
 func (c *Coordinator) buildLocked(now time.Time) Report {

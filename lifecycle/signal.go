@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -20,7 +21,8 @@ type signalHandler struct {
 }
 
 // HandleSignals starts the signal handler and returns the function that
-// stops it (and waits for its goroutine). shutdown is called once the drain
+// stops it (and waits for its goroutine); calling that more than once is
+// harmless. shutdown is called once the drain
 // phase that the first signal began is over; under fx it is
 // [go.uber.org/fx.Shutdowner.Shutdown], which is harmless when app.Run has
 // already begun to stop on the same signal.
@@ -38,11 +40,11 @@ func (c *Coordinator) HandleSignals(shutdown func() error) (stop func()) {
 	}
 	signal.Notify(h.sigs, syscall.SIGTERM, os.Interrupt)
 	go h.run()
-	return func() {
+	return sync.OnceFunc(func() {
 		signal.Stop(h.sigs)
 		close(h.quit)
 		<-h.done
-	}
+	})
 }
 
 func (h *signalHandler) run() {

@@ -1,0 +1,96 @@
+package httpmod
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Defaults of [Config]. A zero field resolves to its default.
+const (
+	DefaultAddr              = ":8080"
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+)
+
+// Config configures the public HTTP server. Zero values resolve to the
+// defaults stated on each field, as in [net/http.Server].
+type Config struct {
+	// Addr is the TCP address to listen on, host:port; port 0 picks a free
+	// port ([Server.Addr] tells which). Default ":8080".
+	Addr string `yaml:"addr" json:"addr"`
+	// ReadHeaderTimeout bounds the reading of a request's header (it also
+	// bounds how long a silent new connection is kept). Default 5s.
+	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout" json:"readHeaderTimeout"`
+	// ReadTimeout bounds the reading of a whole request, body included.
+	// Default 0: none, so that long uploads and streams work.
+	ReadTimeout time.Duration `yaml:"readTimeout" json:"readTimeout"`
+	// WriteTimeout bounds the writing of a response. Default 0: none, so
+	// that SSE and other streamed responses work.
+	WriteTimeout time.Duration `yaml:"writeTimeout" json:"writeTimeout"`
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request. Default 60s.
+	IdleTimeout time.Duration `yaml:"idleTimeout" json:"idleTimeout"`
+	// MaxHeaderBytes bounds the size of a request header. Default 0: the
+	// net/http default ([net/http.DefaultMaxHeaderBytes], 1 MB).
+	MaxHeaderBytes int `yaml:"maxHeaderBytes" json:"maxHeaderBytes"`
+	// H2C also serves HTTP/2 without TLS to clients that speak it with prior
+	// knowledge (a proxy or a gRPC-style client), next to HTTP/1. Default
+	// false: HTTP/1 only.
+	H2C bool `yaml:"h2c" json:"h2c"`
+}
+
+// ErrConfig is matched (with [errors.Is]) by every error
+// [Config.Validate] returns.
+var ErrConfig = errors.New("httpmod: invalid config")
+
+type configError struct{ msg string }
+
+func (e *configError) Error() string        { return "httpmod: " + e.msg }
+func (e *configError) Is(target error) bool { return target == ErrConfig }
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	return c
+}
+
+// Validate resolves defaults and checks c. The error names every field at
+// fault and its value.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var bad []string
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad = append(bad, fmt.Sprintf("Addr=%q: %v", c.Addr, err))
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"ReadHeaderTimeout", c.ReadHeaderTimeout},
+		{"ReadTimeout", c.ReadTimeout},
+		{"WriteTimeout", c.WriteTimeout},
+		{"IdleTimeout", c.IdleTimeout},
+	} {
+		if f.v < 0 {
+			bad = append(bad, fmt.Sprintf("%s=%v is negative", f.name, f.v))
+		}
+	}
+	if c.MaxHeaderBytes < 0 {
+		bad = append(bad, fmt.Sprintf("MaxHeaderBytes=%d is negative", c.MaxHeaderBytes))
+	}
+	if len(bad) > 0 {
+		return &configError{strings.Join(bad, "; ")}
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package httpmod_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/labstack/echo/v4"
+	"go.uber.org/fx"
+)
+
+// hello is an app's handler: a type that implements httpmod.Route.
+type hello struct{ name string }
+
+func newHello() *hello { return &hello{name: "drainfx"} }
+
+func (h *hello) Register(e *echo.Echo) {
+	e.GET("/hello", func(c echo.Context) error {
+		return c.String(http.StatusOK, "hello from "+h.name)
+	})
+}
+
+// An app serves its routes through the module and drains when it stops.
+func Example() {
+	var srv *httpmod.Server
+	app := fx.New(
+		fx.NopLogger,
+		lifecycle.Module,
+		httpmod.Module,
+		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}),
+		fx.Supply(httpmod.Config{Addr: "127.0.0.1:0"}),
+		httpmod.AsRoute(newHello),
+		fx.Populate(&srv),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		fmt.Println("start:", err)
+		return
+	}
+
+	tr := &http.Transport{}
+	resp, err := (&http.Client{Transport: tr}).Get("http://" + srv.Addr().String() + "/hello")
+	if err != nil {
+		fmt.Println("get:", err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, string(body))
+	}
+	tr.CloseIdleConnections()
+
+	if err := app.Stop(ctx); err != nil {
+		fmt.Println("stop:", err)
+		return
+	}
+	fmt.Println("stopped, in flight:", srv.InFlight())
+	// Output:
+	// 200 hello from drainfx
+	// stopped, in flight: 0
+}
+
+// Without fx: build the coordinator and the server, then start and stop.
+func ExampleNew() {
+	coord, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.NoDelay})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	srv, err := httpmod.New(httpmod.Config{Addr: "127.0.0.1:0"}, coord,
+		httpmod.WithRoutes(httpmod.RouteFunc(func(e *echo.Echo) {
+			e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+		})))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	if err := srv.Start(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	coord.MarkStarted()
+
+	if err := srv.Stop(ctx); err != nil { // drains, then shuts down
+		fmt.Println(err)
+	}
+	report := coord.Finish()
+	fmt.Println("clean:", report.Clean(), "drain ended by:", report.DrainEndedBy)
+	// Output:
+	// clean: true drain ended by: delay
+}
+
+// A route can be a plain function; routes are registered when the server
+// is built.
+func ExampleAsRoute() {
+	var srv *httpmod.Server
+	app := fx.New(
+		fx.NopLogger,
+		lifecycle.Module,
+		httpmod.Module,
+		httpmod.AsRoute(func() httpmod.RouteFunc {
+			return func(e *echo.Echo) {
+				e.GET("/ping", func(c echo.Context) error { return c.String(http.StatusOK, "pong") })
+			}
+		}),
+		fx.Populate(&srv),
+	)
+	if err := app.Err(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, r := range srv.Echo().Routes() {
+		fmt.Println(r.Method, r.Path)
+	}
+	// Output: GET /ping
+}

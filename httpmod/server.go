@@ -1,0 +1,284 @@
+package httpmod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/jonboulle/clockwork"
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// InFlightGauge is the name under which a [Server] registers its in-flight
+// request count with [lifecycle.Coordinator.TrackInFlight], and the kind of
+// work it passes to [lifecycle.Coordinator.RecordCut].
+const InFlightGauge = "requests"
+
+var (
+	errNoCoordinator  = errors.New("httpmod: nil *lifecycle.Coordinator")
+	errAlreadyStarted = errors.New("httpmod: server already started")
+)
+
+// Option configures a [Server] built by [New].
+type Option func(*Server)
+
+// WithLogger sets the logger (default [zap.NewNop]). The server adds the
+// field component=http.
+func WithLogger(l *zap.Logger) Option {
+	return func(s *Server) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+// WithRoutes registers routes on the server's echo instance, in order, when
+// [New] runs. Nil routes are skipped.
+func WithRoutes(routes ...Route) Option {
+	return func(s *Server) { s.routes = append(s.routes, routes...) }
+}
+
+// WithServeError sets the function called (once, from the serve goroutine)
+// when [net/http.Server.Serve] fails with an error other than
+// [net/http.ErrServerClosed] — the server has stopped accepting and the
+// process should stop. The error is logged whether or not fn is set. Under
+// fx, [Module] passes a function that calls
+// [go.uber.org/fx.Shutdowner.Shutdown] with exit code 1.
+func WithServeError(fn func(error)) Option {
+	return func(s *Server) { s.onServeError = fn }
+}
+
+// Server is an echo server that drains: see the package documentation. It
+// is safe for concurrent use. Build it with [New]; [Server.Start] and
+// [Server.Stop] run it.
+type Server struct {
+	cfg          Config
+	c            *lifecycle.Coordinator
+	log          *zap.Logger
+	echo         *echo.Echo
+	srv          *http.Server
+	routes       []Route
+	onServeError func(error)
+	noteAccept   func() // c.NoteAccept; a field so tests can count
+
+	inFlight atomic.Int64
+
+	mu        sync.Mutex
+	ln        net.Listener // the bound listener, nil before Start
+	started   bool
+	stopping  bool
+	serveDone chan struct{} // closed when the serve goroutine has returned
+	stopDone  chan struct{} // closed when the first Stop has returned
+}
+
+// New builds a server for cfg whose drain follows c, with its routes
+// registered. It does not listen yet: [Server.Start] does. It fails with an
+// error matching [ErrConfig] if cfg is invalid.
+func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) {
+	if c == nil {
+		return nil, errNoCoordinator
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	s := &Server{
+		cfg:        cfg,
+		c:          c,
+		log:        zap.NewNop(),
+		noteAccept: c.NoteAccept,
+		stopDone:   make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.log = s.log.With(zap.String("component", "http"))
+
+	s.echo = echo.New()
+	s.echo.HideBanner = true
+	s.echo.HidePort = true
+	for _, r := range s.routes {
+		if r != nil {
+			r.Register(s.echo)
+		}
+	}
+
+	// net/http's own complaints (accept errors, a superfluous WriteHeader
+	// after a recovered panic, HTTP/2 protocol errors) go to zap as warnings.
+	errLog, err := zap.NewStdLogAt(s.log, zapcore.WarnLevel)
+	if err != nil {
+		return nil, fmt.Errorf("http error log: %w", err)
+	}
+	s.srv = &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           s,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          errLog,
+	}
+	if cfg.H2C {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		s.srv.Protocols = &p
+	}
+	c.TrackInFlight(InFlightGauge, s.InFlight)
+	return s, nil
+}
+
+// Echo returns the echo instance the routes are registered on. Add routes
+// and middleware before [Server.Start]. Do not call its Start or Shutdown
+// methods: the Server owns the listener and the [net/http.Server].
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// InFlight returns the number of requests whose handler has not returned
+// yet, hijacked ones (WebSocket) included.
+func (s *Server) InFlight() int64 { return s.inFlight.Load() }
+
+// Addr returns the address the server listens on (the real port when
+// [Config.Addr] asked for port 0), or nil before [Server.Start].
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Start listens on [Config.Addr] synchronously, so that a bad or busy
+// address fails here, then serves in a goroutine that [Server.Stop] waits
+// for. A server starts once.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.stopping {
+		return errAlreadyStarted
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %q: %w", s.cfg.Addr, err)
+	}
+	s.started = true
+	s.ln = ln
+	s.serveDone = make(chan struct{})
+	go s.serve(&acceptListener{Listener: ln, note: s.noteAccept}, s.serveDone)
+	s.log.Info("http serving", zap.Stringer("addr", ln.Addr()), zap.Bool("h2c", s.cfg.H2C))
+	return nil
+}
+
+func (s *Server) serve(ln net.Listener, done chan<- struct{}) {
+	defer close(done)
+	err := s.srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return
+	}
+	s.log.Error("http serve", zap.Error(err))
+	if s.onServeError != nil {
+		s.onServeError(err)
+	}
+}
+
+// Stop drains and stops the server, never later than the coordinator's stop
+// deadline (nor later than ctx):
+//
+//  1. [lifecycle.Coordinator.DrainAndWait]: begins the drain if nothing has
+//     yet, waits for the drain phase to end, and begins the stop phase;
+//  2. [net/http.Server.Shutdown] with the deadline
+//     [lifecycle.Coordinator.StopDeadline]: the listener closes, idle
+//     connections close, active requests finish;
+//  3. at the deadline, [net/http.Server.Close]: the requests still in flight
+//     are cut, counted with [lifecycle.Coordinator.RecordCut] (kind
+//     "requests") and logged once;
+//  4. waits for the serve goroutine.
+//
+// A cut is not an error of Stop: the coordinator's report carries it and
+// makes the exit code 1. Stop returns ctx's error if ctx ended first. A
+// Stop without Start returns nil; a second Stop waits for the first.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.started {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.stopping {
+		s.mu.Unlock()
+		select {
+		case <-s.stopDone:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.stopping = true
+	s.mu.Unlock()
+	defer close(s.stopDone)
+
+	// The drain's own error is ctx's; Shutdown below sees the same ctx and
+	// turns it into a cut, so Stop never waits past it.
+	_ = s.c.DrainAndWait(ctx)
+
+	deadline := s.c.StopDeadline()
+	// The deadline is a time on the coordinator's clock, so the context
+	// must run on that clock: clockwork.WithDeadline is context.WithDeadline
+	// for the real clock and follows a fake clock in tests (a fake-clock
+	// time given to context.WithDeadline would be measured against the wall
+	// clock and be meaningless).
+	dctx, cancelDeadline := clockwork.WithDeadline(ctx, s.c.Clock(), deadline)
+	defer cancelDeadline()
+	// clockwork's fake-clock context ignores a parent that ended with
+	// DeadlineExceeded; tie ctx in explicitly so Stop never outlives it.
+	sctx, cancel := context.WithCancel(dctx)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+
+	start := s.c.Clock().Now()
+	err := s.srv.Shutdown(sctx)
+	if sctx.Err() != nil && err != nil {
+		// Shutdown gave up: whatever is still in flight is cut.
+		cut := s.inFlight.Load()
+		_ = s.srv.Close() // its only error is closing the already closed listener
+		s.c.RecordCut(InFlightGauge, cut)
+		if cut > 0 {
+			s.log.Warn("requests cut", zap.Int64("count", cut), zap.Time("deadline", deadline))
+		} else {
+			s.log.Info("connections closed at the stop deadline", zap.Time("deadline", deadline))
+		}
+		err = nil
+	}
+	<-s.serveDone
+	s.log.Info("http stopped", zap.Duration("took", s.c.Clock().Since(start)))
+	if ctx.Err() != nil {
+		return fmt.Errorf("http stop: %w", ctx.Err())
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// acceptListener reports every accepted connection to the coordinator's
+// adaptive drain: once per connection, never per request.
+type acceptListener struct {
+	net.Listener
+	note func()
+}
+
+func (l *acceptListener) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
+	if err == nil {
+		l.note()
+	}
+	return conn, err
+}

@@ -1,0 +1,132 @@
+package httpmod
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/labstack/echo/v4"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+)
+
+const waitTimeout = 10 * time.Second
+
+// closeListener breaks the server's listener under net/http's feet, so
+// that Serve fails with an error other than ErrServerClosed.
+func closeListener(t *testing.T, s *Server) {
+	t.Helper()
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if err := ln.Close(); err != nil {
+		t.Fatalf("close listener: %v", err)
+	}
+}
+
+func TestServeErrorIsReported(t *testing.T) {
+	t.Parallel()
+	c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.NoDelay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Finish()
+	serveErr := make(chan error, 1)
+	s, err := New(Config{Addr: "127.0.0.1:0"}, c, WithServeError(func(err error) { serveErr <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	closeListener(t, s)
+	select {
+	case err := <-serveErr:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("serve error = %v, want net.ErrClosed", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the serve error was not reported")
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Errorf("Stop after a serve error: %v", err)
+	}
+}
+
+func TestServeErrorShutsDownTheApp(t *testing.T) {
+	t.Parallel()
+	var s *Server
+	app := fxtest.New(t,
+		lifecycle.Module,
+		Module,
+		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}),
+		fx.Supply(Config{Addr: "127.0.0.1:0"}),
+		fx.Populate(&s),
+	).RequireStart()
+	closeListener(t, s)
+	select {
+	case sig := <-app.Wait():
+		if sig.ExitCode != 1 {
+			t.Errorf("exit code = %d, want 1", sig.ExitCode)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the app was not asked to shut down")
+	}
+	app.RequireStop()
+}
+
+// The adaptive drain hears of every new connection on the public listener,
+// once per connection: keep-alive requests do not count again.
+func TestNoteAcceptOncePerConnection(t *testing.T) {
+	t.Parallel()
+	c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.NoDelay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Finish()
+	s, err := New(Config{Addr: "127.0.0.1:0"}, c, WithRoutes(RouteFunc(func(e *echo.Echo) {
+		e.GET("/", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepts atomic.Int64
+	s.noteAccept = func() { accepts.Add(1) }
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	}()
+
+	url := "http://" + s.Addr().String() + "/"
+	tests := []struct {
+		name string
+		give int // requests, on one keep-alive connection
+	}{
+		{"first connection", 3},
+		{"second connection", 2},
+	}
+	for i, tt := range tests {
+		tr := &http.Transport{}
+		client := &http.Client{Transport: tr, Timeout: waitTimeout}
+		for range tt.give {
+			resp, err := client.Get(url)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			resp.Body.Close()
+		}
+		tr.CloseIdleConnections()
+		if got, want := accepts.Load(), int64(i+1); got != want {
+			t.Errorf("%s: %d accepts noted, want %d", tt.name, got, want)
+		}
+	}
+}

@@ -1,0 +1,556 @@
+package httpmod_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/labstack/echo/v4"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// greeter is a route with a dependency, as an app's handler struct is.
+type greeter struct{ greeting string }
+
+func newGreeter(greeting string) *greeter { return &greeter{greeting} }
+
+func (g *greeter) Register(e *echo.Echo) {
+	e.GET("/greet", func(c echo.Context) error { return c.String(http.StatusOK, g.greeting) })
+}
+
+func TestModule(t *testing.T) {
+	t.Parallel()
+	var srv *httpmod.Server
+	app := fxtest.New(t,
+		lifecycle.Module,
+		httpmod.Module,
+		fx.Supply(lifecycle.Config{DrainDelay: 50 * time.Millisecond, IgnoreSignals: true}),
+		fx.Supply(httpmod.Config{Addr: "127.0.0.1:0"}),
+		fx.Supply("hello"),
+		httpmod.AsRoute(newGreeter),
+		httpmod.AsRoute(func() httpmod.RouteFunc {
+			return func(e *echo.Echo) { e.GET("/", okHandler) }
+		}),
+		fx.Populate(&srv),
+	).RequireStart()
+
+	client := newClient(t)
+	tests := []struct {
+		givePath string
+		wantBody string
+	}{
+		{"/", "ok"},
+		{"/greet", "hello"},
+	}
+	for _, tt := range tests {
+		status, body := get(t, client, "http://"+srv.Addr().String()+tt.givePath)
+		if status != http.StatusOK || body != tt.wantBody {
+			t.Errorf("GET %s = %d %q, want 200 %q", tt.givePath, status, body, tt.wantBody)
+		}
+	}
+	app.RequireStop()
+	if got := srv.InFlight(); got != 0 {
+		t.Errorf("InFlight after stop = %d, want 0", got)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give httpmod.Config
+		want string
+	}{
+		{"address without port", httpmod.Config{Addr: "nope"}, `Addr="nope": address nope: missing port in address`},
+		{"negative timeout", httpmod.Config{ReadHeaderTimeout: -time.Second}, "ReadHeaderTimeout=-1s is negative"},
+		{"negative idle", httpmod.Config{IdleTimeout: -1}, "IdleTimeout=-1ns is negative"},
+		{"negative header bytes", httpmod.Config{MaxHeaderBytes: -1}, "MaxHeaderBytes=-1 is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := lifecycle.New(lifecycle.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = httpmod.New(tt.give, c)
+			if !errors.Is(err, httpmod.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New error = %v, want ErrConfig naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewRequiresCoordinator(t *testing.T) {
+	t.Parallel()
+	if _, err := httpmod.New(httpmod.Config{}, nil); err == nil {
+		t.Error("New with a nil coordinator succeeded")
+	}
+}
+
+func TestStartFailsOnBadAddress(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() }) // after the parallel subtests
+
+	tests := []struct {
+		name     string
+		giveAddr string
+		wantErr  error // matched with errors.Is, if set
+	}{
+		{"busy port", busy.Addr().String(), syscall.EADDRINUSE},
+		{"port out of range", "127.0.0.1:99999", nil},
+		{"address not on this host", "192.0.2.1:8080", syscall.EADDRNOTAVAIL}, // TEST-NET-1
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := lifecycle.New(lifecycle.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := httpmod.New(httpmod.Config{Addr: tt.giveAddr}, c)
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			err = s.Start(context.Background())
+			if err == nil {
+				_ = s.Stop(context.Background())
+				t.Fatal("Start succeeded")
+			}
+			if want := fmt.Sprintf("listen %q: ", tt.giveAddr); !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("Start error = %q, want it to begin with %q", err, want)
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Errorf("Start error = %v, want it to match %v", err, tt.wantErr)
+			}
+			if s.Addr() != nil {
+				t.Errorf("Addr after a failed Start = %v, want nil", s.Addr())
+			}
+			if err := s.Stop(context.Background()); err != nil {
+				t.Errorf("Stop after a failed Start: %v", err)
+			}
+		})
+	}
+}
+
+func TestStartTwice(t *testing.T) {
+	t.Parallel()
+	s, _ := startServer(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, httpmod.Config{})
+	if err := s.Start(context.Background()); err == nil {
+		t.Error("second Start succeeded")
+	}
+}
+
+// Before the drain, a keep-alive connection carries request after request;
+// during it, every response says Connection: close and the server closes
+// the connection after it.
+func TestDrainClosesKeepAliveConnections(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		giveDrain bool
+		wantClose bool
+	}{
+		{"serving", false, false},
+		{"draining", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, c := startServer(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay},
+				httpmod.Config{}, routes(func(e *echo.Echo) { e.GET("/", okHandler) }))
+			rc := dialRaw(t, s.Addr())
+			if resp := rc.do("GET", "/"); resp.StatusCode != http.StatusOK || resp.Close {
+				t.Fatalf("first response: %d close=%v, want 200 keep-alive", resp.StatusCode, resp.Close)
+			}
+			if tt.giveDrain {
+				c.BeginDrain("test")
+			}
+			resp := rc.do("GET", "/", "Connection: keep-alive")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status = %d, want 200", resp.StatusCode)
+			}
+			// ReadResponse moves Connection: close into resp.Close
+			if resp.Close != tt.wantClose {
+				t.Errorf("Connection: close = %v, want %v", resp.Close, tt.wantClose)
+			}
+			if !tt.wantClose {
+				// the connection is reused: a third request on it works
+				if resp := rc.do("GET", "/"); resp.StatusCode != http.StatusOK {
+					t.Errorf("reused connection: status %d", resp.StatusCode)
+				}
+				return
+			}
+			if !rc.closedByServer() {
+				t.Error("the server kept the connection open after Connection: close")
+			}
+		})
+	}
+}
+
+// A protocol switch during the drain keeps Connection: Upgrade. The handler
+// writes its 101 from the response header after hijacking, as
+// httputil.ReverseProxy does for a proxied WebSocket, so a Connection: close
+// set by the middleware would show.
+func TestDrainKeepsUpgrade(t *testing.T) {
+	t.Parallel()
+	s, c := startServer(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, httpmod.Config{},
+		routes(func(e *echo.Echo) { e.GET("/ws", switchProtocols) }))
+	c.BeginDrain("test")
+
+	rc := dialRaw(t, s.Addr())
+	resp := rc.do("GET", "/ws", "Connection: Upgrade", "Upgrade: websocket")
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status = %d, want 101", resp.StatusCode)
+	}
+	if got := resp.Header.Values("Connection"); len(got) != 1 || got[0] != "Upgrade" {
+		t.Errorf("Connection = %q, want [Upgrade]", got)
+	}
+	// the switched connection works: the handler echoes one line
+	if _, err := io.WriteString(rc.conn, "ping\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := rc.br.ReadString('\n')
+	if err != nil || line != "ping\n" {
+		t.Errorf("echo = %q, %v; want ping", line, err)
+	}
+}
+
+// switchProtocols answers 101 and echoes one line on the raw connection.
+func switchProtocols(c echo.Context) error {
+	h := c.Response().Header()
+	h.Add("Upgrade", "websocket")
+	h.Add("Connection", "Upgrade")
+	conn, brw, err := http.NewResponseController(c.Response()).Hijack()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	res := &http.Response{StatusCode: http.StatusSwitchingProtocols, ProtoMajor: 1, ProtoMinor: 1, Header: h}
+	if err := res.Write(brw); err != nil {
+		return err
+	}
+	if err := brw.Flush(); err != nil {
+		return err
+	}
+	line, err := brw.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if _, err := brw.WriteString(line); err != nil {
+		return err
+	}
+	return brw.Flush()
+}
+
+// A 1.5 s request begun before the drain ends completes with 200, and the
+// exit follows it: Stop returns after the handler and before the stop
+// deadline, and nothing is cut.
+func TestSlowRequestOutlivesTheDrain(t *testing.T) {
+	t.Parallel()
+	const (
+		drainDelay = 300 * time.Millisecond
+		slow       = 1500 * time.Millisecond
+	)
+	entered := make(chan struct{})
+	handlerDone := make(chan time.Time, 1)
+	var (
+		srv   *httpmod.Server
+		coord *lifecycle.Coordinator
+	)
+	app := fxtest.New(t,
+		lifecycle.Module,
+		httpmod.Module,
+		fx.Supply(lifecycle.Config{DrainDelay: drainDelay, IgnoreSignals: true}),
+		fx.Supply(httpmod.Config{Addr: "127.0.0.1:0"}),
+		httpmod.AsRoute(func() httpmod.RouteFunc {
+			return func(e *echo.Echo) {
+				e.GET("/slow", func(c echo.Context) error {
+					close(entered)
+					defer func() { handlerDone <- time.Now() }()
+					select {
+					case <-time.After(slow):
+					case <-c.Request().Context().Done():
+						return c.Request().Context().Err()
+					}
+					if !isClosed(coord.DrainDone()) {
+						return errors.New("the request did not outlive the drain")
+					}
+					return c.String(http.StatusOK, "done")
+				})
+			}
+		}),
+		fx.Populate(&srv, &coord),
+	).RequireStart()
+
+	coord.BeginDrain("test")
+	d0, _ := coord.D0()
+	// Begin the request just before the drain ends: a point on the
+	// timeline, not a guess at an event.
+	time.Sleep(time.Until(d0.Add(drainDelay - 100*time.Millisecond)))
+	type result struct {
+		status int
+		close  bool
+		body   string
+		err    error
+	}
+	got := make(chan result, 1)
+	client := newClient(t)
+	go func() {
+		resp, err := client.Get("http://" + srv.Addr().String() + "/slow")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		got <- result{resp.StatusCode, resp.Close, string(body), err}
+	}()
+	recv(t, "the slow handler", entered)
+
+	app.RequireStop() // fails if the shutdown was not clean
+	stopped := time.Now()
+
+	res := recv(t, "the slow response", got)
+	if res.err != nil || res.status != http.StatusOK || res.body != "done" || !res.close {
+		t.Errorf("GET /slow = %d %q close=%v %v, want 200 done with Connection: close", res.status, res.body, res.close, res.err)
+	}
+	if done := recv(t, "the handler's end", handlerDone); stopped.Before(done) {
+		t.Errorf("Stop returned %v before the handler ended", done.Sub(stopped))
+	}
+	if deadline := coord.StopDeadline(); !stopped.Before(deadline) {
+		t.Errorf("Stop returned %v after the stop deadline", stopped.Sub(deadline))
+	}
+	if r, _ := coord.Report(); !r.Clean() {
+		t.Errorf("report not clean: %+v", r)
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// A request still running at the stop deadline is cut: Stop returns at the
+// deadline and the report counts it.
+func TestStopCutsAtTheDeadline(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	core, logs := observer.New(zap.InfoLevel)
+	// stop deadline = D0 + 1s − 200ms − 100ms = D0 + 700ms
+	s, c := startServer(t,
+		lifecycle.Config{GracePeriod: time.Second, DrainDelay: 100 * time.Millisecond,
+			TeardownReserve: 200 * time.Millisecond, Margin: 100 * time.Millisecond},
+		httpmod.Config{},
+		httpmod.WithLogger(zap.New(core)),
+		routes(func(e *echo.Echo) {
+			e.GET("/block", func(c echo.Context) error {
+				close(entered)
+				<-release // ignores its context, as a stuck handler does
+				return c.NoContent(http.StatusOK)
+			})
+		}))
+	client := newClient(t)
+	clientErr := make(chan error, 1)
+	go func() {
+		resp, err := client.Get("http://" + s.Addr().String() + "/block")
+		if err == nil {
+			resp.Body.Close()
+		}
+		clientErr <- err
+	}()
+	recv(t, "the blocked handler", entered)
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	stopped := time.Now()
+	deadline := c.StopDeadline()
+	if stopped.Before(deadline) {
+		t.Errorf("Stop returned %v before the stop deadline", deadline.Sub(stopped))
+	}
+	// generous: the point is that Stop does not wait for the handler
+	if late := stopped.Sub(deadline); late > 2*time.Second {
+		t.Errorf("Stop returned %v after the stop deadline", late)
+	}
+	if err := recv(t, "the client", clientErr); err == nil {
+		t.Error("the cut request succeeded")
+	}
+	r := c.Finish()
+	if r.Cut[httpmod.InFlightGauge] != 1 || r.ExitCode != 1 {
+		t.Errorf("report cut %v exit %d, want requests=1 exit 1", r.Cut, r.ExitCode)
+	}
+	if r.InFlightAtD0[httpmod.InFlightGauge] != 1 {
+		t.Errorf("report in flight at D0 = %v, want requests=1", r.InFlightAtD0)
+	}
+	if cuts := logs.FilterMessage("requests cut").All(); len(cuts) != 1 || cuts[0].ContextMap()["count"] != int64(1) {
+		t.Errorf("requests cut logs = %v, want one with count 1", cuts)
+	}
+
+	close(release)
+	eventually(t, "the cut handler to return", func() bool { return s.InFlight() == 0 })
+}
+
+// Stop is bounded by its context too, even when the stop deadline is far:
+// it returns the context's error and cuts what is in flight.
+func TestStopHonoursItsContext(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	s, c := startServer(t, lifecycle.Config{}, // 5s drain, stop deadline 26s after D0
+		httpmod.Config{},
+		routes(func(e *echo.Echo) {
+			e.GET("/block", func(c echo.Context) error {
+				close(entered)
+				<-release
+				return c.NoContent(http.StatusOK)
+			})
+		}))
+	client := newClient(t)
+	clientErr := make(chan error, 1)
+	go func() {
+		resp, err := client.Get("http://" + s.Addr().String() + "/block")
+		if err == nil {
+			resp.Body.Close()
+		}
+		clientErr <- err
+	}()
+	recv(t, "the blocked handler", entered)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Stop = %v, want context.DeadlineExceeded", err)
+	}
+	if err := recv(t, "the client", clientErr); err == nil {
+		t.Error("the cut request succeeded")
+	}
+	if r := c.Finish(); r.Cut[httpmod.InFlightGauge] != 1 {
+		t.Errorf("report cut %v, want requests=1", r.Cut)
+	}
+	close(release)
+	eventually(t, "the cut handler to return", func() bool { return s.InFlight() == 0 })
+}
+
+func TestPanicAnswers500(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zap.InfoLevel)
+	s, _ := startServer(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, httpmod.Config{},
+		httpmod.WithLogger(zap.New(core)),
+		routes(func(e *echo.Echo) {
+			e.GET("/", okHandler)
+			e.GET("/panic", func(echo.Context) error { panic("boom") })
+			e.GET("/abort", func(c echo.Context) error {
+				c.Response().Header().Set("Content-Length", "10")
+				c.Response().WriteHeader(http.StatusOK)
+				_, _ = c.Response().Write([]byte("part"))
+				c.Response().Flush()
+				panic(http.ErrAbortHandler)
+			})
+		}))
+	base := "http://" + s.Addr().String()
+	client := newClient(t)
+
+	tests := []struct {
+		givePath   string
+		wantStatus int
+		wantErr    bool // the response is aborted: reading the body fails
+	}{
+		{"/panic", http.StatusInternalServerError, false},
+		{"/", http.StatusOK, false},
+		{"/abort", http.StatusOK, true},
+		{"/", http.StatusOK, false},
+	}
+	for _, tt := range tests {
+		resp, err := client.Get(base + tt.givePath)
+		if err != nil {
+			t.Fatalf("GET %s: %v", tt.givePath, err)
+		}
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.wantStatus || (err != nil) != tt.wantErr {
+			t.Errorf("GET %s = %d, body error %v; want %d, error %v", tt.givePath, resp.StatusCode, err, tt.wantStatus, tt.wantErr)
+		}
+	}
+	eventually(t, "in-flight back to 0", func() bool { return s.InFlight() == 0 })
+
+	panics := logs.FilterMessage("handler panic").All()
+	if len(panics) != 1 {
+		t.Fatalf("%d handler panic logs, want 1 (ErrAbortHandler is not logged)", len(panics))
+	}
+	if f := panics[0].ContextMap(); f["component"] != "http" || f["panic"] != "boom" || f["path"] != "/panic" {
+		t.Errorf("panic log fields = %v", f)
+	}
+}
+
+func TestH2C(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		giveH2C   bool
+		giveDrain bool
+		wantProto int // 0: the HTTP/2 client fails
+	}{
+		{"enabled", true, false, 2},
+		// Connection: close becomes a GOAWAY; the response is unharmed
+		{"enabled, draining", true, true, 2},
+		{"disabled", false, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, c := startServer(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, httpmod.Config{H2C: tt.giveH2C},
+				routes(func(e *echo.Echo) { e.GET("/", okHandler) }))
+			if tt.giveDrain {
+				c.BeginDrain("test")
+			}
+			tr := &http.Transport{Protocols: new(http.Protocols)}
+			tr.Protocols.SetUnencryptedHTTP2(true) // prior knowledge, no HTTP/1
+			t.Cleanup(tr.CloseIdleConnections)
+			client := &http.Client{Transport: tr, Timeout: waitTimeout}
+
+			resp, err := client.Get("http://" + s.Addr().String() + "/")
+			if tt.wantProto == 0 {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("HTTP/2 request to an HTTP/1 server got %s", resp.Status)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("GET: %v", err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(body) != "ok" {
+				t.Errorf("body = %q, %v; want ok", body, err)
+			}
+			if resp.StatusCode != http.StatusOK || resp.ProtoMajor != tt.wantProto {
+				t.Errorf("GET = %d over HTTP/%d, want 200 over HTTP/%d", resp.StatusCode, resp.ProtoMajor, tt.wantProto)
+			}
+		})
+	}
+}

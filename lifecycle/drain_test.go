@@ -1,0 +1,155 @@
+package lifecycle_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/drainfx/drainfx/lifecycle"
+)
+
+const ms = time.Millisecond
+
+// adaptiveConfig: the drain lasts at least 2s, ends after 1s without a new
+// connection, and lasts at most 5s.
+func adaptiveConfig() lifecycle.Config {
+	return lifecycle.Config{
+		GracePeriod:   30 * s,
+		DrainDelay:    2 * s,
+		DrainQuiet:    s,
+		MaxDrainDelay: 5 * s,
+	}
+}
+
+// finishReport ends the stop and returns the report.
+func finishReport(t *testing.T, c *lifecycle.Coordinator) lifecycle.Report {
+	t.Helper()
+	if err := c.DrainAndWait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return c.Finish()
+}
+
+func TestAdaptiveDrainQuietEndsAtDrainDelay(t *testing.T) {
+	t.Parallel()
+	c, clk, _ := newFake(t, adaptiveConfig())
+	c.MarkStarted()
+	c.NoteAccept() // traffic before D0, more than DrainQuiet before the drain's end
+	clk.Advance(time.Second)
+	c.BeginDrain("test")
+	blockUntil(t, clk, 1)
+	clk.Advance(2*s - ms)
+	if isClosed(c.DrainDone()) {
+		t.Fatal("adaptive drain ended before DrainDelay")
+	}
+	clk.Advance(ms)
+	waitClosed(t, c.DrainDone(), "DrainDone at DrainDelay")
+	r := finishReport(t, c)
+	if r.DrainEndedBy != lifecycle.DrainEndedQuiet {
+		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, lifecycle.DrainEndedQuiet)
+	}
+	if got := r.Phases[0].Actual; got != 2*s {
+		t.Errorf("drain lasted %v, want 2s", got)
+	}
+}
+
+func TestAdaptiveDrainExtendsWhileAccepting(t *testing.T) {
+	t.Parallel()
+	c, clk, _ := newFake(t, adaptiveConfig())
+	c.MarkStarted()
+	c.BeginDrain("test")
+	blockUntil(t, clk, 1)
+
+	clk.Advance(1500 * ms)
+	c.NoteAccept() // D0+1.5s: quiet from D0+2.5s
+	clk.Advance(500 * ms)
+	blockUntil(t, clk, 1) // the drain went back to sleep at D0+2s
+	if isClosed(c.DrainDone()) {
+		t.Fatal("drain ended at DrainDelay though a connection arrived 500ms before")
+	}
+	clk.Advance(200 * ms)
+	c.NoteAccept() // D0+2.2s: quiet from D0+3.2s
+	clk.Advance(300 * ms)
+	blockUntil(t, clk, 1) // woke at D0+2.5s, asleep again
+	if isClosed(c.DrainDone()) {
+		t.Fatal("drain ended 300ms after a connection")
+	}
+	clk.Advance(700*ms - ms)
+	if isClosed(c.DrainDone()) {
+		t.Fatal("drain ended 1ms before DrainQuiet after the last connection")
+	}
+	clk.Advance(ms)
+	waitClosed(t, c.DrainDone(), "DrainDone DrainQuiet after the last connection")
+
+	r := finishReport(t, c)
+	if r.DrainEndedBy != lifecycle.DrainEndedQuiet {
+		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, lifecycle.DrainEndedQuiet)
+	}
+	if got := r.Phases[0].Actual; got != 3200*ms {
+		t.Errorf("drain lasted %v, want 3.2s (last accept at 2.2s + quiet 1s)", got)
+	}
+}
+
+func TestAdaptiveDrainNeverPassesMax(t *testing.T) {
+	t.Parallel()
+	c, clk, logs := newFake(t, adaptiveConfig())
+	c.MarkStarted()
+	c.BeginDrain("test")
+	// A new connection every 500ms, for ever: the proxies never catch up.
+	for at := time.Duration(0); at < 5*s; at += 500 * ms {
+		blockUntil(t, clk, 1)
+		if isClosed(c.DrainDone()) {
+			t.Fatalf("drain ended at D0+%v while connections kept coming", at)
+		}
+		c.NoteAccept()
+		clk.Advance(500 * ms)
+	}
+	waitClosed(t, c.DrainDone(), "DrainDone at MaxDrainDelay")
+
+	r := finishReport(t, c)
+	if r.DrainEndedBy != lifecycle.DrainEndedMax {
+		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, lifecycle.DrainEndedMax)
+	}
+	if got := r.Phases[0].Actual; got != 5*s {
+		t.Errorf("drain lasted %v, want MaxDrainDelay 5s", got)
+	}
+	warn := logs.FilterMessageSnippet("MaxDrainDelay").FilterLevelExact(zapcore.WarnLevel).All()
+	if len(warn) != 1 {
+		t.Fatalf("want one warning naming MaxDrainDelay; logged: %s", messages(logs))
+	}
+	if got := warn[0].ContextMap()["endedBy"]; got != lifecycle.DrainEndedMax {
+		t.Errorf("warning endedBy = %v", got)
+	}
+}
+
+func TestAdaptiveDrainOffWithoutRoom(t *testing.T) {
+	t.Parallel()
+	// DrainQuiet set but MaxDrainDelay = DrainDelay: nothing to adapt.
+	cfg := adaptiveConfig()
+	cfg.MaxDrainDelay = cfg.DrainDelay
+	c, clk, _ := newFake(t, cfg)
+	c.BeginDrain("test")
+	blockUntil(t, clk, 1)
+	c.NoteAccept()
+	clk.Advance(2 * s)
+	waitClosed(t, c.DrainDone(), "DrainDone")
+	if r := finishReport(t, c); r.DrainEndedBy != lifecycle.DrainEndedDelay {
+		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, lifecycle.DrainEndedDelay)
+	}
+}
+
+func TestFixedDrainIgnoresAccepts(t *testing.T) {
+	t.Parallel()
+	c, clk, _ := newFake(t, testConfig())
+	c.BeginDrain("test")
+	blockUntil(t, clk, 1)
+	clk.Advance(2*s - ms)
+	c.NoteAccept()
+	clk.Advance(ms)
+	waitClosed(t, c.DrainDone(), "DrainDone")
+	if r := finishReport(t, c); r.DrainEndedBy != lifecycle.DrainEndedDelay || r.Phases[0].Actual != 2*s {
+		t.Errorf("DrainEndedBy = %q after %v, want %q after 2s", r.DrainEndedBy, r.Phases[0].Actual, lifecycle.DrainEndedDelay)
+	}
+}

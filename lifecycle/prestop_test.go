@@ -1,0 +1,225 @@
+package lifecycle_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/drainfx/drainfx/lifecycle"
+)
+
+type prestopResult struct {
+	status int
+	header http.Header
+	body   lifecycle.PrestopResponse
+	raw    string
+	err    error
+}
+
+func callPrestop(ctx context.Context, method, url, token string) prestopResult {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return prestopResult{err: err}
+	}
+	if token != "" {
+		req.Header.Set(lifecycle.PrestopHeader, token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return prestopResult{err: err}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	r := prestopResult{status: resp.StatusCode, header: resp.Header, raw: string(raw), err: err}
+	if resp.StatusCode == http.StatusOK {
+		r.err = errors.Join(r.err, json.Unmarshal(raw, &r.body))
+	}
+	return r
+}
+
+func goPrestop(ctx context.Context, method, url, token string) <-chan prestopResult {
+	ch := make(chan prestopResult, 1)
+	go func() { ch <- callPrestop(ctx, method, url, token) }()
+	return ch
+}
+
+func newPrestopServer(t *testing.T, c *lifecycle.Coordinator) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(c.PrestopHandler())
+	t.Cleanup(srv.Close) // waits for the handlers to return
+	return srv
+}
+
+func TestPrestopBlocksUntilDrainEnd(t *testing.T) {
+	t.Parallel()
+	c, clk, _ := newFake(t, testConfig())
+	c.MarkStarted()
+	srv := newPrestopServer(t, c)
+
+	first := goPrestop(context.Background(), http.MethodGet, srv.URL, "")
+	waitClosed(t, c.DrainStarted(), "the preStop call to begin the drain")
+	if c.Ready() {
+		t.Error("Ready() during the drain")
+	}
+	blockUntil(t, clk, 1)
+	clk.Advance(2*s - ms)
+	select {
+	case r := <-first:
+		t.Fatalf("preStop answered before the drain ended: %+v", r)
+	default:
+	}
+	clk.Advance(ms)
+	r := recv(t, first, "the preStop answer")
+	if r.err != nil || r.status != http.StatusOK {
+		t.Fatalf("preStop = %d %q, %v", r.status, r.raw, r.err)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	d0, _ := c.D0()
+	want := lifecycle.PrestopResponse{State: "draining", Reason: "prestop", D0: d0, DrainEndedBy: "delay", Waited: "2s"}
+	if !r.body.D0.Equal(want.D0) {
+		t.Errorf("d0 = %v, want %v", r.body.D0, want.D0)
+	}
+	r.body.D0 = want.D0
+	if r.body != want {
+		t.Errorf("body = %+v, want %+v", r.body, want)
+	}
+
+	// A second call, after the drain, answers at once: no clock advance.
+	second := recv(t, goPrestop(context.Background(), http.MethodPost, srv.URL, ""), "the second preStop answer")
+	if second.err != nil || second.status != http.StatusOK || second.body.Reason != "prestop" || second.body.Waited != "0s" {
+		t.Errorf("second preStop = %d %q, %v", second.status, second.raw, second.err)
+	}
+}
+
+func TestPrestopToken(t *testing.T) {
+	t.Parallel()
+	const token = "s3cret-token"
+	tests := []struct {
+		name       string
+		giveMethod string
+		giveToken  string
+		wantStatus int
+		wantDrain  bool
+	}{
+		{name: "missing token", giveMethod: http.MethodGet, wantStatus: http.StatusUnauthorized},
+		{name: "wrong token", giveMethod: http.MethodGet, giveToken: "s3cret-tokem", wantStatus: http.StatusUnauthorized},
+		{name: "longer token", giveMethod: http.MethodPost, giveToken: token + "x", wantStatus: http.StatusUnauthorized},
+		{name: "PUT", giveMethod: http.MethodPut, giveToken: token, wantStatus: http.StatusMethodNotAllowed},
+		{name: "right token", giveMethod: http.MethodGet, giveToken: token, wantStatus: http.StatusOK, wantDrain: true},
+		{name: "right token, POST", giveMethod: http.MethodPost, giveToken: token, wantStatus: http.StatusOK, wantDrain: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			log, logs := newObserved()
+			c, err := lifecycle.New(lifecycle.Config{GracePeriod: 5 * s, DrainDelay: lifecycle.NoDelay, PrestopToken: token}, lifecycle.WithLogger(log))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			c.MarkStarted()
+			srv := newPrestopServer(t, c)
+			r := recv(t, goPrestop(context.Background(), tt.giveMethod, srv.URL, tt.giveToken), "the preStop answer")
+			if r.err != nil || r.status != tt.wantStatus {
+				t.Fatalf("preStop = %d %q, %v; want %d", r.status, r.raw, r.err, tt.wantStatus)
+			}
+			d0, _ := c.D0()
+			if got := !d0.IsZero(); got != tt.wantDrain {
+				t.Errorf("drain began = %v, want %v", got, tt.wantDrain)
+			}
+			if got := c.Ready(); got == tt.wantDrain {
+				t.Errorf("Ready() = %v", got)
+			}
+			if tt.wantDrain && (r.body.State != "draining" || r.body.Reason != "prestop") {
+				t.Errorf("body = %+v", r.body)
+			}
+			refused := logs.FilterMessageSnippet("prestop refused").All()
+			if got := len(refused) == 1; got != (tt.wantStatus == http.StatusUnauthorized) {
+				t.Errorf("%d \"prestop refused\" entries; logged: %s", len(refused), messages(logs))
+			}
+			for _, e := range refused {
+				if e.Level != zapcore.WarnLevel || e.ContextMap()["remote"] == "" {
+					t.Errorf("refusal logged as %v %v", e.Level, e.ContextMap())
+				}
+			}
+			for _, e := range logs.All() {
+				for k, v := range e.ContextMap() {
+					if vs, ok := v.(string); ok && strings.Contains(vs, "s3cret") {
+						t.Errorf("the token was logged in %q: %s=%s", e.Message, k, vs)
+					}
+				}
+			}
+			if tt.wantStatus == http.StatusMethodNotAllowed {
+				if got := r.header.Get("Allow"); got != "GET, POST" {
+					t.Errorf("Allow = %q", got)
+				}
+			}
+		})
+	}
+}
+
+func TestPrestopCallerLeaves(t *testing.T) {
+	t.Parallel()
+	c, clk, logs := newFake(t, testConfig())
+	c.MarkStarted()
+	srv := newPrestopServer(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	res := goPrestop(ctx, http.MethodGet, srv.URL, "")
+	waitClosed(t, c.DrainStarted(), "the preStop call to begin the drain")
+	cancel()
+	if r := recv(t, res, "the cancelled call"); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("call = %d, %v; want context.Canceled", r.status, r.err)
+	}
+	waitLog(t, logs, "prestop caller left")
+	// The drain goes on.
+	if c.State() != lifecycle.StateDraining || isClosed(c.DrainDone()) {
+		t.Fatalf("State() = %v after the caller left, want draining", c.State())
+	}
+	blockUntil(t, clk, 1)
+	clk.Advance(2 * s)
+	waitClosed(t, c.DrainDone(), "DrainDone")
+	if _, reason := c.D0(); reason != "prestop" {
+		t.Errorf("reason = %q", reason)
+	}
+}
+
+// The handler answers within the drain on a real clock too.
+func TestPrestopRealClock(t *testing.T) {
+	t.Parallel()
+	c, err := lifecycle.New(lifecycle.Config{GracePeriod: 2 * s, DrainDelay: 100 * ms, TeardownReserve: 500 * ms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	srv := newPrestopServer(t, c)
+	r := recv(t, goPrestop(context.Background(), http.MethodGet, srv.URL, ""), "the preStop answer")
+	if r.err != nil || r.status != http.StatusOK || r.body.DrainEndedBy != "delay" {
+		t.Fatalf("preStop = %d %q, %v", r.status, r.raw, r.err)
+	}
+	if waited, err := time.ParseDuration(r.body.Waited); err != nil || waited < 100*ms {
+		t.Errorf("waited %q, want at least the 100ms drain", r.body.Waited)
+	}
+}
+
+// A preStop call that reaches a stopped coordinator answers at once.
+func TestPrestopAfterFinish(t *testing.T) {
+	t.Parallel()
+	c, _, _ := newFake(t, testConfig())
+	c.MarkStarted()
+	c.Finish()
+	srv := newPrestopServer(t, c)
+	r := recv(t, goPrestop(context.Background(), http.MethodGet, srv.URL, ""), "the preStop answer")
+	if r.err != nil || r.status != http.StatusOK || r.body.State != "stopped" {
+		t.Errorf("preStop = %d %q, %v", r.status, r.raw, r.err)
+	}
+}

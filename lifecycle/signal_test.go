@@ -1,0 +1,149 @@
+package lifecycle_test
+
+// These tests send real signals to the test process. That is safe while
+// HandleSignals has signal.Notify registered, and they are not parallel, so
+// no other test's handler sees their signals (parallel tests start only
+// once every sequential test is done).
+
+import (
+	"errors"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/drainfx/drainfx/lifecycle"
+)
+
+func kill(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(os.Getpid(), sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSignalFirstDrainsThenShuts(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	exits := make(chan int, 2)
+	c, clk, logs := newFake(t, testConfig(), lifecycle.WithExit(func(code int) { exits <- code }))
+	c.MarkStarted()
+	var calls atomic.Int32
+	shut := make(chan struct{}, 2)
+	stop := c.HandleSignals(func() error { calls.Add(1); shut <- struct{}{}; return errors.New("not running") })
+
+	kill(t, syscall.SIGTERM)
+	waitClosed(t, c.DrainStarted(), "the signal to begin the drain")
+	if _, reason := c.D0(); reason != "signal terminated" {
+		t.Errorf("reason = %q, want \"signal terminated\"", reason)
+	}
+	blockUntil(t, clk, 1)
+	clk.Advance(2*s - ms)
+	select {
+	case <-shut:
+		t.Fatal("shutdown called before the drain ended")
+	default:
+	}
+	clk.Advance(ms)
+	recv(t, shut, "the shutdown call after the drain")
+	waitLog(t, logs, "shutdown request") // its error is logged
+	stop()
+	stop()                      // idempotent
+	goleak.VerifyNone(t, leaks) // the handler's goroutine is gone
+
+	if n := calls.Load(); n != 1 {
+		t.Errorf("shutdown called %d times, want 1", n)
+	}
+	select {
+	case code := <-exits:
+		t.Errorf("exit(%d) called after one signal", code)
+	default:
+	}
+	if e := waitLog(t, logs, "signal received"); e.ContextMap()["signal"] != "terminated" {
+		t.Errorf("signal log = %v", e.ContextMap())
+	}
+}
+
+func TestSignalSecondExits(t *testing.T) {
+	tests := []struct {
+		name       string
+		giveFirst  syscall.Signal
+		giveSecond syscall.Signal
+		wantReason string
+		wantCode   int
+	}{
+		{"SIGTERM twice", syscall.SIGTERM, syscall.SIGTERM, "signal terminated", 143},
+		{"SIGTERM then SIGINT", syscall.SIGTERM, syscall.SIGINT, "signal terminated", 130},
+		{"SIGINT twice", syscall.SIGINT, syscall.SIGINT, "signal interrupt", 130},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			leaks := goleak.IgnoreCurrent()
+			exits := make(chan int, 2)
+			c, _, logs := newFake(t, testConfig(), lifecycle.WithExit(func(code int) { exits <- code }))
+			c.MarkStarted()
+			var calls atomic.Int32
+			stop := c.HandleSignals(func() error { calls.Add(1); return nil })
+
+			kill(t, tt.giveFirst)
+			waitClosed(t, c.DrainStarted(), "the first signal to begin the drain")
+			if _, reason := c.D0(); reason != tt.wantReason {
+				t.Errorf("reason = %q, want %q", reason, tt.wantReason)
+			}
+			kill(t, tt.giveSecond)
+			if code := recv(t, exits, "exit"); code != tt.wantCode {
+				t.Errorf("exit(%d), want exit(%d)", code, tt.wantCode)
+			}
+			e := waitLog(t, logs, "second signal")
+			if e.Level != zapcore.ErrorLevel || e.ContextMap()["code"] != int64(tt.wantCode) {
+				t.Errorf("second signal logged as %v %v", e.Level, e.ContextMap())
+			}
+			stop()
+			c.Close() // ends the drain timer the first signal started
+			goleak.VerifyNone(t, leaks)
+			if calls.Load() != 0 {
+				t.Error("shutdown called though the drain never ended")
+			}
+		})
+	}
+}
+
+func TestSignalAfterPrestop(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	exits := make(chan int, 1)
+	c, clk, _ := newFake(t, testConfig(), lifecycle.WithExit(func(code int) { exits <- code }))
+	c.MarkStarted()
+	c.BeginDrain("prestop")
+	blockUntil(t, clk, 1)
+	clk.Advance(2 * s)
+	waitClosed(t, c.DrainDone(), "the preStop drain")
+
+	shut := make(chan struct{}, 2)
+	stop := c.HandleSignals(func() error { shut <- struct{}{}; return nil })
+	kill(t, syscall.SIGTERM)
+	// No clock advance: the kubelet's SIGTERM after preStop adds no delay.
+	recv(t, shut, "shutdown at once")
+	stop()
+	goleak.VerifyNone(t, leaks)
+	select {
+	case code := <-exits:
+		t.Errorf("exit(%d) called", code)
+	default:
+	}
+	if _, reason := c.D0(); reason != "prestop" {
+		t.Errorf("reason = %q, want \"prestop\"", reason)
+	}
+}
+
+func TestSignalStopWithoutSignal(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	c, _, _ := newFake(t, testConfig())
+	stop := c.HandleSignals(func() error { t.Error("shutdown called"); return nil })
+	stop()
+	goleak.VerifyNone(t, leaks)
+	if c.Draining() {
+		t.Error("draining without a signal")
+	}
+}
