@@ -1,0 +1,47 @@
+// Command minimal is the smallest drainfx service: GET / answers "ok" on
+// PORT (8080); probes and preStop live on ADMIN_PORT (9090).
+//
+//	go run ./examples/minimal
+//
+// Environment: PORT, ADMIN_PORT, SHUTDOWN_GRACE_PERIOD (30s),
+// SHUTDOWN_DRAIN_DELAY (5s), SHUTDOWN_DRAIN_QUIET (0s, off),
+// SHUTDOWN_MAX_DRAIN_DELAY, PRESTOP_TOKEN (empty = none). A bad value exits
+// 1 with one line naming the variable.
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/modules"
+)
+
+func main() {
+	cfg, err := modules.FromEnv(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "minimal:", err)
+		os.Exit(1)
+	}
+	log, err := zap.NewProduction()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "minimal: logger:", err)
+		os.Exit(1)
+	}
+	fx.New(
+		modules.Web(cfg),
+		fx.Supply(log),
+		httpmod.AsRoute(newRoutes),
+	).Run() // exits 1 if start-up failed or the shutdown cut anything
+}
+
+func newRoutes() httpmod.Route {
+	return httpmod.RouteFunc(func(e *echo.Echo) {
+		e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+	})
+}

@@ -1,0 +1,13 @@
+// Package modules bundles the drainfx modules for fx.Options composition.
+//
+// [Web] is the usual start: the drain coordinator ([lifecycle.Module]), the
+// public echo server ([httpmod.Module]) and the admin server with probes and
+// preStop ([probemod.Module]), fx's own events through zap, and an fx stop
+// timeout derived from the shutdown budget instead of fx's 15 s default.
+// Add wsmod and the resource modules (modules/sqlmod, modules/workermod,
+// modules/grpcmod) beside it as the service needs them; swap any module for
+// your own by leaving it out and providing what it provided.
+//
+// [FromEnv] reads the bundle's configuration from the environment variables
+// the examples and the Kubernetes manifests use.
+package modules

@@ -1,0 +1,89 @@
+package modules
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/drainfx/drainfx/lifecycle"
+)
+
+// The environment variables [FromEnv] reads, with their defaults.
+const (
+	EnvPort            = "PORT"                     // public port, default 8080
+	EnvAdminPort       = "ADMIN_PORT"               // admin port (probes, preStop, metrics), default 9090
+	EnvGracePeriod     = "SHUTDOWN_GRACE_PERIOD"    // = terminationGracePeriodSeconds, default 30s
+	EnvDrainDelay      = "SHUTDOWN_DRAIN_DELAY"     // least drain, default 5s; 0s = none
+	EnvDrainQuiet      = "SHUTDOWN_DRAIN_QUIET"     // adaptive drain quiet period, default 0s (off)
+	EnvMaxDrainDelay   = "SHUTDOWN_MAX_DRAIN_DELAY" // most drain, default DrainDelay (2× with quiet)
+	EnvTeardownReserve = "SHUTDOWN_TEARDOWN_RESERVE"
+	EnvPrestopToken    = "PRESTOP_TOKEN" // empty = no token
+)
+
+// FromEnv reads the bundle's configuration from the environment, through
+// lookup (pass [os.LookupEnv]). A bad value is an error naming the variable
+// and the value; so is a budget that does not fit the grace period.
+// Unset variables keep the defaults; a duration of 0 means none ("0s" drain
+// delay drains for no time), unlike a zero Config field, which means the
+// default.
+func FromEnv(lookup func(string) (string, bool)) (Config, error) {
+	var cfg Config
+	port := func(name string, def int) (string, error) {
+		v, ok := lookup(name)
+		if !ok || v == "" {
+			return net.JoinHostPort("", strconv.Itoa(def)), nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			return "", fmt.Errorf("%s=%q: not a port number (0-65535)", name, v)
+		}
+		return net.JoinHostPort("", strconv.Itoa(n)), nil
+	}
+	var err error
+	if cfg.HTTP.Addr, err = port(EnvPort, 8080); err != nil {
+		return Config{}, err
+	}
+	if cfg.Probe.Addr, err = port(EnvAdminPort, 9090); err != nil {
+		return Config{}, err
+	}
+	lc := &cfg.Lifecycle
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{EnvGracePeriod, &lc.GracePeriod},
+		{EnvDrainDelay, &lc.DrainDelay},
+		{EnvDrainQuiet, &lc.DrainQuiet},
+		{EnvMaxDrainDelay, &lc.MaxDrainDelay},
+		{EnvTeardownReserve, &lc.TeardownReserve},
+	} {
+		v, ok := lookup(d.name)
+		if !ok || v == "" {
+			continue
+		}
+		dur, err := time.ParseDuration(v)
+		if err != nil || dur < 0 {
+			return Config{}, fmt.Errorf("%s=%q: not a duration of 0 or more (like 5s or 500ms)", d.name, v)
+		}
+		if dur == 0 && d.dst != &lc.DrainQuiet {
+			dur = lifecycle.NoDelay
+		}
+		*d.dst = dur
+	}
+	lc.PrestopToken, _ = lookup(EnvPrestopToken)
+	if err := lc.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s=%v %s=%v %s=%v: %w",
+			EnvGracePeriod, show(lc.WithDefaults().GracePeriod),
+			EnvDrainDelay, show(lc.WithDefaults().DrainDelay),
+			EnvMaxDrainDelay, show(lc.WithDefaults().MaxDrainDelay), err)
+	}
+	return cfg, nil
+}
+
+func show(d time.Duration) string {
+	if d == lifecycle.NoDelay {
+		return "0s"
+	}
+	return d.String()
+}

@@ -1,0 +1,48 @@
+package grpcmod
+
+import (
+	"errors"
+	"fmt"
+	"net"
+)
+
+// DefaultAddr is the default listen address of the gRPC server.
+const DefaultAddr = ":9000"
+
+// Config configures the gRPC server.
+type Config struct {
+	// Addr is the listen address. Default ":9000"; use "127.0.0.1:0" in
+	// tests.
+	Addr string `yaml:"addr" json:"addr"`
+}
+
+// ErrConfig is matched (with [errors.Is]) by every error about a [Config]
+// or a client that does not hold together.
+var ErrConfig = errors.New("grpcmod: invalid config")
+
+type configError struct{ msg string }
+
+func (e *configError) Error() string        { return "grpcmod: " + e.msg }
+func (e *configError) Is(target error) bool { return target == ErrConfig }
+
+func configErrorf(format string, args ...any) error {
+	return &configError{fmt.Sprintf(format, args...)}
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	return c
+}
+
+// Validate resolves defaults and checks c; the error names the field and
+// its value.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return configErrorf("Addr=%q is not host:port", c.Addr)
+	}
+	return nil
+}

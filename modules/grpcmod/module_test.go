@@ -1,0 +1,92 @@
+package grpcmod_test
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+	"google.golang.org/grpc"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/modules/grpcmod"
+)
+
+// startBackend runs a plain gRPC server with the slow service, answering
+// at once, outside the app.
+func startBackend(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := newSlow()
+	close(svc.release)
+	gs := grpc.NewServer()
+	gs.RegisterService(&slowDesc, svc)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = gs.Serve(ln) }()
+	t.Cleanup(func() { gs.Stop(); <-done })
+	return ln.Addr().String()
+}
+
+// The app's gRPC service calls a backend through a client from AsClient. A
+// call in flight at D0 still reaches the backend: the client is closed
+// only after the server that uses it has stopped.
+func TestModuleServerThenClient(t *testing.T) {
+	t.Parallel()
+	backend := startBackend(t)
+	front := newSlow()
+	var (
+		c   *lifecycle.Coordinator
+		srv *grpcmod.Server
+	)
+	app := fxtest.New(t,
+		fx.Supply(roomy, grpcmod.Config{Addr: "127.0.0.1:0"}),
+		lifecycle.Module,
+		grpcmod.Module,
+		grpcmod.AsClient("backend", backend, newSlowClient),
+		grpcmod.AsService(func(next *slowClient) grpcmod.Service {
+			front.next = next
+			return front.service()
+		}),
+		fx.Populate(&c, &srv),
+	)
+	app.RequireStart()
+	client := newSlowClient(dial(t, srv.Addr()))
+	type result struct {
+		out string
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		out, err := client.Wait(context.Background(), "via front")
+		res <- result{out, err}
+	}()
+	recv(t, "the call to arrive", front.entered)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- app.Stop(context.Background()) }()
+	eventually(t, "the stop phase", func() bool { return c.State() >= lifecycle.StateStopping })
+	close(front.release)
+	if r := recv(t, "the call", res); r.err != nil || r.out != "done via front" {
+		t.Fatalf("call in flight at D0 = %q, %v; want the backend's answer", r.out, r.err)
+	}
+	if err := recv(t, "the app to stop", stopped); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	r, _ := c.Report()
+	if len(r.Hooks) != 1 || r.Hooks[0].Name != "grpc client backend" || r.Hooks[0].Overran || !r.Clean() {
+		t.Fatalf("report hooks %+v cut %v, want the client closed on time and a clean stop", r.Hooks, r.Cut)
+	}
+}
+
+func TestAsClientRejectsNilStub(t *testing.T) {
+	t.Parallel()
+	err := fx.New(fx.NopLogger, fx.Supply(roomy), lifecycle.Module,
+		grpcmod.AsClient[*slowClient]("x", "127.0.0.1:1", nil)).Err()
+	if err == nil {
+		t.Fatal("fx.New accepted a nil stub constructor")
+	}
+}

@@ -1,0 +1,289 @@
+package grpcmod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jonboulle/clockwork"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/drainfx/drainfx/lifecycle"
+)
+
+// InFlightGauge is the name under which a [Server] registers its count of
+// RPCs in flight with [lifecycle.Coordinator.TrackInFlight], and the kind
+// of work it passes to [lifecycle.Coordinator.RecordCut].
+const InFlightGauge = "rpcs"
+
+var errAlreadyStarted = errors.New("grpcmod: server already started")
+
+// Service registers gRPC services on the server, as generated code does:
+//
+//	grpcmod.ServiceFunc(func(s grpc.ServiceRegistrar) { pb.RegisterOrdersServer(s, orders) })
+//
+// Under fx, provide services with [AsService].
+type Service interface {
+	Register(s grpc.ServiceRegistrar)
+}
+
+// ServiceFunc adapts a function to [Service].
+type ServiceFunc func(s grpc.ServiceRegistrar)
+
+// Register calls f(s).
+func (f ServiceFunc) Register(s grpc.ServiceRegistrar) { f(s) }
+
+// Option configures a [Server] built by [New].
+type Option func(*Server)
+
+// WithLogger sets the logger (default [zap.NewNop]); the server adds the
+// field component=grpc.
+func WithLogger(l *zap.Logger) Option {
+	return func(s *Server) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+// WithServices registers services when [New] runs. Nil ones are skipped.
+func WithServices(svcs ...Service) Option {
+	return func(s *Server) { s.services = append(s.services, svcs...) }
+}
+
+// WithServerOptions passes options to [grpc.NewServer] (credentials,
+// interceptors, keepalive). The server's own in-flight interceptors run
+// first.
+func WithServerOptions(opts ...grpc.ServerOption) Option {
+	return func(s *Server) { s.serverOpts = append(s.serverOpts, opts...) }
+}
+
+// WithListener makes [Server.Start] serve on ln (socket activation, tests)
+// instead of listening on [Config.Addr]. The server closes it.
+func WithListener(ln net.Listener) Option {
+	return func(s *Server) { s.given = ln }
+}
+
+// WithServeError sets the function called (once, from the serve goroutine)
+// when [grpc.Server.Serve] fails: the server no longer accepts and the
+// process should stop. The error is logged whether or not fn is set. Under
+// fx, [Module] passes a function that calls fx.Shutdowner.Shutdown with
+// exit code 1.
+func WithServeError(fn func(error)) Option {
+	return func(s *Server) { s.onServeError = fn }
+}
+
+// Server is a [grpc.Server] with the health v1 service, on the drain
+// timeline of a [lifecycle.Coordinator]. Build it with [New]; register
+// services before [Server.Start].
+type Server struct {
+	cfg          Config
+	c            *lifecycle.Coordinator
+	log          *zap.Logger
+	grpc         *grpc.Server
+	health       *health.Server
+	services     []Service
+	serverOpts   []grpc.ServerOption
+	given        net.Listener
+	onServeError func(error)
+
+	inFlight atomic.Int64
+
+	mu        sync.Mutex
+	ln        net.Listener
+	started   bool
+	stopping  bool
+	serveDone chan struct{} // closed when the serve goroutine has returned
+	stopDone  chan struct{} // closed when the first Stop has returned
+}
+
+// New builds a server for cfg whose drain follows c, with the health
+// service and the given services registered. It does not listen yet:
+// [Server.Start] does. It fails with an error matching [ErrConfig] if cfg
+// is invalid.
+func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) {
+	if c == nil {
+		return nil, configErrorf("coordinator is nil")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg.WithDefaults(), c: c, log: zap.NewNop(), stopDone: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	s.log = s.log.With(zap.String("component", "grpc"))
+	sopts := append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(s.countUnary),
+		grpc.ChainStreamInterceptor(s.countStream),
+	}, s.serverOpts...)
+	s.grpc = grpc.NewServer(sopts...)
+	s.health = health.NewServer()
+	healthgrpc.RegisterHealthServer(s.grpc, healthService{Server: s.health, stop: c.StopContext()})
+	for _, svc := range s.services {
+		if svc != nil {
+			svc.Register(s.grpc)
+		}
+	}
+	// NOT_SERVING from D0, in the transition itself: a Watch client hears
+	// it at once. Shutdown is sticky: nothing sets SERVING again.
+	c.Subscribe(func(tr lifecycle.Transition) {
+		if tr.To >= lifecycle.StateDraining {
+			s.health.Shutdown()
+		}
+	})
+	c.TrackInFlight(InFlightGauge, s.InFlight)
+	return s, nil
+}
+
+// GRPC returns the server to register services on, before [Server.Start].
+// Do not call its Serve or Stop methods: the Server owns them.
+func (s *Server) GRPC() *grpc.Server { return s.grpc }
+
+// Health returns the health server: set the status of a service of your
+// own with SetServingStatus. From D0 it answers NOT_SERVING for every
+// service, whatever is set.
+func (s *Server) Health() *health.Server { return s.health }
+
+// InFlight returns the number of RPCs whose handler has not returned.
+func (s *Server) InFlight() int64 { return s.inFlight.Load() }
+
+// Addr returns the address the server listens on, or nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Start listens on [Config.Addr] synchronously, so a bad or busy address
+// fails here, sets every registered service (and the server, "") SERVING
+// unless the drain has begun, and serves in a goroutine [Server.Stop]
+// waits for.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.stopping {
+		return errAlreadyStarted
+	}
+	ln := s.given
+	if ln == nil {
+		var lc net.ListenConfig
+		var err error
+		if ln, err = lc.Listen(ctx, "tcp", s.cfg.Addr); err != nil {
+			return fmt.Errorf("grpc: listen %q: %w", s.cfg.Addr, err)
+		}
+	}
+	s.started = true
+	s.ln = ln
+	s.health.SetServingStatus("", healthgrpc.HealthCheckResponse_SERVING)
+	for name := range s.grpc.GetServiceInfo() {
+		if name != healthgrpc.Health_ServiceDesc.ServiceName {
+			s.health.SetServingStatus(name, healthgrpc.HealthCheckResponse_SERVING)
+		}
+	}
+	if s.c.Draining() {
+		s.health.Shutdown()
+	}
+	s.serveDone = make(chan struct{})
+	go s.serve(ln, s.serveDone)
+	s.log.Info("grpc serving", zap.Stringer("addr", ln.Addr()))
+	return nil
+}
+
+func (s *Server) serve(ln net.Listener, done chan<- struct{}) {
+	defer close(done)
+	// Serve returns nil after Stop or GracefulStop, an error otherwise.
+	if err := s.grpc.Serve(ln); err != nil {
+		s.log.Error("grpc serve failed", zap.Error(err))
+		if s.onServeError != nil {
+			s.onServeError(err)
+		}
+	}
+}
+
+// Stop waits for the drain to end ([lifecycle.Coordinator.DrainAndWait]),
+// then stops gracefully: no new connections or RPCs (clients get GOAWAY),
+// health Watch streams end, and the RPCs in flight finish — until the stop
+// deadline (D0 + GracePeriod − TeardownReserve − Margin) or ctx, whichever
+// is first. Then it stops hard ([grpc.Server.Stop]: connections closed,
+// the contexts of the RPCs left cancelled), counts those RPCs as cut
+// ("rpcs") and logs them. A handler that ignores its context is left
+// running. A cut is not an error: the shutdown report makes the exit
+// unclean.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.started {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.stopping {
+		s.mu.Unlock()
+		select {
+		case <-s.stopDone:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.stopping = true
+	s.mu.Unlock()
+	defer close(s.stopDone)
+
+	_ = s.c.DrainAndWait(ctx)
+	deadline := s.c.StopDeadline()
+	// A context on the coordinator's clock (a fake one in tests), tied to
+	// ctx explicitly: clockwork's fake-clock context ignores a parent that
+	// ended with DeadlineExceeded.
+	dctx, cancelDeadline := clockwork.WithDeadline(ctx, s.c.Clock(), deadline)
+	defer cancelDeadline()
+	sctx, cancel := context.WithCancel(dctx)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+
+	start := s.c.Clock().Now()
+	graceful := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(graceful)
+	}()
+	select {
+	case <-graceful:
+	case <-sctx.Done():
+		cut := s.inFlight.Load()
+		s.grpc.Stop() // GracefulStop returns once the connections are closed
+		<-graceful
+		s.c.RecordCut(InFlightGauge, cut)
+		if cut > 0 {
+			s.log.Warn("rpcs cut", zap.Int64("count", cut), zap.Time("deadline", deadline))
+		} else {
+			s.log.Info("connections closed at the stop deadline", zap.Time("deadline", deadline))
+		}
+	}
+	<-s.serveDone
+	s.log.Info("grpc stopped", zap.Duration("took", s.c.Clock().Since(start)))
+	if ctx.Err() != nil {
+		return fmt.Errorf("grpc stop: %w", ctx.Err())
+	}
+	return nil
+}
+
+func (s *Server) countUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	return h(ctx, req)
+}
+
+func (s *Server) countStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	return h(srv, ss)
+}

@@ -1,0 +1,363 @@
+package grpcmod_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/modules/grpcmod"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var (
+	roomy = lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}
+	// tight: the stop phase ends 400ms after D0, the teardown 600ms.
+	tight = lifecycle.Config{
+		GracePeriod:     600 * time.Millisecond,
+		DrainDelay:      lifecycle.NoDelay,
+		TeardownReserve: 200 * time.Millisecond,
+		Margin:          lifecycle.NoDelay,
+		IgnoreSignals:   true,
+	}
+)
+
+// slow is a test service written without generated code: Wait answers once
+// released (forwarding to next, if set); Ticks sends one message and then
+// never ends by itself.
+type slow struct {
+	next    *slowClient
+	entered chan struct{} // closed when a Wait call has arrived
+	release chan struct{}
+	once    sync.Once
+}
+
+const slowName = "drainfx.test.Slow"
+
+func newSlow() *slow {
+	return &slow{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (s *slow) wait(ctx context.Context, in *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
+	s.once.Do(func() { close(s.entered) })
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if s.next != nil {
+		out, err := s.next.Wait(ctx, in.Value)
+		return wrapperspb.String(out), err
+	}
+	return wrapperspb.String("done " + in.Value), nil
+}
+
+var slowDesc = grpc.ServiceDesc{
+	ServiceName: slowName,
+	HandlerType: (*any)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Wait",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
+			in := new(wrapperspb.StringValue)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			h := func(ctx context.Context, req any) (any, error) {
+				return srv.(*slow).wait(ctx, req.(*wrapperspb.StringValue))
+			}
+			if icpt == nil {
+				return h(ctx, in)
+			}
+			return icpt(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/" + slowName + "/Wait"}, h)
+		},
+	}},
+	Streams: []grpc.StreamDesc{{
+		StreamName:    "Ticks",
+		ServerStreams: true,
+		Handler: func(_ any, stream grpc.ServerStream) error {
+			if err := stream.RecvMsg(new(emptypb.Empty)); err != nil {
+				return err
+			}
+			if err := stream.SendMsg(wrapperspb.String("tick")); err != nil {
+				return err
+			}
+			<-stream.Context().Done() // never ends by itself
+			return stream.Context().Err()
+		},
+	}},
+}
+
+func (s *slow) service() grpcmod.Service {
+	return grpcmod.ServiceFunc(func(r grpc.ServiceRegistrar) { r.RegisterService(&slowDesc, s) })
+}
+
+// slowClient is the stub generated code would be.
+type slowClient struct{ cc grpc.ClientConnInterface }
+
+func newSlowClient(cc grpc.ClientConnInterface) *slowClient { return &slowClient{cc} }
+
+func (c *slowClient) Wait(ctx context.Context, v string) (string, error) {
+	out := new(wrapperspb.StringValue)
+	err := c.cc.Invoke(ctx, "/"+slowName+"/Wait", wrapperspb.String(v), out)
+	return out.GetValue(), err
+}
+
+func (c *slowClient) Ticks(ctx context.Context) (grpc.ClientStream, error) {
+	st, err := c.cc.NewStream(ctx, &slowDesc.Streams[0], "/"+slowName+"/Ticks")
+	if err != nil {
+		return nil, err
+	}
+	if err := st.SendMsg(&emptypb.Empty{}); err != nil {
+		return nil, err
+	}
+	return st, st.CloseSend()
+}
+
+func newCoordinator(t *testing.T, cfg lifecycle.Config) *lifecycle.Coordinator {
+	t.Helper()
+	c, err := lifecycle.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func startServer(t *testing.T, c *lifecycle.Coordinator, opts ...grpcmod.Option) *grpcmod.Server {
+	t.Helper()
+	s, err := grpcmod.New(grpcmod.Config{Addr: "127.0.0.1:0"}, c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	return s
+}
+
+func dial(t *testing.T, addr net.Addr) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient(addr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+func recv[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestHealthServingThenNotServingFromD0(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, roomy)
+	srv := startServer(t, c, grpcmod.WithServices(newSlow().service()))
+	hc := healthgrpc.NewHealthClient(dial(t, srv.Addr()))
+	ctx := t.Context()
+
+	for _, name := range []string{"", slowName} {
+		resp, err := hc.Check(ctx, &healthgrpc.HealthCheckRequest{Service: name})
+		if err != nil || resp.Status != healthgrpc.HealthCheckResponse_SERVING {
+			t.Fatalf("Check(%q) after start = %v, %v; want SERVING", name, resp.GetStatus(), err)
+		}
+	}
+	watch, err := hc.Watch(ctx, &healthgrpc.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := watch.Recv(); err != nil || resp.Status != healthgrpc.HealthCheckResponse_SERVING {
+		t.Fatalf("Watch first = %v, %v; want SERVING", resp.GetStatus(), err)
+	}
+
+	c.BeginDrain("test")
+	if resp, err := watch.Recv(); err != nil || resp.Status != healthgrpc.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("Watch at D0 = %v, %v; want NOT_SERVING", resp.GetStatus(), err)
+	}
+	for _, name := range []string{"", slowName} {
+		resp, err := hc.Check(ctx, &healthgrpc.HealthCheckRequest{Service: name})
+		if err != nil || resp.Status != healthgrpc.HealthCheckResponse_NOT_SERVING {
+			t.Fatalf("Check(%q) after D0 = %v, %v; want NOT_SERVING", name, resp.GetStatus(), err)
+		}
+	}
+	// Sticky: setting a status after D0 changes nothing.
+	srv.Health().SetServingStatus(slowName, healthgrpc.HealthCheckResponse_SERVING)
+	if resp, _ := hc.Check(ctx, &healthgrpc.HealthCheckRequest{Service: slowName}); resp.GetStatus() != healthgrpc.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("status after SetServingStatus past D0 = %v, want NOT_SERVING", resp.GetStatus())
+	}
+
+	// The stop ends the Watch stream (GracefulStop would wait for it).
+	if err := srv.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if _, err := watch.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("Watch after stop: %v, want UNAVAILABLE", err)
+	}
+	if r := c.Finish(); !r.Clean() {
+		t.Fatalf("report cut %v", r.Cut)
+	}
+}
+
+func TestUnaryCallInFlightAtD0Completes(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, roomy)
+	svc := newSlow()
+	srv := startServer(t, c, grpcmod.WithServices(svc.service()))
+	client := newSlowClient(dial(t, srv.Addr()))
+
+	type result struct {
+		out string
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		out, err := client.Wait(context.Background(), "order 1")
+		res <- result{out, err}
+	}()
+	recv(t, "the call to arrive", svc.entered)
+
+	c.BeginDrain("test")
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Stop(context.Background()) }()
+	eventually(t, "the stop phase", func() bool { return c.State() == lifecycle.StateStopping })
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) with a call in flight", err)
+	default:
+	}
+	close(svc.release)
+	if r := recv(t, "the call", res); r.err != nil || r.out != "done order 1" {
+		t.Fatalf("call in flight at D0 = %q, %v; want it completed", r.out, r.err)
+	}
+	if err := recv(t, "Stop", stopped); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if r := c.Finish(); !r.Clean() || r.InFlightAtD0[grpcmod.InFlightGauge] != 1 {
+		t.Fatalf("report: cut %v, in flight at D0 %v; want clean with 1 rpc at D0", r.Cut, r.InFlightAtD0)
+	}
+}
+
+func TestStreamThatNeverEndsIsCutAtTheStopDeadline(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, tight)
+	srv := startServer(t, c, grpcmod.WithServices(newSlow().service()))
+	client := newSlowClient(dial(t, srv.Addr()))
+	stream, err := client.Ticks(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.RecvMsg(new(wrapperspb.StringValue)); err != nil {
+		t.Fatal(err)
+	}
+
+	c.BeginDrain("test")
+	d0, _ := c.D0()
+	if err := srv.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	took := time.Since(d0)
+	plan := c.Plan()
+	if took < plan.StopDeadline {
+		t.Fatalf("stopped %v after D0, before the stop deadline %v: the stream was cut early", took, plan.StopDeadline)
+	}
+	if took >= plan.TeardownDeadline {
+		t.Fatalf("stopped %v after D0, past the budget %v", took, plan.TeardownDeadline)
+	}
+	if err := stream.RecvMsg(new(wrapperspb.StringValue)); err == nil {
+		t.Fatal("the stream goes on after the stop")
+	}
+	if r := c.Finish(); r.Cut[grpcmod.InFlightGauge] != 1 || r.ExitCode != 1 {
+		t.Fatalf("report cut %v exit %d, want rpcs=1 exit 1", r.Cut, r.ExitCode)
+	}
+	eventually(t, "the stream's handler to return", func() bool { return srv.InFlight() == 0 })
+}
+
+func TestServeErrorIsReported(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, roomy)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	srv := startServer(t, c, grpcmod.WithListener(ln), grpcmod.WithServeError(func(err error) { failed <- err }))
+	if srv.Addr() != ln.Addr() {
+		t.Fatalf("Addr() = %v, want the given listener's %v", srv.Addr(), ln.Addr())
+	}
+	ln.Close() // the listener fails under Serve
+	if err := recv(t, "the serve error", failed); err == nil {
+		t.Fatal("nil serve error")
+	}
+	if err := srv.Stop(t.Context()); err != nil {
+		t.Fatalf("Stop after a serve error: %v", err)
+	}
+}
+
+func TestStartFailsOnABusyAddress(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, roomy)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srv, err := grpcmod.New(grpcmod.Config{Addr: ln.Addr().String()}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err == nil {
+		t.Fatal("started on a busy address")
+	}
+	if err := srv.Stop(t.Context()); err != nil {
+		t.Fatalf("Stop of a server that never started: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	if err := (grpcmod.Config{}).Validate(); err != nil {
+		t.Errorf("zero config: %v", err)
+	}
+	err := grpcmod.Config{Addr: "9000"}.Validate()
+	if !errors.Is(err, grpcmod.ErrConfig) || err.Error() != `grpcmod: Addr="9000" is not host:port` {
+		t.Errorf("Validate = %v", err)
+	}
+	if _, err := grpcmod.NewClient("", "x"); !errors.Is(err, grpcmod.ErrConfig) {
+		t.Errorf("NewClient without a name = %v", err)
+	}
+	if _, err := grpcmod.NewClient("orders", ""); !errors.Is(err, grpcmod.ErrConfig) {
+		t.Errorf("NewClient without a target = %v", err)
+	}
+}

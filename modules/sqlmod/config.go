@@ -1,0 +1,166 @@
+package sqlmod
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Defaults of [Config]. A zero field resolves to its default.
+const (
+	DefaultDataDir         = "./data"
+	DefaultSQLiteFile      = "app.db"
+	DefaultMaxOpenConns    = 10
+	DefaultMaxIdleConns    = 5
+	DefaultConnMaxLifetime = 30 * time.Minute
+	DefaultConnMaxIdleTime = 5 * time.Minute
+	DefaultPingTimeout     = 2 * time.Second
+	DefaultStartBackoff    = 100 * time.Millisecond
+	DefaultMaxStartBackoff = 2 * time.Second
+	DefaultBusyTimeout     = 5 * time.Second
+)
+
+// Config selects the database and sizes the pool.
+type Config struct {
+	// DSN selects the database. Default empty: an embedded SQLite file in
+	// DataDir (no server, no cgo). "postgres://…" or "postgresql://…": a
+	// PostgreSQL server through pgx (any pgx connection URL, e.g.
+	// postgres://app:secret@db:5432/app?sslmode=disable). "file:…": a SQLite
+	// database at that path, with the query parameters modernc.org/sqlite
+	// knows (_pragma=…), used as given. The DSN is never logged or returned
+	// in an error with its password ([RedactDSN]); it is not marshalled to
+	// JSON either.
+	DSN string `yaml:"dsn" json:"-"`
+	// DataDir is where the embedded SQLite file lives when DSN is empty; it
+	// is created (0750) at start if missing. Default "./data".
+	DataDir string `yaml:"dataDir" json:"dataDir"`
+	// SQLiteFile is the embedded database's file name within DataDir.
+	// Default "app.db". The file is opened in WAL mode, with a busy timeout
+	// (BusyTimeout) and foreign keys on.
+	SQLiteFile string `yaml:"sqliteFile" json:"sqliteFile"`
+	// BusyTimeout is how long an embedded SQLite connection waits for a
+	// lock held by another before failing with SQLITE_BUSY. Default 5s.
+	BusyTimeout time.Duration `yaml:"busyTimeout" json:"busyTimeout"`
+
+	// MaxOpenConns caps the connections open at once
+	// ([database/sql.DB.SetMaxOpenConns]). Default 10; negative: no cap.
+	MaxOpenConns int `yaml:"maxOpenConns" json:"maxOpenConns"`
+	// MaxIdleConns caps the idle connections kept for reuse. Default 5
+	// (never above MaxOpenConns); negative: none kept.
+	MaxIdleConns int `yaml:"maxIdleConns" json:"maxIdleConns"`
+	// ConnMaxLifetime closes a connection this long after it was opened, so
+	// connections move to a new server after a failover. Default 30m;
+	// negative: never.
+	ConnMaxLifetime time.Duration `yaml:"connMaxLifetime" json:"connMaxLifetime"`
+	// ConnMaxIdleTime closes a connection idle this long. Default 5m;
+	// negative: never.
+	ConnMaxIdleTime time.Duration `yaml:"connMaxIdleTime" json:"connMaxIdleTime"`
+
+	// PingTimeout bounds one ping: each attempt at start and each readiness
+	// check. Default 2s.
+	PingTimeout time.Duration `yaml:"pingTimeout" json:"pingTimeout"`
+	// StartBackoff is the wait after the first failed ping at start; it
+	// doubles after each failure, up to MaxStartBackoff. Pings go on until
+	// the start context (fx's start timeout) ends. Default 100ms.
+	StartBackoff time.Duration `yaml:"startBackoff" json:"startBackoff"`
+	// MaxStartBackoff caps the wait between pings at start. Default 2s.
+	MaxStartBackoff time.Duration `yaml:"maxStartBackoff" json:"maxStartBackoff"`
+}
+
+// ErrConfig is matched (with [errors.Is]) by every error [Config.Validate]
+// returns.
+var ErrConfig = errors.New("sqlmod: invalid config")
+
+type configError struct{ msg string }
+
+func (e *configError) Error() string        { return "sqlmod: " + e.msg }
+func (e *configError) Is(target error) bool { return target == ErrConfig }
+
+func configErrorf(format string, args ...any) error {
+	return &configError{fmt.Sprintf(format, args...)}
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.SQLiteFile == "" {
+		c.SQLiteFile = DefaultSQLiteFile
+	}
+	if c.BusyTimeout == 0 {
+		c.BusyTimeout = DefaultBusyTimeout
+	}
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = DefaultMaxOpenConns
+	}
+	if c.MaxIdleConns == 0 {
+		c.MaxIdleConns = DefaultMaxIdleConns
+		if c.MaxOpenConns > 0 {
+			c.MaxIdleConns = min(c.MaxIdleConns, c.MaxOpenConns)
+		}
+	}
+	if c.ConnMaxLifetime == 0 {
+		c.ConnMaxLifetime = DefaultConnMaxLifetime
+	}
+	if c.ConnMaxIdleTime == 0 {
+		c.ConnMaxIdleTime = DefaultConnMaxIdleTime
+	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = DefaultPingTimeout
+	}
+	if c.StartBackoff == 0 {
+		c.StartBackoff = DefaultStartBackoff
+	}
+	if c.MaxStartBackoff == 0 {
+		c.MaxStartBackoff = max(DefaultMaxStartBackoff, c.StartBackoff)
+	}
+	return c
+}
+
+// Validate resolves defaults and checks c; the error names the field and
+// its value (a DSN with its password masked).
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if _, err := driverFor(c.DSN); err != nil {
+		return err
+	}
+	if strings.ContainsAny(c.DataDir+c.SQLiteFile, "?#") {
+		return configErrorf("DataDir=%q SQLiteFile=%q: a path may not contain '?' or '#'", c.DataDir, c.SQLiteFile)
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"BusyTimeout", c.BusyTimeout},
+		{"PingTimeout", c.PingTimeout},
+		{"StartBackoff", c.StartBackoff},
+		{"MaxStartBackoff", c.MaxStartBackoff},
+	} {
+		if f.v < 0 {
+			return configErrorf("%s=%v is negative", f.name, f.v)
+		}
+	}
+	if c.MaxStartBackoff < c.StartBackoff {
+		return configErrorf("MaxStartBackoff=%v is below StartBackoff=%v", c.MaxStartBackoff, c.StartBackoff)
+	}
+	return nil
+}
+
+// The drivers [Pool.Driver] reports.
+const (
+	DriverSQLite   = "sqlite" // modernc.org/sqlite
+	DriverPostgres = "pgx"    // github.com/jackc/pgx/v5/stdlib
+)
+
+func driverFor(dsn string) (string, error) {
+	lower := strings.ToLower(dsn)
+	switch {
+	case dsn == "", strings.HasPrefix(lower, "file:"):
+		return DriverSQLite, nil
+	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+		return DriverPostgres, nil
+	}
+	return "", configErrorf("DSN=%q: want empty (embedded SQLite), file:… (SQLite) or postgres://…", RedactDSN(dsn))
+}

@@ -1,0 +1,92 @@
+package sqlmod_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/drainfx/drainfx/modules/sqlmod"
+)
+
+func TestRedactDSN(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		give, want string
+	}{
+		{"", ""},
+		{"postgres://app:s3cret@db:5432/app?sslmode=disable", "postgres://app:xxxxx@db:5432/app?sslmode=disable"},
+		{"postgresql://app@db/app", "postgresql://app@db/app"},
+		{"postgres://db/app?user=app&password=s3cret", "postgres://db/app?password=xxxxx&user=app"},
+		{"postgres://app:s%40cret@db/app", "postgres://app:xxxxx@db/app"},
+		{"host=db user=app password=s3cret dbname=app", "host=db user=app password=xxxxx dbname=app"},
+		{"host=db password='s3 cret' sslpassword=k3y", "host=db password=xxxxx sslpassword=xxxxx"},
+		{"postgres://app:s3cret@db:badport/app", "postgres://(unparsable URL)"},
+		{"file:/data/app.db?_pragma=journal_mode(WAL)", "file:/data/app.db?_pragma=journal_mode(WAL)"},
+	}
+	for _, tt := range tests {
+		if got := sqlmod.RedactDSN(tt.give); got != tt.want {
+			t.Errorf("RedactDSN(%q) = %q, want %q", tt.give, got, tt.want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give sqlmod.Config
+		want string // empty: valid
+	}{
+		{"zero", sqlmod.Config{}, ""},
+		{"postgres", sqlmod.Config{DSN: "postgres://a:b@h/d"}, ""},
+		{"sqlite file", sqlmod.Config{DSN: "file:/tmp/x.db"}, ""},
+		{"unknown scheme", sqlmod.Config{DSN: "mysql://root:s3cret@db/app"},
+			`sqlmod: DSN="mysql://root:xxxxx@db/app": want empty (embedded SQLite), file:… (SQLite) or postgres://…`},
+		{"negative ping", sqlmod.Config{PingTimeout: -time.Second}, "sqlmod: PingTimeout=-1s is negative"},
+		{"negative backoff", sqlmod.Config{StartBackoff: -time.Second}, "sqlmod: StartBackoff=-1s is negative"},
+		{"max below backoff", sqlmod.Config{StartBackoff: time.Second, MaxStartBackoff: time.Millisecond},
+			"sqlmod: MaxStartBackoff=1ms is below StartBackoff=1s"},
+		{"query in path", sqlmod.Config{DataDir: "data?x"}, `sqlmod: DataDir="data?x" SQLiteFile="app.db": a path may not contain '?' or '#'`},
+	}
+	for _, tt := range tests {
+		err := tt.give.Validate()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: Validate = %v, want nil", tt.name, err)
+		case tt.want != "" && (err == nil || err.Error() != tt.want || !errors.Is(err, sqlmod.ErrConfig)):
+			t.Errorf("%s: Validate = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	got := sqlmod.Config{}.WithDefaults()
+	want := sqlmod.Config{
+		DataDir: "./data", SQLiteFile: "app.db", BusyTimeout: 5 * time.Second,
+		MaxOpenConns: 10, MaxIdleConns: 5, ConnMaxLifetime: 30 * time.Minute, ConnMaxIdleTime: 5 * time.Minute,
+		PingTimeout: 2 * time.Second, StartBackoff: 100 * time.Millisecond, MaxStartBackoff: 2 * time.Second,
+	}
+	if got != want {
+		t.Errorf("defaults = %+v\nwant       %+v", got, want)
+	}
+	if got := (sqlmod.Config{MaxOpenConns: 2}).WithDefaults().MaxIdleConns; got != 2 {
+		t.Errorf("MaxIdleConns with MaxOpenConns=2 = %d, want 2", got)
+	}
+}
+
+func TestPoolSettings(t *testing.T) {
+	t.Parallel()
+	p, err := sqlmod.New(sqlmod.Config{DataDir: t.TempDir(), MaxOpenConns: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.DB().Close()
+	if got := p.DB().Stats().MaxOpenConnections; got != 3 {
+		t.Errorf("MaxOpenConnections = %d, want 3", got)
+	}
+	p2, err := sqlmod.New(sqlmod.Config{DataDir: t.TempDir(), MaxOpenConns: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.DB().Close()
+	if got := p2.DB().Stats().MaxOpenConnections; got != 0 {
+		t.Errorf("MaxOpenConnections with -1 = %d, want 0 (no cap)", got)
+	}
+}

@@ -1,0 +1,42 @@
+// Package sqlmod provides a [database/sql.DB] pool as a drainfx module:
+// embedded SQLite by default, PostgreSQL for a postgres:// DSN, pinged until
+// reachable at start, checked for readiness, and closed last, within a
+// deadline of its own.
+//
+// # Drivers
+//
+// An empty [Config.DSN] opens an embedded SQLite database
+// (modernc.org/sqlite: pure Go, no cgo, nothing to install) in a file in
+// [Config.DataDir] ("./data/app.db" by default), in WAL mode so readers do
+// not block the writer, with a busy timeout and foreign keys on. A
+// postgres:// or postgresql:// DSN connects through pgx
+// (github.com/jackc/pgx/v5/stdlib). A file: DSN opens that SQLite file as
+// given.
+//
+// # Start, readiness, stop
+//
+// [Pool.Start] (OnStart) pings with a backoff until the database answers or
+// the start context ends; then it fails start-up with an error naming the
+// database with its password masked ([RedactDSN]), the attempts and the
+// last failure, so app.Run exits 1. [Module] registers [Pool.Check] as the
+// readiness check "db" ([probemod.AsCheck]): /readyz?verbose lists
+// "[+]db ok" while pings pass.
+//
+// [Pool.Close] (OnStop, as the stop hook "sql") closes the pool and waits
+// for the queries running to finish, within the hook's share of the
+// teardown reserve. Note that [database/sql.DB.Close] alone does not wait
+// for connections in use — it returns at once and closes each when its
+// query is done — so without that wait a process can exit in the middle of
+// a query. A query still running at the deadline is cut: counted
+// ("queries" in the shutdown report), the hook reported as overrun, and the
+// next hook runs all the same.
+//
+// fx stops the pool after every component that depends on it — the HTTP
+// server, the handlers, workers — since those were built after it.
+//
+// # Limits
+//
+// Close cannot cancel a query it did not start: one still running at the
+// deadline goes on until the process exits, and a server then rolls its
+// transaction back. Give long queries contexts of their own.
+package sqlmod

@@ -1,0 +1,78 @@
+package sqlmod
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/probemod"
+)
+
+// Module provides the [*Pool] and its [*sql.DB] for the [Config] in the
+// graph (zero Config if none: embedded SQLite in ./data), and the readiness
+// check "db" to probemod. The pool is built when something needs it (a
+// handler, a worker, the probes), so fx starts it after its dependencies
+// and stops it after everything that uses it: OnStart pings until the
+// database answers, OnStop closes it within its own deadline
+// ([lifecycle.Coordinator.StopHook] "sql").
+var Module = fx.Module("sql",
+	fx.Provide(NewFx),
+	probemod.AsCheck("db", func(p *Pool) func(context.Context) error { return p.Check }),
+)
+
+// Params are the pool's dependencies under fx.
+type Params struct {
+	fx.In
+
+	Config      Config      `optional:"true"`
+	Logger      *zap.Logger `optional:"true"`
+	Coordinator *lifecycle.Coordinator
+	Lifecycle   fx.Lifecycle
+}
+
+// Result is what [Module] provides.
+type Result struct {
+	fx.Out
+
+	Pool *Pool
+	DB   *sql.DB
+}
+
+// CutKind is the kind under which queries still running at the close
+// deadline are counted in the shutdown report
+// ([lifecycle.Coordinator.RecordCut]).
+const CutKind = "queries"
+
+// NewFx builds the pool and appends its hooks: [Pool.Start] in OnStart,
+// [Pool.Close] in OnStop as the stop hook "sql". Queries still running at
+// that hook's deadline are counted as cut ("queries") and the hook as
+// overrun; the next hook still runs.
+func NewFx(p Params) (Result, error) {
+	pool, err := New(p.Config, WithLogger(p.Logger))
+	if err != nil {
+		return Result{}, err
+	}
+	stop := p.Coordinator.StopHook("sql", func(ctx context.Context) error {
+		err := pool.Close(ctx)
+		if errors.Is(err, ErrInUse) {
+			p.Coordinator.RecordCut(CutKind, int64(max(pool.InUse(), 1)))
+		}
+		return err
+	})
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			if err := pool.Start(ctx); err != nil {
+				// fx runs no OnStop for a hook whose OnStart failed.
+				_ = pool.DB().Close()
+				return err
+			}
+			return nil
+		},
+		OnStop: stop,
+	})
+	return Result{Pool: pool, DB: pool.DB()}, nil
+}

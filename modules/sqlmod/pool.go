@@ -1,0 +1,220 @@
+package sqlmod
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	"go.uber.org/zap"
+	_ "modernc.org/sqlite" // registers "sqlite"
+)
+
+// ErrInUse is matched by the error of [Pool.Close] when connections were
+// still in use (queries running) as its context ended.
+var ErrInUse = errors.New("sqlmod: connections still in use")
+
+type inUseError struct {
+	db    string
+	inUse int
+	cause error
+}
+
+func (e *inUseError) Error() string {
+	return fmt.Sprintf("sqlmod: close %s: %d connections still in use: %v", e.db, e.inUse, e.cause)
+}
+func (e *inUseError) Is(target error) bool { return target == ErrInUse }
+func (e *inUseError) Unwrap() error        { return e.cause }
+
+// Option configures a [Pool].
+type Option func(*Pool)
+
+// WithLogger sets the logger (default [zap.NewNop]); the pool adds the
+// field component=sql.
+func WithLogger(l *zap.Logger) Option {
+	return func(p *Pool) {
+		if l != nil {
+			p.log = l
+		}
+	}
+}
+
+// Pool is a [database/sql.DB] with a start (ping until reachable), a
+// readiness check and a bounded close. Build it with [New].
+type Pool struct {
+	db       *sql.DB
+	cfg      Config
+	driver   string
+	redacted string // what logs and errors call the database
+	sqlite   string // the embedded file, or empty
+	log      *zap.Logger
+}
+
+// New opens the pool for cfg. It does not connect: [Pool.Start] does. It
+// fails with an error matching [ErrConfig] if cfg is invalid.
+func New(cfg Config, opts ...Option) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	p := &Pool{cfg: cfg, log: zap.NewNop()}
+	for _, o := range opts {
+		o(p)
+	}
+	p.log = p.log.With(zap.String("component", "sql"))
+	p.driver, _ = driverFor(cfg.DSN)
+	dsn := cfg.DSN
+	p.redacted = RedactDSN(dsn)
+	if dsn == "" {
+		p.sqlite = filepath.Join(cfg.DataDir, cfg.SQLiteFile)
+		q := url.Values{"_pragma": {
+			"journal_mode(WAL)",
+			fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()),
+			"foreign_keys(1)",
+		}}
+		dsn = p.sqlite + "?" + q.Encode()
+		p.redacted = "sqlite " + p.sqlite
+	}
+	db, err := sql.Open(p.driver, dsn)
+	if err != nil {
+		// A driver's open error may quote the DSN: name it ourselves.
+		return nil, fmt.Errorf("sqlmod: open %s: invalid DSN", p.redacted)
+	}
+	db.SetMaxOpenConns(max(cfg.MaxOpenConns, 0))
+	db.SetMaxIdleConns(cfg.MaxIdleConns)
+	db.SetConnMaxLifetime(max(cfg.ConnMaxLifetime, 0))
+	db.SetConnMaxIdleTime(max(cfg.ConnMaxIdleTime, 0))
+	p.db = db
+	return p, nil
+}
+
+// DB returns the pool.
+func (p *Pool) DB() *sql.DB { return p.db }
+
+// Driver returns the database/sql driver name: [DriverSQLite] or
+// [DriverPostgres].
+func (p *Pool) Driver() string { return p.driver }
+
+// String names the database as logs and errors do: the DSN with its
+// password masked, or "sqlite PATH" for the embedded file.
+func (p *Pool) String() string { return p.redacted }
+
+// Start pings the database until it answers, waiting StartBackoff (doubled
+// after each failure, up to MaxStartBackoff) between attempts, each bounded
+// by PingTimeout. It gives up shortly before ctx's deadline — under fx, the
+// start timeout — with an error naming the database (password masked), the
+// attempts and the last failure: fx reports a hook still running at its
+// deadline with the bare context error, which would name nothing. For the
+// embedded SQLite file it first creates DataDir.
+func (p *Pool) Start(ctx context.Context) error {
+	if p.sqlite != "" {
+		if err := os.MkdirAll(p.cfg.DataDir, 0o750); err != nil {
+			return fmt.Errorf("sqlmod: DataDir=%q: %w", p.cfg.DataDir, err)
+		}
+	}
+	began := time.Now()
+	var giveUp time.Time // zero: only when ctx ends
+	if dl, ok := ctx.Deadline(); ok {
+		giveUp = dl.Add(-min(dl.Sub(began)/10, time.Second))
+	}
+	backoff := p.cfg.StartBackoff
+	for attempt := 1; ; attempt++ {
+		err := p.ping(ctx, giveUp)
+		if err == nil {
+			p.log.Info("database ready", zap.String("db", p.redacted), zap.String("driver", p.driver),
+				zap.Int("attempts", attempt), zap.Duration("took", time.Since(began)))
+			return nil
+		}
+		unreachable := func() error {
+			return fmt.Errorf("sqlmod: database %s unreachable: %d attempts in %v: %w",
+				p.redacted, attempt, time.Since(began).Round(time.Millisecond), err)
+		}
+		if !giveUp.IsZero() && time.Now().Add(backoff).After(giveUp) {
+			return unreachable()
+		}
+		p.log.Warn("database not reachable yet", zap.String("db", p.redacted), zap.Int("attempt", attempt),
+			zap.Error(err), zap.Duration("retryIn", backoff))
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return unreachable()
+		}
+		backoff = min(2*backoff, p.cfg.MaxStartBackoff)
+	}
+}
+
+// ping pings once, bounded by PingTimeout and by until (if not zero).
+func (p *Pool) ping(ctx context.Context, until time.Time) error {
+	dl := time.Now().Add(p.cfg.PingTimeout)
+	if !until.IsZero() && until.Before(dl) {
+		dl = until
+	}
+	ctx, cancel := context.WithDeadline(ctx, dl)
+	defer cancel()
+	return p.db.PingContext(ctx)
+}
+
+// Check is the readiness check: one ping, bounded by PingTimeout and ctx.
+// Its error never carries the DSN.
+func (p *Pool) Check(ctx context.Context) error {
+	if err := p.ping(ctx, time.Time{}); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
+// InUse returns the number of connections in use (running a query or held
+// by a transaction or a [database/sql.Conn]).
+func (p *Pool) InUse() int { return p.db.Stats().InUse }
+
+// Close closes the pool: new queries fail at once with "sql: database is
+// closed", idle connections are closed, and Close then waits until every
+// connection in use has been released and closed — the queries and
+// transactions running finish — or until ctx ends.
+//
+// [database/sql.DB.Close] itself does not wait: it returns at once and
+// closes a connection in use only when its query is done, so a process
+// exiting right after it cuts those queries (a server rolls their
+// transactions back). Close does the waiting, bounded by ctx. If ctx ends
+// first, it returns an error matching [ErrInUse] and ctx.Err(); the
+// queries still running are left to finish on their own (their own
+// contexts may end them). Close may be called again to wait longer.
+func (p *Pool) Close(ctx context.Context) error {
+	err := p.db.Close()
+	if err != nil {
+		err = fmt.Errorf("sqlmod: close %s: %w", p.redacted, err)
+	}
+	// database/sql has no event for "connection released"; its stats are
+	// cheap to read (one mutex).
+	const poll = 5 * time.Millisecond
+	var tick *time.Ticker
+	for {
+		s := p.db.Stats()
+		if s.OpenConnections == 0 {
+			if tick != nil {
+				tick.Stop()
+			}
+			return err
+		}
+		if tick == nil {
+			tick = time.NewTicker(poll)
+			defer tick.Stop()
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			s = p.db.Stats()
+			if s.OpenConnections == 0 {
+				return err
+			}
+			return errors.Join(err, &inUseError{db: p.redacted, inUse: s.InUse, cause: ctx.Err()})
+		}
+	}
+}

@@ -1,0 +1,80 @@
+package modules
+
+import (
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/probemod"
+)
+
+// Config configures the [Web] bundle: one struct, one file or environment.
+type Config struct {
+	// Lifecycle is the shutdown budget; see [lifecycle.Config] for defaults.
+	Lifecycle lifecycle.Config `yaml:"lifecycle" json:"lifecycle"`
+	// HTTP is the public server; see [httpmod.Config] (default ":8080").
+	HTTP httpmod.Config `yaml:"http" json:"http"`
+	// Probe is the admin server; see [probemod.Config] (default ":9090").
+	Probe probemod.Config `yaml:"probe" json:"probe"`
+	// FxLogLevel is the level of fx's own events (provided, invoked, hook
+	// ran). Default info; errors are always logged at error.
+	FxLogLevel zapcore.Level `yaml:"fxLogLevel" json:"fxLogLevel"`
+}
+
+// Web returns lifecycle + httpmod + probemod with cfg supplied, fx's events
+// logged through the app's *zap.Logger (if one is provided; nothing is
+// logged otherwise), and fx.StopTimeout derived from the budget. An invalid
+// budget makes fx.New fail with an error naming the fields and values.
+//
+// Web is a top-level option (it sets fx.StopTimeout): pass it to fx.New, not
+// to an fx.Module.
+func Web(cfg Config) fx.Option {
+	plan, err := lifecycle.NewPlan(cfg.Lifecycle)
+	if err != nil {
+		return fx.Error(err)
+	}
+	return fx.Options(
+		fx.Supply(cfg.Lifecycle, cfg.HTTP, cfg.Probe),
+		lifecycle.Module,
+		httpmod.Module,
+		probemod.Module,
+		fx.WithLogger(func(p loggerParams) fxevent.Logger {
+			return newFxLogger(p.Logger, cfg.FxLogLevel, p.Coordinator)
+		}),
+		fx.StopTimeout(plan.StopTimeout),
+	)
+}
+
+type loggerParams struct {
+	fx.In
+
+	Logger      *zap.Logger `optional:"true"`
+	Coordinator *lifecycle.Coordinator
+}
+
+// fxLogger logs fx's events through zap and tells the coordinator when fx
+// reports that every OnStart hook has run: that is when /startupz passes.
+type fxLogger struct {
+	fxevent.Logger
+	c *lifecycle.Coordinator
+}
+
+func newFxLogger(log *zap.Logger, level zapcore.Level, c *lifecycle.Coordinator) fxevent.Logger {
+	var inner fxevent.Logger = fxevent.NopLogger
+	if log != nil {
+		zl := &fxevent.ZapLogger{Logger: log.With(zap.String("component", "fx"))}
+		zl.UseLogLevel(level)
+		inner = zl
+	}
+	return fxLogger{Logger: inner, c: c}
+}
+
+func (l fxLogger) LogEvent(e fxevent.Event) {
+	l.Logger.LogEvent(e)
+	if s, ok := e.(*fxevent.Started); ok && s.Err == nil {
+		l.c.MarkStarted()
+	}
+}

@@ -1,0 +1,67 @@
+package workermod
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults of [Config]. A zero field resolves to its default.
+const (
+	DefaultRestartBackoff    = 1 * time.Second
+	DefaultMaxRestartBackoff = 30 * time.Second
+)
+
+// Config is the supervisor's policy for workers that fail.
+type Config struct {
+	// Restart restarts a worker that fails — returns an error before its
+	// context ended, or panics — after a backoff, instead of shutting the
+	// app down with exit code 1. Default false: a failed worker stops the
+	// app.
+	Restart bool `yaml:"restart" json:"restart"`
+	// RestartBackoff is the wait before the first restart; it doubles after
+	// each failure in a row. Default 1s.
+	RestartBackoff time.Duration `yaml:"restartBackoff" json:"restartBackoff"`
+	// MaxRestartBackoff caps the backoff; a run that lasted at least this
+	// long starts the doubling again from RestartBackoff. Default 30s.
+	MaxRestartBackoff time.Duration `yaml:"maxRestartBackoff" json:"maxRestartBackoff"`
+}
+
+// ErrConfig is matched (with [errors.Is]) by every error about a [Config]
+// or a [Worker] that does not hold together.
+var ErrConfig = errors.New("workermod: invalid config")
+
+type configError struct{ msg string }
+
+func (e *configError) Error() string        { return "workermod: " + e.msg }
+func (e *configError) Is(target error) bool { return target == ErrConfig }
+
+func configErrorf(format string, args ...any) error {
+	return &configError{fmt.Sprintf(format, args...)}
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.RestartBackoff == 0 {
+		c.RestartBackoff = DefaultRestartBackoff
+	}
+	if c.MaxRestartBackoff == 0 {
+		c.MaxRestartBackoff = max(DefaultMaxRestartBackoff, c.RestartBackoff)
+	}
+	return c
+}
+
+// Validate resolves defaults and checks c; the error names the field and
+// its value.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	switch {
+	case c.RestartBackoff < 0:
+		return configErrorf("RestartBackoff=%v is negative", c.RestartBackoff)
+	case c.MaxRestartBackoff < 0:
+		return configErrorf("MaxRestartBackoff=%v is negative", c.MaxRestartBackoff)
+	case c.MaxRestartBackoff < c.RestartBackoff:
+		return configErrorf("MaxRestartBackoff=%v is below RestartBackoff=%v", c.MaxRestartBackoff, c.RestartBackoff)
+	}
+	return nil
+}

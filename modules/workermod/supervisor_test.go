@@ -1,0 +1,425 @@
+package workermod_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/modules/workermod"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// roomy is a budget nothing in these tests comes near; tight is one whose
+// deadlines the tests reach on purpose: StopDeadline D0+400ms,
+// TeardownDeadline D0+600ms.
+var (
+	roomy = lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}
+	tight = lifecycle.Config{
+		GracePeriod:     600 * time.Millisecond,
+		DrainDelay:      lifecycle.NoDelay,
+		TeardownReserve: 200 * time.Millisecond,
+		Margin:          lifecycle.NoDelay,
+		IgnoreSignals:   true,
+	}
+)
+
+func newCoordinator(t *testing.T, cfg lifecycle.Config) *lifecycle.Coordinator {
+	t.Helper()
+	c, err := lifecycle.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func newSupervisor(t *testing.T, cfg workermod.Config, c *lifecycle.Coordinator, opts ...workermod.Option) *workermod.Supervisor {
+	t.Helper()
+	s, err := workermod.New(cfg, c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func mustAdd(t *testing.T, s *workermod.Supervisor, ws ...workermod.Worker) {
+	t.Helper()
+	for _, w := range ws {
+		if err := s.Add(w); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// eventually polls cond until it holds, failing the test after 5s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// recv waits for ch, failing the test after 5s.
+func recv[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// recorder records the order in which things stopped.
+type recorder struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (r *recorder) add(name string) {
+	r.mu.Lock()
+	r.names = append(r.names, name)
+	r.mu.Unlock()
+}
+
+func (r *recorder) get() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.names)
+}
+
+// untilDone is a well-behaved worker: it records its name once its context
+// has ended and returns the context's error.
+func untilDone(rec *recorder, name string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		<-ctx.Done()
+		rec.add(name)
+		return ctx.Err()
+	}
+}
+
+func TestDrainWorkerStopsAtD0TeardownWorkerAtStop(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, roomy)
+	s := newSupervisor(t, workermod.Config{}, c)
+	var rec recorder
+	mustAdd(t, s,
+		workermod.Worker{Name: "consumer", Run: untilDone(&rec, "consumer"), Stop: workermod.AtDrain},
+		workermod.Worker{Name: "flusher", Run: untilDone(&rec, "flusher")},
+	)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Running(); len(got) != 2 {
+		t.Fatalf("Running() = %v, want both", got)
+	}
+
+	c.BeginDrain("test")
+	eventually(t, "the consumer to stop at D0", func() bool { return slices.Equal(s.Running(), []string{"flusher"}) })
+	if got := rec.get(); !slices.Equal(got, []string{"consumer"}) {
+		t.Fatalf("stopped at D0: %v, want only the consumer", got)
+	}
+
+	if err := s.Stop(t.Context()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if got := s.Running(); len(got) != 0 {
+		t.Fatalf("Running() after Stop = %v", got)
+	}
+	if r := c.Finish(); !r.Clean() {
+		t.Fatalf("report not clean: %+v", r)
+	}
+}
+
+func TestTeardownWorkersStopInReverseOrder(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, roomy)
+	s := newSupervisor(t, workermod.Config{}, c)
+	var rec recorder
+	for _, name := range []string{"a", "b", "c"} {
+		mustAdd(t, s, workermod.Worker{Name: name, Run: untilDone(&rec, name)})
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(t.Context()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if got, want := rec.get(), []string{"c", "b", "a"}; !slices.Equal(got, want) {
+		t.Fatalf("stop order %v, want %v", got, want)
+	}
+	r := c.Finish()
+	var hooks []string
+	for _, h := range r.Hooks {
+		hooks = append(hooks, h.Name)
+	}
+	if want := []string{"worker c", "worker b", "worker a"}; !slices.Equal(hooks, want) {
+		t.Fatalf("report hooks %v, want %v", hooks, want)
+	}
+}
+
+func TestTeardownWorkerIgnoringContextIsCutNextStillStops(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, tight)
+	s := newSupervisor(t, workermod.Config{}, c)
+	var rec recorder
+	release := make(chan struct{})
+	mustAdd(t, s,
+		workermod.Worker{Name: "polite", Run: untilDone(&rec, "polite")},
+		workermod.Worker{Name: "stuck", Run: func(context.Context) error { <-release; return nil }},
+	)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Stop(t.Context())
+	if !errors.Is(err, lifecycle.ErrHookOverran) {
+		t.Fatalf("Stop = %v, want ErrHookOverran", err)
+	}
+	if got := rec.get(); !slices.Equal(got, []string{"polite"}) {
+		t.Fatalf("stopped: %v, want polite stopped after stuck was cut", got)
+	}
+	if got := s.Running(); !slices.Equal(got, []string{"stuck"}) {
+		t.Fatalf("Running() = %v, want stuck left behind", got)
+	}
+	r := c.Finish()
+	if r.Clean() || r.Cut["hooks"] != 1 {
+		t.Fatalf("report cut %v, want hooks=1", r.Cut)
+	}
+	if len(r.Hooks) != 2 || r.Hooks[0].Name != "worker stuck" || !r.Hooks[0].Overran || r.Hooks[1].Overran {
+		t.Fatalf("report hooks %+v, want stuck overran then polite on time", r.Hooks)
+	}
+	// The stuck worker was cut at its deadline: half of what was left of
+	// the teardown (two hooks), not the whole of it.
+	if h := r.Hooks[0]; h.Planned <= 0 || h.Planned > tight.GracePeriod/2 {
+		t.Fatalf("stuck's deadline %v, want a share of at most %v", h.Planned, tight.GracePeriod/2)
+	}
+
+	close(release)
+	eventually(t, "the stuck worker to return", func() bool { return len(s.Running()) == 0 })
+}
+
+func TestDrainWorkerIgnoringContextIsCutAtStopDeadline(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, tight)
+	s := newSupervisor(t, workermod.Config{}, c)
+	var rec recorder
+	release := make(chan struct{})
+	mustAdd(t, s,
+		workermod.Worker{Name: "stuck", Stop: workermod.AtDrain, Run: func(context.Context) error { <-release; return nil }},
+		workermod.Worker{Name: "flusher", Run: untilDone(&rec, "flusher")},
+	)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c.BeginDrain("test")
+	d0, _ := c.D0()
+	err := s.Stop(t.Context())
+	if !errors.Is(err, workermod.ErrLeftRunning) {
+		t.Fatalf("Stop = %v, want ErrLeftRunning", err)
+	}
+	if waited := time.Since(d0); waited < c.Plan().StopDeadline {
+		t.Fatalf("gave up on the drain worker after %v, before the stop deadline %v", waited, c.Plan().StopDeadline)
+	}
+	if got := rec.get(); !slices.Equal(got, []string{"flusher"}) {
+		t.Fatalf("stopped: %v, want the flusher stopped all the same", got)
+	}
+	if r := c.Finish(); r.Cut["workers"] != 1 || r.ExitCode != 1 {
+		t.Fatalf("report cut %v exit %d, want workers=1, exit 1", r.Cut, r.ExitCode)
+	}
+	close(release)
+	eventually(t, "the stuck worker to return", func() bool { return len(s.Running()) == 0 })
+}
+
+func TestFailureShutsDownWithExitCode1(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		give    func(context.Context) error
+		wantErr string
+	}{
+		{"error", func(context.Context) error { return errors.New("queue gone") }, "queue gone"},
+		{"panic", func(context.Context) error { panic("nil map") }, "panic: nil map"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			core, logs := observer.New(zap.InfoLevel)
+			codes := make(chan int, 1)
+			c := newCoordinator(t, roomy)
+			s := newSupervisor(t, workermod.Config{}, c,
+				workermod.WithLogger(zap.New(core)),
+				workermod.WithShutdown(func(code int) error { codes <- code; return nil }),
+			)
+			mustAdd(t, s, workermod.Worker{Name: "w", Run: tt.give})
+			if err := s.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if code := recv(t, "the shutdown request", codes); code != 1 {
+				t.Fatalf("exit code %d, want 1", code)
+			}
+			failed := logs.FilterMessage("worker failed: shutting down").All()
+			if len(failed) != 1 {
+				t.Fatalf("logged %d failures, want 1: %v", len(failed), logs.All())
+			}
+			fields := failed[0].ContextMap()
+			if fields["error"] != tt.wantErr || fields["worker"] != "w" || fields["component"] != "workers" {
+				t.Fatalf("failure logged with %v, want error %q", fields, tt.wantErr)
+			}
+			if _, hasStack := fields["stack"]; hasStack != (tt.name == "panic") {
+				t.Fatalf("stack logged: %v, want only for a panic", hasStack)
+			}
+			if err := s.Stop(t.Context()); err != nil {
+				t.Fatalf("Stop after a failure: %v", err)
+			}
+		})
+	}
+}
+
+func TestRestartWithBackoff(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, roomy)
+	var shutdowns int
+	s := newSupervisor(t, workermod.Config{
+		Restart:           true,
+		RestartBackoff:    time.Millisecond,
+		MaxRestartBackoff: 4 * time.Millisecond,
+	}, c, workermod.WithShutdown(func(int) error { shutdowns++; return nil }))
+	runs := make(chan int, 10)
+	n := 0
+	mustAdd(t, s, workermod.Worker{Name: "flaky", Run: func(ctx context.Context) error {
+		n++
+		runs <- n
+		if n <= 2 {
+			return errors.New("transient")
+		}
+		if n == 3 {
+			panic("also transient")
+		}
+		<-ctx.Done()
+		return nil
+	}})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for want := 1; want <= 4; want++ {
+		if got := recv(t, "a run", runs); got != want {
+			t.Fatalf("run %d, want %d", got, want)
+		}
+	}
+	if err := s.Stop(t.Context()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if shutdowns != 0 { // read after Stop waited for the worker's goroutine
+		t.Fatalf("shut down %d times, want restarts only", shutdowns)
+	}
+}
+
+func TestErrorAfterContextEndedIsReturnedByStop(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, roomy)
+	s := newSupervisor(t, workermod.Config{}, c)
+	flush := errors.New("flush: disk full")
+	mustAdd(t, s, workermod.Worker{Name: "flusher", Run: func(ctx context.Context) error {
+		<-ctx.Done()
+		return flush
+	}})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(t.Context()); !errors.Is(err, flush) {
+		t.Fatalf("Stop = %v, want %v", err, flush)
+	}
+}
+
+func TestWorkerReturningNilEarlyIsDone(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, roomy)
+	called := false
+	s := newSupervisor(t, workermod.Config{}, c, workermod.WithShutdown(func(int) error { called = true; return nil }))
+	mustAdd(t, s, workermod.Worker{Name: "migrate", Run: func(context.Context) error { return nil }})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the worker to finish", func() bool { return len(s.Running()) == 0 })
+	if err := s.Stop(t.Context()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if called {
+		t.Fatal("a worker that finished shut the app down")
+	}
+}
+
+func TestAddRejects(t *testing.T) {
+	t.Parallel()
+	run := func(context.Context) error { return nil }
+	tests := []struct {
+		name string
+		give workermod.Worker
+		want string
+	}{
+		{"no name", workermod.Worker{Run: run}, `workermod: worker Name="" is empty`},
+		{"no run", workermod.Worker{Name: "w"}, `workermod: worker "w": Run is nil`},
+		{"bad stop", workermod.Worker{Name: "w", Run: run, Stop: 7}, `workermod: worker "w": Stop=When(7) is neither AtTeardown nor AtDrain`},
+		{"twice", workermod.Worker{Name: "taken", Run: run}, `workermod: worker Name="taken" added twice`},
+	}
+	c := newCoordinator(t, roomy)
+	s := newSupervisor(t, workermod.Config{}, c)
+	mustAdd(t, s, workermod.Worker{Name: "taken", Run: func(ctx context.Context) error { <-ctx.Done(); return nil }})
+	for _, tt := range tests {
+		err := s.Add(tt.give)
+		if !errors.Is(err, workermod.ErrConfig) || err.Error() != tt.want {
+			t.Errorf("%s: Add = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(workermod.Worker{Name: "late", Run: run}); !errors.Is(err, workermod.ErrStarted) {
+		t.Errorf("Add after Start = %v, want ErrStarted", err)
+	}
+	if err := s.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give workermod.Config
+		want string // empty: valid
+	}{
+		{"zero", workermod.Config{}, ""},
+		{"backoff above default max", workermod.Config{RestartBackoff: time.Minute}, ""},
+		{"negative backoff", workermod.Config{RestartBackoff: -time.Second}, "workermod: RestartBackoff=-1s is negative"},
+		{"negative max", workermod.Config{MaxRestartBackoff: -time.Second}, "workermod: MaxRestartBackoff=-1s is negative"},
+		{"max below backoff", workermod.Config{RestartBackoff: 2 * time.Second, MaxRestartBackoff: time.Second},
+			"workermod: MaxRestartBackoff=1s is below RestartBackoff=2s"},
+	}
+	for _, tt := range tests {
+		err := tt.give.Validate()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: Validate = %v, want nil", tt.name, err)
+		case tt.want != "" && (err == nil || err.Error() != tt.want || !errors.Is(err, workermod.ErrConfig)):
+			t.Errorf("%s: Validate = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	if got := (workermod.Config{}).WithDefaults(); got.RestartBackoff != time.Second || got.MaxRestartBackoff != 30*time.Second {
+		t.Errorf("defaults = %+v", got)
+	}
+}
