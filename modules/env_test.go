@@ -1,0 +1,115 @@
+package modules_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/modules"
+)
+
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give map[string]string
+		want func(modules.Config) string // "" when the config is as expected
+	}{
+		{
+			name: "defaults",
+			give: nil,
+			want: func(c modules.Config) string {
+				if c.HTTP.Addr != ":8080" || c.Probe.Addr != ":9090" || c.Lifecycle != (lifecycle.Config{}) {
+					return "not the defaults"
+				}
+				return ""
+			},
+		},
+		{
+			name: "all set",
+			give: map[string]string{
+				"PORT": "8000", "ADMIN_PORT": "9000", "SHUTDOWN_GRACE_PERIOD": "60s",
+				"SHUTDOWN_DRAIN_DELAY": "2s", "SHUTDOWN_DRAIN_QUIET": "1s", "SHUTDOWN_MAX_DRAIN_DELAY": "20s",
+				"SHUTDOWN_TEARDOWN_RESERVE": "5s", "PRESTOP_TOKEN": "t",
+			},
+			want: func(c modules.Config) string {
+				want := lifecycle.Config{GracePeriod: time.Minute, DrainDelay: 2 * time.Second, DrainQuiet: time.Second,
+					MaxDrainDelay: 20 * time.Second, TeardownReserve: 5 * time.Second, PrestopToken: "t"}
+				if c.HTTP.Addr != ":8000" || c.Probe.Addr != ":9000" || c.Lifecycle != want {
+					return "not as set"
+				}
+				return ""
+			},
+		},
+		{
+			name: "0s drain delay means none, 0s quiet means off",
+			give: map[string]string{"SHUTDOWN_DRAIN_DELAY": "0s", "SHUTDOWN_DRAIN_QUIET": "0"},
+			want: func(c modules.Config) string {
+				if c.Lifecycle.DrainDelay != lifecycle.NoDelay || c.Lifecycle.DrainQuiet != 0 {
+					return "0s not mapped"
+				}
+				return ""
+			},
+		},
+		{
+			name: "empty values keep the defaults",
+			give: map[string]string{"PORT": "", "SHUTDOWN_DRAIN_DELAY": ""},
+			want: func(c modules.Config) string {
+				if c.HTTP.Addr != ":8080" || c.Lifecycle.DrainDelay != 0 {
+					return "empty value not treated as unset"
+				}
+				return ""
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := modules.FromEnv(lookup(tt.give))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg := tt.want(got); msg != "" {
+				t.Errorf("%s: %+v", msg, got)
+			}
+		})
+	}
+}
+
+func TestFromEnvErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		give map[string]string
+		want []string
+	}{
+		{map[string]string{"PORT": "http"}, []string{`PORT="http"`, "port number"}},
+		{map[string]string{"ADMIN_PORT": "70000"}, []string{`ADMIN_PORT="70000"`}},
+		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "abc"}, []string{`SHUTDOWN_DRAIN_DELAY="abc"`, "duration"}},
+		{map[string]string{"SHUTDOWN_GRACE_PERIOD": "-1s"}, []string{`SHUTDOWN_GRACE_PERIOD="-1s"`}},
+		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "40s"}, []string{"SHUTDOWN_DRAIN_DELAY=40s", "SHUTDOWN_GRACE_PERIOD=30s", "must be below GracePeriod"}},
+		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "2s", "SHUTDOWN_MAX_DRAIN_DELAY": "1s"}, []string{"SHUTDOWN_MAX_DRAIN_DELAY=1s", "below DrainDelay"}},
+	}
+	for _, tt := range tests {
+		_, err := modules.FromEnv(lookup(tt.give))
+		if err == nil {
+			t.Errorf("%v: no error", tt.give)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not contain %q", tt.give, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: error spans lines: %q", tt.give, err)
+		}
+	}
+}
