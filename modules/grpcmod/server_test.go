@@ -25,11 +25,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var (
 	roomy = lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}
-	// tight: the stop phase ends 400ms after D0, the teardown 600ms.
+	// tight: the stop phase ends 600ms after D0, the teardown 1s.
 	tight = lifecycle.Config{
-		GracePeriod:     600 * time.Millisecond,
+		GracePeriod:     time.Second,
 		DrainDelay:      lifecycle.NoDelay,
-		TeardownReserve: 200 * time.Millisecond,
+		TeardownReserve: 400 * time.Millisecond,
 		Margin:          lifecycle.NoDelay,
 		IgnoreSignals:   true,
 	}

@@ -61,8 +61,8 @@ func postgresDSN(t *testing.T) string {
 	t.Helper()
 	dsn, err := postgres()
 	if err != nil {
-		msg := fmt.Sprintf("postgres: no server at %s (%v): install Debian package postgresql and run internal/ci/postgres.sh, or set DRAINFX_TEST_POSTGRES_DSN",
-			sqlmod.RedactDSN(dsn), err)
+		msg := fmt.Sprintf("postgres: no server at %s: install Debian package postgresql and run internal/ci/postgres.sh, or set DRAINFX_TEST_POSTGRES_DSN (%s)",
+			sqlmod.RedactDSN(dsn), strings.Join(strings.Fields(err.Error()), " "))
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}

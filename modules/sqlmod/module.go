@@ -56,13 +56,17 @@ func NewFx(p Params) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	stop := p.Coordinator.StopHook("sql", func(ctx context.Context) error {
-		err := pool.Close(ctx)
-		if errors.Is(err, ErrInUse) {
+	hook := p.Coordinator.StopHook("sql", pool.Close)
+	stop := func(ctx context.Context) error {
+		err := hook(ctx)
+		// Counted here, once the hook has returned, not in the function it
+		// wraps: that one may still be running, its result dropped, after
+		// the hook was cut — and after the report was written.
+		if errors.Is(err, lifecycle.ErrHookOverran) {
 			p.Coordinator.RecordCut(CutKind, int64(max(pool.InUse(), 1)))
 		}
 		return err
-	})
+	}
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
 			if err := pool.Start(ctx); err != nil {

@@ -80,11 +80,15 @@ var (
 //	workermod.AsWorker("outbox", workermod.AtTeardown, newOutbox) // func(db *sql.DB) func(context.Context) error
 //	workermod.AsWorker("consumer", workermod.AtDrain, consume)    // func(ctx context.Context) error
 //
-// Workers registered this way start when the module builds the
-// supervisor. fx stops them in reverse order of construction: to stop a
-// worker after the HTTP server whose handlers feed it, make the handlers
-// depend on a component that adds the worker ([Supervisor.Add]) in its
-// constructor, or list this module before the HTTP server's.
+// AsWorker is for workers nothing else depends on. Their hooks are appended
+// when the module builds the supervisor, and fx stops hooks in reverse
+// order of appending, so where they stop relative to the HTTP server
+// depends on the order of the modules in fx.New (listed after
+// modules.Web, they stop before the HTTP server has finished its
+// requests). A worker that the handlers feed or read from belongs to a
+// component: add it with [Supervisor.Add] in that component's constructor,
+// and fx stops it after the handlers and before the component's own
+// dependencies, whatever the order of the modules.
 func AsWorker(name string, stop When, fn any) fx.Option {
 	v := reflect.ValueOf(fn)
 	if !v.IsValid() || v.Kind() != reflect.Func || v.IsNil() {
