@@ -75,6 +75,7 @@ type Server struct {
 	started   bool
 	stopping  bool
 	serveDone chan struct{} // closed when the serve goroutine has returned
+	leaveStop func()        // from JoinStop: this server is a stop-phase participant
 	stopDone  chan struct{} // closed when the first Stop has returned
 }
 
@@ -171,6 +172,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("listen %q: %w", s.cfg.Addr, err)
 	}
 	s.started = true
+	s.leaveStop = s.c.JoinStop()
 	s.ln = ln
 	s.serveDone = make(chan struct{})
 	go s.serve(&acceptListener{Listener: ln, note: s.noteAccept}, s.serveDone)
@@ -224,6 +226,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.stopping = true
 	s.mu.Unlock()
 	defer close(s.stopDone)
+	defer s.leaveStop()
 
 	// The drain's own error is ctx's; Shutdown below sees the same ctx and
 	// turns it into a cut, so Stop never waits past it.

@@ -122,11 +122,14 @@ type Coordinator struct {
 	teardownAt   time.Time // the first wrapped stop hook began
 	closed       bool
 	gauges       []gauge
+	sessionSrcs  []sessionSource
 	atD0         map[string]int64
+	sessAtD0     map[string]SessionEnds
 	atStop       map[string]int64
 	cuts         map[string]int64
 	hooks        []HookReport
 	pendingHooks int
+	teardown     teardownQueue // see JoinStop and StopHook
 	finishers    []func(context.Context) error
 	report       *Report
 }
@@ -208,8 +211,9 @@ func (c *Coordinator) Subscribe(fn func(Transition)) {
 }
 
 // TrackInFlight registers a gauge (in-flight requests, open sessions) sampled
-// at D0 and at the start of the stop phase for the report. read is called
-// with the coordinator's lock held: it must not call the coordinator.
+// at D0 and at the start of the stop phase for the report, and read by
+// [Coordinator.Snapshot] (metrics). Gauges of the same name add up. read is
+// called with the coordinator's lock held: it must not call the coordinator.
 func (c *Coordinator) TrackInFlight(name string, read func() int64) {
 	c.mu.Lock()
 	c.gauges = append(c.gauges, gauge{name, read})
@@ -267,13 +271,15 @@ func (c *Coordinator) MarkStarted() {
 }
 
 // BeginDrain records D0 and begins the drain phase, once; later calls do
-// nothing and return false. reason says what started it ("prestop",
-// "signal terminated", "shutdowner", "app stopping").
+// nothing and return false. reason says what started it: [ReasonPrestop],
+// "signal terminated" ([ReasonSignal]), [ReasonShutdowner],
+// [ReasonAppStopping], or the caller's own.
 func (c *Coordinator) BeginDrain(reason string) bool {
 	ended := false
 	began := c.transition(StateDraining, reason, func(now time.Time) {
 		c.d0, c.reason = now, reason
 		c.atD0 = c.sampleLocked()
+		c.sessAtD0 = c.sampleSessionsLocked()
 		close(c.drainStarted)
 		if c.closed {
 			// Close has waited for the drain timer already: start none.
@@ -296,7 +302,7 @@ func (c *Coordinator) BeginDrain(reason string) bool {
 // ends first; the stop phase begins all the same, and the drain is over
 // (cut short, [DrainEndedAbort]).
 func (c *Coordinator) DrainAndWait(ctx context.Context) error {
-	c.BeginDrain("app stopping")
+	c.BeginDrain(ReasonAppStopping)
 	var err error
 	select {
 	case <-c.drainDone:
@@ -476,7 +482,7 @@ func (c *Coordinator) transition(to State, reason string, apply func(now time.Ti
 func (c *Coordinator) sampleLocked() map[string]int64 {
 	m := make(map[string]int64, len(c.gauges))
 	for _, g := range c.gauges {
-		m[g.name] = g.read()
+		m[g.name] += g.read() // two servers' "requests" add up
 	}
 	return m
 }

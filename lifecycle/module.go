@@ -36,6 +36,9 @@ func NewFx(p Params) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
+	// With DrainOnShutdown in the app, a Shutdown call begins the drain.
+	bindShutdowner(p.Shutdowner, c)
+	c.teardown.enabled = true // this module's OnStop runs the queued teardown hooks
 	var stopSignals func()
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error {
@@ -49,7 +52,8 @@ func NewFx(p Params) (*Coordinator, error) {
 			if stopSignals != nil {
 				stopSignals()
 			}
-			err := c.Finish().err()
+			qerr := c.runQueuedTeardown(ctx)
+			err := errors.Join(c.Finish().err(), qerr)
 			err = errors.Join(err, c.runFinishers(ctx))
 			_ = c.log.Sync() // the finishers' last lines too
 			return err

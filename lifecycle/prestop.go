@@ -44,7 +44,7 @@ func (c *Coordinator) PrestopHandler() http.Handler {
 			return
 		}
 		start := c.clock.Now()
-		if c.BeginDrain("prestop") {
+		if c.BeginDrain(ReasonPrestop) {
 			c.log.Info("prestop: draining", zap.String("remote", r.RemoteAddr))
 		}
 		select {

@@ -15,6 +15,22 @@ import (
 // when the shutdown cut work: a request, a session, a hook.
 var ErrUnclean = errors.New("lifecycle: shutdown was not clean")
 
+// What began the drain: [Report.Reason], [Snapshot.Reason], and the
+// Reason of the [Transition] to StateDraining.
+const (
+	// ReasonPrestop: a preStop call ([Coordinator.PrestopHandler]).
+	ReasonPrestop = "prestop"
+	// ReasonSignal is the prefix of a signal's reason: "signal terminated"
+	// (SIGTERM) or "signal interrupt" (SIGINT).
+	ReasonSignal = "signal"
+	// ReasonShutdowner: a call to [go.uber.org/fx.Shutdowner.Shutdown], with
+	// [DrainOnShutdown] in the app (the bundle in package modules has it).
+	ReasonShutdowner = "shutdowner"
+	// ReasonAppStopping: the app stopped with none of the above first
+	// (app.Stop, fxtest, or a Shutdowner without [DrainOnShutdown]).
+	ReasonAppStopping = "app stopping"
+)
+
 // Phase is one phase of the timeline in the report.
 type Phase struct {
 	Name    string        `json:"name"`
@@ -33,8 +49,67 @@ type Report struct {
 	InFlightAtD0 map[string]int64 `json:"inFlightAtD0"`
 	InFlightStop map[string]int64 `json:"inFlightAtStop"`
 	Cut          map[string]int64 `json:"cut"`
-	Hooks        []HookReport     `json:"hooks"`
-	ExitCode     int              `json:"exitCode"`
+	// Sessions is how the long-lived sessions of each kind ended from D0
+	// to the report (from the start if the drain never began), per
+	// [Coordinator.TrackSessions]; nil if nothing tracks sessions.
+	Sessions map[string]SessionEnds `json:"sessions,omitempty"`
+	Hooks    []HookReport           `json:"hooks"`
+	ExitCode int                    `json:"exitCode"`
+}
+
+// SessionEnds counts how long-lived sessions (WebSocket, SSE) ended.
+type SessionEnds struct {
+	// Clean: closed by the close handshake, or a stream ended with its
+	// final event.
+	Clean int64 `json:"clean"`
+	// Forced: still open at the stop deadline and force-closed (each one
+	// is also a cut, [Coordinator.RecordCut] "sessions").
+	Forced int64 `json:"forced"`
+	// Aborted: anything else — the peer went away, a network error.
+	Aborted int64 `json:"aborted"`
+}
+
+func (e SessionEnds) sub(o SessionEnds) SessionEnds {
+	return SessionEnds{Clean: e.Clean - o.Clean, Forced: e.Forced - o.Forced, Aborted: e.Aborted - o.Aborted}
+}
+
+// MarshalLogObject writes the counts as zap fields.
+func (e SessionEnds) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddInt64("clean", e.Clean)
+	enc.AddInt64("forced", e.Forced)
+	enc.AddInt64("aborted", e.Aborted)
+	return nil
+}
+
+// TrackSessions registers a source of session endings for the report and
+// for metrics: read returns the counts of sessions of kind that ended since
+// the source was created (counters: they only grow). The report holds what
+// ended from D0 on. read is called with the coordinator's lock held: it must
+// not call the coordinator. The session registry of package wsmod calls it
+// for "websocket" and "sse".
+func (c *Coordinator) TrackSessions(kind string, read func() SessionEnds) {
+	c.mu.Lock()
+	c.sessionSrcs = append(c.sessionSrcs, sessionSource{kind, read})
+	c.mu.Unlock()
+}
+
+type sessionSource struct {
+	kind string
+	read func() SessionEnds
+}
+
+// sampleSessionsLocked reads every session source; nil if there is none.
+// Sources of the same kind add up.
+func (c *Coordinator) sampleSessionsLocked() map[string]SessionEnds {
+	if len(c.sessionSrcs) == 0 {
+		return nil
+	}
+	m := make(map[string]SessionEnds, len(c.sessionSrcs))
+	for _, src := range c.sessionSrcs {
+		e, v := m[src.kind], src.read()
+		m[src.kind] = SessionEnds{Clean: e.Clean + v.Clean, Forced: e.Forced + v.Forced, Aborted: e.Aborted + v.Aborted}
+	}
+	return m
 }
 
 // Clean reports whether nothing was cut.
@@ -61,7 +136,33 @@ func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	_ = enc.AddReflected("inFlightAtD0", r.InFlightAtD0)
 	_ = enc.AddReflected("inFlightAtStop", r.InFlightStop)
 	_ = enc.AddReflected("cut", r.Cut)
-	_ = enc.AddReflected("hooks", r.Hooks)
+	if r.Sessions != nil {
+		_ = enc.AddObject("sessions", zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
+			for _, k := range slices.Sorted(maps.Keys(r.Sessions)) {
+				_ = o.AddObject(k, r.Sessions[k])
+			}
+			return nil
+		}))
+	}
+	// Hooks as objects, not reflected, so that their durations are
+	// encoded as the phases' are (seconds in zap's production config).
+	_ = enc.AddArray("hooks", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
+		for _, h := range r.Hooks {
+			_ = a.AppendObject(zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
+				o.AddString("name", h.Name)
+				o.AddDuration("planned", h.Planned)
+				o.AddDuration("actual", h.Actual)
+				if h.Overran {
+					o.AddBool("overran", true)
+				}
+				if h.Err != "" {
+					o.AddString("err", h.Err)
+				}
+				return nil
+			}))
+		}
+		return nil
+	}))
 	enc.AddInt("exitCode", r.ExitCode)
 	return nil
 }
@@ -115,6 +216,7 @@ func (r Report) clone() Report {
 	r.InFlightAtD0 = maps.Clone(r.InFlightAtD0)
 	r.InFlightStop = maps.Clone(r.InFlightStop)
 	r.Cut = maps.Clone(r.Cut)
+	r.Sessions = maps.Clone(r.Sessions)
 	r.Hooks = slices.Clone(r.Hooks)
 	return r
 }
@@ -124,35 +226,12 @@ func (c *Coordinator) buildLocked(now time.Time) Report {
 		Reason:       c.reason,
 		D0:           c.d0,
 		DrainEndedBy: c.drainEndedBy,
+		Phases:       c.phasesLocked(now, true),
 		InFlightAtD0: maps.Clone(c.atD0),
 		InFlightStop: maps.Clone(c.atStop),
 		Cut:          maps.Clone(c.cuts),
+		Sessions:     c.sessionsSinceD0Locked(),
 		Hooks:        append([]HookReport(nil), c.hooks...),
-	}
-	if !c.d0.IsZero() {
-		p := c.plan
-		drainEnd := c.drainEnd
-		if drainEnd.IsZero() {
-			drainEnd = now
-		}
-		stopAt := c.stopAt
-		if stopAt.IsZero() {
-			stopAt = now
-		}
-		r.Phases = []Phase{
-			{Name: "drain", Planned: p.DrainEnd, Actual: drainEnd.Sub(c.d0)},
-			// waiting for the stop to begin: zero under SIGTERM, the gap
-			// between preStop's end and SIGTERM otherwise
-			{Name: "wait", Planned: 0, Actual: stopAt.Sub(drainEnd)},
-		}
-		teardownAt := c.teardownAt
-		if teardownAt.IsZero() {
-			teardownAt = now
-		}
-		r.Phases = append(r.Phases,
-			Phase{Name: "stop", Planned: p.StopDeadline - p.DrainEnd, Actual: teardownAt.Sub(stopAt)},
-			Phase{Name: "teardown", Planned: p.TeardownDeadline - p.StopDeadline, Actual: now.Sub(teardownAt)},
-		)
 	}
 	for _, n := range c.cuts {
 		if n > 0 {
@@ -162,9 +241,122 @@ func (c *Coordinator) buildLocked(now time.Time) Report {
 	return r
 }
 
+// sessionsSinceD0Locked is how sessions ended from D0 (or the start) to now.
+func (c *Coordinator) sessionsSinceD0Locked() map[string]SessionEnds {
+	m := c.sampleSessionsLocked()
+	for k, v := range m {
+		m[k] = v.sub(c.sessAtD0[k])
+	}
+	return m
+}
+
+// The phases of the timeline, in order.
+const (
+	PhaseDrain    = "drain"    // D0 → the drain's end
+	PhaseWait     = "wait"     // the drain's end → the stop phase (a preStop call's gap until SIGTERM)
+	PhaseStop     = "stop"     // HTTP Shutdown, sessions closed → the first StopHook
+	PhaseTeardown = "teardown" // the StopHooks → the report
+)
+
+// phasesLocked returns the phases at now: nil before D0. With all (the
+// report), every phase, those never reached with an actual of 0; else (a
+// snapshot) only the phases begun, the last one's actual counting up to
+// now.
+func (c *Coordinator) phasesLocked(now time.Time, all bool) []Phase {
+	if c.d0.IsZero() {
+		return nil
+	}
+	plan := c.plan.Phases()
+	// When each phase began; zero if not yet.
+	starts := [...]time.Time{c.d0, c.drainEnd, c.stopAt, c.teardownAt}
+	if all {
+		// A phase never reached begins (and ends) where the next one
+		// begins, or at the report.
+		for i := len(starts) - 1; i > 0; i-- {
+			if starts[i].IsZero() {
+				if i+1 < len(starts) {
+					starts[i] = starts[i+1]
+				} else {
+					starts[i] = now
+				}
+			}
+		}
+	}
+	phases := make([]Phase, 0, len(starts))
+	for i, start := range starts {
+		if start.IsZero() {
+			break
+		}
+		end := now
+		if i+1 < len(starts) && !starts[i+1].IsZero() {
+			end = starts[i+1]
+		}
+		plan[i].Actual = end.Sub(start)
+		phases = append(phases, plan[i])
+	}
+	return phases
+}
+
+// Phases returns the plan's phases in order, each with its planned
+// duration (the latest end the budget allows, from the phase's start) and
+// an Actual of zero.
+func (p Plan) Phases() []Phase {
+	return []Phase{
+		{Name: PhaseDrain, Planned: p.DrainEnd},
+		{Name: PhaseWait, Planned: 0}, // waiting for the stop: zero under SIGTERM
+		{Name: PhaseStop, Planned: p.StopDeadline - p.DrainEnd},
+		{Name: PhaseTeardown, Planned: p.TeardownDeadline - p.StopDeadline},
+	}
+}
+
 func (r Report) err() error {
 	if r.Clean() {
 		return nil
 	}
 	return fmt.Errorf("%w: cut %v", ErrUnclean, r.Cut)
+}
+
+// Snapshot is the coordinator at one moment: the state, the timeline so far
+// and the tracked gauges read now. It is what metrics read on a scrape;
+// taking one changes nothing.
+type Snapshot struct {
+	State  State     `json:"state"`
+	Reason string    `json:"reason"` // what began the drain; empty before D0
+	D0     time.Time `json:"d0"`
+	// Phases are the phases begun so far, in order; the last one may still
+	// run, its Actual counting up to the snapshot. After the report, the
+	// report's phases.
+	Phases []Phase `json:"phases"`
+	// InFlight is every gauge of [Coordinator.TrackInFlight], read now.
+	InFlight map[string]int64 `json:"inFlight"`
+	// Cut is the work cut so far ([Coordinator.RecordCut]).
+	Cut map[string]int64 `json:"cut"`
+	// Sessions is how the sessions of [Coordinator.TrackSessions] have ended
+	// since they were first counted (not since D0, unlike the report).
+	Sessions map[string]SessionEnds `json:"sessions,omitempty"`
+	// Hooks are the wrapped stop hooks that have returned.
+	Hooks []HookReport `json:"hooks"`
+}
+
+// Snapshot returns the coordinator's state and timeline now. It takes the
+// coordinator's lock, reads every tracked gauge and allocates its maps: call
+// it at the rate of a metrics scrape, not per request.
+func (c *Coordinator) Snapshot() Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := Snapshot{
+		State:    c.State(),
+		Reason:   c.reason,
+		D0:       c.d0,
+		InFlight: c.sampleLocked(),
+		Cut:      maps.Clone(c.cuts),
+		Sessions: c.sampleSessionsLocked(),
+		Hooks:    slices.Clone(c.hooks),
+	}
+	if c.report != nil {
+		s.Phases = slices.Clone(c.report.Phases)
+	} else {
+		s.Phases = c.phasesLocked(c.clock.Now(), false)
+	}
+	return s
 }

@@ -3,10 +3,17 @@ package lifecycle_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/drainfx/drainfx/lifecycle"
@@ -119,6 +126,10 @@ func TestReport(t *testing.T) {
 			if phases, _ := fields["phases"].([]any); len(phases) != 4 {
 				t.Errorf("logged phases = %#v", fields["phases"])
 			}
+			if hooks, _ := fields["hooks"].([]any); len(hooks) != 1 || !reflect.DeepEqual(hooks[0],
+				map[string]any{"name": "pool", "planned": 6 * s, "actual": 500 * ms}) {
+				t.Errorf("logged hooks = %#v", fields["hooks"])
+			}
 
 			// A caller that changes its copy does not change the report.
 			r.Cut["requests"] = 99
@@ -215,5 +226,250 @@ func TestReportCutHooksAndErr(t *testing.T) {
 	var zero lifecycle.Report
 	if !zero.Clean() {
 		t.Error("zero report not clean")
+	}
+}
+
+// sessionCounter is a session source for TrackSessions, as wsmod's registry.
+type sessionCounter struct {
+	mu sync.Mutex
+	e  lifecycle.SessionEnds
+}
+
+func (sc *sessionCounter) read() lifecycle.SessionEnds {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.e
+}
+
+func (sc *sessionCounter) add(clean, forced, aborted int64) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.e.Clean += clean
+	sc.e.Forced += forced
+	sc.e.Aborted += aborted
+}
+
+func TestReportSessions(t *testing.T) {
+	t.Parallel()
+	c, clk, logs := newFake(t, testConfig())
+	var ws, sse, ws2 sessionCounter
+	c.TrackSessions("websocket", ws.read)
+	c.TrackSessions("sse", sse.read)
+	c.TrackSessions("websocket", ws2.read) // a second source of a kind adds up
+	ws.add(5, 0, 2)                        // before D0: not the shutdown's doing
+	c.MarkStarted()
+	c.BeginDrain(lifecycle.ReasonPrestop)
+	ws.add(3, 1, 0)
+	ws2.add(1, 0, 0)
+	sse.add(0, 0, 4)
+
+	if got, want := c.Snapshot().Sessions, map[string]lifecycle.SessionEnds{
+		"websocket": {Clean: 9, Forced: 1, Aborted: 2}, // the snapshot counts from the start
+		"sse":       {Aborted: 4},
+	}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Snapshot().Sessions = %v, want %v", got, want)
+	}
+	blockUntil(t, clk, 1)
+	clk.Advance(2 * s)
+	r := finishReport(t, c)
+	want := map[string]lifecycle.SessionEnds{
+		"websocket": {Clean: 4, Forced: 1},
+		"sse":       {Aborted: 4},
+	}
+	if !reflect.DeepEqual(r.Sessions, want) {
+		t.Errorf("Report.Sessions = %v, want %v (from D0 on)", r.Sessions, want)
+	}
+	e := logs.FilterMessage("shutdown report").All()
+	if len(e) != 1 {
+		t.Fatalf("%d reports logged", len(e))
+	}
+	logged, _ := e[0].ContextMap()["report"].(map[string]any)
+	if got := logged["sessions"]; !reflect.DeepEqual(got, map[string]any{
+		"websocket": map[string]any{"clean": int64(4), "forced": int64(1), "aborted": int64(0)},
+		"sse":       map[string]any{"clean": int64(0), "forced": int64(0), "aborted": int64(4)},
+	}) {
+		t.Errorf("logged sessions = %#v", got)
+	}
+}
+
+// TestSnapshot follows one timeline on the fake clock: the phases appear
+// as they begin, the running one counts up to now, and after the report the
+// snapshot shows the report's phases.
+func TestSnapshot(t *testing.T) {
+	t.Parallel()
+	c, clk, _ := newFake(t, testConfig())
+	var inFlight sessionCounter // its Clean field stands for a gauge
+	c.TrackInFlight("requests", func() int64 { return inFlight.read().Clean })
+	phases := func() []lifecycle.Phase { return c.Snapshot().Phases }
+	p := func(name string, planned, actual time.Duration) lifecycle.Phase {
+		return lifecycle.Phase{Name: name, Planned: planned, Actual: actual}
+	}
+
+	s0 := c.Snapshot()
+	if s0.State != lifecycle.StateStarting || s0.Phases != nil || s0.Reason != "" || !s0.D0.IsZero() {
+		t.Errorf("Snapshot() before start = %+v", s0)
+	}
+	c.MarkStarted()
+	inFlight.add(3, 0, 0)
+	if got := c.Snapshot(); got.State != lifecycle.StateServing || got.InFlight["requests"] != 3 {
+		t.Errorf("Snapshot() serving = %+v", got)
+	}
+
+	c.BeginDrain(lifecycle.ReasonPrestop)
+	blockUntil(t, clk, 1)
+	clk.Advance(s)
+	inFlight.add(-3, 0, 0)
+	got := c.Snapshot()
+	if got.State != lifecycle.StateDraining || got.Reason != lifecycle.ReasonPrestop || got.D0.IsZero() || got.InFlight["requests"] != 0 {
+		t.Errorf("Snapshot() draining = %+v", got)
+	}
+	if want := []lifecycle.Phase{p("drain", 2*s, s)}; !reflect.DeepEqual(got.Phases, want) {
+		t.Errorf("phases 1s into the drain = %v, want %v", got.Phases, want)
+	}
+
+	clk.Advance(s) // the drain ends; preStop would answer now
+	waitClosed(t, c.DrainDone(), "the drain's end")
+	clk.Advance(500 * ms)
+	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms)}; !reflect.DeepEqual(phases(), want) {
+		t.Errorf("phases waiting for SIGTERM = %v, want %v", phases(), want)
+	}
+
+	if err := c.DrainAndWait(context.Background()); err != nil { // SIGTERM
+		t.Fatal(err)
+	}
+	clk.Advance(s)
+	c.RecordCut("requests", 1)
+	got = c.Snapshot()
+	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms), p("stop", 4*s, s)}; !reflect.DeepEqual(got.Phases, want) {
+		t.Errorf("phases in the stop phase = %v, want %v", got.Phases, want)
+	}
+	if got.State != lifecycle.StateStopping || got.Cut["requests"] != 1 {
+		t.Errorf("Snapshot() stopping = %+v", got)
+	}
+
+	h := c.StopHook("pool", func(context.Context) error { clk.Advance(200 * ms); return nil })
+	if err := h(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(100 * ms)
+	got = c.Snapshot()
+	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms), p("stop", 4*s, s), p("teardown", 3*s, 300*ms)}; !reflect.DeepEqual(got.Phases, want) {
+		t.Errorf("phases in the teardown = %v, want %v", got.Phases, want)
+	}
+	if len(got.Hooks) != 1 || got.Hooks[0].Name != "pool" || got.Hooks[0].Actual != 200*ms {
+		t.Errorf("Snapshot().Hooks = %+v", got.Hooks)
+	}
+
+	r := c.Finish()
+	clk.Advance(time.Hour) // after the report nothing counts up any more
+	got = c.Snapshot()
+	if got.State != lifecycle.StateStopped || !reflect.DeepEqual(got.Phases, r.Phases) {
+		t.Errorf("Snapshot() after Finish = %+v, want the report's phases %v", got, r.Phases)
+	}
+	// A snapshot is a copy.
+	got.Cut["requests"] = 99
+	got.Hooks[0].Name = "changed"
+	if again := c.Snapshot(); again.Cut["requests"] != 1 || again.Hooks[0].Name != "pool" {
+		t.Error("the snapshot shares its maps or slices with the coordinator")
+	}
+}
+
+// TestReportReason: one report per stop, through fx, naming what began the
+// drain.
+func TestReportReason(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// give begins the drain of a started app; nil: app.Stop alone.
+		give     func(t *testing.T, c *lifecycle.Coordinator, sd fx.Shutdowner)
+		decorate bool // with lifecycle.DrainOnShutdown
+		want     string
+	}{
+		{name: "app stopping", want: lifecycle.ReasonAppStopping},
+		{
+			name: "prestop",
+			give: func(t *testing.T, c *lifecycle.Coordinator, _ fx.Shutdowner) {
+				w := httptest.NewRecorder()
+				c.PrestopHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/prestop", nil))
+				if w.Code != http.StatusOK {
+					t.Errorf("/prestop = %d", w.Code)
+				}
+			},
+			want: lifecycle.ReasonPrestop,
+		},
+		{
+			name:     "shutdowner",
+			decorate: true,
+			give: func(t *testing.T, c *lifecycle.Coordinator, sd fx.Shutdowner) {
+				if err := sd.Shutdown(); err != nil {
+					t.Error(err)
+				}
+				// D0 is the Shutdown call itself, before fx stops anything.
+				if _, reason := c.D0(); reason != lifecycle.ReasonShutdowner || !isClosed(c.DrainStarted()) {
+					t.Errorf("after Shutdown: reason %q, drain started %v", reason, isClosed(c.DrainStarted()))
+				}
+			},
+			want: lifecycle.ReasonShutdowner,
+		},
+		{
+			name: "shutdowner without DrainOnShutdown",
+			give: func(t *testing.T, c *lifecycle.Coordinator, sd fx.Shutdowner) {
+				if err := sd.Shutdown(); err != nil {
+					t.Error(err)
+				}
+			},
+			want: lifecycle.ReasonAppStopping,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			log, logs := newObserved()
+			var (
+				c  *lifecycle.Coordinator
+				sd fx.Shutdowner
+			)
+			opts := []fx.Option{
+				fx.NopLogger,
+				fx.Supply(lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.NoDelay, TeardownReserve: 100 * ms, Margin: 100 * ms, IgnoreSignals: true}, log),
+				lifecycle.Module,
+				fx.Populate(&c, &sd),
+				// As httpmod's OnStop does: the stop passes through the drain.
+				fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator) {
+					lc.Append(fx.Hook{OnStop: c.DrainAndWait})
+				}),
+			}
+			if tt.decorate {
+				opts = append(opts, lifecycle.DrainOnShutdown)
+			}
+			app := fxtest.New(t, opts...)
+			app.RequireStart()
+			c.MarkStarted()
+			if tt.give != nil {
+				tt.give(t, c, sd)
+			}
+			app.RequireStop()
+
+			r, ok := c.Report()
+			if !ok || r.Reason != tt.want || r.D0.IsZero() || r.ExitCode != 0 || len(r.Phases) != 4 {
+				t.Errorf("Report() = %+v, %v; want reason %q", r, ok, tt.want)
+			}
+			entries := logs.FilterMessage("shutdown report").All()
+			if len(entries) != 1 {
+				t.Fatalf("%d \"shutdown report\" entries, want 1:%s", len(entries), messages(logs))
+			}
+			logged, _ := entries[0].ContextMap()["report"].(map[string]any)
+			if logged["reason"] != tt.want || logged["exitCode"] != 0 || !reflect.DeepEqual(logged["d0"], r.D0) {
+				t.Errorf("logged report = %v", logged)
+			}
+			for _, p := range r.Phases {
+				if p.Actual < 0 || p.Planned < 0 {
+					t.Errorf("phase %+v", p)
+				}
+			}
+			if strings.HasPrefix(tt.want, lifecycle.ReasonSignal) {
+				t.Error("a signal reason in a test without signals")
+			}
+		})
 	}
 }

@@ -65,7 +65,7 @@ func (h *signalHandler) run() {
 			}
 			first = false
 			h.c.log.Info("signal received: draining", zap.Stringer("signal", sig))
-			h.c.BeginDrain("signal " + sig.String())
+			h.c.BeginDrain(ReasonSignal + " " + sig.String())
 			drained = h.c.DrainDone()
 		case <-drained:
 			drained = nil

@@ -1,8 +1,9 @@
 // Package modules bundles the drainfx modules for fx.Options composition.
 //
 // [Web] is the usual start: the drain coordinator ([lifecycle.Module]), the
-// public echo server ([httpmod.Module]) and the admin server with probes and
-// preStop ([probemod.Module]), fx's own events through zap, and an fx stop
+// public echo server ([httpmod.Module]), the admin server with probes and
+// preStop ([probemod.Module]) and Prometheus metrics on it
+// ([metricsmod.Module]), fx's own events through zap, and an fx stop
 // timeout derived from the shutdown budget instead of fx's 15 s default.
 // Add wsmod and the resource modules (modules/sqlmod, modules/workermod,
 // modules/grpcmod) beside it as the service needs them; swap any module for

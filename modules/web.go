@@ -8,6 +8,7 @@ import (
 
 	"github.com/drainfx/drainfx/httpmod"
 	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/modules/metricsmod"
 	"github.com/drainfx/drainfx/probemod"
 )
 
@@ -19,14 +20,20 @@ type Config struct {
 	HTTP httpmod.Config `yaml:"http" json:"http"`
 	// Probe is the admin server; see [probemod.Config] (default ":9090").
 	Probe probemod.Config `yaml:"probe" json:"probe"`
+	// Metrics is the admin server's /metrics; see [metricsmod.Config].
+	Metrics metricsmod.Config `yaml:"metrics" json:"metrics"`
 	// FxLogLevel is the level of fx's own events (provided, invoked, hook
 	// ran). Default info; errors are always logged at error.
 	FxLogLevel zapcore.Level `yaml:"fxLogLevel" json:"fxLogLevel"`
 }
 
-// Web returns lifecycle + httpmod + probemod with cfg supplied, fx's events
-// logged through the app's *zap.Logger (if one is provided; nothing is
-// logged otherwise), and fx.StopTimeout derived from the budget. An invalid
+// Web returns lifecycle + httpmod + probemod + metricsmod with cfg
+// supplied, fx's events logged through the app's *zap.Logger at
+// [Config.FxLogLevel] (if a logger is provided; nothing is logged
+// otherwise), [lifecycle.DrainOnShutdown] (a call to fx.Shutdowner begins
+// the drain at once), and fx.StopTimeout derived from the budget. The
+// metrics go on the app's *prometheus.Registry if it provides one, else on
+// a registry of their own ([metricsmod.Metrics.Registry]). An invalid
 // budget makes fx.New fail with an error naming the fields and values.
 //
 // Web is a top-level option (it sets fx.StopTimeout): pass it to fx.New, not
@@ -37,10 +44,12 @@ func Web(cfg Config) fx.Option {
 		return fx.Error(err)
 	}
 	return fx.Options(
-		fx.Supply(cfg.Lifecycle, cfg.HTTP, cfg.Probe),
+		fx.Supply(cfg.Lifecycle, cfg.HTTP, cfg.Probe, cfg.Metrics),
 		lifecycle.Module,
+		lifecycle.DrainOnShutdown,
 		httpmod.Module,
 		probemod.Module,
+		metricsmod.Module,
 		fx.WithLogger(func(p loggerParams) fxevent.Logger {
 			return newFxLogger(p.Logger, cfg.FxLogLevel, p.Coordinator)
 		}),
@@ -56,7 +65,8 @@ type loggerParams struct {
 }
 
 // fxLogger logs fx's events through zap and tells the coordinator when fx
-// reports that every OnStart hook has run: that is when /startupz passes.
+// reports that every OnStart hook has run (that is when /startupz passes)
+// and when app.Run caught a signal (the drain's reason).
 type fxLogger struct {
 	fxevent.Logger
 	c *lifecycle.Coordinator
@@ -73,6 +83,15 @@ func newFxLogger(log *zap.Logger, level zapcore.Level, c *lifecycle.Coordinator)
 }
 
 func (l fxLogger) LogEvent(e fxevent.Event) {
+	if s, ok := e.(*fxevent.Stopping); ok {
+		// app.Run caught a signal and is about to stop the app. The
+		// coordinator's own handler sees the same signal, but fx may reach
+		// the HTTP module's OnStop first, which would begin the drain as
+		// "app stopping": name the signal here, before the stop. (After a
+		// Shutdowner call fx reports SIGTERM too, but DrainOnShutdown has
+		// begun the drain already and this does nothing.)
+		l.c.BeginDrain(lifecycle.ReasonSignal + " " + s.Signal.String())
+	}
 	l.Logger.LogEvent(e)
 	if s, ok := e.(*fxevent.Started); ok && s.Err == nil {
 		l.c.MarkStarted()

@@ -38,6 +38,34 @@ type Check struct {
 	FailureThreshold int
 }
 
+// CheckStats is what one readiness check has done so far: the seam for
+// metrics, read on a scrape ([Probes.CheckStats]).
+type CheckStats struct {
+	// Name is the check's name.
+	Name string `json:"name"`
+	// Runs counts the runs that concluded: returned, or timed out (a run
+	// that hangs past its timeout counts once per probe that finds it
+	// still running once its result has expired, as /readyz does).
+	Runs int64 `json:"runs"`
+	// Failures counts the runs among them that failed, below the
+	// FailureThreshold or not.
+	Failures int64 `json:"failures"`
+	// Passing is what /readyz shows for the check now (the threshold
+	// applied); false before the first run.
+	Passing bool `json:"passing"`
+	// LastDuration is how long the last concluded run took, or had taken
+	// when it timed out.
+	LastDuration time.Duration `json:"lastDuration"`
+}
+
+func (k *checker) snapshot() CheckStats {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	st := k.stats
+	st.Name = k.Name
+	return st
+}
+
 // ErrClosed is the result of a check after [Probes.Close]: no new run starts.
 var ErrClosed = errors.New("probemod: closed")
 
@@ -97,6 +125,7 @@ type outcome struct {
 // call is one run of a check in flight; concurrent probes share it.
 type call struct {
 	done      chan struct{} // closed when the check function has returned
+	start     time.Time
 	deadline  time.Time
 	concluded bool // an outcome was recorded for this run; guarded by checker.mu
 }
@@ -117,6 +146,7 @@ type checker struct {
 	call   *call // the run in flight
 	fails  int   // consecutive failed runs
 	passed bool  // passed at least once
+	stats  CheckStats
 }
 
 // fresh returns the cached outcome if it has not expired at now.
@@ -142,12 +172,12 @@ func (k *checker) begin(now time.Time) (*call, *outcome) {
 		}
 		// The run in flight is past its deadline and its outcome has
 		// expired: the check still hangs, which counts as one more failure.
-		return nil, k.recordLocked(now, fmt.Errorf("timed out after %v, still running", k.Timeout))
+		return nil, k.recordLocked(c, now, fmt.Errorf("timed out after %v, still running", k.Timeout))
 	}
 	if !k.runs.add() {
 		return nil, &outcome{err: ErrClosed}
 	}
-	c := &call{done: make(chan struct{}), deadline: now.Add(k.Timeout)}
+	c := &call{done: make(chan struct{}), start: now, deadline: now.Add(k.Timeout)}
 	k.call = c
 	go k.run(c)
 	return c, nil
@@ -173,7 +203,7 @@ func (k *checker) run(c *call) {
 	k.call = nil
 	if !c.concluded {
 		c.concluded = true
-		k.recordLocked(now, err)
+		k.recordLocked(c, now, err)
 	}
 	k.mu.Unlock()
 	close(c.done)
@@ -209,15 +239,20 @@ func (k *checker) wait(ctx context.Context, c *call) error {
 	defer k.mu.Unlock()
 	if !c.concluded {
 		c.concluded = true
-		k.recordLocked(k.clock.Now(), k.timeoutError())
+		k.recordLocked(c, k.clock.Now(), k.timeoutError())
 	}
 	return k.last.Load().err
 }
 
-// recordLocked records the result of one run (err nil: passed) and returns
-// the outcome /readyz shows until now+CacheTTL. It logs when the check
-// starts or stops failing /readyz.
-func (k *checker) recordLocked(now time.Time, err error) *outcome {
+// recordLocked records the result of the run c (err nil: passed) and
+// returns the outcome /readyz shows until now+CacheTTL. It logs when the
+// check starts or stops failing /readyz.
+func (k *checker) recordLocked(c *call, now time.Time, err error) *outcome {
+	k.stats.Runs++
+	k.stats.LastDuration = now.Sub(c.start)
+	if err != nil {
+		k.stats.Failures++
+	}
 	if err == nil {
 		k.fails, k.passed = 0, true
 	} else {
@@ -230,6 +265,7 @@ func (k *checker) recordLocked(now time.Time, err error) *outcome {
 	prev := k.last.Load()
 	o := &outcome{err: shown, expires: now.Add(k.CacheTTL)}
 	k.last.Store(o)
+	k.stats.Passing = shown == nil
 	wasFailing := prev != nil && prev.err != nil
 	switch {
 	case shown != nil && !wasFailing:

@@ -201,6 +201,7 @@ type Registry struct {
 	rejected [numKinds]atomic.Int64
 
 	startOnce sync.Once
+	leaveStop func() // from JoinStop: the registry is a stop-phase participant
 	quitOnce  sync.Once
 	quit      chan struct{} // closed by Stop when its ctx ends: force all, stop waiting
 	done      chan struct{} // closed when the stop goroutine returns
@@ -208,7 +209,8 @@ type Registry struct {
 
 // New returns a registry for cfg that closes its sessions when c's stop
 // phase begins (after [Registry.Start]). It registers the gauges
-// "websocket" and "sse" with c for the shutdown report. It fails with an
+// "websocket" and "sse" with c, and how their sessions end, for the
+// shutdown report and metrics. It fails with an
 // error matching [ErrConfig] if cfg is invalid.
 func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Registry, error) {
 	if c == nil {
@@ -241,6 +243,12 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Registry, error
 	}
 	c.TrackInFlight(KindWebSocket.String(), func() int64 { return int64(r.Len(KindWebSocket)) })
 	c.TrackInFlight(KindSSE.String(), func() int64 { return int64(r.Len(KindSSE)) })
+	for k := range numKinds {
+		c.TrackSessions(k.String(), func() lifecycle.SessionEnds {
+			st := r.Stats().Kind(k)
+			return lifecycle.SessionEnds{Clean: st.Clean, Forced: st.Forced, Aborted: st.Aborted}
+		})
+	}
 	return r, nil
 }
 
@@ -251,7 +259,10 @@ func (r *Registry) Config() Config { return r.cfg }
 // stop phase begins. It does not block; later calls do nothing. Its
 // signature fits [go.uber.org/fx.Hook].
 func (r *Registry) Start(context.Context) error {
-	r.startOnce.Do(func() { go r.run() })
+	r.startOnce.Do(func() {
+		r.leaveStop = r.c.JoinStop()
+		go r.run()
+	})
 	return nil
 }
 
@@ -266,6 +277,7 @@ func (r *Registry) Start(context.Context) error {
 // session is counted as forced and logged.
 func (r *Registry) Stop(ctx context.Context) error {
 	_ = r.Start(ctx)
+	defer r.leaveStop()
 	var err error
 	// Once the stop phase has begun (httpmod's OnStop got there first) there
 	// is nothing to wait for.

@@ -100,6 +100,7 @@ type Server struct {
 	started   bool
 	stopping  bool
 	serveDone chan struct{} // closed when the serve goroutine has returned
+	leaveStop func()        // from JoinStop: this server is a stop-phase participant
 	stopDone  chan struct{} // closed when the first Stop has returned
 }
 
@@ -183,6 +184,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	s.started = true
+	s.leaveStop = s.c.JoinStop()
 	s.ln = ln
 	s.health.SetServingStatus("", healthgrpc.HealthCheckResponse_SERVING)
 	for name := range s.grpc.GetServiceInfo() {
@@ -237,6 +239,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.stopping = true
 	s.mu.Unlock()
 	defer close(s.stopDone)
+	defer s.leaveStop()
 
 	_ = s.c.DrainAndWait(ctx)
 	deadline := s.c.StopDeadline()

@@ -82,13 +82,13 @@ var (
 //
 // AsWorker is for workers nothing else depends on. Their hooks are appended
 // when the module builds the supervisor, and fx stops hooks in reverse
-// order of appending, so where they stop relative to the HTTP server
-// depends on the order of the modules in fx.New (listed after
-// modules.Web, they stop before the HTTP server has finished its
-// requests). A worker that the handlers feed or read from belongs to a
-// component: add it with [Supervisor.Add] in that component's constructor,
-// and fx stops it after the handlers and before the component's own
-// dependencies, whatever the order of the modules.
+// order of appending, so fx may call them before the HTTP server's (listed
+// after modules.Web, it does). Teardown workers still stop only after the
+// servers have: the coordinator queues wrapped teardown hooks until every
+// server of the stop phase has stopped ([lifecycle.Coordinator.JoinStop]).
+// A worker that the handlers feed or read from belongs to a component: add
+// it with [Supervisor.Add] in that component's constructor, and fx stops it
+// after the handlers and before the component's own dependencies.
 func AsWorker(name string, stop When, fn any) fx.Option {
 	v := reflect.ValueOf(fn)
 	if !v.IsValid() || v.Kind() != reflect.Func || v.IsNil() {

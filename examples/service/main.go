@@ -1,0 +1,118 @@
+// Command service is the drainfx example service: the route contract that
+// the rollout check and the Kubernetes manifests in k8s/ are written for.
+//
+//	go run ./examples/service
+//
+// Public port PORT (8080):
+//
+//	GET  /            200 "ok"
+//	POST /echo        200 with the request body
+//	GET  /slow?ms=N   sleeps N ms (or until the client leaves), 200 "ok"
+//	GET  /ws          WebSocket echo: every message is sent back
+//	GET  /events      SSE: "data: N" every 100 ms until the stream ends
+//	POST /hits        increments a counter row in the database, 200 with the count
+//	GET  /hits        200 with the count
+//	GET  /instances   the instances with a presence row, one a line
+//
+// Admin port ADMIN_PORT (9090): /livez, /healthz, /readyz (with the
+// readiness check "db"), /startupz, /prestop.
+//
+// Environment: PORT, ADMIN_PORT, SHUTDOWN_GRACE_PERIOD (30s),
+// SHUTDOWN_DRAIN_DELAY (5s), SHUTDOWN_DRAIN_QUIET (0s, off),
+// SHUTDOWN_MAX_DRAIN_DELAY, SHUTDOWN_TEARDOWN_RESERVE (3s), PRESTOP_TOKEN
+// (empty = none), DATABASE_URL (empty = an embedded SQLite file; or
+// postgres://…), DATA_DIR (where that file lives; default
+// $TMPDIR/drainfx-service). A bad value exits 1 with one line naming the
+// variable. Logs are JSON on stderr.
+//
+// A background worker ("presence") keeps a row for this process in the
+// database while it runs and removes it in the teardown phase, after the
+// servers have stopped and before the pool closes.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/modules"
+	"github.com/drainfx/drainfx/modules/sqlmod"
+	"github.com/drainfx/drainfx/modules/workermod"
+	"github.com/drainfx/drainfx/wsmod"
+)
+
+// The variables the service reads beside those of [modules.FromEnv].
+const (
+	EnvDatabaseURL = "DATABASE_URL" // empty: embedded SQLite in DATA_DIR
+	EnvDataDir     = "DATA_DIR"     // default $TMPDIR/drainfx-service
+)
+
+// config is everything the service reads from its environment.
+type config struct {
+	Web modules.Config
+	SQL sqlmod.Config
+}
+
+// loadConfig reads the service's configuration through lookup (pass
+// os.LookupEnv). The error names the variable at fault; a database URL is
+// shown with its password masked.
+func loadConfig(lookup func(string) (string, bool)) (config, error) {
+	web, err := modules.FromEnv(lookup)
+	if err != nil {
+		return config{}, err
+	}
+	cfg := config{Web: web}
+	cfg.SQL.DSN, _ = lookup(EnvDatabaseURL)
+	cfg.SQL.DataDir, _ = lookup(EnvDataDir)
+	if cfg.SQL.DataDir == "" {
+		cfg.SQL.DataDir = filepath.Join(os.TempDir(), "drainfx-service")
+	}
+	// Validated apart, so that the error names the variable at fault; the
+	// sqlmod error quotes the URL with its password masked.
+	if err := (sqlmod.Config{DSN: cfg.SQL.DSN}).Validate(); err != nil {
+		return config{}, fmt.Errorf("%s: %w", EnvDatabaseURL, err)
+	}
+	if err := cfg.SQL.Validate(); err != nil {
+		return config{}, fmt.Errorf("%s=%q: %w", EnvDataDir, cfg.SQL.DataDir, err)
+	}
+	return cfg, nil
+}
+
+// app is the whole service as fx options, for main and for the in-process
+// tests.
+//
+// The order matters for the stop: fx runs OnStop hooks in reverse order of
+// their appending, and the modules' invokes append them in the order the
+// modules are listed. workermod comes first so that the worker (and the pool
+// it uses) is built before the HTTP server: the server then stops first
+// (drain, Shutdown, sessions), the worker next, the pool last.
+func app(cfg config) fx.Option {
+	return fx.Options(
+		workermod.Module,
+		workermod.AsWorker("presence", workermod.AtTeardown, newPresence),
+		sqlmod.Module,
+		fx.Supply(cfg.SQL),
+		modules.Web(cfg.Web), // lifecycle + httpmod + probemod, StopTimeout from the budget
+		wsmod.Module,
+		fx.Provide(newStore),
+		httpmod.AsRoute(newRoutes),
+	)
+}
+
+func main() {
+	cfg, err := loadConfig(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "service:", err)
+		os.Exit(1)
+	}
+	log, err := zap.NewProduction() // JSON on stderr
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "service: logger:", err)
+		os.Exit(1)
+	}
+	fx.New(app(cfg), fx.Supply(log)).Run() // exits 1 if start-up failed or the shutdown cut anything
+}

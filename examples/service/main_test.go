@@ -1,0 +1,588 @@
+package main_test
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	_ "github.com/jackc/pgx/v5/stdlib" // "pgx", to look at the schema
+	"go.uber.org/goleak"
+
+	"github.com/drainfx/drainfx/internal/proctest"
+	"github.com/drainfx/drainfx/modules/sqlmod"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "service")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		if bin, err = proctest.BuildErr(".", dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// waitTimeout bounds every wait; reaching it is a failure.
+const waitTimeout = 10 * time.Second
+
+type service struct {
+	*proctest.Proc
+	port, admin int
+}
+
+// start runs the service on free ports with its SQLite file in a temporary
+// directory, and waits until it is ready.
+func start(t *testing.T, env ...string) service {
+	t.Helper()
+	s := service{port: proctest.FreePort(t), admin: proctest.FreePort(t)}
+	env = append([]string{
+		fmt.Sprintf("PORT=%d", s.port),
+		fmt.Sprintf("ADMIN_PORT=%d", s.admin),
+		"DATA_DIR=" + t.TempDir(),
+	}, env...)
+	s.Proc = proctest.Start(t, bin, env...)
+	s.WaitHTTP(t, proctest.URL(s.admin, "/readyz"), http.StatusOK, waitTimeout)
+	return s
+}
+
+func (s service) url(path string) string    { return proctest.URL(s.port, path) }
+func (s service) admURL(path string) string { return proctest.URL(s.admin, path) }
+func (s service) wsURL(path string) string {
+	return fmt.Sprintf("ws://127.0.0.1:%d%s", s.port, path)
+}
+
+// stop sends SIGTERM and wants exit 0; it returns SIGTERM→exit.
+func (s service) stop(t *testing.T) time.Duration {
+	t.Helper()
+	sent := s.Signal(t, syscall.SIGTERM)
+	code, at := s.Wait(t, waitTimeout)
+	if code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	return at.Sub(sent)
+}
+
+func newClient(t *testing.T) *http.Client {
+	t.Helper()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: waitTimeout}
+}
+
+func do(t *testing.T, c *http.Client, method, url, body string, header ...string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: body: %v", method, url, err)
+	}
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func TestRoutes(t *testing.T) {
+	t.Parallel()
+	s := start(t, "SHUTDOWN_DRAIN_DELAY=0s")
+	c := newClient(t)
+
+	tests := []struct {
+		name       string
+		giveMethod string
+		giveURL    string
+		giveBody   string
+		wantStatus int
+		wantBody   string // "" = not checked
+	}{
+		{"root", "GET", s.url("/"), "", 200, "ok"},
+		{"echo", "POST", s.url("/echo"), "hello, drainfx", 200, "hello, drainfx"},
+		{"echo empty", "POST", s.url("/echo"), "", 200, ""},
+		{"slow", "GET", s.url("/slow?ms=50"), "", 200, "ok"},
+		{"slow zero", "GET", s.url("/slow?ms=0"), "", 200, "ok"},
+		{"slow bad", "GET", s.url("/slow?ms=abc"), "", 400, ""},
+		{"slow negative", "GET", s.url("/slow?ms=-1"), "", 400, ""},
+		{"first hit", "POST", s.url("/hits"), "", 200, "1"},
+		{"second hit", "POST", s.url("/hits"), "", 200, "2"},
+		{"hits", "GET", s.url("/hits"), "", 200, "2"},
+		{"livez", "GET", s.admURL("/livez"), "", 200, ""},
+		{"healthz", "GET", s.admURL("/healthz"), "", 200, ""},
+		{"readyz", "GET", s.admURL("/readyz"), "", 200, ""},
+		{"startupz", "GET", s.admURL("/startupz"), "", 200, ""},
+		{"not public", "GET", s.url("/readyz"), "", 404, ""},
+		{"not admin", "GET", s.admURL("/"), "", 404, ""},
+	}
+	for _, tt := range tests {
+		status, body, _ := do(t, c, tt.giveMethod, tt.giveURL, tt.giveBody)
+		if status != tt.wantStatus || (tt.wantBody != "" && body != tt.wantBody) {
+			t.Errorf("%s: %s %s = %d %q, want %d %q", tt.name, tt.giveMethod, tt.giveURL, status, body, tt.wantStatus, tt.wantBody)
+		}
+	}
+	if _, body, _ := do(t, c, "GET", s.admURL("/readyz?verbose"), ""); !strings.Contains(body, "[+]db ok") {
+		t.Errorf("/readyz?verbose has no db check:\n%s", body)
+	}
+	// The presence worker has written its row by the time the service is ready.
+	waitFor(t, "the presence row", func() bool {
+		_, body, _ := do(t, c, "GET", s.url("/instances"), "")
+		return strings.TrimSpace(body) != ""
+	})
+
+	// WebSocket echo
+	ws, _, err := websocket.DefaultDialer.Dial(s.wsURL("/ws"), nil)
+	if err != nil {
+		t.Fatalf("dial /ws: %v", err)
+	}
+	defer ws.Close()
+	for _, msg := range []string{"one", "two", strings.Repeat("x", 10000)} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatalf("ws write: %v", err)
+		}
+		_, got, err := ws.ReadMessage()
+		if err != nil || string(got) != msg {
+			t.Fatalf("ws echo of %.10q = %.10q, %v", msg, got, err)
+		}
+	}
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+
+	// SSE: "data: N" every 100 ms
+	resp, err := c.Get(s.url("/events"))
+	if err != nil {
+		t.Fatalf("GET /events: %v", err)
+	}
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+		t.Errorf("GET /events = %d %s", resp.StatusCode, ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var datas []string
+	for len(datas) < 3 && sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			datas = append(datas, d)
+		}
+	}
+	resp.Body.Close()
+	if strings.Join(datas, ",") != "0,1,2" {
+		t.Errorf("events = %q, want 0,1,2", datas)
+	}
+
+	if took := s.stop(t); took > 2*time.Second {
+		t.Errorf("SIGTERM→exit %v with no drain delay and nothing in flight", took)
+	}
+}
+
+// wsResult is how a WebSocket client's session ended.
+type wsResult struct {
+	echoed int
+	err    error
+}
+
+// wsClient echoes messages over /ws until the session ends.
+func wsClient(t *testing.T, s service, ready chan<- struct{}) <-chan wsResult {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial(s.wsURL("/ws"), nil)
+	if err != nil {
+		t.Fatalf("dial /ws: %v", err)
+	}
+	done := make(chan wsResult, 1)
+	go func() {
+		defer conn.Close()
+		var r wsResult
+		for i := 0; ; i++ {
+			msg := fmt.Sprint("m", i)
+			if r.err = conn.WriteMessage(websocket.TextMessage, []byte(msg)); r.err != nil {
+				break
+			}
+			var got []byte
+			if _, got, r.err = conn.ReadMessage(); r.err != nil {
+				break
+			}
+			if string(got) != msg {
+				r.err = fmt.Errorf("echo %q for %q", got, msg)
+				break
+			}
+			if r.echoed++; r.echoed == 1 {
+				close(ready)
+			}
+			time.Sleep(20 * time.Millisecond) // pace, not a wait for an event
+		}
+		done <- r
+	}()
+	return done
+}
+
+// sseResult is how an SSE stream ended.
+type sseResult struct {
+	data      int    // data events read
+	lastEvent string // the type of the last event with a type line
+	err       error  // io.EOF for a clean end
+}
+
+func sseClient(t *testing.T, c *http.Client, s service, ready chan<- struct{}) <-chan sseResult {
+	t.Helper()
+	resp, err := c.Get(s.url("/events"))
+	if err != nil {
+		t.Fatalf("GET /events: %v", err)
+	}
+	done := make(chan sseResult, 1)
+	go func() {
+		defer resp.Body.Close()
+		var r sseResult
+		br := bufio.NewReader(resp.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				r.err = err
+				break
+			}
+			if _, ok := strings.CutPrefix(line, "data: "); ok && r.lastEvent == "" {
+				if r.data++; r.data == 1 {
+					close(ready)
+				}
+			}
+			if ev, ok := strings.CutPrefix(line, "event: "); ok {
+				r.lastEvent = strings.TrimSpace(ev)
+			}
+		}
+		done <- r
+	}()
+	return done
+}
+
+type loadResult struct {
+	ok, closes int
+	failures   []string
+}
+
+// errMoved is the "proxy" refusing a new connection once it has caught up
+// with the drain: the client would go to another pod.
+var errMoved = errors.New("moved to another pod")
+
+// keepAlive sends GET / on keep-alive connections until stop is closed or,
+// once caughtUp is closed (the proxies no longer route new connections
+// here), it would need a new connection. Every failure is a loss.
+func keepAlive(url string, caughtUp, stop <-chan struct{}) <-chan loadResult {
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if isClosed(caughtUp) {
+			return nil, errMoved
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	c := &http.Client{Transport: tr, Timeout: waitTimeout}
+	done := make(chan loadResult, 1)
+	go func() {
+		defer tr.CloseIdleConnections()
+		var r loadResult
+		for {
+			select {
+			case <-stop:
+				done <- r
+				return
+			default:
+			}
+			resp, err := c.Get(url)
+			if errors.Is(err, errMoved) {
+				done <- r
+				return
+			}
+			if err != nil {
+				r.failures = append(r.failures, err.Error())
+				continue
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case err != nil || resp.StatusCode != 200 || string(body) != "ok":
+				r.failures = append(r.failures, fmt.Sprintf("%d %q %v", resp.StatusCode, body, err))
+			default:
+				r.ok++
+				if resp.Close {
+					r.closes++
+				}
+			}
+			time.Sleep(10 * time.Millisecond) // pace
+		}
+	}()
+	return done
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// SIGTERM under load: a WebSocket client, an SSE reader, a keep-alive
+// client and a slow request in flight. Nothing is lost: the WebSocket
+// closes with 1001, the SSE stream gets its final event and ends cleanly,
+// the slow request answers 200, the process exits 0.
+func TestSIGTERMUnderLoad(t *testing.T) {
+	t.Parallel()
+	const drain = time.Second
+	s := start(t, "SHUTDOWN_DRAIN_DELAY=1s")
+
+	wsReady, sseReady := make(chan struct{}), make(chan struct{})
+	wsDone := wsClient(t, s, wsReady)
+	sseDone := sseClient(t, newClient(t), s, sseReady)
+	caughtUp, stopLoad := make(chan struct{}), make(chan struct{})
+	loadDone := keepAlive(s.url("/"), caughtUp, stopLoad)
+	recv(t, "the first echo", wsReady)
+	recv(t, "the first event", sseReady)
+
+	// The slow request outlives the drain: it is answered in the stop phase.
+	// It is in flight once written: the server reads it during the drain.
+	slowDone, wrote := make(chan string, 1), make(chan struct{})
+	slowClient := newClient(t)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, s.url("/slow?ms=1500"), nil)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) },
+		}))
+		resp, err := slowClient.Do(req)
+		if err != nil {
+			slowDone <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		slowDone <- fmt.Sprintf("%d %s %v", resp.StatusCode, b, err)
+	}()
+	recv(t, "the slow request written", wrote)
+
+	sent := s.Signal(t, syscall.SIGTERM)
+	// The proxies catch up half-way through the drain (the endpoint
+	// propagation delay); from then on new connections go elsewhere.
+	time.AfterFunc(drain/2, func() { close(caughtUp) })
+	s.WaitHTTP(t, s.admURL("/readyz"), http.StatusServiceUnavailable, time.Second)
+	if status, _, _ := do(t, newClient(t), "GET", s.admURL("/livez"), ""); status != 200 {
+		t.Errorf("/livez while draining = %d, want 200", status)
+	}
+
+	code, exited := s.Wait(t, waitTimeout)
+	took := exited.Sub(sent)
+	close(stopLoad)
+
+	if code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if got := recv(t, "the slow response", slowDone); got != "200 ok <nil>" {
+		t.Errorf("slow request = %s, want 200 ok", got)
+	}
+	ws := recv(t, "the WebSocket's end", wsDone)
+	if ce, ok := errors.AsType[*websocket.CloseError](ws.err); !ok || ce.Code != websocket.CloseGoingAway {
+		t.Errorf("WebSocket ended with %v after %d echoes, want close 1001", ws.err, ws.echoed)
+	}
+	sse := recv(t, "the SSE stream's end", sseDone)
+	if sse.err != io.EOF || sse.lastEvent != "shutdown" {
+		t.Errorf("SSE ended with %v, last event %q, after %d events; want the shutdown event, then io.EOF", sse.err, sse.lastEvent, sse.data)
+	}
+	load := recv(t, "the keep-alive client", loadDone)
+	if len(load.failures) > 0 {
+		t.Errorf("keep-alive client: %d failed requests: %q", len(load.failures), load.failures)
+	}
+	if load.closes == 0 {
+		t.Error("keep-alive client: no response with Connection: close during the drain")
+	}
+	if !strings.Contains(s.Output(), `"exitCode":0`) {
+		t.Errorf("the shutdown report is missing or not clean")
+	}
+	t.Logf("SIGTERM→exit %v (drain 1s, slow request 1.5s); %d echoes, %d events, %d keep-alive requests (%d with Connection: close)",
+		took.Round(time.Millisecond), ws.echoed, sse.data, load.ok, load.closes)
+	if took < drain || took > 5*time.Second {
+		t.Errorf("SIGTERM→exit %v, want after the drain (1s) and well within the grace period", took)
+	}
+}
+
+// The kubelet's sequence with a token: preStop (blocks for the drain), then
+// SIGTERM, which stops at once.
+func TestPrestopThenSIGTERM(t *testing.T) {
+	t.Parallel()
+	s := start(t, "SHUTDOWN_DRAIN_DELAY=500ms", "PRESTOP_TOKEN=s3cret")
+	c := newClient(t)
+	if status, _, _ := do(t, c, "GET", s.admURL("/prestop"), ""); status != http.StatusUnauthorized {
+		t.Errorf("/prestop without the token = %d, want 401", status)
+	}
+	began := time.Now()
+	status, body, _ := do(t, c, "GET", s.admURL("/prestop"), "", "X-Prestop-Token", "s3cret")
+	if waited := time.Since(began); status != 200 || waited < 500*time.Millisecond {
+		t.Errorf("/prestop = %d %s after %v, want 200 after the 500ms drain", status, body, waited)
+	}
+	took := s.stop(t)
+	if took > time.Second {
+		t.Errorf("SIGTERM after preStop → exit %v, want at once (no second drain)", took)
+	}
+	t.Logf("SIGTERM after preStop → exit %v", took.Round(time.Millisecond))
+	if strings.Contains(s.Output(), "s3cret") {
+		t.Error("the token appears in the log")
+	}
+}
+
+func TestBadEnvExits1(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		give    []string
+		want    string
+		wantNot string
+	}{
+		{"not a duration", []string{"SHUTDOWN_DRAIN_DELAY=abc"}, `SHUTDOWN_DRAIN_DELAY="abc"`, ""},
+		{"budget over the grace period", []string{"SHUTDOWN_GRACE_PERIOD=5s"}, "SHUTDOWN_GRACE_PERIOD=5s", ""},
+		{"bad port", []string{"ADMIN_PORT=70000"}, `ADMIN_PORT="70000"`, ""},
+		{"bad database URL", []string{"DATABASE_URL=mysql://app:hunter2@db/app"}, "DATABASE_URL:", "hunter2"},
+		{"bad data dir", []string{"DATA_DIR=/tmp/a?b"}, `DATA_DIR="/tmp/a?b"`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := proctest.Start(t, bin, append([]string{"DATA_DIR=" + t.TempDir()}, tt.give...)...) // tt.give wins
+			code, _ := p.Wait(t, waitTimeout)
+			out := strings.TrimSpace(p.Output())
+			if code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			if !strings.Contains(out, tt.want) || strings.Contains(out, "\n") {
+				t.Errorf("output %q, want one line naming %s", out, tt.want)
+			}
+			if tt.wantNot != "" && strings.Contains(out, tt.wantNot) {
+				t.Errorf("output %q shows the password", out)
+			}
+		})
+	}
+}
+
+func recv[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitTimeout):
+		t.Fatalf("no %s within %v", what, waitTimeout)
+		var zero T
+		return zero
+	}
+}
+
+// waitFor polls cond until it holds or waitTimeout passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, waitTimeout)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+}
+
+// defaultPostgresDSN is what internal/ci/postgres.sh sets up (as for the
+// sqlmod tests); DRAINFX_TEST_POSTGRES_DSN points elsewhere.
+const defaultPostgresDSN = "postgres://drainfx:drainfx@127.0.0.1:5432/drainfx?sslmode=disable"
+
+// postgresSchema returns a DSN whose search_path is a fresh schema, dropped
+// at cleanup. Without a server the test is skipped, or fails under CI=true.
+func postgresSchema(t *testing.T) (dsn string, db *sql.DB) {
+	t.Helper()
+	dsn = os.Getenv("DRAINFX_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		dsn = defaultPostgresDSN
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		msg := fmt.Sprintf("postgres: no server at %s: install Debian package postgresql and run internal/ci/postgres.sh, or set DRAINFX_TEST_POSTGRES_DSN",
+			sqlmod.RedactDSN(dsn))
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	schema := fmt.Sprintf("service_test_%d_%d", os.Getpid(), time.Now().UnixNano())
+	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE") })
+	if _, err := db.ExecContext(ctx, "SET search_path TO "+schema); err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1) // the search_path is per connection
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "search_path=" + schema, db
+}
+
+// With DATABASE_URL the service runs on PostgreSQL: the counter, the
+// presence worker (removed in the teardown), the readiness check; the
+// password never reaches the log.
+func TestPostgres(t *testing.T) {
+	t.Parallel()
+	dsn, db := postgresSchema(t)
+	s := start(t, "SHUTDOWN_DRAIN_DELAY=0s", "DATABASE_URL="+dsn)
+	c := newClient(t)
+	for _, want := range []string{"1", "2"} {
+		if status, body, _ := do(t, c, "POST", s.url("/hits"), ""); status != 200 || body != want {
+			t.Errorf("POST /hits = %d %q, want 200 %s", status, body, want)
+		}
+	}
+	if _, body, _ := do(t, c, "GET", s.admURL("/readyz?verbose"), ""); !strings.Contains(body, "[+]db ok") {
+		t.Errorf("/readyz?verbose has no db check:\n%s", body)
+	}
+	waitFor(t, "the presence row", func() bool {
+		_, body, _ := do(t, c, "GET", s.url("/instances"), "")
+		return strings.TrimSpace(body) != ""
+	})
+	s.stop(t)
+	var rows int
+	if err := db.QueryRow(`SELECT count(*) FROM instances`).Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("presence rows after the stop: %d, %v; want 0", rows, err)
+	}
+	if u, err := url.Parse(dsn); err == nil {
+		if pw, ok := u.User.Password(); ok && strings.Contains(s.Output(), pw+"@") {
+			t.Error("the database password appears in the log")
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/wsmod"
+)
+
+const (
+	maxEchoBody   = 1 << 20 // POST /echo
+	maxSlow       = 60 * time.Second
+	eventInterval = 100 * time.Millisecond // GET /events
+)
+
+type routeParams struct {
+	fx.In
+
+	Registry *wsmod.Registry
+	Store    *store
+	Logger   *zap.Logger `optional:"true"`
+}
+
+// newRoutes registers the public routes (the contract in DESIGN.md §4).
+func newRoutes(p routeParams) httpmod.Route {
+	st, log := p.Store, p.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.With(zap.String("component", "service"))
+	hits := func(c echo.Context, get func(context.Context) (int64, error)) error {
+		n, err := get(c.Request().Context())
+		if err != nil {
+			// The error names no DSN (the store's errors never do); it is
+			// logged, and the client gets no detail.
+			log.Error("hits", zap.Error(err))
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "database unavailable")
+		}
+		return c.String(http.StatusOK, strconv.FormatInt(n, 10))
+	}
+	reg := p.Registry
+	return httpmod.RouteFunc(func(e *echo.Echo) {
+		e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+		e.POST("/echo", echoBody)
+		e.GET("/slow", slow)
+		e.GET("/ws", reg.WebSocket(wsEcho))
+		e.GET("/events", reg.SSE(events))
+		e.POST("/hits", func(c echo.Context) error { return hits(c, st.Hit) })
+		e.GET("/hits", func(c echo.Context) error { return hits(c, st.Hits) })
+		e.GET("/instances", func(c echo.Context) error {
+			ids, err := st.Instances(c.Request().Context())
+			if err != nil {
+				log.Error("instances", zap.Error(err))
+				return echo.NewHTTPError(http.StatusServiceUnavailable, "database unavailable")
+			}
+			return c.String(http.StatusOK, strings.Join(ids, "\n"))
+		})
+	})
+}
+
+// echoBody answers with the request body (up to 1 MiB) and its content type.
+func echoBody(c echo.Context) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxEchoBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "body over 1 MiB")
+		}
+		return echo.NewHTTPError(http.StatusBadRequest, "reading the body: "+err.Error())
+	}
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if ct == "" {
+		ct = echo.MIMEOctetStream
+	}
+	return c.Blob(http.StatusOK, ct, body)
+}
+
+// slow sleeps ms milliseconds, or until the client leaves.
+func slow(c echo.Context) error {
+	ms, err := strconv.Atoi(c.QueryParam("ms"))
+	d := time.Duration(ms) * time.Millisecond
+	if err != nil || ms < 0 || d > maxSlow {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("ms=%q: want 0 to %d", c.QueryParam("ms"), maxSlow.Milliseconds()))
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return c.String(http.StatusOK, "ok")
+	case <-c.Request().Context().Done():
+		return nil // the client left; nobody reads an answer
+	}
+}
+
+// wsEcho sends every message back. The registry's close frame at the stop
+// phase makes the next read return the peer's close reply (or the next
+// write fail): either ends the handler normally.
+func wsEcho(_ context.Context, conn wsmod.Conn) error {
+	for {
+		mt, p, err := conn.ReadMessage()
+		if err != nil {
+			return err
+		}
+		if err := conn.WriteMessage(mt, p); err != nil {
+			return err
+		}
+	}
+}
+
+// events sends "data: N" every 100 ms until the stream ends: at the stop
+// phase the registry sends the final event and ends ctx.
+func events(ctx context.Context, s *wsmod.Stream) error {
+	t := time.NewTicker(eventInterval)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		if err := s.Send(wsmod.Event{Data: strconv.Itoa(n)}); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

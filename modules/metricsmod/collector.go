@@ -1,0 +1,181 @@
+package metricsmod
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/probemod"
+)
+
+// The gauge and cut names the modules register with the coordinator. They
+// are spelled out rather than imported, so that this package does not pull
+// in echo or gorilla/websocket; a test checks them against httpmod and
+// wsmod.
+const (
+	gaugeRequests  = "requests"  // httpmod.InFlightGauge
+	gaugeWebSocket = "websocket" // wsmod.KindWebSocket
+	gaugeSSE       = "sse"       // wsmod.KindSSE
+)
+
+// cutKinds are always exported, 0 until something is cut, so that rate()
+// and increase() see the series from the start.
+var cutKinds = []string{"requests", "sessions", "hooks"}
+
+var states = []lifecycle.State{
+	lifecycle.StateStarting, lifecycle.StateServing, lifecycle.StateDraining,
+	lifecycle.StateStopping, lifecycle.StateStopped,
+}
+
+// Collector exports the coordinator's state, timeline, in-flight gauges,
+// cuts and hooks (the drainfx_ families but the checks'). It reads
+// [lifecycle.Coordinator.Snapshot] on every scrape and keeps no state.
+type Collector struct {
+	c *lifecycle.Coordinator
+
+	state, stateNumber, d0      *prometheus.Desc
+	inflightRequests, inflight  *prometheus.Desc
+	sessions, sessionsEnded     *prometheus.Desc
+	phaseDuration, phasePlanned *prometheus.Desc
+	cuts, hookDuration          *prometheus.Desc
+}
+
+// NewCollector returns the collector of c's metrics.
+func NewCollector(c *lifecycle.Coordinator) *Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("drainfx_"+name, help, labels, nil)
+	}
+	return &Collector{
+		c:                c,
+		state:            d("state", "The lifecycle state: 1 for the current one, 0 for the others.", "state"),
+		stateNumber:      d("state_number", "The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 stopping, 4 stopped."),
+		d0:               d("drain_start_timestamp_seconds", "When the drain began (D0), in seconds since the epoch, and what began it.", "reason"),
+		inflightRequests: d("inflight_requests", "HTTP requests in flight."),
+		inflight:         d("inflight", "Work in flight other than HTTP requests and sessions, per gauge tracked with the coordinator.", "kind"),
+		sessions:         d("sessions", "Long-lived sessions open.", "kind"),
+		sessionsEnded:    d("sessions_ended_total", "Long-lived sessions ended: clean, forced at the stop deadline, or aborted.", "kind", "outcome"),
+		phaseDuration:    d("phase_duration_seconds", "How long each shutdown phase begun so far has lasted; the running one grows.", "phase"),
+		phasePlanned:     d("phase_planned_seconds", "The budget's planned duration of each shutdown phase.", "phase"),
+		cuts:             d("cut_total", "Work cut at a deadline: requests, sessions, hooks, or another kind.", "kind"),
+		hookDuration:     d("hook_duration_seconds", "How long each teardown hook took.", "hook"),
+	}
+}
+
+// Describe implements [prometheus.Collector].
+func (x *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		x.state, x.stateNumber, x.d0, x.inflightRequests, x.inflight, x.sessions, x.sessionsEnded,
+		x.phaseDuration, x.phasePlanned, x.cuts, x.hookDuration,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements [prometheus.Collector].
+func (x *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := x.c.Snapshot()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+
+	for _, st := range states {
+		gauge(x.state, boolValue(s.State == st), st.String())
+	}
+	gauge(x.stateNumber, float64(s.State))
+	if !s.D0.IsZero() {
+		gauge(x.d0, float64(s.D0.UnixNano())/1e9, s.Reason)
+	}
+
+	for name, v := range s.InFlight {
+		switch name {
+		case gaugeRequests:
+			gauge(x.inflightRequests, float64(v))
+		case gaugeWebSocket, gaugeSSE:
+			gauge(x.sessions, float64(v), name)
+		default:
+			gauge(x.inflight, float64(v), name)
+		}
+	}
+	for kind, e := range s.Sessions {
+		counter(x.sessionsEnded, float64(e.Clean), kind, "clean")
+		counter(x.sessionsEnded, float64(e.Forced), kind, "forced")
+		counter(x.sessionsEnded, float64(e.Aborted), kind, "aborted")
+	}
+
+	for _, p := range x.c.Plan().Phases() {
+		gauge(x.phasePlanned, p.Planned.Seconds(), p.Name)
+	}
+	for _, p := range s.Phases {
+		gauge(x.phaseDuration, p.Actual.Seconds(), p.Name)
+	}
+
+	for _, kind := range cutKinds {
+		if _, ok := s.Cut[kind]; !ok {
+			counter(x.cuts, 0, kind)
+		}
+	}
+	for kind, n := range s.Cut {
+		counter(x.cuts, float64(n), kind)
+	}
+
+	// Two hooks of one name (two pools named "sql") would be one series:
+	// the later one stands.
+	hooks := make(map[string]float64, len(s.Hooks))
+	for _, h := range s.Hooks {
+		hooks[h.Name] = h.Actual.Seconds()
+	}
+	for name, v := range hooks {
+		gauge(x.hookDuration, v, name)
+	}
+}
+
+// CheckCollector exports the readiness checks' results and durations. It
+// reads [probemod.Probes.CheckStats] on every scrape.
+type CheckCollector struct {
+	p                                 *probemod.Probes
+	passing, duration, runs, failures *prometheus.Desc
+}
+
+// NewCheckCollector returns the collector of p's checks.
+func NewCheckCollector(p *probemod.Probes) *CheckCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("drainfx_check_"+name, help, []string{"check"}, nil)
+	}
+	return &CheckCollector{
+		p:        p,
+		passing:  d("passing", "1 if /readyz shows the readiness check passing, 0 if failing; absent before its first run."),
+		duration: d("duration_seconds", "How long the readiness check's last run took."),
+		runs:     d("runs_total", "Runs of the readiness check that concluded, timeouts included."),
+		failures: d("failures_total", "Runs of the readiness check that failed."),
+	}
+}
+
+// Describe implements [prometheus.Collector].
+func (x *CheckCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- x.passing
+	ch <- x.duration
+	ch <- x.runs
+	ch <- x.failures
+}
+
+// Collect implements [prometheus.Collector].
+func (x *CheckCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range x.p.CheckStats() {
+		ch <- prometheus.MustNewConstMetric(x.runs, prometheus.CounterValue, float64(st.Runs), st.Name)
+		ch <- prometheus.MustNewConstMetric(x.failures, prometheus.CounterValue, float64(st.Failures), st.Name)
+		if st.Runs == 0 {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(x.passing, prometheus.GaugeValue, boolValue(st.Passing), st.Name)
+		ch <- prometheus.MustNewConstMetric(x.duration, prometheus.GaugeValue, st.LastDuration.Seconds(), st.Name)
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

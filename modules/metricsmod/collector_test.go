@@ -1,0 +1,268 @@
+package metricsmod_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/modules/metricsmod"
+	"github.com/drainfx/drainfx/probemod"
+	"github.com/drainfx/drainfx/wsmod"
+)
+
+// The gauge names the collector maps are those the modules register.
+func TestGaugeNames(t *testing.T) {
+	t.Parallel()
+	c, err := lifecycle.New(lifecycle.Config{IgnoreSignals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := httpmod.New(httpmod.Config{}, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wsmod.New(wsmod.Config{}, c); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP drainfx_inflight_requests HTTP requests in flight.
+# TYPE drainfx_inflight_requests gauge
+drainfx_inflight_requests 0
+# HELP drainfx_sessions Long-lived sessions open.
+# TYPE drainfx_sessions gauge
+drainfx_sessions{kind="sse"} 0
+drainfx_sessions{kind="websocket"} 0
+`
+	if err := testutil.CollectAndCompare(metricsmod.NewCollector(c), strings.NewReader(want),
+		"drainfx_inflight_requests", "drainfx_sessions", "drainfx_inflight"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestCollector follows a timeline on the fake clock and compares every
+// drainfx_ series with what the coordinator did.
+func TestCollector(t *testing.T) {
+	t.Parallel()
+	clk := clockwork.NewFakeClockAt(time.Unix(1_700_000_000, 0))
+	c, err := lifecycle.New(lifecycle.Config{
+		GracePeriod: 10 * time.Second, DrainDelay: 2 * time.Second, TeardownReserve: 3 * time.Second, Margin: time.Second,
+	}, lifecycle.WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var requests, rpcs int64 = 4, 1
+	c.TrackInFlight("requests", func() int64 { return requests })
+	c.TrackInFlight("rpcs", func() int64 { return rpcs })
+	c.TrackInFlight("websocket", func() int64 { return 2 })
+	c.TrackSessions("websocket", func() lifecycle.SessionEnds { return lifecycle.SessionEnds{Clean: 7, Forced: 1} })
+	col := metricsmod.NewCollector(c)
+
+	c.MarkStarted()
+	c.BeginDrain(lifecycle.ReasonPrestop)
+	blockUntil(t, clk, 1)
+	clk.Advance(2 * time.Second)
+	if err := c.DrainAndWait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	requests, rpcs = 0, 0
+	clk.Advance(time.Second)
+	c.RecordCut("sessions", 1)
+	c.RecordCut("queries", 2)
+	hook := c.StopHook("sql", func(context.Context) error { clk.Advance(250 * time.Millisecond); return nil })
+	if err := hook(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(250 * time.Millisecond)
+
+	want := `
+# HELP drainfx_cut_total Work cut at a deadline: requests, sessions, hooks, or another kind.
+# TYPE drainfx_cut_total counter
+drainfx_cut_total{kind="hooks"} 0
+drainfx_cut_total{kind="queries"} 2
+drainfx_cut_total{kind="requests"} 0
+drainfx_cut_total{kind="sessions"} 1
+# HELP drainfx_drain_start_timestamp_seconds When the drain began (D0), in seconds since the epoch, and what began it.
+# TYPE drainfx_drain_start_timestamp_seconds gauge
+drainfx_drain_start_timestamp_seconds{reason="prestop"} 1.7e+09
+# HELP drainfx_hook_duration_seconds How long each teardown hook took.
+# TYPE drainfx_hook_duration_seconds gauge
+drainfx_hook_duration_seconds{hook="sql"} 0.25
+# HELP drainfx_inflight Work in flight other than HTTP requests and sessions, per gauge tracked with the coordinator.
+# TYPE drainfx_inflight gauge
+drainfx_inflight{kind="rpcs"} 0
+# HELP drainfx_inflight_requests HTTP requests in flight.
+# TYPE drainfx_inflight_requests gauge
+drainfx_inflight_requests 0
+# HELP drainfx_phase_duration_seconds How long each shutdown phase begun so far has lasted; the running one grows.
+# TYPE drainfx_phase_duration_seconds gauge
+drainfx_phase_duration_seconds{phase="drain"} 2
+drainfx_phase_duration_seconds{phase="stop"} 1
+drainfx_phase_duration_seconds{phase="teardown"} 0.5
+drainfx_phase_duration_seconds{phase="wait"} 0
+# HELP drainfx_phase_planned_seconds The budget's planned duration of each shutdown phase.
+# TYPE drainfx_phase_planned_seconds gauge
+drainfx_phase_planned_seconds{phase="drain"} 2
+drainfx_phase_planned_seconds{phase="stop"} 4
+drainfx_phase_planned_seconds{phase="teardown"} 3
+drainfx_phase_planned_seconds{phase="wait"} 0
+# HELP drainfx_sessions Long-lived sessions open.
+# TYPE drainfx_sessions gauge
+drainfx_sessions{kind="websocket"} 2
+# HELP drainfx_sessions_ended_total Long-lived sessions ended: clean, forced at the stop deadline, or aborted.
+# TYPE drainfx_sessions_ended_total counter
+drainfx_sessions_ended_total{kind="websocket",outcome="aborted"} 0
+drainfx_sessions_ended_total{kind="websocket",outcome="clean"} 7
+drainfx_sessions_ended_total{kind="websocket",outcome="forced"} 1
+# HELP drainfx_state The lifecycle state: 1 for the current one, 0 for the others.
+# TYPE drainfx_state gauge
+drainfx_state{state="draining"} 0
+drainfx_state{state="serving"} 0
+drainfx_state{state="starting"} 0
+drainfx_state{state="stopped"} 0
+drainfx_state{state="stopping"} 1
+# HELP drainfx_state_number The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 stopping, 4 stopped.
+# TYPE drainfx_state_number gauge
+drainfx_state_number 3
+`
+	if err := testutil.CollectAndCompare(col, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	// The collector is a checked one: its series match its descriptions.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+	if _, err := reg.Gather(); err != nil {
+		t.Errorf("pedantic gather: %v", err)
+	}
+	if problems, err := testutil.CollectAndLint(col); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+	c.Finish()
+}
+
+func TestCheckCollector(t *testing.T) {
+	t.Parallel()
+	c, err := lifecycle.New(lifecycle.Config{IgnoreSignals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.MarkStarted()
+	p, err := probemod.NewProbes(probemod.Config{}, c, []probemod.Check{
+		{Name: "db", Check: func(context.Context) error { return nil }},
+		{Name: "cache", Check: func(context.Context) error { return context.Canceled }},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	col := metricsmod.NewCheckCollector(p)
+	before := `
+# HELP drainfx_check_failures_total Runs of the readiness check that failed.
+# TYPE drainfx_check_failures_total counter
+drainfx_check_failures_total{check="cache"} 0
+drainfx_check_failures_total{check="db"} 0
+# HELP drainfx_check_runs_total Runs of the readiness check that concluded, timeouts included.
+# TYPE drainfx_check_runs_total counter
+drainfx_check_runs_total{check="cache"} 0
+drainfx_check_runs_total{check="db"} 0
+`
+	if err := testutil.CollectAndCompare(col, strings.NewReader(before)); err != nil {
+		t.Error(err)
+	}
+	if code := serveReadyz(p); code != 503 {
+		t.Errorf("/readyz = %d, want 503 (cache fails)", code)
+	}
+	after := `
+# HELP drainfx_check_failures_total Runs of the readiness check that failed.
+# TYPE drainfx_check_failures_total counter
+drainfx_check_failures_total{check="cache"} 1
+drainfx_check_failures_total{check="db"} 0
+# HELP drainfx_check_passing 1 if /readyz shows the readiness check passing, 0 if failing; absent before its first run.
+# TYPE drainfx_check_passing gauge
+drainfx_check_passing{check="cache"} 0
+drainfx_check_passing{check="db"} 1
+# HELP drainfx_check_runs_total Runs of the readiness check that concluded, timeouts included.
+# TYPE drainfx_check_runs_total counter
+drainfx_check_runs_total{check="cache"} 1
+drainfx_check_runs_total{check="db"} 1
+`
+	if err := testutil.CollectAndCompare(col, strings.NewReader(after),
+		"drainfx_check_failures_total", "drainfx_check_passing", "drainfx_check_runs_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(col, "drainfx_check_duration_seconds"); n != 2 {
+		t.Errorf("%d drainfx_check_duration_seconds series, want 2", n)
+	}
+}
+
+func TestNew(t *testing.T) {
+	t.Parallel()
+	c, err := lifecycle.New(lifecycle.Config{IgnoreSignals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	if _, err := metricsmod.New(metricsmod.Config{}, nil); err == nil {
+		t.Error("New with a nil coordinator: no error")
+	}
+
+	m, err := metricsmod.New(metricsmod.Config{}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := m.Route(); r.Path != "/metrics" || r.Handler == nil {
+		t.Errorf("Route() = %+v", r)
+	}
+	f := gathered(t, m.Registry())
+	for _, name := range []string{"drainfx_state", "go_goroutines", "process_cpu_seconds_total"} {
+		if _, ok := f[name]; !ok {
+			t.Errorf("no %s on a new registry: %s", name, f.names())
+		}
+	}
+	if m.Registry() == prometheus.DefaultRegisterer {
+		t.Error("the default registry is used")
+	}
+
+	// A registry that has the runtime collectors already (as the default
+	// registry does) is fine.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if _, err := metricsmod.New(metricsmod.Config{}, c, metricsmod.WithRegistry(reg)); err != nil {
+		t.Errorf("New on a registry with the Go and process collectors: %v", err)
+	}
+	// The drainfx collector twice on one registry is an error.
+	if _, err := metricsmod.New(metricsmod.Config{}, c, metricsmod.WithRegistry(reg)); err == nil {
+		t.Error("a second New on the same registry: no error")
+	}
+
+	m, err = metricsmod.New(metricsmod.Config{NoRuntimeMetrics: true}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range gathered(t, m.Registry()) {
+		if !strings.HasPrefix(name, "drainfx_") {
+			t.Errorf("%s with NoRuntimeMetrics", name)
+		}
+	}
+}
+
+func serveReadyz(p *probemod.Probes) int {
+	e := echo.New()
+	p.Register(e)
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	return rec.Code
+}

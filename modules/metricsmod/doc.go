@@ -1,0 +1,54 @@
+// Package metricsmod serves a drainfx service's Prometheus metrics on the
+// admin server's /metrics: what the drain is doing, read from the
+// coordinator on every scrape, the readiness checks, and the Go and process
+// collectors.
+//
+// # Metrics
+//
+// From the [lifecycle.Coordinator] ([NewCollector]):
+//
+//	drainfx_state{state}                        1 for the current state, 0 for the others (starting, serving, draining, stopping, stopped)
+//	drainfx_state_number                        the current state as a number: 0 starting … 4 stopped
+//	drainfx_drain_start_timestamp_seconds{reason}  D0, once the drain has begun (reason: prestop, signal terminated, shutdowner, app stopping)
+//	drainfx_inflight_requests                   HTTP requests in flight (httpmod)
+//	drainfx_sessions{kind}                      open long-lived sessions: websocket, sse (wsmod)
+//	drainfx_sessions_ended_total{kind,outcome}  sessions ended: clean, forced, aborted (wsmod)
+//	drainfx_inflight{kind}                      any other gauge tracked with TrackInFlight (grpcmod: rpcs)
+//	drainfx_phase_duration_seconds{phase}       how long each phase begun so far has lasted (drain, wait, stop, teardown); the running one grows
+//	drainfx_phase_planned_seconds{phase}        the budget's plan for each phase
+//	drainfx_cut_total{kind}                     work cut at a deadline: requests, sessions, hooks, and any other kind recorded
+//	drainfx_hook_duration_seconds{hook}         how long each teardown hook (StopHook) took
+//
+// From the readiness checks of [probemod.Probes] ([NewCheckCollector]):
+//
+//	drainfx_check_passing{check}                1 if /readyz shows the check passing, 0 if failing (after its first run)
+//	drainfx_check_duration_seconds{check}       how long its last run took
+//	drainfx_check_runs_total{check}             runs concluded (timeouts included)
+//	drainfx_check_failures_total{check}         runs that failed
+//
+// And the Go runtime (go_*) and process (process_*) collectors, unless
+// [Config.NoRuntimeMetrics].
+//
+// Every value is read when Prometheus scrapes, from counters the modules
+// keep anyway: nothing is updated on the request path, so serving metrics
+// costs the HTTP middleware nothing.
+//
+// # The registry
+//
+// The metrics live on a [prometheus.Registry] of the app's, never on the
+// global default registry. Under fx, [Module] uses the *prometheus.Registry
+// in the graph if there is one — provide yours to add the app's own
+// metrics — and makes one otherwise ([Metrics.Registry] returns it).
+// Passing [prometheus.DefaultRegisterer]'s registry is allowed: collectors
+// it already has (Go, process) are not registered twice.
+//
+// The admin server stops last, after the shutdown report, so a scrape
+// during the drain, the stop and the teardown sees them happen.
+//
+// # Without fx
+//
+// [New] registers the collectors on a registry and returns the handler and
+// the [probemod.AdminRoute] to pass to [probemod.New] with
+// [probemod.WithRoutes]. [NewCollector] and [NewCheckCollector] are the
+// collectors alone, for any [prometheus.Registerer].
+package metricsmod

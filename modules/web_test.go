@@ -1,0 +1,158 @@
+package modules_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/modules"
+	"github.com/drainfx/drainfx/probemod"
+)
+
+// fxEntries returns the entries fx itself logged (component=fx).
+func fxEntries(logs *observer.ObservedLogs) []observer.LoggedEntry {
+	var out []observer.LoggedEntry
+	for _, e := range logs.All() {
+		if e.ContextMap()["component"] == "fx" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// fx's own events go through zap at Config.FxLogLevel; its errors stay at
+// error whatever the level.
+func TestWebFxLogLevel(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give zapcore.Level
+		core zapcore.Level // the logger's level
+		want zapcore.Level // of fx's events; none logged if below core
+	}{
+		{name: "default info", core: zapcore.DebugLevel, want: zapcore.InfoLevel},
+		{name: "debug", give: zapcore.DebugLevel, core: zapcore.DebugLevel, want: zapcore.DebugLevel},
+		{name: "warn", give: zapcore.WarnLevel, core: zapcore.DebugLevel, want: zapcore.WarnLevel},
+		{name: "debug under an info logger: quiet", give: zapcore.DebugLevel, core: zapcore.InfoLevel, want: zapcore.DebugLevel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			core, logs := observer.New(tt.core)
+			cfg := testConfig()
+			cfg.FxLogLevel = tt.give
+			app := fxtest.New(t, modules.Web(cfg), fx.Supply(zap.New(core)))
+			app.RequireStart().RequireStop()
+
+			got := fxEntries(logs)
+			if tt.want < tt.core {
+				if len(got) != 0 {
+					t.Errorf("%d fx entries under a %v logger, want none: first %q at %v", len(got), tt.core, got[0].Message, got[0].Level)
+				}
+			} else if len(got) == 0 {
+				t.Fatal("no fx entries")
+			}
+			msgs := map[string]bool{}
+			for _, e := range got {
+				msgs[e.Message] = true
+				if e.Level != tt.want {
+					t.Errorf("fx %q logged at %v, want %v", e.Message, e.Level, tt.want)
+				}
+			}
+			if tt.want >= tt.core && (!msgs["provided"] || !msgs["started"] || !msgs["OnStop hook executed"]) {
+				t.Errorf("fx events logged: %v", msgs)
+			}
+			// drainfx's own lines are not affected.
+			if logs.FilterMessage("shutdown plan").Len() != 1 || logs.FilterMessage("shutdown report").Len() != 1 {
+				t.Error("the plan or the report is missing")
+			}
+		})
+	}
+}
+
+func TestWebFxErrorsAtErrorLevel(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zapcore.DebugLevel)
+	cfg := testConfig()
+	cfg.FxLogLevel = zapcore.DebugLevel
+	boom := errors.New("boom")
+	app := fx.New(modules.Web(cfg), fx.Supply(zap.New(core)),
+		fx.Invoke(func(lc fx.Lifecycle) { lc.Append(fx.Hook{OnStart: func(context.Context) error { return boom }}) }),
+	)
+	if err := app.Start(context.Background()); !errors.Is(err, boom) {
+		t.Fatalf("Start() = %v, want boom", err)
+	}
+	failed := logs.FilterMessage("OnStart hook failed").All()
+	if len(failed) != 1 || failed[0].Level != zapcore.ErrorLevel {
+		t.Errorf("OnStart hook failed: %v", failed)
+	}
+}
+
+func scrapeText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d\n%s", url, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// The bundle serves /metrics on the admin server, and a call to
+// fx.Shutdowner begins the drain at once, named in the report.
+func TestWebMetricsAndShutdowner(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zapcore.InfoLevel)
+	var (
+		admin *probemod.Admin
+		c     *lifecycle.Coordinator
+		sd    fx.Shutdowner
+	)
+	app := fxtest.New(t, modules.Web(testConfig()), fx.Supply(zap.New(core)), fx.Populate(&admin, &c, &sd))
+	app.RequireStart()
+	url := "http://" + admin.Addr() + "/metrics"
+	text := scrapeText(t, url)
+	for _, want := range []string{
+		`drainfx_state{state="serving"} 1`,
+		`drainfx_inflight_requests 0`,
+		`drainfx_cut_total{kind="requests"} 0`,
+		`drainfx_phase_planned_seconds{phase="drain"} 0.05`,
+		"go_goroutines ",
+		"process_cpu_seconds_total ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics has no %q:\n%s", want, text)
+		}
+	}
+
+	if err := sd.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	text = scrapeText(t, url)
+	for _, want := range []string{`drainfx_state{state="draining"} 1`, `drainfx_drain_start_timestamp_seconds{reason="shutdowner"} `} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics after Shutdown has no %q:\n%s", want, text)
+		}
+	}
+	app.RequireStop()
+	if r, _ := c.Report(); r.Reason != lifecycle.ReasonShutdowner || r.ExitCode != 0 {
+		t.Errorf("report = %+v", r)
+	}
+	if n := logs.FilterMessage("shutdown report").Len(); n != 1 {
+		t.Errorf("%d shutdown reports", n)
+	}
+}

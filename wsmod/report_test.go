@@ -1,0 +1,42 @@
+package wsmod_test
+
+import (
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/wsmod"
+)
+
+// The shutdown report counts how the sessions ended from D0 on: a session
+// the client closed before D0 is not the shutdown's.
+func TestReportCountsSessionEnds(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{}, func(e *echo.Echo, r *wsmod.Registry) {
+		e.GET("/ws", r.WebSocket(echoHandler))
+	})
+	f.c.MarkStarted()
+	early := dial(t, f.srv.WSURL("/ws"), nil)
+	_ = early.Close() // the peer goes away: aborted, before D0
+	waitFor(t, "the early session to end", func() bool { return f.r.Stats().WebSocket.Aborted == 1 })
+
+	const n = 3
+	results := make(chan closeResult, n)
+	for range n {
+		conn := dial(t, f.srv.WSURL("/ws"), nil)
+		go func() { results <- readUntilClose(conn); _ = conn.Close() }()
+	}
+	waitFor(t, "the sessions to register", func() bool { return f.r.Len(wsmod.KindWebSocket) == n })
+	f.stop(t)
+	for range n {
+		<-results
+	}
+	r := f.c.Finish()
+	if got, want := r.Sessions["websocket"], (lifecycle.SessionEnds{Clean: n}); got != want {
+		t.Errorf("Report.Sessions[websocket] = %+v, want %+v (all: %v)", got, want, r.Sessions)
+	}
+	if got := r.Sessions["sse"]; got != (lifecycle.SessionEnds{}) {
+		t.Errorf("Report.Sessions[sse] = %+v", got)
+	}
+}
