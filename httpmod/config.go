@@ -2,10 +2,10 @@ package httpmod
 
 import (
 	"errors"
-	"fmt"
 	"net"
-	"strings"
 	"time"
+
+	"github.com/drainfx/drainfx/internal/confcheck"
 )
 
 // Defaults of [Config]. A zero field resolves to its default.
@@ -69,28 +69,18 @@ func (c Config) WithDefaults() Config {
 // fault and its value.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	var bad []string
+	var bad confcheck.Problems
+	// Not bad.HostPort: httpmod's message carries net's reason.
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		bad = append(bad, fmt.Sprintf("Addr=%q: %v", c.Addr, err))
+		bad.Addf("Addr=%q: %v", c.Addr, err)
 	}
-	for _, f := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"ReadHeaderTimeout", c.ReadHeaderTimeout},
-		{"ReadTimeout", c.ReadTimeout},
-		{"WriteTimeout", c.WriteTimeout},
-		{"IdleTimeout", c.IdleTimeout},
-	} {
-		if f.v < 0 {
-			bad = append(bad, fmt.Sprintf("%s=%v is negative", f.name, f.v))
-		}
-	}
-	if c.MaxHeaderBytes < 0 {
-		bad = append(bad, fmt.Sprintf("MaxHeaderBytes=%d is negative", c.MaxHeaderBytes))
-	}
+	bad.Negative("ReadHeaderTimeout", c.ReadHeaderTimeout)
+	bad.Negative("ReadTimeout", c.ReadTimeout)
+	bad.Negative("WriteTimeout", c.WriteTimeout)
+	bad.Negative("IdleTimeout", c.IdleTimeout)
+	bad.NegativeInt("MaxHeaderBytes", int64(c.MaxHeaderBytes))
 	if len(bad) > 0 {
-		return &configError{strings.Join(bad, "; ")}
+		return &configError{bad.String()}
 	}
 	return nil
 }

@@ -55,6 +55,44 @@ func routes(fn func(e *echo.Echo)) httpmod.Option {
 
 func okHandler(c echo.Context) error { return c.String(http.StatusOK, "ok") }
 
+// stuck is a GET /block handler that ignores its context, as a stuck
+// handler does, until the test closes release.
+type stuck struct {
+	entered chan struct{} // closed when the handler runs
+	release chan struct{} // close to let the handler return
+}
+
+func newStuck() *stuck { return &stuck{entered: make(chan struct{}), release: make(chan struct{})} }
+
+// route registers GET /block.
+func (h *stuck) route() httpmod.Option {
+	return routes(func(e *echo.Echo) {
+		e.GET("/block", func(c echo.Context) error {
+			close(h.entered)
+			<-h.release
+			return c.NoContent(http.StatusOK)
+		})
+	})
+}
+
+// request sends GET /block to s from a goroutine and waits until the
+// handler runs. The client's error arrives on the channel (nil: it got an
+// answer).
+func (h *stuck) request(t *testing.T, s *httpmod.Server) <-chan error {
+	t.Helper()
+	client := newClient(t)
+	clientErr := make(chan error, 1)
+	go func() {
+		resp, err := client.Get("http://" + s.Addr().String() + "/block")
+		if err == nil {
+			resp.Body.Close()
+		}
+		clientErr <- err
+	}()
+	recv(t, "the blocked handler", h.entered)
+	return clientErr
+}
+
 // newClient returns a client with a transport of its own, closed at cleanup.
 func newClient(t *testing.T) *http.Client {
 	t.Helper()

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/drainfx/drainfx/internal/srvstate"
 	"github.com/drainfx/drainfx/lifecycle"
-	"github.com/jonboulle/clockwork"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -70,13 +70,11 @@ type Server struct {
 
 	inFlight atomic.Int64
 
-	mu        sync.Mutex
-	ln        net.Listener // the bound listener, nil before Start
-	started   bool
-	stopping  bool
-	serveDone chan struct{} // closed when the serve goroutine has returned
-	leaveStop func()        // from JoinStop: this server is a stop-phase participant
-	stopDone  chan struct{} // closed when the first Stop has returned
+	state     *srvstate.State // started once, stopped once, a stop-phase participant in between
+	serveDone chan struct{}   // closed when the serve goroutine has returned; set by start, read by stop (state orders them)
+
+	mu sync.Mutex
+	ln net.Listener // the bound listener, nil before Start
 }
 
 // New builds a server for cfg whose drain follows c, with its routes
@@ -95,7 +93,7 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 		c:          c,
 		log:        zap.NewNop(),
 		noteAccept: c.NoteAccept,
-		stopDone:   make(chan struct{}),
+		state:      srvstate.New(c.JoinStop, errAlreadyStarted),
 	}
 	for _, o := range opts {
 		o(s)
@@ -127,6 +125,12 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          errLog,
 	}
+	// From the stop phase on, a response ends its connection: a stream that
+	// the session registry (wsmod) ends then closes its keep-alive
+	// connection instead of leaving it open for a reconnect that this
+	// stopping pod would refuse. Shutdown, a moment later, closes the idle
+	// connections anyway.
+	c.BeforeStop(func() { s.srv.SetKeepAlivesEnabled(false) })
 	if cfg.H2C {
 		var p http.Protocols
 		p.SetHTTP1(true)
@@ -160,20 +164,18 @@ func (s *Server) Addr() net.Addr {
 // Start listens on [Config.Addr] synchronously, so that a bad or busy
 // address fails here, then serves in a goroutine that [Server.Stop] waits
 // for. A server starts once.
-func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started || s.stopping {
-		return errAlreadyStarted
-	}
+func (s *Server) Start(ctx context.Context) error { return s.state.Start(ctx, s.start) }
+
+// start is Start's work, run by s.state once.
+func (s *Server) start(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %q: %w", s.cfg.Addr, err)
 	}
-	s.started = true
-	s.leaveStop = s.c.JoinStop()
+	s.mu.Lock()
 	s.ln = ln
+	s.mu.Unlock()
 	s.serveDone = make(chan struct{})
 	go s.serve(&acceptListener{Listener: ln, note: s.noteAccept}, s.serveDone)
 	s.log.Info("http serving", zap.Stringer("addr", ln.Addr()), zap.Bool("h2c", s.cfg.H2C))
@@ -208,43 +210,17 @@ func (s *Server) serve(ln net.Listener, done chan<- struct{}) {
 // A cut is not an error of Stop: the coordinator's report carries it and
 // makes the exit code 1. Stop returns ctx's error if ctx ended first. A
 // Stop without Start returns nil; a second Stop waits for the first.
-func (s *Server) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.started {
-		s.mu.Unlock()
-		return nil
-	}
-	if s.stopping {
-		s.mu.Unlock()
-		select {
-		case <-s.stopDone:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	s.stopping = true
-	s.mu.Unlock()
-	defer close(s.stopDone)
-	defer s.leaveStop()
+func (s *Server) Stop(ctx context.Context) error { return s.state.Stop(ctx, s.stop) }
 
+// stop is Stop's work, run by s.state once.
+func (s *Server) stop(ctx context.Context) error {
 	// The drain's own error is ctx's; Shutdown below sees the same ctx and
 	// turns it into a cut, so Stop never waits past it.
 	_ = s.c.DrainAndWait(ctx)
 
 	deadline := s.c.StopDeadline()
-	// The deadline is a time on the coordinator's clock, so the context
-	// must run on that clock: clockwork.WithDeadline is context.WithDeadline
-	// for the real clock and follows a fake clock in tests (a fake-clock
-	// time given to context.WithDeadline would be measured against the wall
-	// clock and be meaningless).
-	dctx, cancelDeadline := clockwork.WithDeadline(ctx, s.c.Clock(), deadline)
-	defer cancelDeadline()
-	// clockwork's fake-clock context ignores a parent that ended with
-	// DeadlineExceeded; tie ctx in explicitly so Stop never outlives it.
-	sctx, cancel := context.WithCancel(dctx)
+	sctx, cancel := s.c.StopPhaseContext(ctx) // ends at deadline, or with ctx
 	defer cancel()
-	defer context.AfterFunc(ctx, cancel)()
 
 	start := s.c.Clock().Now()
 	err := s.srv.Shutdown(sctx)
@@ -252,12 +228,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		// Shutdown gave up: whatever is still in flight is cut.
 		cut := s.inFlight.Load()
 		_ = s.srv.Close() // its only error is closing the already closed listener
-		s.c.RecordCut(InFlightGauge, cut)
-		if cut > 0 {
-			s.log.Warn("requests cut", zap.Int64("count", cut), zap.Time("deadline", deadline))
-		} else {
-			s.log.Info("connections closed at the stop deadline", zap.Time("deadline", deadline))
-		}
+		srvstate.RecordCut(s.c, s.log, InFlightGauge, cut, deadline)
 		err = nil
 	}
 	<-s.serveDone

@@ -355,8 +355,7 @@ func isClosed(ch <-chan struct{}) bool {
 // deadline and the report counts it.
 func TestStopCutsAtTheDeadline(t *testing.T) {
 	t.Parallel()
-	entered := make(chan struct{})
-	release := make(chan struct{})
+	h := newStuck()
 	core, logs := observer.New(zap.InfoLevel)
 	// stop deadline = D0 + 1s − 200ms − 100ms = D0 + 700ms
 	s, c := startServer(t,
@@ -364,23 +363,8 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 			TeardownReserve: 200 * time.Millisecond, Margin: 100 * time.Millisecond},
 		httpmod.Config{},
 		httpmod.WithLogger(zap.New(core)),
-		routes(func(e *echo.Echo) {
-			e.GET("/block", func(c echo.Context) error {
-				close(entered)
-				<-release // ignores its context, as a stuck handler does
-				return c.NoContent(http.StatusOK)
-			})
-		}))
-	client := newClient(t)
-	clientErr := make(chan error, 1)
-	go func() {
-		resp, err := client.Get("http://" + s.Addr().String() + "/block")
-		if err == nil {
-			resp.Body.Close()
-		}
-		clientErr <- err
-	}()
-	recv(t, "the blocked handler", entered)
+		h.route())
+	clientErr := h.request(t, s)
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -410,7 +394,7 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 		t.Errorf("requests cut logs = %v, want one with count 1", cuts)
 	}
 
-	close(release)
+	close(h.release)
 	eventually(t, "the cut handler to return", func() bool { return s.InFlight() == 0 })
 }
 
@@ -418,27 +402,11 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 // it returns the context's error and cuts what is in flight.
 func TestStopHonoursItsContext(t *testing.T) {
 	t.Parallel()
-	entered := make(chan struct{})
-	release := make(chan struct{})
+	h := newStuck()
 	s, c := startServer(t, lifecycle.Config{}, // 5s drain, stop deadline 26s after D0
 		httpmod.Config{},
-		routes(func(e *echo.Echo) {
-			e.GET("/block", func(c echo.Context) error {
-				close(entered)
-				<-release
-				return c.NoContent(http.StatusOK)
-			})
-		}))
-	client := newClient(t)
-	clientErr := make(chan error, 1)
-	go func() {
-		resp, err := client.Get("http://" + s.Addr().String() + "/block")
-		if err == nil {
-			resp.Body.Close()
-		}
-		clientErr <- err
-	}()
-	recv(t, "the blocked handler", entered)
+		h.route())
+	clientErr := h.request(t, s)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -451,7 +419,7 @@ func TestStopHonoursItsContext(t *testing.T) {
 	if r := c.Finish(); r.Cut[httpmod.InFlightGauge] != 1 {
 		t.Errorf("report cut %v, want requests=1", r.Cut)
 	}
-	close(release)
+	close(h.release)
 	eventually(t, "the cut handler to return", func() bool { return s.InFlight() == 0 })
 }
 

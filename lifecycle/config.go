@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/drainfx/drainfx/internal/confcheck"
 )
 
 // Defaults of [Config]. A zero field resolves to its default.
@@ -103,24 +104,15 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	// Negative values are checked as given, before defaults: a default
 	// derived from a bad field (MaxDrainDelay from DrainDelay) is not named.
-	var bad []string
-	for _, f := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"GracePeriod", c.GracePeriod},
-		{"DrainDelay", c.DrainDelay},
-		{"DrainQuiet", c.DrainQuiet},
-		{"MaxDrainDelay", c.MaxDrainDelay},
-		{"TeardownReserve", c.TeardownReserve},
-		{"Margin", c.Margin},
-	} {
-		if f.v < 0 {
-			bad = append(bad, fmt.Sprintf("%s=%v is negative", f.name, f.v))
-		}
-	}
+	var bad confcheck.Problems
+	bad.Negative("GracePeriod", c.GracePeriod)
+	bad.Negative("DrainDelay", c.DrainDelay)
+	bad.Negative("DrainQuiet", c.DrainQuiet)
+	bad.Negative("MaxDrainDelay", c.MaxDrainDelay)
+	bad.Negative("TeardownReserve", c.TeardownReserve)
+	bad.Negative("Margin", c.Margin)
 	if len(bad) > 0 {
-		return &budgetError{strings.Join(bad, "; ")}
+		return &budgetError{bad.String()}
 	}
 	c = c.WithDefaults()
 	if c.MaxDrainDelay < c.DrainDelay {

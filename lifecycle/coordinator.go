@@ -130,8 +130,11 @@ type Coordinator struct {
 	hooks        []HookReport
 	pendingHooks int
 	teardown     teardownQueue // see JoinStop and StopHook
-	finishers    []func(context.Context) error
-	report       *Report
+
+	beforeStop     []func()
+	beforeStopOnce sync.Once
+	finishers      []func(context.Context) error
+	report         *Report
 }
 
 type gauge struct {
@@ -253,6 +256,34 @@ func (c *Coordinator) StopDeadline() time.Time { return c.fromD0(c.plan.StopDead
 // Before D0 it counts from now.
 func (c *Coordinator) TeardownDeadline() time.Time { return c.fromD0(c.plan.TeardownDeadline) }
 
+// StopPhaseContext returns a context that ends at [Coordinator.StopDeadline],
+// measured on the coordinator's clock, or when ctx ends, whichever comes
+// first. A server bounds its graceful stop with it once the drain is over
+// ([Coordinator.DrainAndWait]). The deadline is read when StopPhaseContext
+// is called: before D0 it counts from now, as StopDeadline does. Call
+// cancel when done with the context.
+//
+// The context follows the coordinator's clock: on a [clockwork.FakeClock]
+// it ends when the fake time reaches the deadline, not the wall clock. It
+// ends as soon as ctx ends, whatever ctx's error: [clockwork.WithDeadline]
+// documents that its fake-clock context ignores a parent that ended with
+// [context.DeadlineExceeded], so ctx is tied in explicitly.
+func (c *Coordinator) StopPhaseContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	// The deadline is a time on the coordinator's clock, so the context
+	// must run on that clock: clockwork.WithDeadline is context.WithDeadline
+	// for the real clock and follows a fake clock in tests (a fake-clock
+	// time given to context.WithDeadline would be measured against the wall
+	// clock and be meaningless).
+	dctx, cancelDeadline := clockwork.WithDeadline(ctx, c.clock, c.StopDeadline())
+	sctx, cancel := context.WithCancel(dctx)
+	stopAfter := context.AfterFunc(ctx, cancel)
+	return sctx, func() {
+		stopAfter()
+		cancel()
+		cancelDeadline()
+	}
+}
+
 func (c *Coordinator) fromD0(d time.Duration) time.Time {
 	c.mu.Lock()
 	d0 := c.d0
@@ -313,6 +344,7 @@ func (c *Coordinator) DrainAndWait(ctx context.Context) error {
 	if err != nil {
 		reason = "drain cut short: " + err.Error()
 	}
+	c.runBeforeStop()
 	var cut bool
 	var took time.Duration
 	c.transition(StateStopping, reason, func(now time.Time) {
@@ -327,6 +359,31 @@ func (c *Coordinator) DrainAndWait(ctx context.Context) error {
 		c.logDrainEnd(DrainEndedAbort, took)
 	}
 	return err
+}
+
+// BeforeStop registers fn to run once, just before the stop phase begins
+// (before [Coordinator.Stopping] closes and before any subscriber hears of
+// it). httpmod turns keep-alives off here: a stream that the session
+// registry ends at the stop phase then closes its connection, so a client
+// that reconnects at once opens a new connection through the proxy
+// instead of reusing this one into a pod that refuses it.
+func (c *Coordinator) BeforeStop(fn func()) {
+	c.mu.Lock()
+	c.beforeStop = append(c.beforeStop, fn)
+	c.mu.Unlock()
+}
+
+// runBeforeStop runs the BeforeStop functions once; concurrent callers wait
+// until they have run.
+func (c *Coordinator) runBeforeStop() {
+	c.beforeStopOnce.Do(func() {
+		c.mu.Lock()
+		fns := c.beforeStop
+		c.mu.Unlock()
+		for _, fn := range fns {
+			fn()
+		}
+	})
 }
 
 // closeStoppingLocked releases what waits for the stop phase, once.

@@ -292,6 +292,94 @@ func TestDeadlines(t *testing.T) {
 	}
 }
 
+func TestStopPhaseContextEndsAtTheStopDeadline(t *testing.T) {
+	t.Parallel()
+	c, clk, _ := newFake(t, testConfig())
+	c.BeginDrain("test")
+	blockUntil(t, clk, 1) // the drain timer
+	d0, _ := c.D0()
+	ctx, cancel := c.StopPhaseContext(context.Background())
+	defer cancel()
+	blockUntil(t, clk, 2) // and the context's, on the same clock
+	if dl, ok := ctx.Deadline(); !ok || !dl.Equal(d0.Add(6*s)) {
+		t.Errorf("Deadline() = %v, %v; want D0+6s %v, true", dl, ok, d0.Add(6*s))
+	}
+	clk.Advance(6*s - 1) // one tick before the stop deadline
+	if isClosed(ctx.Done()) {
+		t.Fatal("the context ended before the stop deadline")
+	}
+	clk.Advance(1)
+	waitClosed(t, ctx.Done(), "the context to end at the stop deadline")
+	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Err() = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestStopPhaseContextEndsWithCtx(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give func() (ctx context.Context, end func()) // the caller's ctx, and how it ends
+	}{
+		{"cancelled", func() (context.Context, func()) {
+			ctx, cancel := context.WithCancel(context.Background())
+			return ctx, cancel
+		}},
+		// clockwork documents that its fake-clock context ignores a parent
+		// that ended with DeadlineExceeded: this one must end all the same.
+		{"deadline exceeded", func() (context.Context, func()) {
+			ctx := &deadlineCtx{Context: context.Background(), done: make(chan struct{})}
+			return ctx, sync.OnceFunc(func() { close(ctx.done) })
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, clk, _ := newFake(t, testConfig())
+			c.BeginDrain("test")
+			parent, end := tt.give()
+			defer end()
+			ctx, cancel := c.StopPhaseContext(parent)
+			defer cancel()
+			if isClosed(ctx.Done()) {
+				t.Fatal("the context ended before ctx did and before the stop deadline")
+			}
+			end()
+			waitClosed(t, ctx.Done(), "the context to end with ctx")
+			if now, dl := clk.Now(), c.StopDeadline(); !now.Before(dl) {
+				t.Fatalf("the fake clock reached the stop deadline (%v ≥ %v): the test proves nothing", now, dl)
+			}
+		})
+	}
+}
+
+// deadlineCtx ends with context.DeadlineExceeded, as a context whose
+// deadline has passed does, but when the test closes done.
+type deadlineCtx struct {
+	context.Context // Background: no deadline, no values
+	done            chan struct{}
+}
+
+func (c *deadlineCtx) Done() <-chan struct{} { return c.done }
+
+func (c *deadlineCtx) Err() error {
+	if isClosed(c.done) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func TestStopPhaseContextCancel(t *testing.T) {
+	t.Parallel()
+	c, _, _ := newFake(t, testConfig())
+	ctx, cancel := c.StopPhaseContext(context.Background())
+	cancel()
+	waitClosed(t, ctx.Done(), "the context to end with its cancel")
+	if err := ctx.Err(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Err() = %v, want context.Canceled", err)
+	}
+}
+
 func TestCloseAbandonsTheDrain(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, testConfig())

@@ -32,6 +32,19 @@ func finishReport(t *testing.T, c *lifecycle.Coordinator) lifecycle.Report {
 	return c.Finish()
 }
 
+// finishDrain ends the stop and checks the report's drain: why it ended
+// and how long it lasted.
+func finishDrain(t *testing.T, c *lifecycle.Coordinator, wantBy string, wantLasted time.Duration) {
+	t.Helper()
+	r := finishReport(t, c)
+	if r.DrainEndedBy != wantBy {
+		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, wantBy)
+	}
+	if got := r.Phases[0].Actual; got != wantLasted {
+		t.Errorf("drain lasted %v, want %v", got, wantLasted)
+	}
+}
+
 func TestAdaptiveDrainQuietEndsAtDrainDelay(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, adaptiveConfig())
@@ -46,13 +59,7 @@ func TestAdaptiveDrainQuietEndsAtDrainDelay(t *testing.T) {
 	}
 	clk.Advance(ms)
 	waitClosed(t, c.DrainDone(), "DrainDone at DrainDelay")
-	r := finishReport(t, c)
-	if r.DrainEndedBy != lifecycle.DrainEndedQuiet {
-		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, lifecycle.DrainEndedQuiet)
-	}
-	if got := r.Phases[0].Actual; got != 2*s {
-		t.Errorf("drain lasted %v, want 2s", got)
-	}
+	finishDrain(t, c, lifecycle.DrainEndedQuiet, 2*s)
 }
 
 func TestAdaptiveDrainExtendsWhileAccepting(t *testing.T) {
@@ -82,14 +89,7 @@ func TestAdaptiveDrainExtendsWhileAccepting(t *testing.T) {
 	}
 	clk.Advance(ms)
 	waitClosed(t, c.DrainDone(), "DrainDone DrainQuiet after the last connection")
-
-	r := finishReport(t, c)
-	if r.DrainEndedBy != lifecycle.DrainEndedQuiet {
-		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, lifecycle.DrainEndedQuiet)
-	}
-	if got := r.Phases[0].Actual; got != 3200*ms {
-		t.Errorf("drain lasted %v, want 3.2s (last accept at 2.2s + quiet 1s)", got)
-	}
+	finishDrain(t, c, lifecycle.DrainEndedQuiet, 3200*ms) // last accept at 2.2s + quiet 1s
 }
 
 func TestAdaptiveDrainNeverPassesMax(t *testing.T) {
@@ -107,14 +107,7 @@ func TestAdaptiveDrainNeverPassesMax(t *testing.T) {
 		clk.Advance(500 * ms)
 	}
 	waitClosed(t, c.DrainDone(), "DrainDone at MaxDrainDelay")
-
-	r := finishReport(t, c)
-	if r.DrainEndedBy != lifecycle.DrainEndedMax {
-		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, lifecycle.DrainEndedMax)
-	}
-	if got := r.Phases[0].Actual; got != 5*s {
-		t.Errorf("drain lasted %v, want MaxDrainDelay 5s", got)
-	}
+	finishDrain(t, c, lifecycle.DrainEndedMax, 5*s) // MaxDrainDelay
 	warn := logs.FilterMessageSnippet("MaxDrainDelay").FilterLevelExact(zapcore.WarnLevel).All()
 	if len(warn) != 1 {
 		t.Fatalf("want one warning naming MaxDrainDelay; logged: %s", messages(logs))
@@ -135,9 +128,7 @@ func TestAdaptiveDrainOffWithoutRoom(t *testing.T) {
 	c.NoteAccept()
 	clk.Advance(2 * s)
 	waitClosed(t, c.DrainDone(), "DrainDone")
-	if r := finishReport(t, c); r.DrainEndedBy != lifecycle.DrainEndedDelay {
-		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, lifecycle.DrainEndedDelay)
-	}
+	finishDrain(t, c, lifecycle.DrainEndedDelay, 2*s)
 }
 
 func TestFixedDrainIgnoresAccepts(t *testing.T) {
@@ -149,7 +140,5 @@ func TestFixedDrainIgnoresAccepts(t *testing.T) {
 	c.NoteAccept()
 	clk.Advance(ms)
 	waitClosed(t, c.DrainDone(), "DrainDone")
-	if r := finishReport(t, c); r.DrainEndedBy != lifecycle.DrainEndedDelay || r.Phases[0].Actual != 2*s {
-		t.Errorf("DrainEndedBy = %q after %v, want %q after 2s", r.DrainEndedBy, r.Phases[0].Actual, lifecycle.DrainEndedDelay)
-	}
+	finishDrain(t, c, lifecycle.DrainEndedDelay, 2*s)
 }

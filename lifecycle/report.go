@@ -176,6 +176,7 @@ func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // module calls it from the last OnStop hook.
 func (c *Coordinator) Finish() Report {
 	c.Close()
+	c.runBeforeStop()
 	first := c.transition(StateStopped, "stopped", func(now time.Time) {
 		if !c.drainEnded {
 			// The drain never began (Close has ended one that did): no

@@ -13,6 +13,8 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/internal/confcheck"
 )
 
 // Check is one readiness check: /readyz fails while it fails.
@@ -80,15 +82,15 @@ func validateChecks(cfg Config, checks []Check) ([]Check, error) {
 			return nil, configErrorf("check Name=%q registered twice", ck.Name)
 		}
 		seen[ck.Name] = true
-		switch {
-		case ck.Check == nil:
+		if ck.Check == nil {
 			return nil, configErrorf("check %q: Check is nil", ck.Name)
-		case ck.Timeout < 0:
-			return nil, configErrorf("check %q: Timeout=%v is negative", ck.Name, ck.Timeout)
-		case ck.CacheTTL < 0:
-			return nil, configErrorf("check %q: CacheTTL=%v is negative", ck.Name, ck.CacheTTL)
-		case ck.FailureThreshold < 0:
-			return nil, configErrorf("check %q: FailureThreshold=%d is negative", ck.Name, ck.FailureThreshold)
+		}
+		var bad confcheck.Problems
+		bad.Negative("Timeout", ck.Timeout)
+		bad.Negative("CacheTTL", ck.CacheTTL)
+		bad.NegativeInt("FailureThreshold", int64(ck.FailureThreshold))
+		if len(bad) > 0 {
+			return nil, configErrorf("check %q: %s", ck.Name, bad[0]) // only the first: each check here returns at once
 		}
 		if ck.Timeout == 0 {
 			ck.Timeout = cfg.CheckTimeout

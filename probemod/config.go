@@ -3,9 +3,9 @@ package probemod
 import (
 	"errors"
 	"fmt"
-	"net"
-	"strings"
 	"time"
+
+	"github.com/drainfx/drainfx/internal/confcheck"
 )
 
 // Defaults of [Config]. A zero field resolves to its default.
@@ -75,21 +75,13 @@ func (c Config) WithDefaults() Config {
 // fault and its value.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	var bad []string
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		bad = append(bad, fmt.Sprintf("Addr=%q is not host:port", c.Addr))
-	}
-	if c.CheckTimeout < 0 {
-		bad = append(bad, fmt.Sprintf("CheckTimeout=%v is negative", c.CheckTimeout))
-	}
-	if c.CacheTTL < 0 {
-		bad = append(bad, fmt.Sprintf("CacheTTL=%v is negative", c.CacheTTL))
-	}
-	if c.FailureThreshold < 0 {
-		bad = append(bad, fmt.Sprintf("FailureThreshold=%d is negative", c.FailureThreshold))
-	}
+	var bad confcheck.Problems
+	bad.HostPort("Addr", c.Addr)
+	bad.Negative("CheckTimeout", c.CheckTimeout)
+	bad.Negative("CacheTTL", c.CacheTTL)
+	bad.NegativeInt("FailureThreshold", int64(c.FailureThreshold))
 	if len(bad) > 0 {
-		return &configError{strings.Join(bad, "; ")}
+		return &configError{bad.String()}
 	}
 	return nil
 }

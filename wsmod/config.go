@@ -2,10 +2,11 @@ package wsmod
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/drainfx/drainfx/internal/confcheck"
 )
 
 // Defaults of [Config]. A zero field resolves to its default.
@@ -121,44 +122,33 @@ func (c Config) WithDefaults() Config {
 // field at fault and its value.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	var bad []string
-	for _, f := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"CloseTimeout", c.CloseTimeout},
-		{"WriteTimeout", c.WriteTimeout},
-		{"PingInterval", c.PingInterval},
-		{"PongTimeout", c.PongTimeout},
-		{"RetryAfter", c.RetryAfter},
-		{"FinalEvent.Retry", c.FinalEvent.Retry},
-	} {
-		if f.v < 0 {
-			bad = append(bad, fmt.Sprintf("%s=%v is negative", f.name, f.v))
-		}
-	}
+	var bad confcheck.Problems
+	bad.Negative("CloseTimeout", c.CloseTimeout)
+	bad.Negative("WriteTimeout", c.WriteTimeout)
+	bad.Negative("PingInterval", c.PingInterval)
+	bad.Negative("PongTimeout", c.PongTimeout)
+	bad.Negative("RetryAfter", c.RetryAfter)
+	bad.Negative("FinalEvent.Retry", c.FinalEvent.Retry)
 	if !sendableCloseCode(c.CloseCode) {
-		bad = append(bad, fmt.Sprintf("CloseCode=%d is not a code an endpoint may send (1000-1003, 1007-1014, 3000-4999)", c.CloseCode))
+		bad.Addf("CloseCode=%d is not a code an endpoint may send (1000-1003, 1007-1014, 3000-4999)", c.CloseCode)
 	}
 	if len(c.CloseReason) > maxCloseReasonLength {
-		bad = append(bad, fmt.Sprintf("CloseReason=%q is %d bytes, more than %d", c.CloseReason, len(c.CloseReason), maxCloseReasonLength))
+		bad.Addf("CloseReason=%q is %d bytes, more than %d", c.CloseReason, len(c.CloseReason), maxCloseReasonLength)
 	} else if !utf8.ValidString(c.CloseReason) {
-		bad = append(bad, fmt.Sprintf("CloseReason=%q is not valid UTF-8", c.CloseReason))
+		bad.Addf("CloseReason=%q is not valid UTF-8", c.CloseReason)
 	}
-	if c.ReadLimit < 0 {
-		bad = append(bad, fmt.Sprintf("ReadLimit=%d is negative", c.ReadLimit))
-	}
+	bad.NegativeInt("ReadLimit", c.ReadLimit)
 	if err := c.FinalEvent.validate(); err != nil {
-		bad = append(bad, fmt.Sprintf("FinalEvent: %v", err))
+		bad.Addf("FinalEvent: %v", err)
 	}
 	for _, o := range c.AllowedOrigins {
 		if strings.TrimSpace(o) == "" {
-			bad = append(bad, fmt.Sprintf("AllowedOrigins has an empty entry in %q", c.AllowedOrigins))
+			bad.Addf("AllowedOrigins has an empty entry in %q", c.AllowedOrigins)
 			break
 		}
 	}
 	if len(bad) > 0 {
-		return &configError{strings.Join(bad, "; ")}
+		return &configError{bad.String()}
 	}
 	return nil
 }

@@ -2,91 +2,37 @@ package main_test
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/drainfx/drainfx/internal/proctest"
 )
 
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "minimal")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := func() int {
-		defer os.RemoveAll(dir)
-		if bin, err = build(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m, ".", &bin) }
 
-func build(dir string) (string, error) { return proctest.BuildErr(".", dir) }
-
-type service struct {
-	*proctest.Proc
-	port, admin int
-}
-
-func start(t *testing.T, env ...string) service {
+func start(t *testing.T, env ...string) proctest.Service {
 	t.Helper()
-	s := service{port: proctest.FreePort(t), admin: proctest.FreePort(t)}
-	env = append([]string{fmt.Sprintf("PORT=%d", s.port), fmt.Sprintf("ADMIN_PORT=%d", s.admin)}, env...)
-	s.Proc = proctest.Start(t, bin, env...)
-	s.WaitHTTP(t, proctest.URL(s.admin, "/readyz"), http.StatusOK, 10*time.Second)
-	return s
-}
-
-func get(t *testing.T, url string, header ...string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	return proctest.StartService(t, bin, env...)
 }
 
 func TestSIGTERMDrainsThenExits(t *testing.T) {
 	t.Parallel()
 	s := start(t, "SHUTDOWN_DRAIN_DELAY=2s")
-	if resp, body := get(t, proctest.URL(s.port, "/")); resp.StatusCode != 200 || body != "ok" || resp.Close {
+	if resp, body := proctest.Get(t, s.URL("/")); resp.StatusCode != 200 || body != "ok" || resp.Close {
 		t.Fatalf("before drain: %d %q close=%v", resp.StatusCode, body, resp.Close)
 	}
 	sent := s.Signal(t, syscall.SIGTERM)
-	s.WaitHTTP(t, proctest.URL(s.admin, "/readyz"), http.StatusServiceUnavailable, 200*time.Millisecond)
-	if resp, _ := get(t, proctest.URL(s.admin, "/livez")); resp.StatusCode != 200 {
+	s.WaitHTTP(t, s.AdminURL("/readyz"), http.StatusServiceUnavailable, 200*time.Millisecond)
+	if resp, _ := proctest.Get(t, s.AdminURL("/livez")); resp.StatusCode != 200 {
 		t.Errorf("/livez during drain = %d, want 200", resp.StatusCode)
 	}
-	resp, body := get(t, proctest.URL(s.port, "/"))
+	resp, body := proctest.Get(t, s.URL("/"))
 	if resp.StatusCode != 200 || body != "ok" {
 		t.Errorf("GET / during drain = %d %q, want 200 ok", resp.StatusCode, body)
 	}
@@ -110,7 +56,7 @@ func TestPrestopThenSIGTERM(t *testing.T) {
 	t.Parallel()
 	s := start(t, "SHUTDOWN_DRAIN_DELAY=1s")
 	began := time.Now()
-	resp, body := get(t, proctest.URL(s.admin, "/prestop"))
+	resp, body := proctest.Get(t, s.AdminURL("/prestop"))
 	waited := time.Since(began)
 	if resp.StatusCode != 200 || !strings.Contains(body, `"reason":"prestop"`) {
 		t.Fatalf("/prestop = %d %s", resp.StatusCode, body)
@@ -139,17 +85,17 @@ func TestPrestopToken(t *testing.T) {
 		{"wrong", []string{"X-Prestop-Token", "guess"}},
 	}
 	for _, tt := range tests {
-		if resp, _ := get(t, proctest.URL(s.admin, "/prestop"), tt.header...); resp.StatusCode != http.StatusUnauthorized {
+		if resp, _ := proctest.Get(t, s.AdminURL("/prestop"), tt.header...); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("%s token: /prestop = %d, want 401", tt.name, resp.StatusCode)
 		}
-		if resp, _ := get(t, proctest.URL(s.admin, "/readyz")); resp.StatusCode != 200 {
+		if resp, _ := proctest.Get(t, s.AdminURL("/readyz")); resp.StatusCode != 200 {
 			t.Errorf("%s token: /readyz = %d after a refused preStop, want 200", tt.name, resp.StatusCode)
 		}
 	}
 	if strings.Contains(s.Output(), "s3cret") {
 		t.Error("the token appears in the log")
 	}
-	if resp, _ := get(t, proctest.URL(s.admin, "/prestop"), "X-Prestop-Token", "s3cret"); resp.StatusCode != 200 {
+	if resp, _ := proctest.Get(t, s.AdminURL("/prestop"), "X-Prestop-Token", "s3cret"); resp.StatusCode != 200 {
 		t.Errorf("right token: /prestop = %d, want 200", resp.StatusCode)
 	}
 	s.Signal(t, syscall.SIGTERM)
@@ -162,7 +108,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	t.Parallel()
 	s := start(t, "SHUTDOWN_DRAIN_DELAY=10s")
 	s.Signal(t, syscall.SIGTERM)
-	s.WaitHTTP(t, proctest.URL(s.admin, "/readyz"), http.StatusServiceUnavailable, time.Second)
+	s.WaitHTTP(t, s.AdminURL("/readyz"), http.StatusServiceUnavailable, time.Second)
 	sent := s.Signal(t, syscall.SIGTERM)
 	code, at := s.Wait(t, 5*time.Second)
 	if code != 143 {

@@ -16,8 +16,8 @@ import (
 func TestMetricsAndReport(t *testing.T) {
 	t.Parallel()
 	s := start(t, "SHUTDOWN_DRAIN_DELAY=1s")
-	metrics := proctest.URL(s.admin, "/metrics")
-	_, text := get(t, metrics)
+	metrics := s.AdminURL("/metrics")
+	_, text := proctest.Get(t, metrics)
 	for _, want := range []string{
 		`drainfx_state{state="serving"} 1`,
 		"drainfx_state_number 1",
@@ -33,8 +33,8 @@ func TestMetricsAndReport(t *testing.T) {
 	}
 
 	s.Signal(t, syscall.SIGTERM)
-	s.WaitHTTP(t, proctest.URL(s.admin, "/readyz"), http.StatusServiceUnavailable, time.Second)
-	if _, text := get(t, metrics); !strings.Contains(text, `drainfx_state{state="draining"} 1`) ||
+	s.WaitHTTP(t, s.AdminURL("/readyz"), http.StatusServiceUnavailable, time.Second)
+	if _, text := proctest.Get(t, metrics); !strings.Contains(text, `drainfx_state{state="draining"} 1`) ||
 		!strings.Contains(text, `drainfx_drain_start_timestamp_seconds{reason="signal terminated"}`) ||
 		!strings.Contains(text, `drainfx_phase_duration_seconds{phase="drain"}`) {
 		t.Errorf("/metrics during the drain:\n%s", text)

@@ -22,10 +22,7 @@ func BenchmarkSIGTERMExit(b *testing.B) {
 	bare := proctest.Build(b, "./testdata/bare", b.TempDir())
 	b.Run("minimal", func(b *testing.B) {
 		sigtermExit(b, func(b *testing.B) *proctest.Proc {
-			port, admin := proctest.FreePort(b), proctest.FreePort(b)
-			p := proctest.Start(b, bin, fmt.Sprintf("PORT=%d", port), fmt.Sprintf("ADMIN_PORT=%d", admin), "SHUTDOWN_DRAIN_DELAY=0s")
-			p.WaitHTTP(b, proctest.URL(admin, "/readyz"), http.StatusOK, 10*time.Second)
-			return p
+			return proctest.StartService(b, bin, "SHUTDOWN_DRAIN_DELAY=0s").Proc
 		})
 	})
 	b.Run("baseline=net/http", func(b *testing.B) {

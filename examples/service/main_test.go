@@ -19,7 +19,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx", to look at the schema
-	"go.uber.org/goleak"
 
 	"github.com/drainfx/drainfx/internal/proctest"
 	"github.com/drainfx/drainfx/modules/sqlmod"
@@ -27,56 +26,22 @@ import (
 
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "service")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := func() int {
-		defer os.RemoveAll(dir)
-		if bin, err = proctest.BuildErr(".", dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m, ".", &bin) }
 
 // waitTimeout bounds every wait; reaching it is a failure.
 const waitTimeout = 10 * time.Second
 
-type service struct {
-	*proctest.Proc
-	port, admin int
-}
+type service struct{ proctest.Service }
 
 // start runs the service on free ports with its SQLite file in a temporary
 // directory, and waits until it is ready.
 func start(t *testing.T, env ...string) service {
 	t.Helper()
-	s := service{port: proctest.FreePort(t), admin: proctest.FreePort(t)}
-	env = append([]string{
-		fmt.Sprintf("PORT=%d", s.port),
-		fmt.Sprintf("ADMIN_PORT=%d", s.admin),
-		"DATA_DIR=" + t.TempDir(),
-	}, env...)
-	s.Proc = proctest.Start(t, bin, env...)
-	s.WaitHTTP(t, proctest.URL(s.admin, "/readyz"), http.StatusOK, waitTimeout)
-	return s
+	return service{proctest.StartService(t, bin, append([]string{"DATA_DIR=" + t.TempDir()}, env...)...)}
 }
 
-func (s service) url(path string) string    { return proctest.URL(s.port, path) }
-func (s service) admURL(path string) string { return proctest.URL(s.admin, path) }
 func (s service) wsURL(path string) string {
-	return fmt.Sprintf("ws://127.0.0.1:%d%s", s.port, path)
+	return fmt.Sprintf("ws://127.0.0.1:%d%s", s.Port, path)
 }
 
 // stop sends SIGTERM and wants exit 0; it returns SIGTERM→exit.
@@ -97,25 +62,11 @@ func newClient(t *testing.T) *http.Client {
 	return &http.Client{Transport: tr, Timeout: waitTimeout}
 }
 
-func do(t *testing.T, c *http.Client, method, url, body string, header ...string) (int, string, http.Header) {
+// do sends one request (see proctest.Do) and returns the status and body.
+func do(t *testing.T, c *http.Client, method, url, body string, header ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: body: %v", method, url, err)
-	}
-	return resp.StatusCode, string(b), resp.Header
+	resp, text := proctest.Do(t, c, method, url, body, header...)
+	return resp.StatusCode, text
 }
 
 func TestRoutes(t *testing.T) {
@@ -131,35 +82,35 @@ func TestRoutes(t *testing.T) {
 		wantStatus int
 		wantBody   string // "" = not checked
 	}{
-		{"root", "GET", s.url("/"), "", 200, "ok"},
-		{"echo", "POST", s.url("/echo"), "hello, drainfx", 200, "hello, drainfx"},
-		{"echo empty", "POST", s.url("/echo"), "", 200, ""},
-		{"slow", "GET", s.url("/slow?ms=50"), "", 200, "ok"},
-		{"slow zero", "GET", s.url("/slow?ms=0"), "", 200, "ok"},
-		{"slow bad", "GET", s.url("/slow?ms=abc"), "", 400, ""},
-		{"slow negative", "GET", s.url("/slow?ms=-1"), "", 400, ""},
-		{"first hit", "POST", s.url("/hits"), "", 200, "1"},
-		{"second hit", "POST", s.url("/hits"), "", 200, "2"},
-		{"hits", "GET", s.url("/hits"), "", 200, "2"},
-		{"livez", "GET", s.admURL("/livez"), "", 200, ""},
-		{"healthz", "GET", s.admURL("/healthz"), "", 200, ""},
-		{"readyz", "GET", s.admURL("/readyz"), "", 200, ""},
-		{"startupz", "GET", s.admURL("/startupz"), "", 200, ""},
-		{"not public", "GET", s.url("/readyz"), "", 404, ""},
-		{"not admin", "GET", s.admURL("/"), "", 404, ""},
+		{"root", "GET", s.URL("/"), "", 200, "ok"},
+		{"echo", "POST", s.URL("/echo"), "hello, drainfx", 200, "hello, drainfx"},
+		{"echo empty", "POST", s.URL("/echo"), "", 200, ""},
+		{"slow", "GET", s.URL("/slow?ms=50"), "", 200, "ok"},
+		{"slow zero", "GET", s.URL("/slow?ms=0"), "", 200, "ok"},
+		{"slow bad", "GET", s.URL("/slow?ms=abc"), "", 400, ""},
+		{"slow negative", "GET", s.URL("/slow?ms=-1"), "", 400, ""},
+		{"first hit", "POST", s.URL("/hits"), "", 200, "1"},
+		{"second hit", "POST", s.URL("/hits"), "", 200, "2"},
+		{"hits", "GET", s.URL("/hits"), "", 200, "2"},
+		{"livez", "GET", s.AdminURL("/livez"), "", 200, ""},
+		{"healthz", "GET", s.AdminURL("/healthz"), "", 200, ""},
+		{"readyz", "GET", s.AdminURL("/readyz"), "", 200, ""},
+		{"startupz", "GET", s.AdminURL("/startupz"), "", 200, ""},
+		{"not public", "GET", s.URL("/readyz"), "", 404, ""},
+		{"not admin", "GET", s.AdminURL("/"), "", 404, ""},
 	}
 	for _, tt := range tests {
-		status, body, _ := do(t, c, tt.giveMethod, tt.giveURL, tt.giveBody)
+		status, body := do(t, c, tt.giveMethod, tt.giveURL, tt.giveBody)
 		if status != tt.wantStatus || (tt.wantBody != "" && body != tt.wantBody) {
 			t.Errorf("%s: %s %s = %d %q, want %d %q", tt.name, tt.giveMethod, tt.giveURL, status, body, tt.wantStatus, tt.wantBody)
 		}
 	}
-	if _, body, _ := do(t, c, "GET", s.admURL("/readyz?verbose"), ""); !strings.Contains(body, "[+]db ok") {
+	if _, body := do(t, c, "GET", s.AdminURL("/readyz?verbose"), ""); !strings.Contains(body, "[+]db ok") {
 		t.Errorf("/readyz?verbose has no db check:\n%s", body)
 	}
 	// The presence worker has written its row by the time the service is ready.
 	waitFor(t, "the presence row", func() bool {
-		_, body, _ := do(t, c, "GET", s.url("/instances"), "")
+		_, body := do(t, c, "GET", s.URL("/instances"), "")
 		return strings.TrimSpace(body) != ""
 	})
 
@@ -181,7 +132,7 @@ func TestRoutes(t *testing.T) {
 	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 
 	// SSE: "data: N" every 100 ms
-	resp, err := c.Get(s.url("/events"))
+	resp, err := c.Get(s.URL("/events"))
 	if err != nil {
 		t.Fatalf("GET /events: %v", err)
 	}
@@ -254,7 +205,7 @@ type sseResult struct {
 
 func sseClient(t *testing.T, c *http.Client, s service, ready chan<- struct{}) <-chan sseResult {
 	t.Helper()
-	resp, err := c.Get(s.url("/events"))
+	resp, err := c.Get(s.URL("/events"))
 	if err != nil {
 		t.Fatalf("GET /events: %v", err)
 	}
@@ -363,7 +314,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	wsDone := wsClient(t, s, wsReady)
 	sseDone := sseClient(t, newClient(t), s, sseReady)
 	caughtUp, stopLoad := make(chan struct{}), make(chan struct{})
-	loadDone := keepAlive(s.url("/"), caughtUp, stopLoad)
+	loadDone := keepAlive(s.URL("/"), caughtUp, stopLoad)
 	recv(t, "the first echo", wsReady)
 	recv(t, "the first event", sseReady)
 
@@ -372,7 +323,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	slowDone, wrote := make(chan string, 1), make(chan struct{})
 	slowClient := newClient(t)
 	go func() {
-		req, _ := http.NewRequest(http.MethodGet, s.url("/slow?ms=1500"), nil)
+		req, _ := http.NewRequest(http.MethodGet, s.URL("/slow?ms=1500"), nil)
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 			WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) },
 		}))
@@ -391,8 +342,8 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	// The proxies catch up half-way through the drain (the endpoint
 	// propagation delay); from then on new connections go elsewhere.
 	time.AfterFunc(drain/2, func() { close(caughtUp) })
-	s.WaitHTTP(t, s.admURL("/readyz"), http.StatusServiceUnavailable, time.Second)
-	if status, _, _ := do(t, newClient(t), "GET", s.admURL("/livez"), ""); status != 200 {
+	s.WaitHTTP(t, s.AdminURL("/readyz"), http.StatusServiceUnavailable, time.Second)
+	if status, _ := do(t, newClient(t), "GET", s.AdminURL("/livez"), ""); status != 200 {
 		t.Errorf("/livez while draining = %d, want 200", status)
 	}
 
@@ -437,11 +388,11 @@ func TestPrestopThenSIGTERM(t *testing.T) {
 	t.Parallel()
 	s := start(t, "SHUTDOWN_DRAIN_DELAY=500ms", "PRESTOP_TOKEN=s3cret")
 	c := newClient(t)
-	if status, _, _ := do(t, c, "GET", s.admURL("/prestop"), ""); status != http.StatusUnauthorized {
+	if status, _ := do(t, c, "GET", s.AdminURL("/prestop"), ""); status != http.StatusUnauthorized {
 		t.Errorf("/prestop without the token = %d, want 401", status)
 	}
 	began := time.Now()
-	status, body, _ := do(t, c, "GET", s.admURL("/prestop"), "", "X-Prestop-Token", "s3cret")
+	status, body := do(t, c, "GET", s.AdminURL("/prestop"), "", "X-Prestop-Token", "s3cret")
 	if waited := time.Since(began); status != 200 || waited < 500*time.Millisecond {
 		t.Errorf("/prestop = %d %s after %v, want 200 after the 500ms drain", status, body, waited)
 	}
@@ -564,15 +515,15 @@ func TestPostgres(t *testing.T) {
 	s := start(t, "SHUTDOWN_DRAIN_DELAY=0s", "DATABASE_URL="+dsn)
 	c := newClient(t)
 	for _, want := range []string{"1", "2"} {
-		if status, body, _ := do(t, c, "POST", s.url("/hits"), ""); status != 200 || body != want {
+		if status, body := do(t, c, "POST", s.URL("/hits"), ""); status != 200 || body != want {
 			t.Errorf("POST /hits = %d %q, want 200 %s", status, body, want)
 		}
 	}
-	if _, body, _ := do(t, c, "GET", s.admURL("/readyz?verbose"), ""); !strings.Contains(body, "[+]db ok") {
+	if _, body := do(t, c, "GET", s.AdminURL("/readyz?verbose"), ""); !strings.Contains(body, "[+]db ok") {
 		t.Errorf("/readyz?verbose has no db check:\n%s", body)
 	}
 	waitFor(t, "the presence row", func() bool {
-		_, body, _ := do(t, c, "GET", s.url("/instances"), "")
+		_, body := do(t, c, "GET", s.URL("/instances"), "")
 		return strings.TrimSpace(body) != ""
 	})
 	s.stop(t)

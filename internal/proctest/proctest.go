@@ -1,6 +1,7 @@
 // Package proctest runs real processes of the project's example services in
-// tests: build once, start with an environment, wait for ports, send
-// signals, and time the exit.
+// tests: build once ([Main] for a TestMain), start with an environment
+// ([StartService] on free ports), wait for ports, send requests ([Get],
+// [Do]) and signals, and time the exit.
 package proctest
 
 import (

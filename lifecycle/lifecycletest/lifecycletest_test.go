@@ -22,6 +22,20 @@ import (
 
 const waitTimeout = 10 * time.Second
 
+// startKit starts app under a kit with opts; the kit is closed at cleanup.
+// The context it returns bounds the test's waits (waitTimeout).
+func startKit(t *testing.T, app *fxtest.App, c *lifecycle.Coordinator, opts ...lifecycletest.Option) (context.Context, *lifecycletest.Kit) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	t.Cleanup(cancel)
+	k, err := lifecycletest.Start(ctx, app, c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	return ctx, k
+}
+
 // attachAll attaches one client of every kind to a webApp.
 func attachAll(t *testing.T, k *lifecycletest.Kit, a *webApp) {
 	t.Helper()
@@ -62,13 +76,7 @@ func TestTerminations(t *testing.T) {
 			t.Parallel()
 			var a webApp
 			app := fxtest.New(t, webOptions(lifecycle.Config{DrainDelay: 200 * time.Millisecond, PrestopToken: tt.giveToken}), a.populate())
-			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-			defer cancel()
-			k, err := lifecycletest.Start(ctx, app, a.Coord)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(k.Close)
+			ctx, k := startKit(t, app, a.Coord)
 			attachAll(t, k, &a)
 
 			res := k.Terminate(ctx, tt.give(&a))
@@ -178,13 +186,7 @@ func TestReportsLosses(t *testing.T) {
 	)
 	held := make(chan struct{}, 1)
 	app := fxtest.New(t, naiveOptions(&addr, held), fx.Populate(&coord))
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	k, err := lifecycletest.Start(ctx, app, coord, lifecycletest.WithEndTimeout(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
+	ctx, k := startKit(t, app, coord, lifecycletest.WithEndTimeout(200*time.Millisecond))
 	for _, err := range []error{
 		// POST: net/http would retry a GET cut on a reused connection.
 		k.HTTP(http.MethodPost, "http://"+addr+"/work", []byte("job")),
@@ -206,7 +208,7 @@ func TestReportsLosses(t *testing.T) {
 	if got := res.Lost(); got != want {
 		t.Errorf("lost %v, want %v\n%v", got, want, res)
 	}
-	err = res.Err()
+	err := res.Err()
 	if err == nil {
 		t.Fatal("Err() = nil for a service that lost everything")
 	}
@@ -230,12 +232,7 @@ func TestPrestopRefused(t *testing.T) {
 	t.Parallel()
 	var a webApp
 	app := fxtest.New(t, webOptions(lifecycle.Config{DrainDelay: lifecycle.NoDelay, PrestopToken: "s3cret"}), a.populate())
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	k, err := lifecycletest.Start(ctx, app, a.Coord)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, k := startKit(t, app, a.Coord)
 	res := k.Terminate(ctx, lifecycletest.Prestop(a.adminURL("/prestop"), http.Header{lifecycle.PrestopHeader: {"guess"}}))
 	if err := res.Err(); err == nil || !strings.Contains(err.Error(), "preStop: 401") {
 		t.Errorf("Err() = %v, want the refused preStop", err)
@@ -256,12 +253,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	t.Parallel()
 	var a webApp
 	app := fxtest.New(t, webOptions(lifecycle.Config{DrainDelay: lifecycle.NoDelay}), a.populate())
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	k, err := lifecycletest.Start(ctx, app, a.Coord)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, k := startKit(t, app, a.Coord)
 	attachAll(t, k, &a)
 	k.Close()
 	k.Close() // harmless
@@ -275,13 +267,7 @@ func TestAttachFails(t *testing.T) {
 	t.Parallel()
 	var a webApp
 	app := fxtest.New(t, webOptions(lifecycle.Config{DrainDelay: lifecycle.NoDelay}), a.populate())
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	k, err := lifecycletest.Start(ctx, app, a.Coord)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
+	_, k := startKit(t, app, a.Coord)
 	tests := []struct {
 		name string
 		give error
@@ -317,18 +303,12 @@ func TestPropagationLongerThanDrainLoses(t *testing.T) {
 			}})
 		})),
 		webOptions(lifecycle.Config{DrainDelay: drain}), a.populate())
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	k, err := lifecycletest.Start(ctx, app, a.Coord, lifecycletest.WithPropagation(propagation))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
+	ctx, k := startKit(t, app, a.Coord, lifecycletest.WithPropagation(propagation))
 	if err := k.HTTP(http.MethodGet, a.url("/"), nil); err != nil {
 		t.Fatal(err)
 	}
 	res := k.Terminate(ctx, lifecycletest.Signal())
-	err = res.Err()
+	err := res.Err()
 	if res.Lost().Requests == 0 || err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("lost %v, Err() = %v; want refused requests\n%v", res.Lost(), err, res)
 	}

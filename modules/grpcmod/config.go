@@ -3,7 +3,8 @@ package grpcmod
 import (
 	"errors"
 	"fmt"
-	"net"
+
+	"github.com/drainfx/drainfx/internal/confcheck"
 )
 
 // DefaultAddr is the default listen address of the gRPC server.
@@ -41,8 +42,10 @@ func (c Config) WithDefaults() Config {
 // its value.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return configErrorf("Addr=%q is not host:port", c.Addr)
+	var bad confcheck.Problems
+	bad.HostPort("Addr", c.Addr)
+	if len(bad) > 0 {
+		return &configError{bad.String()}
 	}
 	return nil
 }

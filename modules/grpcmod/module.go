@@ -4,6 +4,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/drainfx/drainfx/internal/fxserver"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -34,18 +35,10 @@ type Params struct {
 // NewFx builds the server with [New] and appends its hooks. A Serve error
 // stops the app with exit code 1.
 func NewFx(p Params) (*Server, error) {
-	log := p.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
 	s, err := New(p.Config, p.Coordinator,
-		WithLogger(log),
+		WithLogger(p.Logger),
 		WithServices(p.Services...),
-		WithServeError(func(error) {
-			if err := p.Shutdowner.Shutdown(fx.ExitCode(1)); err != nil {
-				log.Error("shutdown after serve error", zap.String("component", "grpc"), zap.Error(err))
-			}
-		}),
+		WithServeError(fxserver.ShutdownOnServeError(p.Shutdowner, p.Logger, "grpc")),
 	)
 	if err != nil {
 		return nil, err

@@ -55,15 +55,7 @@ func TestModuleServerThenClient(t *testing.T) {
 	)
 	app.RequireStart()
 	client := newSlowClient(dial(t, srv.Addr()))
-	type result struct {
-		out string
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		out, err := client.Wait(context.Background(), "via front")
-		res <- result{out, err}
-	}()
+	res := client.goWait("via front")
 	recv(t, "the call to arrive", front.entered)
 
 	stopped := make(chan error, 1)

@@ -8,12 +8,12 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/drainfx/drainfx/internal/srvstate"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -95,13 +95,11 @@ type Server struct {
 
 	inFlight atomic.Int64
 
-	mu        sync.Mutex
-	ln        net.Listener
-	started   bool
-	stopping  bool
-	serveDone chan struct{} // closed when the serve goroutine has returned
-	leaveStop func()        // from JoinStop: this server is a stop-phase participant
-	stopDone  chan struct{} // closed when the first Stop has returned
+	state     *srvstate.State // started once, stopped once, a stop-phase participant in between
+	serveDone chan struct{}   // closed when the serve goroutine has returned; set by start, read by stop (state orders them)
+
+	mu sync.Mutex
+	ln net.Listener
 }
 
 // New builds a server for cfg whose drain follows c, with the health
@@ -115,7 +113,7 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg.WithDefaults(), c: c, log: zap.NewNop(), stopDone: make(chan struct{})}
+	s := &Server{cfg: cfg.WithDefaults(), c: c, log: zap.NewNop(), state: srvstate.New(c.JoinStop, errAlreadyStarted)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -169,12 +167,10 @@ func (s *Server) Addr() net.Addr {
 // fails here, sets every registered service (and the server, "") SERVING
 // unless the drain has begun, and serves in a goroutine [Server.Stop]
 // waits for.
-func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started || s.stopping {
-		return errAlreadyStarted
-	}
+func (s *Server) Start(ctx context.Context) error { return s.state.Start(ctx, s.start) }
+
+// start is Start's work, run by s.state once.
+func (s *Server) start(ctx context.Context) error {
 	ln := s.given
 	if ln == nil {
 		var lc net.ListenConfig
@@ -183,9 +179,9 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("grpc: listen %q: %w", s.cfg.Addr, err)
 		}
 	}
-	s.started = true
-	s.leaveStop = s.c.JoinStop()
+	s.mu.Lock()
 	s.ln = ln
+	s.mu.Unlock()
 	s.health.SetServingStatus("", healthgrpc.HealthCheckResponse_SERVING)
 	for name := range s.grpc.GetServiceInfo() {
 		if name != healthgrpc.Health_ServiceDesc.ServiceName {
@@ -221,36 +217,14 @@ func (s *Server) serve(ln net.Listener, done chan<- struct{}) {
 // ("rpcs") and logs them. A handler that ignores its context is left
 // running. A cut is not an error: the shutdown report makes the exit
 // unclean.
-func (s *Server) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.started {
-		s.mu.Unlock()
-		return nil
-	}
-	if s.stopping {
-		s.mu.Unlock()
-		select {
-		case <-s.stopDone:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	s.stopping = true
-	s.mu.Unlock()
-	defer close(s.stopDone)
-	defer s.leaveStop()
+func (s *Server) Stop(ctx context.Context) error { return s.state.Stop(ctx, s.stop) }
 
+// stop is Stop's work, run by s.state once.
+func (s *Server) stop(ctx context.Context) error {
 	_ = s.c.DrainAndWait(ctx)
 	deadline := s.c.StopDeadline()
-	// A context on the coordinator's clock (a fake one in tests), tied to
-	// ctx explicitly: clockwork's fake-clock context ignores a parent that
-	// ended with DeadlineExceeded.
-	dctx, cancelDeadline := clockwork.WithDeadline(ctx, s.c.Clock(), deadline)
-	defer cancelDeadline()
-	sctx, cancel := context.WithCancel(dctx)
+	sctx, cancel := s.c.StopPhaseContext(ctx) // ends at deadline, or with ctx
 	defer cancel()
-	defer context.AfterFunc(ctx, cancel)()
 
 	start := s.c.Clock().Now()
 	graceful := make(chan struct{})
@@ -264,12 +238,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		cut := s.inFlight.Load()
 		s.grpc.Stop() // GracefulStop returns once the connections are closed
 		<-graceful
-		s.c.RecordCut(InFlightGauge, cut)
-		if cut > 0 {
-			s.log.Warn("rpcs cut", zap.Int64("count", cut), zap.Time("deadline", deadline))
-		} else {
-			s.log.Info("connections closed at the stop deadline", zap.Time("deadline", deadline))
-		}
+		srvstate.RecordCut(s.c, s.log, InFlightGauge, cut, deadline)
 	}
 	<-s.serveDone
 	s.log.Info("grpc stopped", zap.Duration("took", s.c.Clock().Since(start)))

@@ -115,6 +115,22 @@ func (c *slowClient) Wait(ctx context.Context, v string) (string, error) {
 	return out.GetValue(), err
 }
 
+// waitResult is the answer of a Wait call.
+type waitResult struct {
+	out string
+	err error
+}
+
+// goWait calls Wait(v) from a goroutine; its answer arrives on the channel.
+func (c *slowClient) goWait(v string) <-chan waitResult {
+	res := make(chan waitResult, 1)
+	go func() {
+		out, err := c.Wait(context.Background(), v)
+		res <- waitResult{out, err}
+	}()
+	return res
+}
+
 func (c *slowClient) Ticks(ctx context.Context) (grpc.ClientStream, error) {
 	st, err := c.cc.NewStream(ctx, &slowDesc.Streams[0], "/"+slowName+"/Ticks")
 	if err != nil {
@@ -237,15 +253,7 @@ func TestUnaryCallInFlightAtD0Completes(t *testing.T) {
 	srv := startServer(t, c, grpcmod.WithServices(svc.service()))
 	client := newSlowClient(dial(t, srv.Addr()))
 
-	type result struct {
-		out string
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		out, err := client.Wait(context.Background(), "order 1")
-		res <- result{out, err}
-	}()
+	res := client.goWait("order 1")
 	recv(t, "the call to arrive", svc.entered)
 
 	c.BeginDrain("test")

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/drainfx/drainfx/internal/confcheck"
 )
 
 // Defaults of [Config]. A zero field resolves to its default.
@@ -129,18 +131,13 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.DataDir+c.SQLiteFile, "?#") {
 		return configErrorf("DataDir=%q SQLiteFile=%q: a path may not contain '?' or '#'", c.DataDir, c.SQLiteFile)
 	}
-	for _, f := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"BusyTimeout", c.BusyTimeout},
-		{"PingTimeout", c.PingTimeout},
-		{"StartBackoff", c.StartBackoff},
-		{"MaxStartBackoff", c.MaxStartBackoff},
-	} {
-		if f.v < 0 {
-			return configErrorf("%s=%v is negative", f.name, f.v)
-		}
+	var bad confcheck.Problems
+	bad.Negative("BusyTimeout", c.BusyTimeout)
+	bad.Negative("PingTimeout", c.PingTimeout)
+	bad.Negative("StartBackoff", c.StartBackoff)
+	bad.Negative("MaxStartBackoff", c.MaxStartBackoff)
+	if len(bad) > 0 {
+		return &configError{bad[0]} // only the first: each check here returns at once
 	}
 	if c.MaxStartBackoff < c.StartBackoff {
 		return configErrorf("MaxStartBackoff=%v is below StartBackoff=%v", c.MaxStartBackoff, c.StartBackoff)

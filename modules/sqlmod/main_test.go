@@ -134,6 +134,21 @@ var postgresBackend = backend{
 	},
 }
 
+// runBlocked runs b's blocking query on db from a goroutine and waits
+// until it blocks. It returns the function that releases the query and the
+// channel its result arrives on.
+func (b backend) runBlocked(t *testing.T, db *sql.DB) (release func(), res <-chan error) {
+	t.Helper()
+	query, entered, release := b.block(t)
+	done := make(chan error, 1)
+	go func() {
+		var n int64
+		done <- db.QueryRow(query).Scan(&n)
+	}()
+	entered()
+	return release, done
+}
+
 // eachBackend runs f against SQLite, and against PostgreSQL when a server
 // is reachable.
 func eachBackend(t *testing.T, f func(t *testing.T, b backend)) {

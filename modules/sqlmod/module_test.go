@@ -126,13 +126,7 @@ func TestModuleQueryOutlivingTheDeadlineIsCut(t *testing.T) {
 			fx.Populate(&c, &db),
 		)
 		app.RequireStart()
-		query, entered, release := b.block(t)
-		res := make(chan error, 1)
-		go func() {
-			var n int64
-			res <- db.QueryRow(query).Scan(&n)
-		}()
-		entered()
+		release, res := b.runBlocked(t, db)
 
 		err := app.Stop(t.Context())
 		if !errors.Is(err, lifecycle.ErrHookOverran) || !errors.Is(err, lifecycle.ErrUnclean) {

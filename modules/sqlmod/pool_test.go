@@ -148,13 +148,7 @@ func TestCloseWaitsForTheQueryInFlight(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b backend) {
 		p := startPool(t, b.config(t))
-		query, entered, release := b.block(t)
-		res := make(chan error, 1)
-		go func() {
-			var n int64
-			res <- p.DB().QueryRow(query).Scan(&n)
-		}()
-		entered()
+		release, res := b.runBlocked(t, p.DB())
 
 		var released atomic.Bool
 		closed := make(chan error, 1)
@@ -191,13 +185,7 @@ func TestCloseGivesUpAtItsContext(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b backend) {
 		p := startPool(t, b.config(t))
-		query, entered, release := b.block(t)
-		res := make(chan error, 1)
-		go func() {
-			var n int64
-			res <- p.DB().QueryRow(query).Scan(&n)
-		}()
-		entered()
+		release, res := b.runBlocked(t, p.DB())
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		defer cancel()
 		err := p.Close(ctx)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/drainfx/drainfx/internal/confcheck"
 )
 
 // Defaults of [Config]. A zero field resolves to its default.
@@ -55,12 +57,13 @@ func (c Config) WithDefaults() Config {
 // its value.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	switch {
-	case c.RestartBackoff < 0:
-		return configErrorf("RestartBackoff=%v is negative", c.RestartBackoff)
-	case c.MaxRestartBackoff < 0:
-		return configErrorf("MaxRestartBackoff=%v is negative", c.MaxRestartBackoff)
-	case c.MaxRestartBackoff < c.RestartBackoff:
+	var bad confcheck.Problems
+	bad.Negative("RestartBackoff", c.RestartBackoff)
+	bad.Negative("MaxRestartBackoff", c.MaxRestartBackoff)
+	if len(bad) > 0 {
+		return &configError{bad[0]} // only the first: each check here returns at once
+	}
+	if c.MaxRestartBackoff < c.RestartBackoff {
 		return configErrorf("MaxRestartBackoff=%v is below RestartBackoff=%v", c.MaxRestartBackoff, c.RestartBackoff)
 	}
 	return nil

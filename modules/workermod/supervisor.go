@@ -290,15 +290,9 @@ func (s *Supervisor) awaitDrainWorkers(ctx context.Context) error {
 		return nil
 	}
 
-	clock := s.c.Clock()
 	deadline := s.c.StopDeadline()
-	expired := make(chan struct{})
-	if d := deadline.Sub(clock.Now()); d > 0 {
-		t := clock.AfterFunc(d, func() { close(expired) })
-		defer t.Stop()
-	} else {
-		close(expired)
-	}
+	sctx, cancel := s.c.StopPhaseContext(ctx) // ends at deadline, or with ctx
+	defer cancel()
 	var errs []error
 	var left []string
 	for _, e := range drain {
@@ -307,8 +301,7 @@ func (s *Supervisor) awaitDrainWorkers(ctx context.Context) error {
 		default:
 			select {
 			case <-e.done:
-			case <-expired:
-			case <-ctx.Done():
+			case <-sctx.Done():
 			}
 		}
 		select {

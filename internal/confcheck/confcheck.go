@@ -1,0 +1,48 @@
+// Package confcheck holds the checks that the drainfx Config.Validate
+// methods share. A check adds a phrase naming the field at fault and its
+// value ("ReadTimeout=-1s is negative") to [Problems]; each package turns
+// the phrases into its own error, which matches its own sentinel
+// (httpmod.ErrConfig, lifecycle.ErrBudget, …) and carries its own prefix.
+package confcheck
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Problems collects what is wrong with a config: one phrase per field at
+// fault, in the order checked. The zero value is empty and ready to use.
+type Problems []string
+
+// Addf adds a phrase.
+func (p *Problems) Addf(format string, args ...any) {
+	*p = append(*p, fmt.Sprintf(format, args...))
+}
+
+// Negative adds "name=v is negative" if v is below zero.
+func (p *Problems) Negative(name string, v time.Duration) {
+	if v < 0 {
+		p.Addf("%s=%v is negative", name, v)
+	}
+}
+
+// NegativeInt adds "name=n is negative" if n is below zero.
+func (p *Problems) NegativeInt(name string, n int64) {
+	if n < 0 {
+		p.Addf("%s=%d is negative", name, n)
+	}
+}
+
+// HostPort adds `name="addr" is not host:port` unless addr is a listen
+// address host:port ([net.SplitHostPort]; the host may be empty, the port
+// 0).
+func (p *Problems) HostPort(name, addr string) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		p.Addf("%s=%q is not host:port", name, addr)
+	}
+}
+
+// String joins the phrases with "; ".
+func (p Problems) String() string { return strings.Join(p, "; ") }

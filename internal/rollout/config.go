@@ -1,0 +1,293 @@
+package rollout
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// PreStop is the kubelet's preStop hook.
+type PreStop struct {
+	// Kind is "http" (GET to the admin port), "sleep" or "none".
+	Kind string
+	// Sleep is how long a "sleep" hook lasts.
+	Sleep time.Duration
+}
+
+// The preStop kinds.
+const (
+	PreStopHTTP  = "http"
+	PreStopSleep = "sleep"
+	PreStopNone  = "none"
+)
+
+func (p PreStop) String() string {
+	if p.Kind == PreStopSleep {
+		return "sleep " + p.Sleep.String()
+	}
+	if p.Kind == "" {
+		return PreStopNone
+	}
+	return p.Kind
+}
+
+// ParsePreStop parses "http", "none" or "sleep=3s" (also "sleep 3s").
+func ParsePreStop(s string) (PreStop, error) {
+	switch s {
+	case PreStopHTTP, PreStopNone:
+		return PreStop{Kind: s}, nil
+	}
+	if rest, ok := strings.CutPrefix(s, PreStopSleep); ok {
+		d, err := time.ParseDuration(strings.TrimLeft(rest, "= "))
+		if err == nil && d >= 0 {
+			return PreStop{Kind: PreStopSleep, Sleep: d}, nil
+		}
+	}
+	return PreStop{}, fmt.Errorf("preStop %q: want http, none or sleep=DURATION", s)
+}
+
+// Range is a closed interval of durations; a random delay is drawn from it
+// uniformly.
+type Range struct{ Min, Max time.Duration }
+
+// ParseRange parses "0.5s-2.5s" (or a single duration, "3s").
+func ParseRange(s string) (Range, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	if !ok {
+		hi = lo
+	}
+	a, err1 := time.ParseDuration(strings.TrimSpace(lo))
+	b, err2 := time.ParseDuration(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil || a < 0 || b < a {
+		return Range{}, fmt.Errorf("range %q: want MIN-MAX, two durations with 0 ≤ MIN ≤ MAX (like 0.5s-2.5s)", s)
+	}
+	return Range{a, b}, nil
+}
+
+func (r Range) String() string {
+	if r.Min == r.Max {
+		return r.Min.String()
+	}
+	return r.Min.String() + "–" + r.Max.String()
+}
+
+func (r Range) draw(rng *rand.Rand) time.Duration {
+	if r.Max <= r.Min {
+		return r.Min
+	}
+	return r.Min + time.Duration(rng.Int64N(int64(r.Max-r.Min)+1))
+}
+
+// Load is the traffic sent through the proxy during the rollout. Every
+// client reconnects after every close, as long as the rollout lasts.
+type Load struct {
+	// KeepAlive is the number of keep-alive HTTP clients; each cycles
+	// through GET /, POST /echo (the body is never replayed: GetBody is nil)
+	// and GET /slow?ms=N. Default 4.
+	KeepAlive int
+	// NewConn is the number of clients that open a new connection per
+	// request and never retry (GET / and POST /echo). Default 4.
+	NewConn int
+	// WebSocket is the number of WebSocket echo clients. Default 4.
+	WebSocket int
+	// SSE is the number of SSE readers of GET /events. Default 4.
+	SSE int
+	// Interval paces each HTTP client (one request per Interval, at most)
+	// and each WebSocket client (one message per Interval). Default 20ms.
+	Interval time.Duration
+	// Slow is the range of N in GET /slow?ms=N. Default 50ms–250ms.
+	Slow Range
+	// FinalEvent is the SSE event type that ends a stream cleanly when it
+	// is the last event before the body ends. Default "shutdown" (wsmod's
+	// default final event).
+	FinalEvent string
+	// SSEIgnoreRetry makes the SSE readers reconnect at once after a stream
+	// ends. By default they wait the reconnection time the stream set with
+	// "retry:" (wsmod's final event says 1s), as an EventSource does.
+	SSEIgnoreRetry bool
+}
+
+// Config is one rollout check.
+type Config struct {
+	// Bin is the service binary; it must serve the route contract of
+	// DESIGN §4 on $PORT and its probes and /prestop on $ADMIN_PORT. Run
+	// the server itself, not a wrapper that does not pass on signals.
+	Bin string
+	// Args are passed to Bin.
+	Args []string
+	// Env is added to the environment of every pod ("K=V"), after the
+	// check's own environment and before PORT and ADMIN_PORT.
+	Env []string
+	// PortEnv and AdminPortEnv name the variables that carry the ports.
+	// Defaults PORT and ADMIN_PORT.
+	PortEnv, AdminPortEnv string
+	// ReadinessPath and PreStopPath are on the admin port. Defaults
+	// /readyz and /prestop.
+	ReadinessPath, PreStopPath string
+	// PreStopToken, if set, is sent in header X-Prestop-Token.
+	PreStopToken string
+
+	// Replicas is the number of pods serving (default 2); Replacements the
+	// number of pods replaced one after the other, as a rolling update with
+	// maxSurge 1 and maxUnavailable 0 does (default 5).
+	Replicas, Replacements int
+	// PreStop is the hook run at termination (default none).
+	PreStop PreStop
+	// GracePeriod is terminationGracePeriodSeconds: SIGKILL this long after
+	// termination began (default 30s).
+	GracePeriod time.Duration
+	// Propagation is the delay from the start of a pod's termination to the
+	// moment the proxy stops sending it new connections. Default 0.5s–2.5s.
+	Propagation Range
+	// Entry is the delay from a new pod's first passing readiness probe to
+	// the moment the proxy starts sending it connections. Default:
+	// Propagation.
+	Entry Range
+	// ProbePeriod is the readiness probe's period (default 1s).
+	ProbePeriod time.Duration
+	// StartTimeout bounds a pod's start-up (first passing probe) and the
+	// load's warm-up. Default 30s.
+	StartTimeout time.Duration
+	// Load is the traffic.
+	Load Load
+	// Seed seeds the random delays; 0 picks one (it is logged).
+	Seed uint64
+	// Dir holds HAProxy's configuration and admin socket, and the pods' logs
+	// (pod-N.log). Default: a temporary directory, removed afterwards.
+	Dir string
+	// Logf receives the timeline (pods started, ready, entered, terminated,
+	// propagated, exited). Default: discarded.
+	Logf func(format string, args ...any)
+	// HAProxy is the haproxy binary (default: "haproxy" in PATH).
+	HAProxy string
+}
+
+func (c Config) withDefaults() Config {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.PortEnv, "PORT")
+	def(&c.AdminPortEnv, "ADMIN_PORT")
+	def(&c.ReadinessPath, "/readyz")
+	def(&c.PreStopPath, "/prestop")
+	def(&c.PreStop.Kind, PreStopNone)
+	def(&c.HAProxy, "haproxy")
+	def(&c.Load.FinalEvent, "shutdown")
+	if c.Replicas == 0 {
+		c.Replicas = 2
+	}
+	if c.Replacements == 0 {
+		c.Replacements = 5
+	}
+	if c.GracePeriod == 0 {
+		c.GracePeriod = 30 * time.Second
+	}
+	if c.Propagation == (Range{}) {
+		c.Propagation = Range{500 * time.Millisecond, 2500 * time.Millisecond}
+	}
+	if c.Entry == (Range{}) {
+		c.Entry = c.Propagation
+	}
+	if c.ProbePeriod == 0 {
+		c.ProbePeriod = time.Second
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = 30 * time.Second
+	}
+	l := &c.Load
+	for _, n := range []*int{&l.KeepAlive, &l.NewConn, &l.WebSocket, &l.SSE} {
+		if *n == 0 {
+			*n = 4
+		}
+	}
+	if l.Interval == 0 {
+		l.Interval = 20 * time.Millisecond
+	}
+	if l.Slow == (Range{}) {
+		l.Slow = Range{50 * time.Millisecond, 250 * time.Millisecond}
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var bad []string
+	if c.Bin == "" {
+		bad = append(bad, "Bin is empty")
+	}
+	if c.Replicas < 1 || c.Replacements < 1 {
+		bad = append(bad, fmt.Sprintf("Replicas=%d Replacements=%d: want at least 1 each", c.Replicas, c.Replacements))
+	}
+	switch c.PreStop.Kind {
+	case PreStopHTTP, PreStopNone, PreStopSleep:
+	default:
+		bad = append(bad, fmt.Sprintf("PreStop.Kind=%q: want http, sleep or none", c.PreStop.Kind))
+	}
+	for _, r := range []struct {
+		name string
+		r    Range
+	}{{"Propagation", c.Propagation}, {"Entry", c.Entry}, {"Load.Slow", c.Load.Slow}} {
+		if r.r.Min < 0 || r.r.Max < r.r.Min {
+			bad = append(bad, fmt.Sprintf("%s=%v: want 0 ≤ Min ≤ Max", r.name, r.r))
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"KeepAlive", c.Load.KeepAlive}, {"NewConn", c.Load.NewConn}, {"WebSocket", c.Load.WebSocket}, {"SSE", c.Load.SSE}} {
+		if n.v < 0 {
+			bad = append(bad, fmt.Sprintf("Load.%s=%d is negative", n.name, n.v))
+		}
+	}
+	if c.GracePeriod < 0 || c.ProbePeriod < 0 || c.StartTimeout < 0 || c.Load.Interval < 0 {
+		bad = append(bad, "a duration is negative")
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("rollout: %s", strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// ErrNoHAProxy is returned by [Run] when the haproxy binary is not found.
+var ErrNoHAProxy = errors.New("rollout: haproxy not found (install the Debian package haproxy)")
+
+// FindHAProxy returns the path of the haproxy binary bin ("" = "haproxy"):
+// bin itself if it holds a slash, else bin in PATH, else Debian's
+// /usr/sbin/haproxy (not in the PATH of most non-root users). The error
+// matches [ErrNoHAProxy].
+func FindHAProxy(bin string) (string, error) {
+	if bin == "" {
+		bin = "haproxy"
+	}
+	path, err := exec.LookPath(bin)
+	if err == nil {
+		return path, nil
+	}
+	if !strings.Contains(bin, "/") {
+		if p, err2 := exec.LookPath(filepath.Join("/usr/sbin", bin)); err2 == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %v", ErrNoHAProxy, err)
+}
+
+// LogTo returns a Logf that writes one line per event to w.
+func LogTo(w io.Writer) func(format string, args ...any) {
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...) + "\n"
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = io.WriteString(w, line)
+	}
+}

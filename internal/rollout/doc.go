@@ -1,0 +1,78 @@
+// Package rollout is the rollout check of DESIGN §5: it plays a Kubernetes
+// rolling update around real processes of a service, under load, and counts
+// what is lost. [Run] does it; cmd/rollout runs it from the command line
+// against any binary that serves the route contract of DESIGN §4.
+//
+// # The cluster it plays
+//
+//   - kube-proxy is HAProxy in TCP mode with retries 0 and one server per
+//     pod slot, all starting disabled. A pod enters and leaves with
+//     "set server be/sN state ready|maint" on the runtime API (a unix admin
+//     socket). A server in maintenance gets no new connections and keeps
+//     its established ones, as conntrack does. Connect timeout 1s; client
+//     and server timeouts 10m, for the streams.
+//   - Endpoint propagation: a pod leaves the proxy a random delay
+//     ([Config.Propagation]) after its termination began; a new pod enters a
+//     random delay ([Config.Entry]) after its readiness probe first passed.
+//     Both are drawn from a seeded source and logged per pod.
+//   - The kubelet probes readiness ([Config.ReadinessPath] on the admin port)
+//     every [Config.ProbePeriod], the first probe at start. Termination runs
+//     the preStop hook (a GET to [Config.PreStopPath], a sleep, or none),
+//     then sends SIGTERM, then SIGKILL at T0 + [Config.GracePeriod].
+//   - A rolling update with maxSurge 1 and maxUnavailable 0: a new pod starts,
+//     becomes ready, enters the proxy, then the oldest pod is terminated and
+//     the next new pod starts at once.
+//
+// # Times
+//
+// T0 is the moment a pod's termination begins: the kubelet sends the preStop
+// request, begins the preStop sleep, or — without a hook — sends SIGTERM.
+// In Kubernetes the endpoint removal starts at the same moment, so the
+// propagation delay counts from T0, and so does the pod's stop time, T0 →
+// exit ([PodReport.StopTime]). drainfx's D0 follows T0 within a
+// millisecond (the preStop call or the SIGTERM). SIGTERM → exit is reported
+// too, but with a preStop hook that blocks for the drain it only measures
+// the stop and teardown phases. The measured propagation
+// ([PodReport.Propagation]) ends when HAProxy has acknowledged the
+// maintenance state: no connection reaches the pod after it.
+//
+// # The load and what counts as lost
+//
+// All traffic goes through the proxy; every client reconnects after every
+// close, for the whole rollout:
+//
+//   - keep-alive HTTP clients cycling through GET / ("ok"), POST /echo (the
+//     body must come back; GetBody is nil, so the body is never replayed)
+//     and GET /slow?ms=N. Every transport error, non-200 or wrong body is a
+//     loss. A GET that Go's transport resends on a new connection after a
+//     reused one was closed is shown, not counted;
+//   - clients that open a new connection per request and never retry
+//     (DisableKeepAlives; Go never retries on a fresh connection), as many
+//     non-Go clients do: same rules;
+//   - WebSocket echo clients (gorilla): a numbered message every
+//     [Load.Interval], echoes checked in order; the reader always reads, so
+//     a close frame is answered at once. A session lost = a failed dial, a
+//     wrong echo, or a close other than 1000, 1001 or 1012 (a broken
+//     connection is 1006). Messages sent while the server's close frame was
+//     on its way are shown as unanswered, not counted: the client sees the
+//     clean close and knows they were not answered;
+//   - SSE readers of GET /events: an event stream ends cleanly when its body
+//     ends (the chunked terminator, io.EOF) right after the final event
+//     ([Load.FinalEvent], "shutdown" by default, as wsmod sends). Any other
+//     end, or a failed open (a 503 included), is a loss. Like an
+//     EventSource, a reader waits the reconnection time the stream set with
+//     "retry:" before it reconnects ([Load.SSEIgnoreRetry]: at once).
+//
+// Also lost: a terminated pod that was SIGKILLed or exited non-zero, a pod
+// that exited while it was meant to serve, and a client that made no
+// progress once the last terminated pod had exited. A request or session
+// cut by the end of the run itself is not counted. The check passes when
+// the total is zero.
+//
+// # Limits
+//
+// The pods run on one machine and share its CPU with the load and HAProxy;
+// the timing of a loaded machine shows in the stop times. The proxy is
+// TCP-level only: it never retries and never sees HTTP, like kube-proxy
+// and unlike an HTTP ingress, which may hide losses by retrying.
+package rollout

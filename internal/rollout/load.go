@@ -1,0 +1,565 @@
+package rollout
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// The HTTP rows of the load table.
+const (
+	rowGet = iota
+	rowEcho
+	rowSlow
+	rowNewGet
+	rowNewEcho
+	nHTTPRows
+)
+
+var httpRowNames = [nHTTPRows]string{
+	"keep-alive GET /",
+	"keep-alive POST /echo",
+	"keep-alive GET /slow",
+	"new-conn GET /",
+	"new-conn POST /echo",
+}
+
+// The first losses of each kind are kept as samples.
+const (
+	samplesPerKind = 3
+	maxSamples     = 30
+)
+
+type counter struct{ seen, lost atomic.Int64 }
+
+// load is the traffic through the proxy. Every client runs in a goroutine
+// of wg until ctx ends; a request or session cut short by the end of ctx is
+// not counted.
+type load struct {
+	cfg    Load
+	base   string // http://proxy
+	wsURL  string
+	start  time.Time // of the rollout: loss samples are stamped from it
+	wg     sync.WaitGroup
+	dialer *net.Dialer
+
+	http    [nHTTPRows]counter
+	replays [nHTTPRows]atomic.Int64 // GETs the Go transport sent again on a new connection
+
+	wsOpened, sseOpened                                         atomic.Int64 // sessions and streams opened
+	wsFailedDials, wsSessions, wsLost, wsMessages, wsUnanswered atomic.Int64
+	sseFailedOpens, sseStreams, sseLost, sseEvents, sseClean    atomic.Int64
+
+	progress []atomic.Int64 // per client: UnixNano of its last success
+	names    []string
+
+	mu         sync.Mutex
+	wsCodes    map[int]int64
+	samples    []string
+	perWhat    map[string]int
+	nSamples   int
+	transports []*http.Transport
+}
+
+func newLoad(cfg Load, proxyAddr string, start time.Time) *load {
+	n := cfg.KeepAlive + cfg.NewConn + cfg.WebSocket + cfg.SSE
+	return &load{
+		cfg:      cfg,
+		base:     "http://" + proxyAddr,
+		wsURL:    "ws://" + proxyAddr + "/ws",
+		start:    start,
+		dialer:   &net.Dialer{Timeout: 5 * time.Second},
+		progress: make([]atomic.Int64, n),
+		names:    make([]string, n),
+		wsCodes:  make(map[int]int64),
+		perWhat:  make(map[string]int),
+	}
+}
+
+// run starts every client.
+func (l *load) run(ctx context.Context, seed uint64) {
+	id := 0
+	next := func(kind string, i int) int {
+		l.names[id] = fmt.Sprintf("%s client %d", kind, i)
+		id++
+		return id - 1
+	}
+	for i := range l.cfg.KeepAlive {
+		id, rng := next("keep-alive", i), rand.New(rand.NewPCG(seed, uint64(id)))
+		l.wg.Go(func() { l.keepAliveClient(ctx, id, rng) })
+	}
+	for i := range l.cfg.NewConn {
+		id, rng := next("new-conn", i), rand.New(rand.NewPCG(seed, uint64(id)))
+		l.wg.Go(func() { l.newConnClient(ctx, id, rng) })
+	}
+	for i := range l.cfg.WebSocket {
+		id := next("WebSocket", i)
+		l.wg.Go(func() { l.wsClient(ctx, id) })
+	}
+	for i := range l.cfg.SSE {
+		id := next("SSE", i)
+		l.wg.Go(func() { l.sseClient(ctx, id) })
+	}
+}
+
+// wait waits for every client to return and closes their idle connections.
+func (l *load) wait() {
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, t := range l.transports {
+		t.CloseIdleConnections()
+	}
+}
+
+func (l *load) transport(keepAlive bool) *http.Transport {
+	t := &http.Transport{
+		Proxy:               nil, // never HTTP_PROXY: the proxy here is HAProxy
+		DialContext:         l.dialer.DialContext,
+		DisableKeepAlives:   !keepAlive,
+		DisableCompression:  true,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     time.Minute,
+	}
+	l.mu.Lock()
+	l.transports = append(l.transports, t)
+	l.mu.Unlock()
+	return t
+}
+
+// stalled returns the clients whose last success is not after t (the zero
+// t: that have not succeeded yet).
+func (l *load) stalled(t time.Time) []string {
+	var after int64
+	if !t.IsZero() {
+		after = t.UnixNano()
+	}
+	var out []string
+	for i := range l.progress {
+		if l.progress[i].Load() <= after {
+			out = append(out, l.names[i])
+		}
+	}
+	return out
+}
+
+// waitProgress waits until every client has succeeded after t, or timeout;
+// it returns the clients that have not.
+func (l *load) waitProgress(ctx context.Context, t time.Time, timeout time.Duration) []string {
+	deadline := time.Now().Add(timeout)
+	for {
+		s := l.stalled(t)
+		if len(s) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return s
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond): // polling interval
+		}
+	}
+}
+
+func (l *load) ok(id int) { l.progress[id].Store(time.Now().UnixNano()) }
+
+// lose records one loss and keeps the first few as samples.
+func (l *load) lose(what string, err any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.nSamples++
+	if l.perWhat[what] < samplesPerKind && len(l.samples) < maxSamples {
+		l.perWhat[what]++
+		l.samples = append(l.samples, fmt.Sprintf("%7.3fs %s: %v", time.Since(l.start).Seconds(), what, err))
+	}
+}
+
+// pace waits for the next tick; false once ctx has ended.
+func pace(ctx context.Context, t *time.Ticker) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// backoff waits a little after a failed connection, so that a broken
+// backend does not turn a client into a busy loop.
+func backoff(ctx context.Context) {
+	t := time.NewTimer(50 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (l *load) keepAliveClient(ctx context.Context, id int, rng *rand.Rand) {
+	c := &http.Client{Transport: l.transport(true), Timeout: time.Minute}
+	tick := time.NewTicker(l.cfg.Interval)
+	defer tick.Stop()
+	for n := 0; pace(ctx, tick); n++ {
+		switch n % 3 {
+		case 0:
+			l.request(ctx, c, id, rowGet, http.MethodGet, "/", nil, []byte("ok"))
+		case 1:
+			body := payload(rng, id, n)
+			l.request(ctx, c, id, rowEcho, http.MethodPost, "/echo", body, body)
+		case 2:
+			ms := l.cfg.Slow.draw(rng).Milliseconds()
+			l.request(ctx, c, id, rowSlow, http.MethodGet, "/slow?ms="+strconv.FormatInt(ms, 10), nil, []byte("ok"))
+		}
+	}
+}
+
+func (l *load) newConnClient(ctx context.Context, id int, rng *rand.Rand) {
+	c := &http.Client{Transport: l.transport(false), Timeout: time.Minute}
+	tick := time.NewTicker(l.cfg.Interval)
+	defer tick.Stop()
+	for n := 0; pace(ctx, tick); n++ {
+		if n%2 == 0 {
+			l.request(ctx, c, id, rowNewGet, http.MethodGet, "/", nil, []byte("ok"))
+		} else {
+			body := payload(rng, id, n)
+			l.request(ctx, c, id, rowNewEcho, http.MethodPost, "/echo", body, body)
+		}
+	}
+}
+
+func payload(rng *rand.Rand, id, n int) []byte {
+	b := fmt.Appendf(nil, "client %d request %d ", id, n)
+	for range 64 + rng.IntN(512) {
+		b = append(b, byte('a'+rng.IntN(26)))
+	}
+	return b
+}
+
+// request sends one request and checks the answer: 200 and the body want.
+// The request body is never replayed (GetBody is nil), so the transport
+// cannot send a POST twice; a GET it sends again on a new connection after
+// a reused one was closed is counted in replays (not a loss: it is what Go
+// clients do).
+func (l *load) request(ctx context.Context, c *http.Client, id, row int, method, path string, body, want []byte) {
+	var conns atomic.Int32
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { conns.Add(1) },
+	})
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	got, err := l.roundTrip(tctx, c, method, path, rd)
+	if ctx.Err() != nil {
+		return // the run ended
+	}
+	l.http[row].seen.Add(1)
+	if conns.Load() > 1 {
+		l.replays[row].Add(1)
+	}
+	switch {
+	case err != nil:
+	case !bytes.Equal(got, want):
+		err = fmt.Errorf("body %.40q, want %.40q", got, want)
+	default:
+		l.ok(id)
+		return
+	}
+	l.http[row].lost.Add(1)
+	l.lose(httpRowNames[row], err)
+}
+
+func (l *load) roundTrip(ctx context.Context, c *http.Client, method, path string, body io.Reader) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, l.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.GetBody = nil // never replayed
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %s", resp.Status)
+	}
+	return b, nil
+}
+
+func (l *load) wsClient(ctx context.Context, id int) {
+	d := &websocket.Dialer{NetDialContext: l.dialer.DialContext, HandshakeTimeout: 5 * time.Second}
+	for ctx.Err() == nil {
+		if !l.wsSession(ctx, d, id) {
+			backoff(ctx)
+		}
+	}
+}
+
+// cleanClose reports whether a WebSocket close code ends a session without
+// loss: 1000 (normal), 1001 (going away), 1012 (service restart).
+func cleanClose(code int) bool {
+	return code == websocket.CloseNormalClosure || code == websocket.CloseGoingAway || code == websocket.CloseServiceRestart
+}
+
+// wsSession runs one WebSocket session: a writer sends a numbered message
+// every Interval while this goroutine reads the echoes, in order, and so
+// answers the server's close frame at once (gorilla's close handler). It
+// returns false if the session could not be opened.
+func (l *load) wsSession(ctx context.Context, d *websocket.Dialer, id int) bool {
+	conn, resp, err := d.DialContext(ctx, l.wsURL, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return true
+		}
+		if resp != nil {
+			err = fmt.Errorf("%w (status %s)", err, resp.Status)
+		}
+		l.wsFailedDials.Add(1)
+		l.wsLost.Add(1)
+		l.lose("WebSocket dial", err)
+		return false
+	}
+	l.wsOpened.Add(1)
+	stop := context.AfterFunc(ctx, func() { conn.Close() }) // unblocks the read at the end
+	defer stop()
+
+	var sent atomic.Int64
+	readerDone, writerDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		tick := time.NewTicker(l.cfg.Interval)
+		defer tick.Stop()
+		for n := int64(1); ; n++ {
+			_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if err := conn.WriteMessage(websocket.TextMessage, wsMessage(id, n)); err != nil {
+				return
+			}
+			sent.Store(n)
+			select {
+			case <-readerDone:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+
+	var echoed int64
+	var end error
+	for {
+		_, p, err := conn.ReadMessage()
+		if err != nil {
+			end = err
+			break
+		}
+		echoed++
+		if want := wsMessage(id, echoed); !bytes.Equal(p, want) {
+			end = fmt.Errorf("%w: %q, want %q", errWrongEcho, p, want)
+			break
+		}
+		l.ok(id)
+	}
+	close(readerDone)
+	<-writerDone
+	conn.Close()
+	if ctx.Err() != nil {
+		return true // the run ended
+	}
+	l.wsSessions.Add(1)
+	l.wsMessages.Add(echoed)
+	code := websocket.CloseAbnormalClosure // no close frame: the connection broke
+	var ce *websocket.CloseError
+	if errors.As(end, &ce) {
+		code = ce.Code
+	} else if errors.Is(end, errWrongEcho) {
+		code = 0
+	}
+	l.mu.Lock()
+	l.wsCodes[code]++
+	l.mu.Unlock()
+	if !cleanClose(code) {
+		l.wsLost.Add(1)
+		l.lose("WebSocket session", end)
+	} else if u := sent.Load() - echoed; u > 0 {
+		// Sent while the server's close frame was on its way: the client
+		// knows they were not answered (a protocol-level race of any close).
+		l.wsUnanswered.Add(u)
+	}
+	return true
+}
+
+var errWrongEcho = errors.New("wrong echo")
+
+func wsMessage(id int, n int64) []byte { return fmt.Appendf(nil, "client %d message %d", id, n) }
+
+// sseClient reads event streams one after the other. Like an EventSource
+// it waits its reconnection time — the last "retry:" a stream sent — before
+// it reconnects (at once with Load.SSEIgnoreRetry, or if no stream sent
+// one).
+func (l *load) sseClient(ctx context.Context, id int) {
+	c := &http.Client{Transport: l.transport(true)}
+	var retry time.Duration
+	for ctx.Err() == nil {
+		opened := l.sseSession(ctx, c, id, &retry)
+		switch {
+		case !opened:
+			backoff(ctx)
+		case retry > 0 && !l.cfg.SSEIgnoreRetry:
+			_ = sleep(ctx, retry)
+		}
+	}
+}
+
+// sseSession reads one event stream. It ends cleanly when the body ends
+// (io.EOF, the chunked terminator) right after the final event. It returns
+// false if the stream could not be opened. A "retry:" field sets *retry.
+func (l *load) sseSession(ctx context.Context, c *http.Client, id int, retry *time.Duration) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base+"/events", nil)
+	var resp *http.Response
+	if err == nil {
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err = c.Do(req)
+	}
+	if err == nil && resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		err = fmt.Errorf("status %s", resp.Status)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return true
+		}
+		l.sseFailedOpens.Add(1)
+		l.sseLost.Add(1)
+		l.lose("SSE open", err)
+		return false
+	}
+	defer resp.Body.Close()
+	l.sseOpened.Add(1)
+
+	var (
+		br            = bufio.NewReader(resp.Body)
+		typ, last     string
+		hasData       bool
+		events, final int64
+		end           error
+	)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			if !errors.Is(err, io.EOF) || line != "" {
+				end = fmt.Errorf("stream broken after %d events: %w", events, err)
+			} else if last != l.cfg.FinalEvent {
+				end = fmt.Errorf("stream ended after %d events without the final event %q", events, l.cfg.FinalEvent)
+			}
+			break
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch field, value, _ := strings.Cut(line, ":"); {
+		case line == "":
+			if hasData || typ != "" {
+				last = typ
+				if last == "" {
+					last = "message"
+				}
+				if last == l.cfg.FinalEvent {
+					final++
+				} else {
+					events++
+					l.ok(id)
+				}
+			}
+			typ, hasData = "", false
+		case field == "event":
+			typ = strings.TrimPrefix(value, " ")
+		case field == "data":
+			hasData = true
+		case field == "retry":
+			if ms, err := strconv.ParseUint(strings.TrimPrefix(value, " "), 10, 32); err == nil {
+				*retry = time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return true
+	}
+	l.sseStreams.Add(1)
+	l.sseEvents.Add(events)
+	if end != nil {
+		l.sseLost.Add(1)
+		l.lose("SSE stream", end)
+		return true
+	}
+	l.sseClean.Add(1)
+	return true
+}
+
+// rows is the load table.
+func (l *load) rows() []Row {
+	var rows []Row
+	for i := range nHTTPRows {
+		note := ""
+		if n := l.replays[i].Load(); n > 0 {
+			note = fmt.Sprintf("%d resent by the Go transport on a new connection", n)
+		}
+		rows = append(rows, Row{Name: httpRowNames[i], Seen: l.http[i].seen.Load(), Lost: l.http[i].lost.Load(), Note: note})
+	}
+	l.mu.Lock()
+	codes := make([]int, 0, len(l.wsCodes))
+	for c := range l.wsCodes {
+		codes = append(codes, c)
+	}
+	sort.Ints(codes)
+	var cs []string
+	for _, c := range codes {
+		name := strconv.Itoa(c)
+		if c == 0 {
+			name = "wrong echo"
+		}
+		cs = append(cs, fmt.Sprintf("%s×%d", name, l.wsCodes[c]))
+	}
+	l.mu.Unlock()
+	wsNote := fmt.Sprintf("%d messages echoed; closes %s", l.wsMessages.Load(), strings.Join(cs, " "))
+	if len(cs) == 0 {
+		wsNote = fmt.Sprintf("%d messages echoed", l.wsMessages.Load())
+	}
+	if u := l.wsUnanswered.Load(); u > 0 {
+		wsNote += fmt.Sprintf("; %d sent just before a clean close, unanswered", u)
+	}
+	if f := l.wsFailedDials.Load(); f > 0 {
+		wsNote += fmt.Sprintf("; %d dials failed", f)
+	}
+	sseNote := fmt.Sprintf("%d events; %d ended cleanly by the final event", l.sseEvents.Load(), l.sseClean.Load())
+	if f := l.sseFailedOpens.Load(); f > 0 {
+		sseNote += fmt.Sprintf("; %d opens failed", f)
+	}
+	rows = append(rows,
+		Row{Name: "WebSocket sessions", Seen: l.wsOpened.Load() + l.wsFailedDials.Load(), Lost: l.wsLost.Load(), Note: wsNote},
+		Row{Name: "SSE streams", Seen: l.sseOpened.Load() + l.sseFailedOpens.Load(), Lost: l.sseLost.Load(), Note: sseNote},
+	)
+	return rows
+}
+
+func (l *load) lossSamples() ([]string, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.samples...), l.nSamples
+}

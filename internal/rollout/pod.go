@@ -1,0 +1,359 @@
+package rollout
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// PodReport is what happened to one pod. Times are wall-clock; durations
+// count from T0, the moment its termination began (the kubelet sent the
+// preStop request, began the preStop sleep, or — without a preStop hook —
+// sent SIGTERM). Kubernetes starts the endpoint removal at the same moment.
+type PodReport struct {
+	Name            string
+	Slot            int
+	Port, AdminPort int
+
+	Started time.Time
+	Ready   time.Time // the first passing readiness probe
+	// EntryDelay is the drawn delay from Ready to the moment the proxy began
+	// sending it connections (Entered).
+	EntryDelay time.Duration
+	Entered    time.Time
+
+	// Terminated is true for the pods the rollout replaced; the others were
+	// still serving at the end and were killed without being counted.
+	Terminated bool
+	T0         time.Time
+	// PropagationTarget is the drawn propagation delay; Propagation is the
+	// measured one: from T0 to the moment HAProxy had put the pod's server
+	// in maintenance (no new connection after it).
+	PropagationTarget, Propagation time.Duration
+	PreStopTook                    time.Duration // how long the preStop hook ran
+	PreStopErr                     string        // a failed preStop request (the kubelet goes on to SIGTERM)
+	SIGTERM                        time.Time     // zero if the pod exited before
+	Exited                         time.Time
+	// ExitCode is the process's exit status, or 128+signal if a signal
+	// ended it (as Kubernetes reports it: 137 = SIGKILL, 143 = SIGTERM).
+	ExitCode int
+	Signal   string // the signal that ended it, if any
+	Killed   bool   // the kubelet sent SIGKILL at the grace period
+	// Crashed is set if the pod exited while it was meant to be serving.
+	Crashed bool
+	Log     string // the path of its output
+}
+
+// StopTime is T0 → exit: how long the pod took to leave once its
+// termination began.
+func (p PodReport) StopTime() time.Duration { return p.Exited.Sub(p.T0) }
+
+// SIGTERMToExit is SIGTERM → exit (0 if no SIGTERM was sent).
+func (p PodReport) SIGTERMToExit() time.Duration {
+	if p.SIGTERM.IsZero() {
+		return 0
+	}
+	return p.Exited.Sub(p.SIGTERM)
+}
+
+// Failed says why the pod counts as a loss, or "".
+func (p PodReport) Failed() string {
+	switch {
+	case p.Crashed:
+		return fmt.Sprintf("exited while serving (%d)", p.ExitCode)
+	case !p.Terminated:
+		return ""
+	case p.Killed:
+		return "SIGKILLed at the grace period"
+	case p.ExitCode != 0:
+		return fmt.Sprintf("exit %d", p.ExitCode)
+	}
+	return ""
+}
+
+type pod struct {
+	PodReport
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the process has exited and been reaped
+	// Written by the waiter before done is closed; PodReport gets them from
+	// exitStatus, so that a copy of the report never races with the waiter.
+	exitedAt time.Time
+	state    *os.ProcessState
+}
+
+func (r *runner) startPod(slot int) (*pod, error) {
+	p := &pod{
+		PodReport: PodReport{Name: fmt.Sprintf("pod-%d", slot), Slot: slot, Port: r.ports[slot], AdminPort: r.adminPorts[slot]},
+		done:      make(chan struct{}),
+	}
+	p.Log = filepath.Join(r.dir, p.Name+".log")
+	f, err := os.Create(p.Log)
+	if err != nil {
+		return nil, err
+	}
+	p.cmd = exec.Command(r.cfg.Bin, r.cfg.Args...)
+	p.cmd.Env = append(append(os.Environ(), r.cfg.Env...),
+		r.cfg.PortEnv+"="+strconv.Itoa(p.Port), r.cfg.AdminPortEnv+"="+strconv.Itoa(p.AdminPort))
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if err := p.cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", r.cfg.Bin, err)
+	}
+	p.Started = time.Now()
+	r.mu.Lock()
+	r.pods = append(r.pods, p)
+	r.mu.Unlock()
+	r.wg.Go(func() {
+		_ = p.cmd.Wait() // the exit status is in ProcessState
+		p.exitedAt = time.Now()
+		p.state = p.cmd.ProcessState
+		f.Close()
+		close(p.done)
+	})
+	r.logf("%s started (port %d, admin %d)", p.Name, p.Port, p.AdminPort)
+	return p, nil
+}
+
+func (p *pod) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// exitStatus fills Exited, ExitCode and Signal; call it after done is
+// closed.
+func (p *pod) exitStatus() {
+	p.Exited = p.exitedAt
+	ws, ok := p.state.Sys().(syscall.WaitStatus)
+	switch {
+	case ok && ws.Signaled():
+		p.ExitCode, p.Signal = 128+int(ws.Signal()), ws.Signal().String()
+	default:
+		p.ExitCode = p.state.ExitCode()
+	}
+}
+
+func (p *pod) tail() string {
+	b, err := os.ReadFile(p.Log)
+	if err != nil {
+		return err.Error()
+	}
+	s := string(b)
+	if len(s) > 4000 {
+		s = "…" + s[len(s)-4000:]
+	}
+	return s
+}
+
+// waitReady probes the readiness path every ProbePeriod, the first probe at
+// once, until it answers 200.
+func (r *runner) waitReady(ctx context.Context, p *pod) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", p.AdminPort, r.cfg.ReadinessPath)
+	deadline := time.NewTimer(r.cfg.StartTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(r.cfg.ProbePeriod)
+	defer tick.Stop()
+	for {
+		if r.probe(ctx, url) {
+			p.Ready = time.Now()
+			r.logf("%s ready (%.3fs after start)", p.Name, p.Ready.Sub(p.Started).Seconds())
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			return fmt.Errorf("%s exited before its readiness probe passed (%v):\n%s", p.Name, p.state, p.tail())
+		case <-deadline.C:
+			return fmt.Errorf("%s: %s did not answer 200 within %v:\n%s", p.Name, url, r.cfg.StartTimeout, p.tail())
+		case <-tick.C:
+		}
+	}
+}
+
+func (r *runner) probe(ctx context.Context, url string) bool {
+	ctx, cancel := context.WithTimeout(ctx, max(r.cfg.ProbePeriod, time.Second))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := r.kubelet.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// terminate plays the pod's deletion: at T0 the endpoint removal starts
+// (the pod leaves the proxy after a drawn propagation delay) and, at the
+// same time, the kubelet runs the preStop hook, sends SIGTERM, and sends
+// SIGKILL at T0 + GracePeriod. It returns once the pod has exited and its
+// endpoint has been removed.
+func (r *runner) terminate(ctx context.Context, p *pod) {
+	p.T0 = time.Now()
+	p.Crashed = p.exited()
+	p.PropagationTarget = r.draw(r.cfg.Propagation)
+	var prop sync.WaitGroup
+	prop.Go(func() { r.propagate(ctx, p) })
+	defer prop.Wait()
+
+	r.logf("%s terminating: preStop %v, leaves the proxy in %.3fs", p.Name, r.cfg.PreStop, p.PropagationTarget.Seconds())
+	kill := time.NewTimer(r.cfg.GracePeriod)
+	defer kill.Stop()
+	switch r.cfg.PreStop.Kind {
+	case PreStopHTTP:
+		r.preStopHTTP(ctx, p)
+	case PreStopSleep:
+		t := time.NewTimer(min(r.cfg.PreStop.Sleep, r.cfg.GracePeriod))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		case <-p.done:
+		}
+		t.Stop()
+	}
+	p.PreStopTook = time.Since(p.T0)
+	// A hook that outlasts the grace period gets no SIGTERM: SIGKILL is due.
+	if !p.exited() && p.PreStopTook < r.cfg.GracePeriod {
+		p.SIGTERM = time.Now()
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	select {
+	case <-p.done:
+	case <-kill.C:
+		p.Killed = !p.exited()
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	case <-ctx.Done():
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	p.exitStatus()
+	r.logf("%s exited %d%s: T0→exit %.3fs, SIGTERM→exit %.3fs%s", p.Name, p.ExitCode, sigNote(p.Signal),
+		p.StopTime().Seconds(), p.SIGTERMToExit().Seconds(), map[bool]string{true: " (SIGKILL at the grace period)"}[p.Killed])
+}
+
+func sigNote(sig string) string {
+	if sig == "" {
+		return ""
+	}
+	return " (" + sig + ")"
+}
+
+// preStopHTTP calls the preStop path and waits for the answer, at most
+// until the grace period ends (the kubelet then kills the container).
+func (r *runner) preStopHTTP(ctx context.Context, p *pod) {
+	ctx, cancel := context.WithDeadline(ctx, p.T0.Add(r.cfg.GracePeriod))
+	defer cancel()
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", p.AdminPort, r.cfg.PreStopPath)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		p.PreStopErr = err.Error()
+		return
+	}
+	if r.cfg.PreStopToken != "" {
+		req.Header.Set("X-Prestop-Token", r.cfg.PreStopToken)
+	}
+	resp, err := r.kubelet.Do(req)
+	if err != nil {
+		p.PreStopErr = err.Error()
+		r.logf("%s preStop failed: %v", p.Name, err)
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		p.PreStopErr = resp.Status
+		r.logf("%s preStop answered %s", p.Name, resp.Status)
+	}
+}
+
+// propagate removes the pod from the proxy PropagationTarget after T0.
+func (r *runner) propagate(ctx context.Context, p *pod) {
+	t := time.NewTimer(time.Until(p.T0.Add(p.PropagationTarget)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return
+	}
+	if err := r.proxy.setState(p.Slot, "maint"); err != nil {
+		r.fail(err)
+		return
+	}
+	p.Propagation = time.Since(p.T0)
+	r.logf("%s out of the proxy: propagation %.3fs after T0", p.Name, p.Propagation.Seconds())
+}
+
+func (r *runner) draw(rg Range) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return rg.draw(r.rng)
+}
+
+// pickPorts returns n distinct free TCP ports, below the ephemeral range
+// where it can: the load opens thousands of client connections, whose
+// source ports would otherwise take a pod's port before the pod binds it.
+func pickPorts(n int, rng *rand.Rand) ([]int, error) {
+	lo, hi := 10000, ephemeralLow()
+	if hi-lo < 1000 {
+		lo, hi = 0, 0
+	}
+	seen := make(map[int]bool)
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 100*n {
+			return nil, errors.New("rollout: no free ports")
+		}
+		port := 0
+		if hi > lo {
+			port = lo + rng.IntN(hi-lo)
+		}
+		l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		got := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !seen[got] {
+			seen[got] = true
+			ports = append(ports, got)
+		}
+	}
+	return ports, nil
+}
+
+func ephemeralLow() int {
+	f, err := os.Open("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	s.Split(bufio.ScanWords)
+	if s.Scan() {
+		if n, err := strconv.Atoi(strings.TrimSpace(s.Text())); err == nil {
+			return n
+		}
+	}
+	return 32768
+}

@@ -1,0 +1,161 @@
+package rollout
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// proxy is kube-proxy played by HAProxy: TCP mode, no retries, one server
+// per pod slot, starting in maintenance. A server put in maintenance gets
+// no new connections and keeps its established ones, as conntrack does.
+type proxy struct {
+	cmd  *exec.Cmd
+	sock string
+	addr string // the frontend, 127.0.0.1:port
+	out  lockedBuffer
+
+	done    chan struct{} // closed when haproxy has exited
+	waitErr error
+
+	mu sync.Mutex // one runtime API command at a time
+}
+
+const haproxyConfig = `global
+    stats socket %s mode 600 level admin
+    maxconn 8192
+
+defaults
+    mode tcp
+    retries 0
+    timeout connect 1s
+    timeout client 10m
+    timeout server 10m
+    maxconn 8192
+
+frontend kube-proxy
+    bind %s
+    default_backend be
+
+backend be
+    balance roundrobin
+%s`
+
+// startProxy writes HAProxy's configuration to dir and starts the haproxy
+// binary at path with one server per backend port, all disabled.
+func startProxy(ctx context.Context, path, dir string, frontend int, backends []int) (*proxy, error) {
+	p := &proxy{
+		sock: filepath.Join(dir, "haproxy.sock"),
+		addr: fmt.Sprintf("127.0.0.1:%d", frontend),
+		done: make(chan struct{}),
+	}
+	var servers strings.Builder
+	for i, port := range backends {
+		fmt.Fprintf(&servers, "    server s%d 127.0.0.1:%d disabled\n", i, port)
+	}
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, haproxyConfig, p.sock, p.addr, servers.String()), 0o600); err != nil {
+		return nil, err
+	}
+	// -db: stay in the foreground.
+	p.cmd = exec.Command(path, "-db", "-f", cfg)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start haproxy: %w", err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.done)
+	}()
+	// Ready when the runtime API answers and the frontend accepts.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, errAPI := p.command("show info")
+		c, errFE := net.DialTimeout("tcp", p.addr, time.Second)
+		if errFE == nil {
+			c.Close()
+		}
+		if errAPI == nil && errFE == nil {
+			return p, nil
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("haproxy exited at start (%v):\n%s", p.waitErr, p.out.String())
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond): // polling interval
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("haproxy not ready after 10s (api: %v, frontend: %v):\n%s", errAPI, errFE, p.out.String())
+		}
+	}
+}
+
+// command runs one command on the runtime API and returns its answer.
+func (p *proxy) command(cmd string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, err := net.DialTimeout("unix", p.sock, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, cmd+"\n"); err != nil {
+		return "", err
+	}
+	out, err := io.ReadAll(c)
+	return string(out), err
+}
+
+// setState puts server sN in state "ready" or "maint". It returns once
+// HAProxy has answered: from then on, new connections follow the state.
+func (p *proxy) setState(slot int, state string) error {
+	out, err := p.command(fmt.Sprintf("set server be/s%d state %s", slot, state))
+	if err != nil {
+		return fmt.Errorf("haproxy: set server s%d state %s: %w", slot, state, err)
+	}
+	if s := strings.TrimSpace(out); s != "" {
+		return fmt.Errorf("haproxy: set server s%d state %s: %s", slot, state, s)
+	}
+	return nil
+}
+
+// stop ends HAProxy (hard stop: the load has ended) and waits for it.
+func (p *proxy) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

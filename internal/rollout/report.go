@@ -1,0 +1,154 @@
+package rollout
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Row is one line of the load table: what the clients of one kind saw and
+// how much of it was lost.
+type Row struct {
+	Name       string
+	Seen, Lost int64
+	Note       string
+}
+
+// Result is what a rollout check measured.
+type Result struct {
+	Bin                    string
+	Replicas, Replacements int
+	PreStop                PreStop
+	GracePeriod            time.Duration
+	Propagation, Entry     Range
+	Seed                   uint64
+	Took                   time.Duration
+
+	// Load has one row per kind of client: requests (keep-alive and
+	// new-connection, per route), WebSocket sessions, SSE streams.
+	Load []Row
+	// Stalled lists the clients that made no progress after the last
+	// terminated pod had exited (each counts as a loss).
+	Stalled []string
+	// Samples are the first losses, stamped with the time since the load
+	// began; Losses is the number of losses of the load.
+	Samples []string
+	Losses  int
+	// Pods are the terminated pods in order, then the pods still serving at
+	// the end.
+	Pods []PodReport
+}
+
+// Lost is the total loss: requests, sessions and streams lost, stalled
+// clients, and pods that were SIGKILLed, exited non-zero or crashed.
+func (r *Result) Lost() int64 {
+	n := int64(len(r.Stalled))
+	for _, row := range r.Load {
+		n += row.Lost
+	}
+	for _, p := range r.Pods {
+		if p.Failed() != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// LoadLost is the loss of the load alone (requests, sessions, streams).
+func (r *Result) LoadLost() int64 {
+	var n int64
+	for _, row := range r.Load {
+		n += row.Lost
+	}
+	return n
+}
+
+// Pass reports whether nothing was lost.
+func (r *Result) Pass() bool { return r.Lost() == 0 }
+
+// Terminated returns the reports of the terminated pods.
+func (r *Result) Terminated() []PodReport {
+	var out []PodReport
+	for _, p := range r.Pods {
+		if p.Terminated {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Slowest returns the terminated pod with the longest T0 → exit.
+func (r *Result) Slowest() PodReport {
+	var s PodReport
+	for _, p := range r.Terminated() {
+		if p.StopTime() > s.StopTime() {
+			s = p
+		}
+	}
+	return s
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
+
+// WriteTable prints the result: the load table, the pods table and a
+// verdict line.
+func (r *Result) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "rollout check: %s, %d replicas, %d replacements, preStop %v, grace period %v, propagation %v, entry %v, seed %d, %.1fs\n",
+		filepath.Base(r.Bin), r.Replicas, r.Replacements, r.PreStop, r.GracePeriod, r.Propagation, r.Entry, r.Seed, r.Took.Seconds())
+	fmt.Fprintln(tw, "\nload through HAProxy\tseen\tlost")
+	for _, row := range r.Load {
+		fmt.Fprintln(tw, strings.TrimRight(fmt.Sprintf("%s\t%d\t%d\t%s", row.Name, row.Seen, row.Lost, row.Note), "\t"))
+	}
+	if len(r.Stalled) > 0 {
+		fmt.Fprintf(tw, "clients stalled after the last exit\t\t%d\t%s\n", len(r.Stalled), strings.Join(r.Stalled, ", "))
+	}
+	fmt.Fprintln(tw, "\npod\tready→in proxy\tT0→out of proxy\tpreStop\tT0→exit\tSIGTERM→exit\texit")
+	for _, p := range r.Pods {
+		entry := "-"
+		if p.EntryDelay > 0 {
+			entry = secs(p.Entered.Sub(p.Ready))
+		}
+		if !p.Terminated {
+			state := "still serving at the end (not counted)"
+			if p.Crashed {
+				state = "exited while serving: " + p.Failed()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t%s\n", p.Name, entry, state)
+			continue
+		}
+		prestop := "-"
+		if r.PreStop.Kind != PreStopNone {
+			prestop = secs(p.PreStopTook)
+			if p.PreStopErr != "" {
+				prestop += " (" + p.PreStopErr + ")"
+			}
+		}
+		sigterm := "-"
+		if !p.SIGTERM.IsZero() {
+			sigterm = secs(p.SIGTERMToExit())
+		}
+		exit := fmt.Sprint(p.ExitCode)
+		if f := p.Failed(); f != "" {
+			exit += " ← " + f
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, entry, secs(p.Propagation), prestop, secs(p.StopTime()), sigterm, exit)
+	}
+	fmt.Fprintln(tw, "(T0: termination began — the preStop request or sleep, or SIGTERM without a hook; the endpoint removal starts then too)")
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	verdict := "PASS: nothing lost"
+	if !r.Pass() {
+		verdict = fmt.Sprintf("FAIL: %d lost", r.Lost())
+	}
+	s := r.Slowest()
+	_, err := fmt.Fprintf(w, "%s; slowest T0→exit %s (%s)\n", verdict, secs(s.StopTime()), s.Name)
+	if err == nil && len(r.Samples) > 0 {
+		_, err = fmt.Fprintf(w, "first losses (%d in all):\n  %s\n", r.Losses, strings.Join(r.Samples, "\n  "))
+	}
+	return err
+}

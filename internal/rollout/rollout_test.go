@@ -1,0 +1,199 @@
+package rollout_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drainfx/drainfx/internal/rollout"
+)
+
+// The rollout tests run one at a time (no t.Parallel): each measures exit
+// times to a few hundred milliseconds, which other rollouts on the same two
+// cores would distort.
+
+const (
+	servicePkg = "../../examples/service"
+	naivePkg   = "./testdata/naive"
+)
+
+// needRollout skips under -short and without haproxy (with CI=true, a
+// missing haproxy fails instead).
+func needRollout(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("rollout check: skipped in -short mode")
+	}
+	if _, err := rollout.FindHAProxy(""); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("rollout check: haproxy not found; CI must install the Debian package haproxy")
+		}
+		t.Skip("rollout check: haproxy not found; install the Debian package haproxy")
+	}
+}
+
+// check runs one rollout and logs its timeline and table.
+func check(t *testing.T, cfg rollout.Config) *rollout.Result {
+	t.Helper()
+	cfg.Dir = t.TempDir()
+	cfg.Logf = t.Logf
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := rollout.Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + table.String())
+	return res
+}
+
+// logPods shows the output of the pods that failed (or all, if the load lost
+// something and no pod did).
+func logPods(t *testing.T, res *rollout.Result) {
+	t.Helper()
+	for _, p := range res.Terminated() {
+		if p.Failed() == "" && res.LoadLost() == 0 {
+			continue
+		}
+		b, err := os.ReadFile(p.Log)
+		if err != nil {
+			t.Log(err)
+			continue
+		}
+		s := string(b)
+		if len(s) > 6000 {
+			s = "…" + s[len(s)-6000:]
+		}
+		t.Logf("output of %s:\n%s", p.Name, s)
+	}
+}
+
+func serviceEnv(t *testing.T, env ...string) []string {
+	// The pods share one SQLite file, as the pods of a Deployment share
+	// their database.
+	return append([]string{"DATA_DIR=" + filepath.Join(t.TempDir(), "data")}, env...)
+}
+
+// TestServiceZeroLoss is the rollout check of DESIGN §5 against
+// examples/service: 2 replicas, 5 replacements, propagation 0.5–2.5 s, a
+// fixed 3 s drain, with the preStop hook and with SIGTERM only. Nothing may
+// be lost.
+func TestServiceZeroLoss(t *testing.T) {
+	needRollout(t)
+	bin := binary(t, servicePkg)
+	tests := []struct {
+		name    string
+		preStop rollout.PreStop
+	}{
+		{"prestop http", rollout.PreStop{Kind: rollout.PreStopHTTP}},
+		{"sigterm only", rollout.PreStop{Kind: rollout.PreStopNone}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := check(t, rollout.Config{
+				Bin: bin,
+				Env: serviceEnv(t,
+					"SHUTDOWN_GRACE_PERIOD=10s", "SHUTDOWN_DRAIN_DELAY=3s", "SHUTDOWN_DRAIN_QUIET=0s"),
+				Replicas:     2,
+				Replacements: 5,
+				PreStop:      tt.preStop,
+				GracePeriod:  10 * time.Second,
+				Propagation:  rollout.Range{Min: 500 * time.Millisecond, Max: 2500 * time.Millisecond},
+				// Readers reconnect at once, not after the stream's retry:
+				// the harder case (a stream ended at the stop phase must
+				// close its keep-alive connection, or the reconnect reaches
+				// the stopping pod and gets 503).
+				Load: rollout.Load{SSEIgnoreRetry: true},
+			})
+			if !res.Pass() {
+				logPods(t, res)
+				t.Errorf("%d lost, want none", res.Lost())
+			}
+		})
+	}
+}
+
+// TestNaiveServerLoses shows that the check can fail: the textbook echo
+// shutdown (Shutdown on SIGTERM, no drain, sessions left to the exit) loses
+// requests, WebSocket sessions and SSE streams.
+func TestNaiveServerLoses(t *testing.T) {
+	needRollout(t)
+	res := check(t, rollout.Config{
+		Bin:          binary(t, naivePkg),
+		Replicas:     2,
+		Replacements: 3,
+		PreStop:      rollout.PreStop{Kind: rollout.PreStopHTTP},
+		GracePeriod:  10 * time.Second,
+		Propagation:  rollout.Range{Min: 500 * time.Millisecond, Max: 2500 * time.Millisecond},
+	})
+	if res.Pass() || res.LoadLost() == 0 {
+		t.Errorf("the naive server lost %d (load %d): the check did not see its losses", res.Lost(), res.LoadLost())
+	}
+}
+
+// TestAdaptiveDrain is issue 7: with the adaptive drain (DrainDelay 2s,
+// DrainQuiet 1s, MaxDrainDelay 15s) nothing is lost, and every pod leaves
+// as soon as the proxy has stopped sending it connections:
+//
+//	T0→exit ≤ max(DrainDelay, propagation + DrainQuiet) + 0.3s
+//
+// where T0 is the start of the pod's termination (the preStop request, or
+// SIGTERM without a hook — D0 of the drain follows it within a millisecond)
+// and propagation is the measured T0 → the proxy stopped routing to it. For
+// propagation 4–6 s the bound is propagation + DrainQuiet + 0.3s. And no pod
+// may leave while the proxy still sends: T0→exit ≥ propagation.
+func TestAdaptiveDrain(t *testing.T) {
+	needRollout(t)
+	bin := binary(t, servicePkg)
+	const (
+		drainDelay = 2 * time.Second
+		quiet      = time.Second
+		slack      = 300 * time.Millisecond
+	)
+	tests := []struct {
+		name        string
+		propagation rollout.Range
+		preStop     rollout.PreStop
+	}{
+		{"propagation 4-6s, prestop http", rollout.Range{Min: 4 * time.Second, Max: 6 * time.Second}, rollout.PreStop{Kind: rollout.PreStopHTTP}},
+		{"propagation 0.5-2.5s, sigterm only", rollout.Range{Min: 500 * time.Millisecond, Max: 2500 * time.Millisecond}, rollout.PreStop{Kind: rollout.PreStopNone}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := check(t, rollout.Config{
+				Bin: bin,
+				Env: serviceEnv(t,
+					"SHUTDOWN_GRACE_PERIOD=20s", "SHUTDOWN_DRAIN_DELAY=2s", "SHUTDOWN_DRAIN_QUIET=1s",
+					"SHUTDOWN_MAX_DRAIN_DELAY=15s"),
+				Replicas:     2,
+				Replacements: 5,
+				PreStop:      tt.preStop,
+				GracePeriod:  20 * time.Second,
+				Propagation:  tt.propagation,
+			})
+			if !res.Pass() {
+				logPods(t, res)
+				t.Errorf("%d lost, want none", res.Lost())
+			}
+			for _, p := range res.Terminated() {
+				bound := max(drainDelay, p.Propagation+quiet) + slack
+				t.Logf("%s: propagation %.3fs, T0→exit %.3fs, bound %.3fs", p.Name, p.Propagation.Seconds(), p.StopTime().Seconds(), bound.Seconds())
+				if p.StopTime() > bound {
+					t.Errorf("%s: T0→exit %v, want ≤ max(DrainDelay, propagation %v + DrainQuiet) + %v = %v",
+						p.Name, p.StopTime(), p.Propagation, slack, bound)
+				}
+				if p.StopTime() < p.Propagation {
+					t.Errorf("%s: T0→exit %v, before the propagation %v: it left while the proxy still sent it connections",
+						p.Name, p.StopTime(), p.Propagation)
+				}
+			}
+		})
+	}
+}
