@@ -42,11 +42,13 @@ type Config struct {
 	DrainDelay time.Duration `yaml:"drainDelay" json:"drainDelay"`
 	// DrainQuiet turns on the adaptive drain: once DrainDelay has passed, the
 	// drain ends as soon as no new connection has reached a public listener
-	// for DrainQuiet. Default 0: off, the drain lasts exactly DrainDelay.
+	// for DrainQuiet. Default 0: off, the drain lasts exactly DrainDelay
+	// (the modules.Web bundle turns it on at 1s).
 	DrainQuiet time.Duration `yaml:"drainQuiet" json:"drainQuiet"`
 	// MaxDrainDelay is the longest the adaptive drain may last; it is what the
 	// budget reserves for the drain. Default: DrainDelay when DrainQuiet is 0,
-	// else 2 × DrainDelay. It may not be below DrainDelay.
+	// else 2 × DrainDelay, capped at half of GracePeriod − TeardownReserve −
+	// Margin (never below DrainDelay). It may not be below DrainDelay.
 	MaxDrainDelay time.Duration `yaml:"maxDrainDelay" json:"maxDrainDelay"`
 	// TeardownReserve is the time kept at the end for the OnStop hooks that
 	// release resources (workers, clients, pools), shared among the hooks
@@ -93,7 +95,12 @@ func (c Config) WithDefaults() Config {
 	if c.MaxDrainDelay == 0 {
 		c.MaxDrainDelay = c.DrainDelay
 		if c.DrainQuiet > 0 {
-			c.MaxDrainDelay = 2 * c.DrainDelay
+			// Room to adapt, up to 2 × DrainDelay, but never more than half
+			// of what the grace period leaves after the teardown reserve
+			// and the margin, so the stop phase keeps the other half and a
+			// budget valid for a fixed drain stays valid.
+			room := (c.GracePeriod - c.TeardownReserve - c.Margin) / 2
+			c.MaxDrainDelay = max(c.DrainDelay, min(2*c.DrainDelay, room))
 		}
 	}
 	return c

@@ -34,6 +34,16 @@ func TestConfigWithDefaults(t *testing.T) {
 			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 2 * s, DrainQuiet: s, MaxDrainDelay: 4 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
+			name: "adaptive drain max capped at half the room left by a short grace period",
+			give: lifecycle.Config{GracePeriod: 12 * s, DrainDelay: 3 * s, DrainQuiet: s},
+			want: lifecycle.Config{GracePeriod: 12 * s, DrainDelay: 3 * s, DrainQuiet: s, MaxDrainDelay: 4 * s, TeardownReserve: 3 * s, Margin: s},
+		},
+		{
+			name: "adaptive drain max never below the drain delay",
+			give: lifecycle.Config{GracePeriod: 10 * s, DrainDelay: 5 * s, DrainQuiet: s},
+			want: lifecycle.Config{GracePeriod: 10 * s, DrainDelay: 5 * s, DrainQuiet: s, MaxDrainDelay: 5 * s, TeardownReserve: 3 * s, Margin: s},
+		},
+		{
 			name: "explicit values kept",
 			give: lifecycle.Config{GracePeriod: 60 * s, DrainDelay: 7 * s, DrainQuiet: 2 * s, MaxDrainDelay: 20 * s, TeardownReserve: 5 * s, Margin: 2 * s, PrestopToken: "t", IgnoreSignals: true},
 			want: lifecycle.Config{GracePeriod: 60 * s, DrainDelay: 7 * s, DrainQuiet: 2 * s, MaxDrainDelay: 20 * s, TeardownReserve: 5 * s, Margin: 2 * s, PrestopToken: "t", IgnoreSignals: true},
@@ -105,7 +115,7 @@ func TestConfigValidate(t *testing.T) {
 		},
 		{
 			name: "adaptive drain reserves the max",
-			give: lifecycle.Config{GracePeriod: 12 * s, DrainQuiet: s},
+			give: lifecycle.Config{GracePeriod: 12 * s, DrainQuiet: s, MaxDrainDelay: 10 * s},
 			want: "lifecycle: MaxDrainDelay=10s + TeardownReserve=3s + Margin=1s = 14s must be below GracePeriod=12s",
 		},
 		{

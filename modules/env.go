@@ -15,8 +15,8 @@ const (
 	EnvAdminPort       = "ADMIN_PORT"               // admin port (probes, preStop, metrics), default 9090
 	EnvGracePeriod     = "SHUTDOWN_GRACE_PERIOD"    // = terminationGracePeriodSeconds, default 30s
 	EnvDrainDelay      = "SHUTDOWN_DRAIN_DELAY"     // least drain, default 5s; 0s = none
-	EnvDrainQuiet      = "SHUTDOWN_DRAIN_QUIET"     // adaptive drain quiet period, default 0s (off)
-	EnvMaxDrainDelay   = "SHUTDOWN_MAX_DRAIN_DELAY" // most drain, default DrainDelay (2× with quiet)
+	EnvDrainQuiet      = "SHUTDOWN_DRAIN_QUIET"     // adaptive drain quiet period, default 1s; 0s = off (fixed drain)
+	EnvMaxDrainDelay   = "SHUTDOWN_MAX_DRAIN_DELAY" // most drain, default 2 × DrainDelay (capped by the budget)
 	EnvTeardownReserve = "SHUTDOWN_TEARDOWN_RESERVE"
 	EnvPrestopToken    = "PRESTOP_TOKEN" // empty = no token
 )
@@ -66,17 +66,22 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		if err != nil || dur < 0 {
 			return Config{}, fmt.Errorf("%s=%q: not a duration of 0 or more (like 5s or 500ms)", d.name, v)
 		}
-		if dur == 0 && d.dst != &lc.DrainQuiet {
+		switch {
+		case dur == 0 && d.dst == &lc.DrainQuiet:
+			cfg.FixedDrain = true // "0s": the adaptive drain off
+		case dur == 0:
 			dur = lifecycle.NoDelay
 		}
 		*d.dst = dur
 	}
 	lc.PrestopToken, _ = lookup(EnvPrestopToken)
-	if err := lc.Validate(); err != nil {
+	resolved := cfg.LifecycleConfig() // as the bundle will supply it
+	if err := resolved.Validate(); err != nil {
+		def := resolved.WithDefaults()
 		return Config{}, fmt.Errorf("%s=%v %s=%v %s=%v: %w",
-			EnvGracePeriod, show(lc.WithDefaults().GracePeriod),
-			EnvDrainDelay, show(lc.WithDefaults().DrainDelay),
-			EnvMaxDrainDelay, show(lc.WithDefaults().MaxDrainDelay), err)
+			EnvGracePeriod, show(def.GracePeriod),
+			EnvDrainDelay, show(def.DrainDelay),
+			EnvMaxDrainDelay, show(def.MaxDrainDelay), err)
 	}
 	return cfg, nil
 }

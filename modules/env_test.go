@@ -27,8 +27,11 @@ func TestFromEnv(t *testing.T) {
 			name: "defaults",
 			give: nil,
 			want: func(c modules.Config) string {
-				if c.HTTP.Addr != ":8080" || c.Probe.Addr != ":9090" || c.Lifecycle != (lifecycle.Config{}) {
+				if c.HTTP.Addr != ":8080" || c.Probe.Addr != ":9090" || c.Lifecycle != (lifecycle.Config{}) || c.FixedDrain {
 					return "not the defaults"
+				}
+				if got := c.LifecycleConfig().DrainQuiet; got != modules.DefaultDrainQuiet {
+					return "the bundle's adaptive drain is not on by default"
 				}
 				return ""
 			},
@@ -53,7 +56,7 @@ func TestFromEnv(t *testing.T) {
 			name: "0s drain delay means none, 0s quiet means off",
 			give: map[string]string{"SHUTDOWN_DRAIN_DELAY": "0s", "SHUTDOWN_DRAIN_QUIET": "0"},
 			want: func(c modules.Config) string {
-				if c.Lifecycle.DrainDelay != lifecycle.NoDelay || c.Lifecycle.DrainQuiet != 0 {
+				if c.Lifecycle.DrainDelay != lifecycle.NoDelay || !c.FixedDrain || c.LifecycleConfig().DrainQuiet != 0 {
 					return "0s not mapped"
 				}
 				return ""

@@ -1,6 +1,8 @@
 package modules
 
 import (
+	"time"
+
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 	"go.uber.org/zap"
@@ -25,6 +27,27 @@ type Config struct {
 	// FxLogLevel is the level of fx's own events (provided, invoked, hook
 	// ran). Default info; errors are always logged at error.
 	FxLogLevel zapcore.Level `yaml:"fxLogLevel" json:"fxLogLevel"`
+	// FixedDrain turns the adaptive drain off: the drain lasts exactly
+	// Lifecycle.DrainDelay. Default false: the bundle drains adaptively,
+	// with Lifecycle.DrainQuiet = [DefaultDrainQuiet] when it is zero.
+	FixedDrain bool `yaml:"fixedDrain" json:"fixedDrain"`
+}
+
+// DefaultDrainQuiet is the bundle's quiet period for the adaptive drain: the
+// drain ends (after DrainDelay) once no new connection has reached the
+// public port for this long, because the proxies have stopped sending.
+const DefaultDrainQuiet = time.Second
+
+// LifecycleConfig is the lifecycle configuration the bundle supplies: Lifecycle
+// with the bundle's adaptive-drain default applied.
+func (c Config) LifecycleConfig() lifecycle.Config {
+	lc := c.Lifecycle
+	if c.FixedDrain {
+		lc.DrainQuiet = 0
+	} else if lc.DrainQuiet == 0 {
+		lc.DrainQuiet = DefaultDrainQuiet
+	}
+	return lc
 }
 
 // Web returns lifecycle + httpmod + probemod + metricsmod with cfg
@@ -39,12 +62,13 @@ type Config struct {
 // Web is a top-level option (it sets fx.StopTimeout): pass it to fx.New, not
 // to an fx.Module.
 func Web(cfg Config) fx.Option {
-	plan, err := lifecycle.NewPlan(cfg.Lifecycle)
+	lc := cfg.LifecycleConfig()
+	plan, err := lifecycle.NewPlan(lc)
 	if err != nil {
 		return fx.Error(err)
 	}
 	return fx.Options(
-		fx.Supply(cfg.Lifecycle, cfg.HTTP, cfg.Probe, cfg.Metrics),
+		fx.Supply(lc, cfg.HTTP, cfg.Probe, cfg.Metrics),
 		lifecycle.Module,
 		lifecycle.DrainOnShutdown,
 		httpmod.Module,
