@@ -130,7 +130,7 @@ func TestWebMetricsAndShutdowner(t *testing.T) {
 		`drainfx_state{state="serving"} 1`,
 		`drainfx_inflight_requests 0`,
 		`drainfx_cut_total{kind="requests"} 0`,
-		`drainfx_phase_planned_seconds{phase="drain"} 0.05`,
+		`drainfx_phase_planned_seconds{phase="drain"} 0.1`, // adaptive by default: up to 2 × DrainDelay
 		"go_goroutines ",
 		"process_cpu_seconds_total ",
 	} {
