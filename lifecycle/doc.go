@@ -10,12 +10,16 @@
 //   - drain (D0 → D0+DrainDelay, or adaptive up to D0+MaxDrainDelay):
 //     /readyz answers 503, every HTTP/1 response carries Connection: close,
 //     everything is still served. A preStop call blocks until it ends.
-//   - stop (→ D0+GracePeriod−TeardownReserve−Margin): listeners close,
-//     in-flight requests finish, WebSocket and SSE sessions are ended;
-//     what is left at the deadline is cut and counted.
+//   - stop (→ D0+GracePeriod−TeardownReserve−Margin): keep-alives end
+//     ([Coordinator.BeforeStop]), listeners close, in-flight requests
+//     finish, WebSocket and SSE sessions are ended; what is left at the
+//     deadline is cut and counted ([Coordinator.StopPhaseContext]).
 //   - teardown (→ D0+GracePeriod−Margin): the remaining OnStop hooks, in
 //     reverse dependency order, each with a deadline of its own
-//     ([Coordinator.StopHook]).
+//     ([Coordinator.StopHook]). A wrapped hook that fx calls while a server
+//     of the stop phase ([Coordinator.JoinStop]) is still stopping is
+//     queued until the servers have stopped, whatever the order of the
+//     modules in fx.New.
 //   - flush: the shutdown report ([Report]), one zap event; the process
 //     exits 0 if nothing was cut, 1 otherwise.
 //
