@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/labstack/echo/v4"
 )
@@ -89,7 +90,7 @@ func (h *stuck) request(t *testing.T, s *httpmod.Server) <-chan error {
 		}
 		clientErr <- err
 	}()
-	recv(t, "the blocked handler", h.entered)
+	waittest.Recv(t, h.entered, waitTimeout, "the blocked handler")
 	return clientErr
 }
 
@@ -170,29 +171,4 @@ func (rc *rawConn) closedByServer() bool {
 		rc.t.Fatalf("read after response: %v", err)
 	}
 	return err == io.EOF
-}
-
-// eventually polls cond until it holds or waitTimeout passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// recv waits for a value on ch, at most waitTimeout.
-func recv[T any](t *testing.T, what string, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(waitTimeout):
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
@@ -289,7 +290,7 @@ func TestSlowRequestOutlivesTheDrain(t *testing.T) {
 					case <-c.Request().Context().Done():
 						return c.Request().Context().Err()
 					}
-					if !isClosed(coord.DrainDone()) {
+					if !waittest.Closed(coord.DrainDone()) {
 						return errors.New("the request did not outlive the drain")
 					}
 					return c.String(http.StatusOK, "done")
@@ -322,16 +323,16 @@ func TestSlowRequestOutlivesTheDrain(t *testing.T) {
 		body, err := io.ReadAll(resp.Body)
 		got <- result{resp.StatusCode, resp.Close, string(body), err}
 	}()
-	recv(t, "the slow handler", entered)
+	waittest.Recv(t, entered, waitTimeout, "the slow handler")
 
 	app.RequireStop() // fails if the shutdown was not clean
 	stopped := time.Now()
 
-	res := recv(t, "the slow response", got)
+	res := waittest.Recv(t, got, waitTimeout, "the slow response")
 	if res.err != nil || res.status != http.StatusOK || res.body != "done" || !res.close {
 		t.Errorf("GET /slow = %d %q close=%v %v, want 200 done with Connection: close", res.status, res.body, res.close, res.err)
 	}
-	if done := recv(t, "the handler's end", handlerDone); stopped.Before(done) {
+	if done := waittest.Recv(t, handlerDone, waitTimeout, "the handler's end"); stopped.Before(done) {
 		t.Errorf("Stop returned %v before the handler ended", done.Sub(stopped))
 	}
 	if deadline := coord.StopDeadline(); !stopped.Before(deadline) {
@@ -339,15 +340,6 @@ func TestSlowRequestOutlivesTheDrain(t *testing.T) {
 	}
 	if r, _ := coord.Report(); !r.Clean() {
 		t.Errorf("report not clean: %+v", r)
-	}
-}
-
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
 	}
 }
 
@@ -380,7 +372,7 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 	if late := stopped.Sub(deadline); late > 2*time.Second {
 		t.Errorf("Stop returned %v after the stop deadline", late)
 	}
-	if err := recv(t, "the client", clientErr); err == nil {
+	if err := waittest.Recv(t, clientErr, waitTimeout, "the client"); err == nil {
 		t.Error("the cut request succeeded")
 	}
 	r := c.Finish()
@@ -395,7 +387,7 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 	}
 
 	close(h.release)
-	eventually(t, "the cut handler to return", func() bool { return s.InFlight() == 0 })
+	waittest.Eventually(t, waitTimeout, func() bool { return s.InFlight() == 0 }, "the cut handler to return")
 }
 
 // Stop is bounded by its context too, even when the stop deadline is far:
@@ -413,14 +405,14 @@ func TestStopHonoursItsContext(t *testing.T) {
 	if err := s.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Stop = %v, want context.DeadlineExceeded", err)
 	}
-	if err := recv(t, "the client", clientErr); err == nil {
+	if err := waittest.Recv(t, clientErr, waitTimeout, "the client"); err == nil {
 		t.Error("the cut request succeeded")
 	}
 	if r := c.Finish(); r.Cut[httpmod.InFlightGauge] != 1 {
 		t.Errorf("report cut %v, want requests=1", r.Cut)
 	}
 	close(h.release)
-	eventually(t, "the cut handler to return", func() bool { return s.InFlight() == 0 })
+	waittest.Eventually(t, waitTimeout, func() bool { return s.InFlight() == 0 }, "the cut handler to return")
 }
 
 func TestPanicAnswers500(t *testing.T) {
@@ -463,7 +455,7 @@ func TestPanicAnswers500(t *testing.T) {
 			t.Errorf("GET %s = %d, body error %v; want %d, error %v", tt.givePath, resp.StatusCode, err, tt.wantStatus, tt.wantErr)
 		}
 	}
-	eventually(t, "in-flight back to 0", func() bool { return s.InFlight() == 0 })
+	waittest.Eventually(t, waitTimeout, func() bool { return s.InFlight() == 0 }, "in-flight back to 0")
 
 	panics := logs.FilterMessage("handler panic").All()
 	if len(panics) != 1 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -48,7 +49,7 @@ func TestCoordinatorStateOrder(t *testing.T) {
 	if !c.BeginDrain("test") {
 		t.Fatal("BeginDrain() = false on the first call")
 	}
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2 * s)
 	if err := c.DrainAndWait(context.Background()); err != nil {
 		t.Fatalf("DrainAndWait() = %v", err)
@@ -85,7 +86,7 @@ func TestCoordinatorStateOrder(t *testing.T) {
 	for name, ch := range map[string]<-chan struct{}{
 		"DrainStarted": c.DrainStarted(), "DrainDone": c.DrainDone(), "Stopping": c.Stopping(), "Stopped": c.Stopped(),
 	} {
-		if !isClosed(ch) {
+		if !waittest.Closed(ch) {
 			t.Errorf("%s() not closed after Finish", name)
 		}
 	}
@@ -105,7 +106,7 @@ func TestCoordinatorDrainingAndReady(t *testing.T) {
 		{"started", c.MarkStarted, lifecycle.StateServing, true, false},
 		{"draining", func() { c.BeginDrain("test") }, lifecycle.StateDraining, false, true},
 		{"stopping", func() {
-			blockUntil(t, clk, 1)
+			waittest.BlockUntil(t, clk, 1, eventTimeout)
 			clk.Advance(2 * s)
 			_ = c.DrainAndWait(context.Background())
 		}, lifecycle.StateStopping, false, true},
@@ -136,12 +137,12 @@ func TestBeginDrainIdempotent(t *testing.T) {
 	if !c.BeginDrain("prestop") {
 		t.Fatal("first BeginDrain() = false")
 	}
-	waitClosed(t, c.DrainStarted(), "DrainStarted")
+	waittest.Recv(t, c.DrainStarted(), eventTimeout, "DrainStarted")
 	d0, reason := c.D0()
 	if !d0.Equal(clk.Now()) || reason != "prestop" {
 		t.Fatalf("D0() = %v, %q; want %v, \"prestop\"", d0, reason, clk.Now())
 	}
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(time.Second)
 	if c.BeginDrain("signal terminated") {
 		t.Error("second BeginDrain() = true")
@@ -151,7 +152,7 @@ func TestBeginDrainIdempotent(t *testing.T) {
 	}
 	// The second call did not restart the drain: it still ends at D0+DrainDelay.
 	clk.Advance(time.Second)
-	waitClosed(t, c.DrainDone(), "DrainDone")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
 	if c.BeginDrain("again") {
 		t.Error("BeginDrain() after the drain = true")
 	}
@@ -178,13 +179,13 @@ func TestDrainDoneAtDrainDelay(t *testing.T) {
 	c, clk, logs := newFake(t, testConfig())
 	c.MarkStarted()
 	c.BeginDrain("test")
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2*s - time.Millisecond)
-	if isClosed(c.DrainDone()) {
+	if waittest.Closed(c.DrainDone()) {
 		t.Fatal("DrainDone closed 1ms before DrainDelay")
 	}
 	clk.Advance(time.Millisecond)
-	waitClosed(t, c.DrainDone(), "DrainDone at DrainDelay")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at DrainDelay")
 	e := waitLog(t, logs, "drain ended")
 	if got := e.ContextMap()["endedBy"]; got != lifecycle.DrainEndedDelay {
 		t.Errorf("drain ended by %v, want %q", got, lifecycle.DrainEndedDelay)
@@ -203,23 +204,23 @@ func TestDrainAndWait(t *testing.T) {
 	c.MarkStarted()
 	errc := make(chan error, 1)
 	go func() { errc <- c.DrainAndWait(context.Background()) }()
-	waitClosed(t, c.DrainStarted(), "DrainStarted")
+	waittest.Recv(t, c.DrainStarted(), eventTimeout, "DrainStarted")
 	if _, reason := c.D0(); reason != "app stopping" {
 		t.Errorf("D0 reason = %q, want \"app stopping\"", reason)
 	}
-	blockUntil(t, clk, 1)
-	if isClosed(c.Stopping()) {
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	if waittest.Closed(c.Stopping()) {
 		t.Fatal("Stopping closed before the drain ended")
 	}
 	if c.StopContext().Err() != nil {
 		t.Fatal("StopContext cancelled before the drain ended")
 	}
 	clk.Advance(2 * s)
-	if err := recv(t, errc, "DrainAndWait"); err != nil {
+	if err := waittest.Recv(t, errc, eventTimeout, "DrainAndWait"); err != nil {
 		t.Fatalf("DrainAndWait() = %v", err)
 	}
-	if !isClosed(c.Stopping()) || c.State() != lifecycle.StateStopping {
-		t.Errorf("after DrainAndWait: Stopping closed = %v, State = %v", isClosed(c.Stopping()), c.State())
+	if !waittest.Closed(c.Stopping()) || c.State() != lifecycle.StateStopping {
+		t.Errorf("after DrainAndWait: Stopping closed = %v, State = %v", waittest.Closed(c.Stopping()), c.State())
 	}
 	if err := c.StopContext().Err(); !errors.Is(err, context.Canceled) {
 		t.Errorf("StopContext().Err() = %v, want context.Canceled", err)
@@ -237,19 +238,19 @@ func TestDrainAndWaitContextEndsFirst(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- c.DrainAndWait(ctx) }()
-	waitClosed(t, c.DrainStarted(), "DrainStarted")
-	blockUntil(t, clk, 1)
+	waittest.Recv(t, c.DrainStarted(), eventTimeout, "DrainStarted")
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(time.Second)
 	cancel()
-	if err := recv(t, errc, "DrainAndWait"); !errors.Is(err, context.Canceled) {
+	if err := waittest.Recv(t, errc, eventTimeout, "DrainAndWait"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("DrainAndWait() = %v, want context.Canceled", err)
 	}
-	if c.State() != lifecycle.StateStopping || !isClosed(c.Stopping()) || c.StopContext().Err() == nil {
+	if c.State() != lifecycle.StateStopping || !waittest.Closed(c.Stopping()) || c.StopContext().Err() == nil {
 		t.Fatalf("the stop phase did not begin: State = %v", c.State())
 	}
 	// The stop phase has begun: the drain is over, cut short, and a later
 	// DrainAndWait (the next OnStop hook) does not wait for it again.
-	waitClosed(t, c.DrainDone(), "DrainDone once the stop began")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone once the stop began")
 	if err := c.DrainAndWait(context.Background()); err != nil {
 		t.Errorf("DrainAndWait() after the stop began = %v", err)
 	}
@@ -279,7 +280,7 @@ func TestDeadlines(t *testing.T) {
 	}
 	c.BeginDrain("test")
 	d0, _ := c.D0()
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(4 * s) // the deadlines stay where D0 put them
 	if got, want := c.StopDeadline(), d0.Add(6*s); !got.Equal(want) {
 		t.Errorf("StopDeadline() = %v, want D0+6s %v", got, want)
@@ -296,20 +297,20 @@ func TestStopPhaseContextEndsAtTheStopDeadline(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, testConfig())
 	c.BeginDrain("test")
-	blockUntil(t, clk, 1) // the drain timer
+	waittest.BlockUntil(t, clk, 1, eventTimeout) // the drain timer
 	d0, _ := c.D0()
 	ctx, cancel := c.StopPhaseContext(context.Background())
 	defer cancel()
-	blockUntil(t, clk, 2) // and the context's, on the same clock
+	waittest.BlockUntil(t, clk, 2, eventTimeout) // and the context's, on the same clock
 	if dl, ok := ctx.Deadline(); !ok || !dl.Equal(d0.Add(6*s)) {
 		t.Errorf("Deadline() = %v, %v; want D0+6s %v, true", dl, ok, d0.Add(6*s))
 	}
 	clk.Advance(6*s - 1) // one tick before the stop deadline
-	if isClosed(ctx.Done()) {
+	if waittest.Closed(ctx.Done()) {
 		t.Fatal("the context ended before the stop deadline")
 	}
 	clk.Advance(1)
-	waitClosed(t, ctx.Done(), "the context to end at the stop deadline")
+	waittest.Recv(t, ctx.Done(), eventTimeout, "the context to end at the stop deadline")
 	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Err() = %v, want context.DeadlineExceeded", err)
 	}
@@ -341,11 +342,11 @@ func TestStopPhaseContextEndsWithCtx(t *testing.T) {
 			defer end()
 			ctx, cancel := c.StopPhaseContext(parent)
 			defer cancel()
-			if isClosed(ctx.Done()) {
+			if waittest.Closed(ctx.Done()) {
 				t.Fatal("the context ended before ctx did and before the stop deadline")
 			}
 			end()
-			waitClosed(t, ctx.Done(), "the context to end with ctx")
+			waittest.Recv(t, ctx.Done(), eventTimeout, "the context to end with ctx")
 			if now, dl := clk.Now(), c.StopDeadline(); !now.Before(dl) {
 				t.Fatalf("the fake clock reached the stop deadline (%v ≥ %v): the test proves nothing", now, dl)
 			}
@@ -363,7 +364,7 @@ type deadlineCtx struct {
 func (c *deadlineCtx) Done() <-chan struct{} { return c.done }
 
 func (c *deadlineCtx) Err() error {
-	if isClosed(c.done) {
+	if waittest.Closed(c.done) {
 		return context.DeadlineExceeded
 	}
 	return nil
@@ -374,7 +375,7 @@ func TestStopPhaseContextCancel(t *testing.T) {
 	c, _, _ := newFake(t, testConfig())
 	ctx, cancel := c.StopPhaseContext(context.Background())
 	cancel()
-	waitClosed(t, ctx.Done(), "the context to end with its cancel")
+	waittest.Recv(t, ctx.Done(), eventTimeout, "the context to end with its cancel")
 	if err := ctx.Err(); !errors.Is(err, context.Canceled) {
 		t.Errorf("Err() = %v, want context.Canceled", err)
 	}
@@ -384,10 +385,10 @@ func TestCloseAbandonsTheDrain(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, testConfig())
 	c.BeginDrain("test")
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	c.Close()
 	c.Close() // idempotent
-	waitClosed(t, c.DrainDone(), "DrainDone after Close")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone after Close")
 	if r := c.Finish(); r.DrainEndedBy != lifecycle.DrainEndedAbort {
 		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, lifecycle.DrainEndedAbort)
 	}
@@ -401,7 +402,7 @@ func TestBeginDrainAfterClose(t *testing.T) {
 		t.Fatal("BeginDrain() after Close = false")
 	}
 	// A closed coordinator runs no timer: the drain ends at once.
-	waitClosed(t, c.DrainDone(), "DrainDone")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
 	if err := c.DrainAndWait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -486,7 +487,7 @@ func TestSubscribeCallsDoNotOverlap(t *testing.T) {
 		errc <- c.DrainAndWait(context.Background())
 	}()
 	c.BeginDrain("prestop")
-	if err := recv(t, errc, "DrainAndWait"); err != nil {
+	if err := waittest.Recv(t, errc, eventTimeout, "DrainAndWait"); err != nil {
 		t.Fatal(err)
 	}
 	c.Finish()
@@ -525,7 +526,7 @@ func TestChannelsCloseAfterTheStateMoves(t *testing.T) {
 		c.BeginDrain("test")
 		_ = c.DrainAndWait(context.Background())
 		c.Finish()
-		got := recv(t, seen, "the waiter")
+		got := waittest.Recv(t, seen, eventTimeout, "the waiter")
 		if got[0] < lifecycle.StateDraining || got[1] < lifecycle.StateStopping || got[2] != lifecycle.StateStopped {
 			t.Fatalf("woken by DrainStarted, Stopping, Stopped, the waiter saw %v", got)
 		}
@@ -544,7 +545,7 @@ func TestTrackInFlight(t *testing.T) {
 	mu.Lock()
 	requests, sessions = 1, 2
 	mu.Unlock()
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2 * s)
 	_ = c.DrainAndWait(context.Background())
 	r := c.Finish()

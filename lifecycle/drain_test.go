@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -52,13 +53,13 @@ func TestAdaptiveDrainQuietEndsAtDrainDelay(t *testing.T) {
 	c.NoteAccept() // traffic before D0, more than DrainQuiet before the drain's end
 	clk.Advance(time.Second)
 	c.BeginDrain("test")
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2*s - ms)
-	if isClosed(c.DrainDone()) {
+	if waittest.Closed(c.DrainDone()) {
 		t.Fatal("adaptive drain ended before DrainDelay")
 	}
 	clk.Advance(ms)
-	waitClosed(t, c.DrainDone(), "DrainDone at DrainDelay")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at DrainDelay")
 	finishDrain(t, c, lifecycle.DrainEndedQuiet, 2*s)
 }
 
@@ -67,28 +68,28 @@ func TestAdaptiveDrainExtendsWhileAccepting(t *testing.T) {
 	c, clk, _ := newFake(t, adaptiveConfig())
 	c.MarkStarted()
 	c.BeginDrain("test")
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 
 	clk.Advance(1500 * ms)
 	c.NoteAccept() // D0+1.5s: quiet from D0+2.5s
 	clk.Advance(500 * ms)
-	blockUntil(t, clk, 1) // the drain went back to sleep at D0+2s
-	if isClosed(c.DrainDone()) {
+	waittest.BlockUntil(t, clk, 1, eventTimeout) // the drain went back to sleep at D0+2s
+	if waittest.Closed(c.DrainDone()) {
 		t.Fatal("drain ended at DrainDelay though a connection arrived 500ms before")
 	}
 	clk.Advance(200 * ms)
 	c.NoteAccept() // D0+2.2s: quiet from D0+3.2s
 	clk.Advance(300 * ms)
-	blockUntil(t, clk, 1) // woke at D0+2.5s, asleep again
-	if isClosed(c.DrainDone()) {
+	waittest.BlockUntil(t, clk, 1, eventTimeout) // woke at D0+2.5s, asleep again
+	if waittest.Closed(c.DrainDone()) {
 		t.Fatal("drain ended 300ms after a connection")
 	}
 	clk.Advance(700*ms - ms)
-	if isClosed(c.DrainDone()) {
+	if waittest.Closed(c.DrainDone()) {
 		t.Fatal("drain ended 1ms before DrainQuiet after the last connection")
 	}
 	clk.Advance(ms)
-	waitClosed(t, c.DrainDone(), "DrainDone DrainQuiet after the last connection")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone DrainQuiet after the last connection")
 	finishDrain(t, c, lifecycle.DrainEndedQuiet, 3200*ms) // last accept at 2.2s + quiet 1s
 }
 
@@ -99,14 +100,14 @@ func TestAdaptiveDrainNeverPassesMax(t *testing.T) {
 	c.BeginDrain("test")
 	// A new connection every 500ms, for ever: the proxies never catch up.
 	for at := time.Duration(0); at < 5*s; at += 500 * ms {
-		blockUntil(t, clk, 1)
-		if isClosed(c.DrainDone()) {
+		waittest.BlockUntil(t, clk, 1, eventTimeout)
+		if waittest.Closed(c.DrainDone()) {
 			t.Fatalf("drain ended at D0+%v while connections kept coming", at)
 		}
 		c.NoteAccept()
 		clk.Advance(500 * ms)
 	}
-	waitClosed(t, c.DrainDone(), "DrainDone at MaxDrainDelay")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at MaxDrainDelay")
 	finishDrain(t, c, lifecycle.DrainEndedMax, 5*s) // MaxDrainDelay
 	warn := logs.FilterMessageSnippet("MaxDrainDelay").FilterLevelExact(zapcore.WarnLevel).All()
 	if len(warn) != 1 {
@@ -124,10 +125,10 @@ func TestAdaptiveDrainOffWithoutRoom(t *testing.T) {
 	cfg.MaxDrainDelay = cfg.DrainDelay
 	c, clk, _ := newFake(t, cfg)
 	c.BeginDrain("test")
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	c.NoteAccept()
 	clk.Advance(2 * s)
-	waitClosed(t, c.DrainDone(), "DrainDone")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
 	finishDrain(t, c, lifecycle.DrainEndedDelay, 2*s)
 }
 
@@ -135,10 +136,10 @@ func TestFixedDrainIgnoresAccepts(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, testConfig())
 	c.BeginDrain("test")
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2*s - ms)
 	c.NoteAccept()
 	clk.Advance(ms)
-	waitClosed(t, c.DrainDone(), "DrainDone")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
 	finishDrain(t, c, lifecycle.DrainEndedDelay, 2*s)
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/goleak"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -66,10 +67,10 @@ func TestStopHookShares(t *testing.T) {
 	c.MarkStarted()
 	c.BeginDrain("test")
 	d0, _ := c.D0()
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	// Reach the stop deadline: exactly the teardown reserve (3s) is left.
 	clk.Advance(6 * s)
-	waitClosed(t, c.DrainDone(), "DrainDone")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
 
 	errc := make(chan error, len(hooks))
 	go func() {
@@ -77,13 +78,13 @@ func TestStopHookShares(t *testing.T) {
 			errc <- h(context.Background())
 		}
 	}()
-	if err := recv(t, errc, "hook workers"); err != nil {
+	if err := waittest.Recv(t, errc, eventTimeout, "hook workers"); err != nil {
 		t.Fatalf("workers: %v", err)
 	}
-	waitClosed(t, hangStarted, "the hanging hook to start")
+	waittest.Recv(t, hangStarted, eventTimeout, "the hanging hook to start")
 	// workers took no time: grpc gets half of the 3s left. Its timer and
 	// the spent timer of workers' deadline are on the clock.
-	blockUntil(t, clk, 2)
+	waittest.BlockUntil(t, clk, 2, eventTimeout)
 	clk.Advance(1500*ms - ms)
 	select {
 	case err := <-errc:
@@ -91,7 +92,7 @@ func TestStopHookShares(t *testing.T) {
 	default:
 	}
 	clk.Advance(ms)
-	err := recv(t, errc, "hook grpc to be cut")
+	err := waittest.Recv(t, errc, eventTimeout, "hook grpc to be cut")
 	if !errors.Is(err, lifecycle.ErrHookOverran) {
 		t.Fatalf("grpc: %v, want ErrHookOverran", err)
 	}
@@ -99,7 +100,7 @@ func TestStopHookShares(t *testing.T) {
 		t.Errorf("error %q does not name the hook", err)
 	}
 	// db still runs, with all that is left.
-	if err := recv(t, errc, "hook db"); err != nil {
+	if err := waittest.Recv(t, errc, eventTimeout, "hook db"); err != nil {
 		t.Fatalf("db: %v", err)
 	}
 
@@ -152,17 +153,17 @@ func TestStopHookWaitsForTheDrain(t *testing.T) {
 	c.MarkStarted()
 	errc := make(chan error, 1)
 	go func() { errc <- h(context.Background()) }()
-	waitClosed(t, c.DrainStarted(), "the hook to begin the drain")
+	waittest.Recv(t, c.DrainStarted(), eventTimeout, "the hook to begin the drain")
 	if _, reason := c.D0(); reason != "app stopping" {
 		t.Errorf("reason = %q, want \"app stopping\"", reason)
 	}
-	blockUntil(t, clk, 1)
-	if isClosed(ran) {
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	if waittest.Closed(ran) {
 		t.Fatal("hook ran during the drain")
 	}
 	clk.Advance(2 * s)
-	waitClosed(t, ran, "the hook to run after the drain")
-	if err := recv(t, errc, "the hook"); err != nil {
+	waittest.Recv(t, ran, eventTimeout, "the hook to run after the drain")
+	if err := waittest.Recv(t, errc, eventTimeout, "the hook"); err != nil {
 		t.Fatal(err)
 	}
 	if c.State() != lifecycle.StateStopping {
@@ -201,14 +202,14 @@ func TestStopHookErrors(t *testing.T) {
 			c, clk, _ := newFake(t, lifecycle.Config{GracePeriod: 10 * s, DrainDelay: lifecycle.NoDelay, TeardownReserve: 3 * s, Margin: s})
 			h := c.StopHook(tt.name, tt.give)
 			c.BeginDrain("test")
-			waitClosed(t, c.DrainDone(), "DrainDone")
+			waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
 			errc := make(chan error, 1)
 			go func() { errc <- h(context.Background()) }()
 			if tt.wantOverran {
-				blockUntil(t, clk, 1)
+				waittest.BlockUntil(t, clk, 1, eventTimeout)
 				clk.Advance(9 * s)
 			}
-			err := recv(t, errc, "the hook")
+			err := waittest.Recv(t, errc, eventTimeout, "the hook")
 			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 				t.Fatalf("hook error = %v, want %v", err, tt.wantErr)
 			}

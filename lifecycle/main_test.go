@@ -1,7 +1,6 @@
 package lifecycle_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -55,48 +55,6 @@ func newFake(t *testing.T, cfg lifecycle.Config, opts ...lifecycle.Option) (*lif
 	return c, clk, logs
 }
 
-// blockUntil waits until the fake clock has n timers waiting.
-func blockUntil(t *testing.T, clk *clockwork.FakeClock, n int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
-	defer cancel()
-	if err := clk.BlockUntilContext(ctx, n); err != nil {
-		t.Fatalf("waiting for %d timer(s) on the fake clock: %v", n, err)
-	}
-}
-
-// waitClosed waits for ch to be closed.
-func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(eventTimeout):
-		t.Fatalf("timed out waiting for %s", what)
-	}
-}
-
-// recv waits for a value on ch.
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(eventTimeout):
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
-	}
-}
-
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 // waitLog waits until an entry whose message contains snippet was logged.
 func waitLog(t *testing.T, logs *observer.ObservedLogs, snippet string) observer.LoggedEntry {
 	t.Helper()
@@ -133,5 +91,5 @@ func subscribe(c *lifecycle.Coordinator) *recorder {
 
 func (r *recorder) next(t *testing.T) lifecycle.Transition {
 	t.Helper()
-	return recv(t, r.ch, "a state transition")
+	return waittest.Recv(t, r.ch, eventTimeout, "a state transition")
 }

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -65,11 +66,11 @@ func TestPrestopBlocksUntilDrainEnd(t *testing.T) {
 	srv := newPrestopServer(t, c)
 
 	first := goPrestop(context.Background(), http.MethodGet, srv.URL, "")
-	waitClosed(t, c.DrainStarted(), "the preStop call to begin the drain")
+	waittest.Recv(t, c.DrainStarted(), eventTimeout, "the preStop call to begin the drain")
 	if c.Ready() {
 		t.Error("Ready() during the drain")
 	}
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2*s - ms)
 	select {
 	case r := <-first:
@@ -77,7 +78,7 @@ func TestPrestopBlocksUntilDrainEnd(t *testing.T) {
 	default:
 	}
 	clk.Advance(ms)
-	r := recv(t, first, "the preStop answer")
+	r := waittest.Recv(t, first, eventTimeout, "the preStop answer")
 	if r.err != nil || r.status != http.StatusOK {
 		t.Fatalf("preStop = %d %q, %v", r.status, r.raw, r.err)
 	}
@@ -95,7 +96,7 @@ func TestPrestopBlocksUntilDrainEnd(t *testing.T) {
 	}
 
 	// A second call, after the drain, answers at once: no clock advance.
-	second := recv(t, goPrestop(context.Background(), http.MethodPost, srv.URL, ""), "the second preStop answer")
+	second := waittest.Recv(t, goPrestop(context.Background(), http.MethodPost, srv.URL, ""), eventTimeout, "the second preStop answer")
 	if second.err != nil || second.status != http.StatusOK || second.body.Reason != "prestop" || second.body.Waited != "0s" {
 		t.Errorf("second preStop = %d %q, %v", second.status, second.raw, second.err)
 	}
@@ -129,7 +130,7 @@ func TestPrestopToken(t *testing.T) {
 			t.Cleanup(c.Close)
 			c.MarkStarted()
 			srv := newPrestopServer(t, c)
-			r := recv(t, goPrestop(context.Background(), tt.giveMethod, srv.URL, tt.giveToken), "the preStop answer")
+			r := waittest.Recv(t, goPrestop(context.Background(), tt.giveMethod, srv.URL, tt.giveToken), eventTimeout, "the preStop answer")
 			if r.err != nil || r.status != tt.wantStatus {
 				t.Fatalf("preStop = %d %q, %v; want %d", r.status, r.raw, r.err, tt.wantStatus)
 			}
@@ -175,19 +176,19 @@ func TestPrestopCallerLeaves(t *testing.T) {
 	srv := newPrestopServer(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	res := goPrestop(ctx, http.MethodGet, srv.URL, "")
-	waitClosed(t, c.DrainStarted(), "the preStop call to begin the drain")
+	waittest.Recv(t, c.DrainStarted(), eventTimeout, "the preStop call to begin the drain")
 	cancel()
-	if r := recv(t, res, "the cancelled call"); !errors.Is(r.err, context.Canceled) {
+	if r := waittest.Recv(t, res, eventTimeout, "the cancelled call"); !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("call = %d, %v; want context.Canceled", r.status, r.err)
 	}
 	waitLog(t, logs, "prestop caller left")
 	// The drain goes on.
-	if c.State() != lifecycle.StateDraining || isClosed(c.DrainDone()) {
+	if c.State() != lifecycle.StateDraining || waittest.Closed(c.DrainDone()) {
 		t.Fatalf("State() = %v after the caller left, want draining", c.State())
 	}
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2 * s)
-	waitClosed(t, c.DrainDone(), "DrainDone")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
 	if _, reason := c.D0(); reason != "prestop" {
 		t.Errorf("reason = %q", reason)
 	}
@@ -202,7 +203,7 @@ func TestPrestopRealClock(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	srv := newPrestopServer(t, c)
-	r := recv(t, goPrestop(context.Background(), http.MethodGet, srv.URL, ""), "the preStop answer")
+	r := waittest.Recv(t, goPrestop(context.Background(), http.MethodGet, srv.URL, ""), eventTimeout, "the preStop answer")
 	if r.err != nil || r.status != http.StatusOK || r.body.DrainEndedBy != "delay" {
 		t.Fatalf("preStop = %d %q, %v", r.status, r.raw, r.err)
 	}
@@ -218,7 +219,7 @@ func TestPrestopAfterFinish(t *testing.T) {
 	c.MarkStarted()
 	c.Finish()
 	srv := newPrestopServer(t, c)
-	r := recv(t, goPrestop(context.Background(), http.MethodGet, srv.URL, ""), "the preStop answer")
+	r := waittest.Recv(t, goPrestop(context.Background(), http.MethodGet, srv.URL, ""), eventTimeout, "the preStop answer")
 	if r.err != nil || r.status != http.StatusOK || r.body.State != "stopped" {
 		t.Errorf("preStop = %d %q, %v", r.status, r.raw, r.err)
 	}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -149,7 +150,7 @@ func (c *child) signal(t *testing.T, sig syscall.Signal) time.Time {
 
 func (c *child) wait(t *testing.T) int {
 	t.Helper()
-	waitClosed(t, c.exited, "the child to exit")
+	waittest.Recv(t, c.exited, eventTimeout, "the child to exit")
 	var ee *exec.ExitError
 	switch {
 	case c.err == nil:

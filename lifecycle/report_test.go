@@ -16,6 +16,7 @@ import (
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -25,7 +26,7 @@ func stopCleanly(t *testing.T, c *lifecycle.Coordinator, clk *clockwork.FakeCloc
 	t.Helper()
 	c.MarkStarted()
 	c.BeginDrain("signal terminated")
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2 * s)
 	if err := c.DrainAndWait(context.Background()); err != nil {
 		t.Fatal(err)
@@ -161,10 +162,10 @@ func TestReportWithoutDrain(t *testing.T) {
 		t.Errorf("report without a drain = %+v", r)
 	}
 	// Long-lived handlers waiting on the stop phase are released all the same.
-	if ctx.Err() == nil || !isClosed(c.Stopping()) {
+	if ctx.Err() == nil || !waittest.Closed(c.Stopping()) {
 		t.Error("StopContext not cancelled / Stopping not closed by Finish")
 	}
-	if c.State() != lifecycle.StateStopped || !isClosed(c.Stopped()) {
+	if c.State() != lifecycle.StateStopped || !waittest.Closed(c.Stopped()) {
 		t.Errorf("State() = %v", c.State())
 	}
 	// Nothing waits for a drain that will never come: a late OnStop hook.
@@ -173,7 +174,7 @@ func TestReportWithoutDrain(t *testing.T) {
 	if err := c.DrainAndWait(ctx2); err != nil {
 		t.Errorf("DrainAndWait() after Finish = %v", err)
 	}
-	if d0, _ := c.D0(); !d0.IsZero() || isClosed(c.DrainStarted()) {
+	if d0, _ := c.D0(); !d0.IsZero() || waittest.Closed(c.DrainStarted()) {
 		t.Error("a drain began after Finish")
 	}
 	if n := logs.FilterMessage("shutdown report").Len(); n != 1 {
@@ -187,7 +188,7 @@ func TestReportFinishDuringDrain(t *testing.T) {
 	rec := subscribe(c)
 	c.MarkStarted()
 	c.BeginDrain("prestop")
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(s)
 	r := c.Finish()
 	if r.DrainEndedBy != lifecycle.DrainEndedAbort || r.Phases[0].Actual != s {
@@ -198,7 +199,7 @@ func TestReportFinishDuringDrain(t *testing.T) {
 			t.Errorf("phase %s lasted %v", p.Name, p.Actual)
 		}
 	}
-	if c.StopContext().Err() == nil || !isClosed(c.Stopping()) {
+	if c.StopContext().Err() == nil || !waittest.Closed(c.Stopping()) {
 		t.Error("StopContext not cancelled / Stopping not closed by Finish")
 	}
 	var got []lifecycle.State
@@ -269,7 +270,7 @@ func TestReportSessions(t *testing.T) {
 	}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Snapshot().Sessions = %v, want %v", got, want)
 	}
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2 * s)
 	r := finishReport(t, c)
 	want := map[string]lifecycle.SessionEnds{
@@ -316,7 +317,7 @@ func TestSnapshot(t *testing.T) {
 	}
 
 	c.BeginDrain(lifecycle.ReasonPrestop)
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(s)
 	inFlight.add(-3, 0, 0)
 	got := c.Snapshot()
@@ -328,7 +329,7 @@ func TestSnapshot(t *testing.T) {
 	}
 
 	clk.Advance(s) // the drain ends; preStop would answer now
-	waitClosed(t, c.DrainDone(), "the drain's end")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "the drain's end")
 	clk.Advance(500 * ms)
 	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms)}; !reflect.DeepEqual(phases(), want) {
 		t.Errorf("phases waiting for SIGTERM = %v, want %v", phases(), want)
@@ -405,8 +406,8 @@ func TestReportReason(t *testing.T) {
 					t.Error(err)
 				}
 				// D0 is the Shutdown call itself, before fx stops anything.
-				if _, reason := c.D0(); reason != lifecycle.ReasonShutdowner || !isClosed(c.DrainStarted()) {
-					t.Errorf("after Shutdown: reason %q, drain started %v", reason, isClosed(c.DrainStarted()))
+				if _, reason := c.D0(); reason != lifecycle.ReasonShutdowner || !waittest.Closed(c.DrainStarted()) {
+					t.Errorf("after Shutdown: reason %q, drain started %v", reason, waittest.Closed(c.DrainStarted()))
 				}
 			},
 			want: lifecycle.ReasonShutdowner,

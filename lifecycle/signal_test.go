@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -35,11 +36,11 @@ func TestSignalFirstDrainsThenShuts(t *testing.T) {
 	stop := c.HandleSignals(func() error { calls.Add(1); shut <- struct{}{}; return errors.New("not running") })
 
 	kill(t, syscall.SIGTERM)
-	waitClosed(t, c.DrainStarted(), "the signal to begin the drain")
+	waittest.Recv(t, c.DrainStarted(), eventTimeout, "the signal to begin the drain")
 	if _, reason := c.D0(); reason != "signal terminated" {
 		t.Errorf("reason = %q, want \"signal terminated\"", reason)
 	}
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2*s - ms)
 	select {
 	case <-shut:
@@ -47,7 +48,7 @@ func TestSignalFirstDrainsThenShuts(t *testing.T) {
 	default:
 	}
 	clk.Advance(ms)
-	recv(t, shut, "the shutdown call after the drain")
+	waittest.Recv(t, shut, eventTimeout, "the shutdown call after the drain")
 	waitLog(t, logs, "shutdown request") // its error is logged
 	stop()
 	stop()                      // idempotent
@@ -88,12 +89,12 @@ func TestSignalSecondExits(t *testing.T) {
 			stop := c.HandleSignals(func() error { calls.Add(1); return nil })
 
 			kill(t, tt.giveFirst)
-			waitClosed(t, c.DrainStarted(), "the first signal to begin the drain")
+			waittest.Recv(t, c.DrainStarted(), eventTimeout, "the first signal to begin the drain")
 			if _, reason := c.D0(); reason != tt.wantReason {
 				t.Errorf("reason = %q, want %q", reason, tt.wantReason)
 			}
 			kill(t, tt.giveSecond)
-			if code := recv(t, exits, "exit"); code != tt.wantCode {
+			if code := waittest.Recv(t, exits, eventTimeout, "exit"); code != tt.wantCode {
 				t.Errorf("exit(%d), want exit(%d)", code, tt.wantCode)
 			}
 			e := waitLog(t, logs, "second signal")
@@ -116,15 +117,15 @@ func TestSignalAfterPrestop(t *testing.T) {
 	c, clk, _ := newFake(t, testConfig(), lifecycle.WithExit(func(code int) { exits <- code }))
 	c.MarkStarted()
 	c.BeginDrain("prestop")
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2 * s)
-	waitClosed(t, c.DrainDone(), "the preStop drain")
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "the preStop drain")
 
 	shut := make(chan struct{}, 2)
 	stop := c.HandleSignals(func() error { shut <- struct{}{}; return nil })
 	kill(t, syscall.SIGTERM)
 	// No clock advance: the kubelet's SIGTERM after preStop adds no delay.
-	recv(t, shut, "shutdown at once")
+	waittest.Recv(t, shut, eventTimeout, "shutdown at once")
 	stop()
 	goleak.VerifyNone(t, leaks)
 	select {

@@ -16,6 +16,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// waitTimeout bounds every wait on an event in these tests; reaching it is a
+// failure, not a timing.
+const waitTimeout = 5 * time.Second
+
 // client keeps no idle connection, so no transport goroutine outlives a test.
 var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 
@@ -85,18 +89,6 @@ func get(t *testing.T, url string, header ...string) (int, string) {
 
 // lines joins want lines as a probe writes them.
 func lines(l ...string) string { return strings.Join(l, "\n") + "\n" }
-
-// eventually polls cond until it holds, failing the test after 5s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func okCheck(name string) probemod.Check {
 	return probemod.Check{Name: name, Check: func(context.Context) error { return nil }}

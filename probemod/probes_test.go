@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/probemod"
 )
@@ -265,7 +266,7 @@ func TestCacheSharesOneRun(t *testing.T) {
 	for i := range codes {
 		wg.Go(func() { codes[i], _ = get(t, url+"/readyz") })
 	}
-	eventually(t, "the first run", func() bool { return runs.Load() == 1 })
+	waittest.Eventually(t, waitTimeout, func() bool { return runs.Load() == 1 }, "the first run")
 	close(release)
 	wg.Wait()
 	for range 20 {
@@ -376,7 +377,7 @@ func TestHangingCheckAnswersAtItsTimeout(t *testing.T) {
 		t.Errorf("%d runs while one hangs, want 1", n)
 	}
 	close(release)
-	eventually(t, "/readyz 200 once the check returns", func() bool { code, _ := get(t, url+"/readyz"); return code == 200 })
+	waittest.Eventually(t, waitTimeout, func() bool { code, _ := get(t, url+"/readyz"); return code == 200 }, "/readyz 200 once the check returns")
 }
 
 func TestCloseWaitsForAHangingRun(t *testing.T) {

@@ -24,18 +24,6 @@ import (
 // failure, not a timing.
 const waitTimeout = 10 * time.Second
 
-// waitFor polls cond until it holds, failing the test after waitTimeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // testServer is an echo app on a real loopback listener, as httpmod runs it.
 type testServer struct {
 	Addr string // 127.0.0.1:port

@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/wsmod"
 )
@@ -19,7 +20,7 @@ func TestReportCountsSessionEnds(t *testing.T) {
 	f.c.MarkStarted()
 	early := dial(t, f.srv.WSURL("/ws"), nil)
 	_ = early.Close() // the peer goes away: aborted, before D0
-	waitFor(t, "the early session to end", func() bool { return f.r.Stats().WebSocket.Aborted == 1 })
+	waittest.Eventually(t, waitTimeout, func() bool { return f.r.Stats().WebSocket.Aborted == 1 }, "the early session to end")
 
 	const n = 3
 	results := make(chan closeResult, n)
@@ -27,7 +28,7 @@ func TestReportCountsSessionEnds(t *testing.T) {
 		conn := dial(t, f.srv.WSURL("/ws"), nil)
 		go func() { results <- readUntilClose(conn); _ = conn.Close() }()
 	}
-	waitFor(t, "the sessions to register", func() bool { return f.r.Len(wsmod.KindWebSocket) == n })
+	waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindWebSocket) == n }, "the sessions to register")
 	f.stop(t)
 	for range n {
 		<-results

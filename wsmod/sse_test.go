@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/wsmod"
 )
@@ -69,7 +70,7 @@ func TestSSEStop(t *testing.T) {
 		})
 	}
 	started.Wait()
-	waitFor(t, "50 streams", func() bool { return f.r.Len(wsmod.KindSSE) == readers })
+	waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindSSE) == readers }, "50 streams")
 
 	f.stop(t)
 	wg.Wait()
@@ -151,7 +152,7 @@ func TestSSEHandlerIgnoringContext(t *testing.T) {
 	if err := <-sendErr; err != wsmod.ErrStreamClosed {
 		t.Errorf("send after the final event: %v, want ErrStreamClosed", err)
 	}
-	waitFor(t, "the stuck handler to return", func() bool { return f.r.Len(wsmod.KindSSE) == 0 })
+	waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindSSE) == 0 }, "the stuck handler to return")
 	res := <-done
 	if len(res.events) != 2 || res.events[0].data != "hello" || res.events[1].event != "shutdown" {
 		t.Errorf("events %+v, want hello then the final event", res.events)
@@ -248,7 +249,7 @@ func TestSSEClientGoesAway(t *testing.T) {
 	<-first
 	_ = resp.Body.Close()
 	<-done
-	waitFor(t, "the session to end", func() bool { return f.r.Len(wsmod.KindSSE) == 0 })
+	waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindSSE) == 0 }, "the session to end")
 	if st := f.r.Stats().SSE; st.Aborted != 1 || st.Clean != 0 {
 		t.Errorf("stats %+v, want 1 aborted", st)
 	}

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/wsmod"
 )
@@ -68,7 +69,7 @@ func TestWebSocketStopThroughFx(t *testing.T) {
 			_ = conn.Close()
 		}
 	}()
-	waitFor(t, "200 sessions", func() bool { return r.Len(wsmod.KindWebSocket) == clients })
+	waittest.Eventually(t, waitTimeout, func() bool { return r.Len(wsmod.KindWebSocket) == clients }, "200 sessions")
 	// A message round trip on one of them, so the sessions are known to work.
 	if err := conns[0].WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
 		t.Fatal(err)
@@ -173,7 +174,7 @@ func TestWebSocketForceCloseAtDeadline(t *testing.T) {
 			go func() { politeDone <- readUntilClose(polite) }()
 			mute := dial(t, f.srv.WSURL("/ws"), nil) // never reads: never replies to the close frame
 			defer mute.Close()
-			waitFor(t, "2 sessions", func() bool { return f.r.Len(wsmod.KindWebSocket) == 2 })
+			waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindWebSocket) == 2 }, "2 sessions")
 
 			f.c.BeginDrain("test")
 			stopped := make(chan error, 1)
@@ -187,7 +188,7 @@ func TestWebSocketForceCloseAtDeadline(t *testing.T) {
 			if res := <-politeDone; res.code != websocket.CloseGoingAway {
 				t.Fatalf("polite client: close %d (%v), want 1001", res.code, res.err)
 			}
-			waitFor(t, "the polite session to end", func() bool { return f.r.Len(wsmod.KindWebSocket) == 1 })
+			waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindWebSocket) == 1 }, "the polite session to end")
 			if err := clock.BlockUntilContext(ctx, 1); err != nil { // the close deadline
 				t.Fatal(err)
 			}
@@ -255,9 +256,9 @@ func TestNewSessionsDuringDrainAndStop(t *testing.T) {
 		_, err := readSSE(resp.Body, nil)
 		sseDone <- err
 	}()
-	waitFor(t, "sessions opened during the drain", func() bool {
+	waittest.Eventually(t, waitTimeout, func() bool {
 		return f.r.Len(wsmod.KindWebSocket) == 1 && f.r.Len(wsmod.KindSSE) == 1
-	})
+	}, "sessions opened during the drain")
 
 	// Begin the stop phase now, without waiting out the hour of drain.
 	cancelled, cancel := context.WithCancel(context.Background())
@@ -327,10 +328,10 @@ func TestWebSocketKeepAliveRemovesDeadPeer(t *testing.T) {
 	liveDone := make(chan closeResult, 1)
 	go func() { liveDone <- readUntilClose(live) }()
 
-	waitFor(t, "the dead peer to be removed", func() bool { return f.r.Stats().WebSocket.Aborted == 1 })
+	waittest.Eventually(t, waitTimeout, func() bool { return f.r.Stats().WebSocket.Aborted == 1 }, "the dead peer to be removed")
 	// Five pings answered span 100ms, beyond the 40ms read deadline: the
 	// pongs extend it.
-	waitFor(t, "five pings", func() bool { return pings.Load() >= 5 })
+	waittest.Eventually(t, waitTimeout, func() bool { return pings.Load() >= 5 }, "five pings")
 	if n := f.r.Len(wsmod.KindWebSocket); n != 1 {
 		t.Fatalf("%d sessions, want the live one", n)
 	}
@@ -375,7 +376,7 @@ func TestWebSocketHandlerReturns(t *testing.T) {
 			if res := readUntilClose(conn); res.code != tt.wantCode {
 				t.Errorf("close %d (%v), want %d", res.code, res.err, tt.wantCode)
 			}
-			waitFor(t, "the session to end", func() bool { return f.r.Len(wsmod.KindWebSocket) == 0 })
+			waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindWebSocket) == 0 }, "the session to end")
 			if st := f.r.Stats().WebSocket; st.Clean != 1 {
 				t.Errorf("stats %+v, want 1 clean", st)
 			}
@@ -429,9 +430,9 @@ func TestWebSocketPeerVanishes(t *testing.T) {
 	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{},
 		func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
 	conn := dial(t, f.srv.WSURL("/ws"), nil)
-	waitFor(t, "the session", func() bool { return f.r.Len(wsmod.KindWebSocket) == 1 })
+	waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindWebSocket) == 1 }, "the session")
 	_ = conn.NetConn().Close()
-	waitFor(t, "the session to end", func() bool { return f.r.Len(wsmod.KindWebSocket) == 0 })
+	waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindWebSocket) == 0 }, "the session to end")
 	if st := f.r.Stats().WebSocket; st.Aborted != 1 || st.Clean != 0 {
 		t.Errorf("stats %+v, want 1 aborted", st)
 	}
@@ -466,7 +467,7 @@ func TestWebSocketOptions(t *testing.T) {
 		if res := readUntilClose(conn); res.code != websocket.CloseNormalClosure {
 			t.Errorf("close %d, want 1000", res.code)
 		}
-		waitFor(t, "the session to end", func() bool { return r.Len(wsmod.KindWebSocket) == 0 })
+		waittest.Eventually(t, waitTimeout, func() bool { return r.Len(wsmod.KindWebSocket) == 0 }, "the session to end")
 		if st := r.Stats(); st.Kind(wsmod.KindWebSocket) != st.WebSocket || st.Kind(wsmod.KindSSE) != st.SSE {
 			t.Errorf("Stats.Kind disagrees with %+v", st)
 		}

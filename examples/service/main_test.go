@@ -21,6 +21,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx", to look at the schema
 
 	"github.com/drainfx/drainfx/internal/proctest"
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/modules/sqlmod"
 )
 
@@ -109,10 +110,10 @@ func TestRoutes(t *testing.T) {
 		t.Errorf("/readyz?verbose has no db check:\n%s", body)
 	}
 	// The presence worker has written its row by the time the service is ready.
-	waitFor(t, "the presence row", func() bool {
+	waittest.Eventually(t, waitTimeout, func() bool {
 		_, body := do(t, c, "GET", s.URL("/instances"), "")
 		return strings.TrimSpace(body) != ""
-	})
+	}, "the presence row")
 
 	// WebSocket echo
 	ws, _, err := websocket.DefaultDialer.Dial(s.wsURL("/ws"), nil)
@@ -248,7 +249,7 @@ var errMoved = errors.New("moved to another pod")
 // here), it would need a new connection. Every failure is a loss.
 func keepAlive(url string, caughtUp, stop <-chan struct{}) <-chan loadResult {
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if isClosed(caughtUp) {
+		if waittest.Closed(caughtUp) {
 			return nil, errMoved
 		}
 		var d net.Dialer
@@ -292,15 +293,6 @@ func keepAlive(url string, caughtUp, stop <-chan struct{}) <-chan loadResult {
 	return done
 }
 
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 // SIGTERM under load: a WebSocket client, an SSE reader, a keep-alive
 // client and a slow request in flight. Nothing is lost: the WebSocket
 // closes with 1001, the SSE stream gets its final event and ends cleanly,
@@ -315,8 +307,8 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	sseDone := sseClient(t, newClient(t), s, sseReady)
 	caughtUp, stopLoad := make(chan struct{}), make(chan struct{})
 	loadDone := keepAlive(s.URL("/"), caughtUp, stopLoad)
-	recv(t, "the first echo", wsReady)
-	recv(t, "the first event", sseReady)
+	waittest.Recv(t, wsReady, waitTimeout, "the first echo")
+	waittest.Recv(t, sseReady, waitTimeout, "the first event")
 
 	// The slow request outlives the drain: it is answered in the stop phase.
 	// It is in flight once written: the server reads it during the drain.
@@ -336,7 +328,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		slowDone <- fmt.Sprintf("%d %s %v", resp.StatusCode, b, err)
 	}()
-	recv(t, "the slow request written", wrote)
+	waittest.Recv(t, wrote, waitTimeout, "the slow request written")
 
 	sent := s.Signal(t, syscall.SIGTERM)
 	// The proxies catch up half-way through the drain (the endpoint
@@ -354,18 +346,18 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
-	if got := recv(t, "the slow response", slowDone); got != "200 ok <nil>" {
+	if got := waittest.Recv(t, slowDone, waitTimeout, "the slow response"); got != "200 ok <nil>" {
 		t.Errorf("slow request = %s, want 200 ok", got)
 	}
-	ws := recv(t, "the WebSocket's end", wsDone)
+	ws := waittest.Recv(t, wsDone, waitTimeout, "the WebSocket's end")
 	if ce, ok := errors.AsType[*websocket.CloseError](ws.err); !ok || ce.Code != websocket.CloseGoingAway {
 		t.Errorf("WebSocket ended with %v after %d echoes, want close 1001", ws.err, ws.echoed)
 	}
-	sse := recv(t, "the SSE stream's end", sseDone)
+	sse := waittest.Recv(t, sseDone, waitTimeout, "the SSE stream's end")
 	if sse.err != io.EOF || sse.lastEvent != "shutdown" {
 		t.Errorf("SSE ended with %v, last event %q, after %d events; want the shutdown event, then io.EOF", sse.err, sse.lastEvent, sse.data)
 	}
-	load := recv(t, "the keep-alive client", loadDone)
+	load := waittest.Recv(t, loadDone, waitTimeout, "the keep-alive client")
 	if len(load.failures) > 0 {
 		t.Errorf("keep-alive client: %d failed requests: %q", len(load.failures), load.failures)
 	}
@@ -439,30 +431,6 @@ func TestBadEnvExits1(t *testing.T) {
 	}
 }
 
-func recv[T any](t *testing.T, what string, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(waitTimeout):
-		t.Fatalf("no %s within %v", what, waitTimeout)
-		var zero T
-		return zero
-	}
-}
-
-// waitFor polls cond until it holds or waitTimeout passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, waitTimeout)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
-}
-
 // defaultPostgresDSN is what internal/ci/postgres.sh sets up (as for the
 // sqlmod tests); DRAINFX_TEST_POSTGRES_DSN points elsewhere.
 const defaultPostgresDSN = "postgres://drainfx:drainfx@127.0.0.1:5432/drainfx?sslmode=disable"
@@ -522,10 +490,10 @@ func TestPostgres(t *testing.T) {
 	if _, body := do(t, c, "GET", s.AdminURL("/readyz?verbose"), ""); !strings.Contains(body, "[+]db ok") {
 		t.Errorf("/readyz?verbose has no db check:\n%s", body)
 	}
-	waitFor(t, "the presence row", func() bool {
+	waittest.Eventually(t, waitTimeout, func() bool {
 		_, body := do(t, c, "GET", s.URL("/instances"), "")
 		return strings.TrimSpace(body) != ""
-	})
+	}, "the presence row")
 	s.stop(t)
 	var rows int
 	if err := db.QueryRow(`SELECT count(*) FROM instances`).Scan(&rows); err != nil || rows != 0 {
@@ -535,5 +503,30 @@ func TestPostgres(t *testing.T) {
 		if pw, ok := u.User.Password(); ok && strings.Contains(s.Output(), pw+"@") {
 			t.Error("the database password appears in the log")
 		}
+	}
+}
+
+// A database that cannot be reached fails start-up within fx's start
+// timeout (15 s): exit 1, the DSN named with its password masked.
+func TestUnreachableDatabaseExits1(t *testing.T) {
+	t.Parallel()
+	port := proctest.FreePort(t) // nothing listens there
+	dsn := fmt.Sprintf("postgres://app:hunter2@127.0.0.1:%d/app?sslmode=disable", port)
+	began := time.Now()
+	p := proctest.Start(t, bin, "DATA_DIR="+t.TempDir(), "DATABASE_URL="+dsn,
+		fmt.Sprintf("PORT=%d", proctest.FreePort(t)), fmt.Sprintf("ADMIN_PORT=%d", proctest.FreePort(t)))
+	code, at := p.Wait(t, 30*time.Second)
+	out := p.Output()
+	if code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	if took := at.Sub(began); took > 16*time.Second {
+		t.Errorf("exit after %v, want within the 15 s start timeout", took)
+	}
+	if want := fmt.Sprintf("postgres://app:xxxxx@127.0.0.1:%d/app", port); !strings.Contains(out, want) {
+		t.Errorf("output does not name %s:\n%s", want, out)
+	}
+	if strings.Contains(out, "hunter2") {
+		t.Errorf("output shows the password:\n%s", out)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/drainfx/drainfx/internal/srvstate"
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -131,16 +132,16 @@ func TestSecondStopWaitsForTheFirst(t *testing.T) {
 	}
 	first := make(chan error, 1)
 	go func() { first <- st.Stop(context.Background(), stop) }()
-	recv(t, entered, "the first Stop to call stop")
+	waittest.Recv(t, entered, waitTimeout, "the first Stop to call stop")
 
 	// A second Stop waits for the first or for its ctx: here its ctx ends.
 	ctx, cancel := context.WithCancel(context.Background())
 	wctx := watchDone(ctx)
 	second := make(chan error, 1)
 	go func() { second <- st.Stop(wctx, stop) }()
-	recv(t, wctx.asked, "the second Stop to wait")
+	waittest.Recv(t, wctx.asked, waitTimeout, "the second Stop to wait")
 	cancel()
-	if err := recv(t, second, "the second Stop to return"); !errors.Is(err, context.Canceled) {
+	if err := waittest.Recv(t, second, waitTimeout, "the second Stop to return"); !errors.Is(err, context.Canceled) {
 		t.Errorf("second Stop whose ctx ended = %v, want context.Canceled", err)
 	}
 
@@ -148,12 +149,12 @@ func TestSecondStopWaitsForTheFirst(t *testing.T) {
 	wctx = watchDone(context.Background())
 	third := make(chan bool, 1)
 	go func() { third <- st.Stop(wctx, stop) == nil && firstReturned.Load() }()
-	recv(t, wctx.asked, "the third Stop to wait")
+	waittest.Recv(t, wctx.asked, waitTimeout, "the third Stop to wait")
 	close(release)
-	if !recv(t, third, "the third Stop to return") {
+	if !waittest.Recv(t, third, waitTimeout, "the third Stop to return") {
 		t.Error("third Stop returned an error, or before the first")
 	}
-	if err := recv(t, first, "the first Stop to return"); err == nil {
+	if err := waittest.Recv(t, first, waitTimeout, "the first Stop to return"); err == nil {
 		t.Error("first Stop = nil, want stop's error")
 	}
 	if n := stops.Load(); n != 1 {
@@ -178,18 +179,6 @@ func watchDone(ctx context.Context) *doneWatch {
 func (c *doneWatch) Done() <-chan struct{} {
 	c.once.Do(func() { close(c.asked) })
 	return c.Context.Done()
-}
-
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(waitTimeout):
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
-	}
 }
 
 func TestRecordCut(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/fx/fxtest"
 	"google.golang.org/grpc"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/grpcmod"
 )
@@ -56,16 +57,16 @@ func TestModuleServerThenClient(t *testing.T) {
 	app.RequireStart()
 	client := newSlowClient(dial(t, srv.Addr()))
 	res := client.goWait("via front")
-	recv(t, "the call to arrive", front.entered)
+	waittest.Recv(t, front.entered, waitTimeout, "the call to arrive")
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- app.Stop(context.Background()) }()
-	eventually(t, "the stop phase", func() bool { return c.State() >= lifecycle.StateStopping })
+	waittest.Eventually(t, waitTimeout, func() bool { return c.State() >= lifecycle.StateStopping }, "the stop phase")
 	close(front.release)
-	if r := recv(t, "the call", res); r.err != nil || r.out != "done via front" {
+	if r := waittest.Recv(t, res, waitTimeout, "the call"); r.err != nil || r.out != "done via front" {
 		t.Fatalf("call in flight at D0 = %q, %v; want the backend's answer", r.out, r.err)
 	}
-	if err := recv(t, "the app to stop", stopped); err != nil {
+	if err := waittest.Recv(t, stopped, waitTimeout, "the app to stop"); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
 	r, _ := c.Report()

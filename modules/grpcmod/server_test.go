@@ -17,11 +17,16 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/grpcmod"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// waitTimeout bounds every wait on an event in these tests; reaching it is a
+// failure, not a timing.
+const waitTimeout = 5 * time.Second
 
 var (
 	roomy = lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}
@@ -175,28 +180,6 @@ func dial(t *testing.T, addr net.Addr) *grpc.ClientConn {
 	return cc
 }
 
-func recv[T any](t *testing.T, what string, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(5 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestHealthServingThenNotServingFromD0(t *testing.T) {
 	t.Parallel()
 	c := newCoordinator(t, roomy)
@@ -254,22 +237,22 @@ func TestUnaryCallInFlightAtD0Completes(t *testing.T) {
 	client := newSlowClient(dial(t, srv.Addr()))
 
 	res := client.goWait("order 1")
-	recv(t, "the call to arrive", svc.entered)
+	waittest.Recv(t, svc.entered, waitTimeout, "the call to arrive")
 
 	c.BeginDrain("test")
 	stopped := make(chan error, 1)
 	go func() { stopped <- srv.Stop(context.Background()) }()
-	eventually(t, "the stop phase", func() bool { return c.State() == lifecycle.StateStopping })
+	waittest.Eventually(t, waitTimeout, func() bool { return c.State() == lifecycle.StateStopping }, "the stop phase")
 	select {
 	case err := <-stopped:
 		t.Fatalf("Stop returned (%v) with a call in flight", err)
 	default:
 	}
 	close(svc.release)
-	if r := recv(t, "the call", res); r.err != nil || r.out != "done order 1" {
+	if r := waittest.Recv(t, res, waitTimeout, "the call"); r.err != nil || r.out != "done order 1" {
 		t.Fatalf("call in flight at D0 = %q, %v; want it completed", r.out, r.err)
 	}
-	if err := recv(t, "Stop", stopped); err != nil {
+	if err := waittest.Recv(t, stopped, waitTimeout, "Stop"); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
 	if r := c.Finish(); !r.Clean() || r.InFlightAtD0[grpcmod.InFlightGauge] != 1 {
@@ -309,7 +292,7 @@ func TestStreamThatNeverEndsIsCutAtTheStopDeadline(t *testing.T) {
 	if r := c.Finish(); r.Cut[grpcmod.InFlightGauge] != 1 || r.ExitCode != 1 {
 		t.Fatalf("report cut %v exit %d, want rpcs=1 exit 1", r.Cut, r.ExitCode)
 	}
-	eventually(t, "the stream's handler to return", func() bool { return srv.InFlight() == 0 })
+	waittest.Eventually(t, waitTimeout, func() bool { return srv.InFlight() == 0 }, "the stream's handler to return")
 }
 
 func TestServeErrorIsReported(t *testing.T) {
@@ -325,7 +308,7 @@ func TestServeErrorIsReported(t *testing.T) {
 		t.Fatalf("Addr() = %v, want the given listener's %v", srv.Addr(), ln.Addr())
 	}
 	ln.Close() // the listener fails under Serve
-	if err := recv(t, "the serve error", failed); err == nil {
+	if err := waittest.Recv(t, failed, waitTimeout, "the serve error"); err == nil {
 		t.Fatal("nil serve error")
 	}
 	if err := srv.Stop(t.Context()); err != nil {

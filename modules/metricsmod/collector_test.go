@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/metricsmod"
 	"github.com/drainfx/drainfx/probemod"
@@ -71,7 +72,7 @@ func TestCollector(t *testing.T) {
 
 	c.MarkStarted()
 	c.BeginDrain(lifecycle.ReasonPrestop)
-	blockUntil(t, clk, 1)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2 * time.Second)
 	if err := c.DrainAndWait(context.Background()); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package metricsmod_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"sort"
@@ -13,6 +12,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
+
+	"github.com/drainfx/drainfx/internal/waittest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -104,41 +105,11 @@ func (f families) names() string {
 	return strings.Join(n, " ")
 }
 
-// eventually scrapes url until cond holds on a scrape.
+// eventually scrapes url until cond holds on a scrape, and returns that
+// scrape.
 func eventually(t *testing.T, url, what string, cond func(families) bool) families {
 	t.Helper()
-	deadline := time.Now().Add(eventTimeout)
-	for {
-		f := scrape(t, url)
-		if cond(f) {
-			return f
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling with a deadline
-	}
-}
-
-func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(eventTimeout):
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
-	}
-}
-
-func blockUntil(t *testing.T, clk interface {
-	BlockUntilContext(context.Context, int) error
-}, n int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
-	defer cancel()
-	if err := clk.BlockUntilContext(ctx, n); err != nil {
-		t.Fatalf("waiting for %d timer(s) on the fake clock: %v", n, err)
-	}
+	var f families
+	waittest.Eventually(t, eventTimeout, func() bool { f = scrape(t, url); return cond(f) }, what)
+	return f
 }

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/fx/fxtest"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/metricsmod"
 	"github.com/drainfx/drainfx/probemod"
@@ -125,7 +126,7 @@ func TestScrapeDuringDrain(t *testing.T) {
 		resp.Body.Close()
 		got <- resp.StatusCode
 	}()
-	waitFor(t, entered, "the request to reach its handler")
+	waittest.Recv(t, entered, eventTimeout, "the request to reach its handler")
 	if v, _ := scrape(t, metrics).value("drainfx_inflight_requests"); v != 1 {
 		t.Errorf("drainfx_inflight_requests = %v with one request in its handler, want 1", v)
 	}
@@ -149,7 +150,7 @@ func TestScrapeDuringDrain(t *testing.T) {
 	}
 
 	close(release)
-	if code := waitFor(t, got, "the response"); code != http.StatusOK {
+	if code := waittest.Recv(t, got, eventTimeout, "the response"); code != http.StatusOK {
 		t.Errorf("GET /slow = %d", code)
 	}
 	f = eventually(t, metrics, "drainfx_inflight_requests to fall to 0", func(f families) bool {
@@ -164,9 +165,9 @@ func TestScrapeDuringDrain(t *testing.T) {
 	// the stop so the stop phase can be scraped.
 	stopped := make(chan error, 1)
 	go func() { stopped <- app.Stop(context.Background()) }()
-	blockUntil(t, clk, 1) // the drain timer
+	waittest.BlockUntil(t, clk, 1, eventTimeout) // the drain timer
 	clk.Advance(5 * time.Second)
-	waitFor(t, inHook, "the teardown hook")
+	waittest.Recv(t, inHook, eventTimeout, "the teardown hook")
 	f = scrape(t, metrics)
 	if got := f.state(t); got != "stopping" {
 		t.Errorf("state in the teardown = %s, want stopping", got)
@@ -186,7 +187,7 @@ func TestScrapeDuringDrain(t *testing.T) {
 		t.Errorf("drainfx_check_passing{check=db} = %v, %v; want 1 (since the probe before D0)", v, ok)
 	}
 	close(releaseHook)
-	if err := waitFor(t, stopped, "the stop"); err != nil {
+	if err := waittest.Recv(t, stopped, eventTimeout, "the stop"); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
 

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 	"modernc.org/sqlite"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/modules/sqlmod"
 )
 
@@ -36,6 +37,10 @@ func TestMain(m *testing.M) {
 		})
 	goleak.VerifyTestMain(m)
 }
+
+// waitTimeout bounds every wait on an event in these tests; reaching it is a
+// failure, not a timing.
+const waitTimeout = 5 * time.Second
 
 // defaultPostgresDSN is what internal/ci/postgres.sh sets up.
 const defaultPostgresDSN = "postgres://drainfx:drainfx@127.0.0.1:5432/drainfx?sslmode=disable"
@@ -88,7 +93,7 @@ var sqliteBackend = backend{
 	},
 	block: func(t *testing.T) (string, func(), func()) {
 		b := newSQLiteBlock(t)
-		return b.query, func() { recvClosed(t, "the query to block", b.entered) }, b.unblock
+		return b.query, func() { waittest.Recv(t, b.entered, waitTimeout, "the query to block") }, b.unblock
 	},
 }
 
@@ -114,12 +119,12 @@ var postgresBackend = backend{
 			t.Fatal(err)
 		}
 		entered := func() {
-			eventually(t, "the query to wait for the lock", func() bool {
+			waittest.Eventually(t, waitTimeout, func() bool {
 				var n int
 				err := holder.QueryRow(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1::bigint`,
 					int64(uint32(key))).Scan(&n)
 				return err == nil && n == 1
-			})
+			}, "the query to wait for the lock")
 		}
 		var once sync.Once
 		release := func() {
@@ -187,26 +192,6 @@ func newSQLiteBlock(t *testing.T) *sqliteBlock {
 }
 
 func (b *sqliteBlock) unblock() { b.once.Do(func() { close(b.release) }) }
-
-func recvClosed(t *testing.T, what string, ch <-chan struct{}) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 func mustContain(t *testing.T, s string, subs ...string) {
 	t.Helper()

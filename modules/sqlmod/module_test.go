@@ -14,6 +14,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/sqlmod"
 	"github.com/drainfx/drainfx/probemod"
@@ -153,6 +154,6 @@ func TestModuleQueryOutlivingTheDeadlineIsCut(t *testing.T) {
 		if err := <-res; err != nil {
 			t.Fatalf("the cut query: %v", err)
 		}
-		eventually(t, "the last connection to close", func() bool { return db.Stats().OpenConnections == 0 })
+		waittest.Eventually(t, waitTimeout, func() bool { return db.Stats().OpenConnections == 0 }, "the last connection to close")
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/modules/sqlmod"
 )
 
@@ -159,9 +160,9 @@ func TestCloseWaitsForTheQueryInFlight(t *testing.T) {
 			}
 			closed <- err
 		}()
-		eventually(t, "the pool to refuse new queries", func() bool {
+		waittest.Eventually(t, waitTimeout, func() bool {
 			return p.DB().Ping() != nil
-		})
+		}, "the pool to refuse new queries")
 		select {
 		case err := <-closed:
 			t.Fatalf("Close returned (%v) while a query was running", err)

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/workermod"
 )
@@ -58,7 +59,7 @@ func TestModuleFailedWorkerShutsAppDownWithExitCode1(t *testing.T) {
 		workermod.AsWorker("bad", workermod.AtTeardown, func(context.Context) error { return errors.New("boom") }),
 	)
 	app.RequireStart()
-	sig := recv(t, "the shutdown signal", app.Wait())
+	sig := waittest.Recv(t, app.Wait(), waitTimeout, "the shutdown signal")
 	if sig.ExitCode != 1 {
 		t.Fatalf("exit code %d, want 1", sig.ExitCode)
 	}

@@ -12,11 +12,16 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/workermod"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// waitTimeout bounds every wait on an event in these tests; reaching it is a
+// failure, not a timing.
+const waitTimeout = 5 * time.Second
 
 // roomy is a budget nothing in these tests comes near; tight is one whose
 // deadlines the tests reach on purpose: StopDeadline D0+400ms,
@@ -57,30 +62,6 @@ func mustAdd(t *testing.T, s *workermod.Supervisor, ws ...workermod.Worker) {
 		if err := s.Add(w); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// eventually polls cond until it holds, failing the test after 5s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// recv waits for ch, failing the test after 5s.
-func recv[T any](t *testing.T, what string, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(5 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
 	}
 }
 
@@ -129,7 +110,7 @@ func TestDrainWorkerStopsAtD0TeardownWorkerAtStop(t *testing.T) {
 	}
 
 	c.BeginDrain("test")
-	eventually(t, "the consumer to stop at D0", func() bool { return slices.Equal(s.Running(), []string{"flusher"}) })
+	waittest.Eventually(t, waitTimeout, func() bool { return slices.Equal(s.Running(), []string{"flusher"}) }, "the consumer to stop at D0")
 	if got := rec.get(); !slices.Equal(got, []string{"consumer"}) {
 		t.Fatalf("stopped at D0: %v, want only the consumer", got)
 	}
@@ -209,7 +190,7 @@ func TestTeardownWorkerIgnoringContextIsCutNextStillStops(t *testing.T) {
 	}
 
 	close(release)
-	eventually(t, "the stuck worker to return", func() bool { return len(s.Running()) == 0 })
+	waittest.Eventually(t, waitTimeout, func() bool { return len(s.Running()) == 0 }, "the stuck worker to return")
 }
 
 func TestDrainWorkerIgnoringContextIsCutAtStopDeadline(t *testing.T) {
@@ -241,7 +222,7 @@ func TestDrainWorkerIgnoringContextIsCutAtStopDeadline(t *testing.T) {
 		t.Fatalf("report cut %v exit %d, want workers=1, exit 1", r.Cut, r.ExitCode)
 	}
 	close(release)
-	eventually(t, "the stuck worker to return", func() bool { return len(s.Running()) == 0 })
+	waittest.Eventually(t, waitTimeout, func() bool { return len(s.Running()) == 0 }, "the stuck worker to return")
 }
 
 func TestFailureShutsDownWithExitCode1(t *testing.T) {
@@ -268,7 +249,7 @@ func TestFailureShutsDownWithExitCode1(t *testing.T) {
 			if err := s.Start(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			if code := recv(t, "the shutdown request", codes); code != 1 {
+			if code := waittest.Recv(t, codes, waitTimeout, "the shutdown request"); code != 1 {
 				t.Fatalf("exit code %d, want 1", code)
 			}
 			failed := logs.FilterMessage("worker failed: shutting down").All()
@@ -316,7 +297,7 @@ func TestRestartWithBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	for want := 1; want <= 4; want++ {
-		if got := recv(t, "a run", runs); got != want {
+		if got := waittest.Recv(t, runs, waitTimeout, "a run"); got != want {
 			t.Fatalf("run %d, want %d", got, want)
 		}
 	}
@@ -354,7 +335,7 @@ func TestWorkerReturningNilEarlyIsDone(t *testing.T) {
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the worker to finish", func() bool { return len(s.Running()) == 0 })
+	waittest.Eventually(t, waitTimeout, func() bool { return len(s.Running()) == 0 }, "the worker to finish")
 	if err := s.Stop(t.Context()); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}

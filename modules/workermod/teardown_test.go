@@ -20,6 +20,7 @@ import (
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/grpcmod"
 	"github.com/drainfx/drainfx/modules/sqlmod"
@@ -174,16 +175,16 @@ func TestTeardownOrder(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /jobs/42: %s", resp.Status)
 	}
-	eventually(t, "the job to be done", func() bool {
+	waittest.Eventually(t, waitTimeout, func() bool {
 		var status string
 		return db.QueryRow("SELECT status FROM done WHERE id = '42'").Scan(&status) == nil && status == "SERVING"
-	})
+	}, "the job to be done")
 
 	err = app.Stop(context.Background())
 	if !errors.Is(err, lifecycle.ErrHookOverran) || !errors.Is(err, lifecycle.ErrUnclean) {
 		t.Fatalf("Stop = %v, want the worker's hook overran and an unclean report", err)
 	}
-	recvClosed(t, "the worker's context to end", ctxEnded)
+	waittest.Recv(t, ctxEnded, waitTimeout, "the worker's context to end")
 
 	stops, errs := rec.get()
 	want := []string{"http server", "worker", "supervisor", "grpc client", "db", "report"}
@@ -231,14 +232,5 @@ func TestTeardownOrder(t *testing.T) {
 	}
 
 	release()
-	eventually(t, "the stuck worker to return", func() bool { return len(sup.Running()) == 0 })
-}
-
-func recvClosed(t *testing.T, what string, ch <-chan struct{}) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-	}
+	waittest.Eventually(t, waitTimeout, func() bool { return len(sup.Running()) == 0 }, "the stuck worker to return")
 }
