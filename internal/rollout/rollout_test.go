@@ -88,19 +88,25 @@ func serviceEnv(t *testing.T, env ...string) []string {
 func TestServiceZeroLoss(t *testing.T) {
 	needRollout(t)
 	bin := binary(t, servicePkg)
+	fixed3s := []string{"SHUTDOWN_GRACE_PERIOD=10s", "SHUTDOWN_DRAIN_DELAY=3s", "SHUTDOWN_DRAIN_QUIET=0s"}
 	tests := []struct {
 		name    string
 		preStop rollout.PreStop
+		env     []string
 	}{
-		{"prestop http", rollout.PreStop{Kind: rollout.PreStopHTTP}},
-		{"sigterm only", rollout.PreStop{Kind: rollout.PreStopNone}},
+		{"prestop http", rollout.PreStop{Kind: rollout.PreStopHTTP}, fixed3s},
+		{"sigterm only", rollout.PreStop{Kind: rollout.PreStopNone}, fixed3s},
+		// The shell-free hook of k8s/prestop-sleep: the kubelet sleeps, then
+		// sends SIGTERM, which begins the drain. The grace period includes
+		// the sleep, so the service's budget is what is left after it.
+		{"prestop sleep", rollout.PreStop{Kind: rollout.PreStopSleep, Sleep: 3 * time.Second},
+			[]string{"SHUTDOWN_GRACE_PERIOD=7s", "SHUTDOWN_DRAIN_DELAY=2s", "SHUTDOWN_DRAIN_QUIET=0s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := check(t, rollout.Config{
-				Bin: bin,
-				Env: serviceEnv(t,
-					"SHUTDOWN_GRACE_PERIOD=10s", "SHUTDOWN_DRAIN_DELAY=3s", "SHUTDOWN_DRAIN_QUIET=0s"),
+				Bin:          bin,
+				Env:          serviceEnv(t, tt.env...),
 				Replicas:     2,
 				Replacements: 5,
 				PreStop:      tt.preStop,
