@@ -1,8 +1,10 @@
 package lifecycle
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -65,4 +67,33 @@ func (c *Coordinator) PrestopHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(resp)
 	})
+}
+
+// CallPrestop is the client side of [Coordinator.PrestopHandler], for a
+// preStop hook run as a command (a Kubernetes exec hook, which inherits the
+// container's environment, so the token can come from a Secret instead of
+// being written into the pod spec as httpGet headers must be). It asks the
+// handler at url to drain, with token in X-Prestop-Token if not empty, and
+// waits for its answer: the end of the drain, or ctx.
+func CallPrestop(ctx context.Context, url, token string) (PrestopResponse, error) {
+	var pr PrestopResponse
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return pr, fmt.Errorf("prestop %s: %w", url, err)
+	}
+	if token != "" {
+		req.Header.Set(PrestopHeader, token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return pr, fmt.Errorf("prestop: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return pr, fmt.Errorf("prestop %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&pr); err != nil {
+		return pr, fmt.Errorf("prestop %s: answer: %w", url, err)
+	}
+	return pr, nil
 }

@@ -1,6 +1,7 @@
 package modules
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -91,4 +92,26 @@ func show(d time.Duration) string {
 		return "0s"
 	}
 	return d.String()
+}
+
+// Prestop runs the preStop hook as a command, for a Kubernetes exec hook
+// (`command: ["/service", "prestop"]`): it reads the same environment as
+// [FromEnv], asks the admin server on loopback (ADMIN_PORT) to drain, with
+// PRESTOP_TOKEN, and returns once the drain has ended — or fails after the
+// grace period. An exec hook inherits the container's environment, so the
+// token can come from a Secret; an httpGet hook's headers cannot.
+func Prestop(ctx context.Context, lookup func(string) (string, bool)) (lifecycle.PrestopResponse, error) {
+	cfg, err := FromEnv(lookup)
+	if err != nil {
+		return lifecycle.PrestopResponse{}, err
+	}
+	_, port, err := net.SplitHostPort(cfg.Probe.Addr)
+	if err != nil {
+		return lifecycle.PrestopResponse{}, fmt.Errorf("%s: %w", EnvAdminPort, err)
+	}
+	lc := cfg.LifecycleConfig().WithDefaults()
+	ctx, cancel := context.WithTimeout(ctx, lc.GracePeriod)
+	defer cancel()
+	url := "http://" + net.JoinHostPort("127.0.0.1", port) + "/prestop"
+	return lifecycle.CallPrestop(ctx, url, lc.PrestopToken)
 }

@@ -31,6 +31,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -104,6 +105,19 @@ func app(cfg config) fx.Option {
 }
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "prestop" {
+		// The preStop hook as an exec command: `/service prestop` drains the
+		// running service through its admin port, with PRESTOP_TOKEN from
+		// the container's environment (a Secret), and returns when the
+		// drain has ended.
+		r, err := modules.Prestop(context.Background(), os.LookupEnv)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "service prestop:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("service prestop: drained (%s, ended by %s, waited %s)\n", r.Reason, r.DrainEndedBy, r.Waited)
+		return
+	}
 	cfg, err := loadConfig(os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "service:", err)

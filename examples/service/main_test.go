@@ -530,3 +530,35 @@ func TestUnreachableDatabaseExits1(t *testing.T) {
 		t.Errorf("output shows the password:\n%s", out)
 	}
 }
+
+// The exec form of the hook: `service prestop` in the container's
+// environment (the token from a Secret) drains the running service and
+// returns when the drain has ended; with a wrong token it fails and
+// changes nothing.
+func TestPrestopCommand(t *testing.T) {
+	t.Parallel()
+	s := start(t, "SHUTDOWN_DRAIN_DELAY=500ms", "PRESTOP_TOKEN=s3cret")
+	env := []string{fmt.Sprintf("ADMIN_PORT=%d", s.Admin), "SHUTDOWN_DRAIN_DELAY=500ms"}
+
+	wrong := proctest.StartArgs(t, bin, []string{"prestop"}, append(env, "PRESTOP_TOKEN=guess")...)
+	if code, _ := wrong.Wait(t, waitTimeout); code != 1 || !strings.Contains(wrong.Output(), "401 Unauthorized") ||
+		strings.Count(strings.TrimSpace(wrong.Output()), "\n") != 0 {
+		t.Errorf("prestop with a wrong token: exit %d, output %q; want 1 naming 401", code, wrong.Output())
+	}
+	if status, _ := do(t, newClient(t), "GET", s.AdminURL("/readyz"), ""); status != http.StatusOK {
+		t.Errorf("/readyz after a refused prestop = %d, want 200", status)
+	}
+
+	began := time.Now()
+	hook := proctest.StartArgs(t, bin, []string{"prestop"}, append(env, "PRESTOP_TOKEN=s3cret")...)
+	code, at := hook.Wait(t, waitTimeout)
+	if code != 0 || !strings.Contains(hook.Output(), "drained (prestop") {
+		t.Errorf("prestop: exit %d, output %q; want 0 and drained", code, hook.Output())
+	}
+	if waited := at.Sub(began); waited < 500*time.Millisecond {
+		t.Errorf("prestop returned after %v, before the 500ms drain", waited)
+	}
+	if took := s.stop(t); took > time.Second {
+		t.Errorf("SIGTERM after the prestop command → exit %v, want at once", took)
+	}
+}

@@ -69,7 +69,13 @@ type Proc struct {
 // Start starts bin with the current environment plus env ("K=V").
 func Start(tb testing.TB, bin string, env ...string) *Proc {
 	tb.Helper()
-	p := &Proc{cmd: exec.Command(bin), done: make(chan struct{})}
+	return StartArgs(tb, bin, nil, env...)
+}
+
+// StartArgs is [Start] with command-line arguments.
+func StartArgs(tb testing.TB, bin string, args []string, env ...string) *Proc {
+	tb.Helper()
+	p := &Proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout = &p.out
 	p.cmd.Stderr = &p.out
