@@ -1,0 +1,60 @@
+package httpmod_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/waittest"
+	"github.com/drainfx/drainfx/lifecycle"
+)
+
+// An h2c client multiplexes its requests over one connection, so a
+// Connection: close per response cannot move it: net/http turns the header
+// into a GOAWAY, and the client's next requests go out on a new connection
+// (through the proxy, to another pod) — with every response intact.
+func TestH2CDrainMovesClientsWithGOAWAY(t *testing.T) {
+	t.Parallel()
+	s, c := startServer(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, httpmod.Config{H2C: true},
+		routes(func(e *echo.Echo) { e.GET("/", okHandler) }))
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: waitTimeout}
+	url := "http://" + s.Addr().String() + "/"
+
+	// get answers whether the request went out on a connection used before.
+	get := func() (reused bool) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
+		}))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET: %v", err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 || string(body) != "ok" {
+			t.Fatalf("GET = %d over HTTP/%d, body %q, %v; want 200 ok over HTTP/2", resp.StatusCode, resp.ProtoMajor, body, err)
+		}
+		return reused
+	}
+
+	get()
+	if !get() {
+		t.Fatal("before the drain the h2c connection was not reused")
+	}
+	c.BeginDrain("test")
+	// The first response during the drain comes on the old connection and
+	// carries the GOAWAY; the client's requests then move to a new one.
+	waittest.Eventually(t, waitTimeout, func() bool { return !get() }, "a request on a new connection after GOAWAY")
+}
