@@ -9,6 +9,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/drainfx/drainfx/internal/fxserver"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -57,7 +58,7 @@ func NewFx(p Params) (Result, error) {
 	a, err := New(p.Config, p.Coordinator, p.Checks,
 		WithLogger(p.Logger),
 		WithRoutes(p.AdminRoutes...),
-		OnServeError(func(error) { _ = p.Shutdowner.Shutdown(fx.ExitCode(1)) }),
+		OnServeError(fxserver.ShutdownOnServeError(p.Shutdowner, p.Logger, "probe")),
 	)
 	if err != nil {
 		return Result{}, err

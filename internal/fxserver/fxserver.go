@@ -1,5 +1,5 @@
 // Package fxserver holds the fx wiring that the server modules (httpmod,
-// grpcmod) share.
+// grpcmod, probemod's admin server) share.
 package fxserver
 
 import (
