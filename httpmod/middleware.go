@@ -15,10 +15,11 @@ import (
 // The middleware wraps echo as a plain [net/http.Handler] rather than an
 // echo middleware on purpose: echo v4 applies its middleware chain on every
 // request, which allocates a closure per middleware per request, while this
-// costs two atomic adds, one atomic load and a deferred call, and no
+// costs two atomic adds (the in-flight count, which is also the adaptive
+// drain's arrival count), one atomic load and a deferred call, and no
 // allocation while not draining.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.inFlight.Add(1)
+	s.work.Begin()
 	defer func() {
 		// A panic becomes a 500; the in-flight count goes down whatever
 		// happened.
@@ -26,7 +27,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v != nil {
 			v = s.recovered(w, r, v)
 		}
-		s.inFlight.Add(-1)
+		s.work.End()
 		if v != nil {
 			// Only http.ErrAbortHandler comes back: net/http's documented
 			// way to abort a response (httputil.ReverseProxy uses it).

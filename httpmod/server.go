@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 
 	"github.com/drainfx/drainfx/internal/srvstate"
 	"github.com/drainfx/drainfx/lifecycle"
@@ -66,9 +65,9 @@ type Server struct {
 	srv          *http.Server
 	routes       []Route
 	onServeError func(error)
-	noteAccept   func() // c.NoteAccept; a field so tests can count
+	noteAccept   func(net.Addr) // c.NoteAccept; a field so tests can count
 
-	inFlight atomic.Int64
+	work srvstate.Work // requests begun and ended: the in-flight count and the arrivals
 
 	state     *srvstate.State // started once, stopped once, a stop-phase participant in between
 	serveDone chan struct{}   // closed when the serve goroutine has returned; set by start, read by stop (state orders them)
@@ -138,6 +137,7 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 		s.srv.Protocols = &p
 	}
 	c.TrackInFlight(InFlightGauge, s.InFlight)
+	c.TrackArrivals(s.work.Begun)
 	return s, nil
 }
 
@@ -148,7 +148,7 @@ func (s *Server) Echo() *echo.Echo { return s.echo }
 
 // InFlight returns the number of requests whose handler has not returned
 // yet, hijacked ones (WebSocket) included.
-func (s *Server) InFlight() int64 { return s.inFlight.Load() }
+func (s *Server) InFlight() int64 { return s.work.InFlight() }
 
 // Addr returns the address the server listens on (the real port when
 // [Config.Addr] asked for port 0), or nil before [Server.Start].
@@ -226,7 +226,7 @@ func (s *Server) stop(ctx context.Context) error {
 	err := s.srv.Shutdown(sctx)
 	if sctx.Err() != nil && err != nil {
 		// Shutdown gave up: whatever is still in flight is cut.
-		cut := s.inFlight.Load()
+		cut := s.work.InFlight()
 		_ = s.srv.Close() // its only error is closing the already closed listener
 		srvstate.RecordCut(s.c, s.log, InFlightGauge, cut, deadline)
 		err = nil
@@ -246,13 +246,13 @@ func (s *Server) stop(ctx context.Context) error {
 // adaptive drain: once per connection, never per request.
 type acceptListener struct {
 	net.Listener
-	note func()
+	note func(remote net.Addr)
 }
 
 func (l *acceptListener) Accept() (net.Conn, error) {
 	conn, err := l.Listener.Accept()
 	if err == nil {
-		l.note()
+		l.note(conn.RemoteAddr())
 	}
 	return conn, err
 }

@@ -96,7 +96,7 @@ func TestNoteAcceptOncePerConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	var accepts atomic.Int64
-	s.noteAccept = func() { accepts.Add(1) }
+	s.noteAccept = func(net.Addr) { accepts.Add(1) }
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

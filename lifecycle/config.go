@@ -17,6 +17,14 @@ const (
 	DefaultDrainDelay      = 5 * time.Second
 	DefaultTeardownReserve = 3 * time.Second
 	DefaultMargin          = 1 * time.Second
+	// DefaultDrainMissProbability is the default of
+	// [Config.DrainMissProbability]: ln(1/0.001) ≈ 6.9, so a pod that saw
+	// one request a second waits about 6.9 s without an arrival.
+	DefaultDrainMissProbability = 0.001
+	// DefaultStopShare is the most of the room between the drain and the
+	// teardown reserve that a default [Config.MaxDrainDelay] leaves to the
+	// stop phase (never more than half of it).
+	DefaultStopShare = 5 * time.Second
 )
 
 // NoDelay is a DrainDelay (or Margin, or TeardownReserve) that asks for no
@@ -42,13 +50,25 @@ type Config struct {
 	DrainDelay time.Duration `yaml:"drainDelay" json:"drainDelay"`
 	// DrainQuiet turns on the adaptive drain: once DrainDelay has passed, the
 	// drain ends as soon as no new connection has reached a public listener
-	// for DrainQuiet. Default 0: off, the drain lasts exactly DrainDelay
-	// (the modules.Web bundle turns it on at 1s).
+	// for the quiet period: DrainQuiet, or longer for a pod whose traffic
+	// before D0 was sparse (see DrainMissProbability). Default 0: off, the
+	// drain lasts exactly DrainDelay (the modules.Web bundle turns it on at
+	// 1s).
 	DrainQuiet time.Duration `yaml:"drainQuiet" json:"drainQuiet"`
+	// DrainMissProbability is the adaptive drain's accepted risk ε of taking
+	// a pause in this pod's own traffic for the end of the proxies' routing.
+	// From the rate λ at which work arrived in the minute before D0, the
+	// quiet period is max(DrainQuiet, ln(1/ε)/λ), capped by MaxDrainDelay:
+	// a proxy still sending at rate λ leaves no gap that long with
+	// probability 1 − ε. Default 0.001 ([DefaultDrainMissProbability]);
+	// it must lie in (0, 1).
+	DrainMissProbability float64 `yaml:"drainMissProbability" json:"drainMissProbability"`
 	// MaxDrainDelay is the longest the adaptive drain may last; it is what the
-	// budget reserves for the drain. Default: DrainDelay when DrainQuiet is 0,
-	// else 2 × DrainDelay, capped at half of GracePeriod − TeardownReserve −
-	// Margin (never below DrainDelay). It may not be below DrainDelay.
+	// budget reserves for the drain. Default: DrainDelay when DrainQuiet is 0;
+	// with the adaptive drain, all the room the budget leaves:
+	// GracePeriod − TeardownReserve − Margin minus the stop phase's share
+	// (min([DefaultStopShare], half of that room)), never below DrainDelay.
+	// It may not be below DrainDelay.
 	MaxDrainDelay time.Duration `yaml:"maxDrainDelay" json:"maxDrainDelay"`
 	// TeardownReserve is the time kept at the end for the OnStop hooks that
 	// release resources (workers, clients, pools), shared among the hooks
@@ -92,18 +112,29 @@ func (c Config) WithDefaults() Config {
 	if c.Margin == 0 {
 		c.Margin = DefaultMargin
 	}
+	if c.DrainMissProbability == 0 {
+		c.DrainMissProbability = DefaultDrainMissProbability
+	}
 	if c.MaxDrainDelay == 0 {
 		c.MaxDrainDelay = c.DrainDelay
 		if c.DrainQuiet > 0 {
-			// Room to adapt, up to 2 × DrainDelay, but never more than half
-			// of what the grace period leaves after the teardown reserve
-			// and the margin, so the stop phase keeps the other half and a
-			// budget valid for a fixed drain stays valid.
-			room := (c.GracePeriod - c.TeardownReserve - c.Margin) / 2
-			c.MaxDrainDelay = max(c.DrainDelay, min(2*c.DrainDelay, room))
+			c.MaxDrainDelay = max(c.DrainDelay, defaultMaxDrain(c.GracePeriod, c.TeardownReserve, c.Margin))
 		}
 	}
 	return c
+}
+
+// defaultMaxDrain is all the room the budget gives an adaptive drain: what
+// the grace period leaves after the teardown reserve and the margin, less
+// the stop phase's share, min(DefaultStopShare, half of it). A budget that
+// is valid for a fixed drain stays valid (the caller keeps DrainDelay as
+// the floor), and a slow load balancer gets every second the pod can give.
+func defaultMaxDrain(grace, reserve, margin time.Duration) time.Duration {
+	room := grace - reserve - margin
+	if room <= 0 {
+		return 0
+	}
+	return room - min(DefaultStopShare, room/2)
 }
 
 // Validate resolves defaults and checks the budget. The error names every
@@ -118,6 +149,9 @@ func (c Config) Validate() error {
 	bad.Negative("MaxDrainDelay", c.MaxDrainDelay)
 	bad.Negative("TeardownReserve", c.TeardownReserve)
 	bad.Negative("Margin", c.Margin)
+	if p := c.DrainMissProbability; p < 0 || p >= 1 || p != p {
+		bad.Addf("DrainMissProbability=%v is not in (0, 1)", p)
+	}
 	if len(bad) > 0 {
 		return &budgetError{bad.String()}
 	}
@@ -199,6 +233,9 @@ func (p Plan) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddDuration("drainDelay", p.DrainDelay)
 	enc.AddDuration("drainQuiet", p.DrainQuiet)
 	enc.AddDuration("maxDrainDelay", p.MaxDrainDelay)
+	if p.DrainQuiet > 0 {
+		enc.AddFloat64("drainMissProbability", p.DrainMissProbability)
+	}
 	enc.AddDuration("teardownReserve", p.TeardownReserve)
 	enc.AddDuration("margin", p.Margin)
 	enc.AddDuration("stopDeadline", p.StopDeadline)

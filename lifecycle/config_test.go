@@ -21,37 +21,37 @@ func TestConfigWithDefaults(t *testing.T) {
 		{
 			name: "zero",
 			give: lifecycle.Config{},
-			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, MaxDrainDelay: 5 * s, TeardownReserve: 3 * s, Margin: s},
+			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 5 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
-			name: "adaptive drain doubles the delay for the max",
+			name: "adaptive drain: the max is all the room, the stop phase keeps 5s",
 			give: lifecycle.Config{DrainQuiet: s},
-			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, DrainQuiet: s, MaxDrainDelay: 10 * s, TeardownReserve: 3 * s, Margin: s},
+			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, DrainQuiet: s, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 21 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
 			name: "adaptive drain with a drain delay",
 			give: lifecycle.Config{DrainDelay: 2 * s, DrainQuiet: s},
-			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 2 * s, DrainQuiet: s, MaxDrainDelay: 4 * s, TeardownReserve: 3 * s, Margin: s},
+			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 2 * s, DrainQuiet: s, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 21 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
-			name: "adaptive drain max capped at half the room left by a short grace period",
+			name: "adaptive drain: a short grace period leaves the stop phase half the room",
 			give: lifecycle.Config{GracePeriod: 12 * s, DrainDelay: 3 * s, DrainQuiet: s},
-			want: lifecycle.Config{GracePeriod: 12 * s, DrainDelay: 3 * s, DrainQuiet: s, MaxDrainDelay: 4 * s, TeardownReserve: 3 * s, Margin: s},
+			want: lifecycle.Config{GracePeriod: 12 * s, DrainDelay: 3 * s, DrainQuiet: s, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 4 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
 			name: "adaptive drain max never below the drain delay",
 			give: lifecycle.Config{GracePeriod: 10 * s, DrainDelay: 5 * s, DrainQuiet: s},
-			want: lifecycle.Config{GracePeriod: 10 * s, DrainDelay: 5 * s, DrainQuiet: s, MaxDrainDelay: 5 * s, TeardownReserve: 3 * s, Margin: s},
+			want: lifecycle.Config{GracePeriod: 10 * s, DrainDelay: 5 * s, DrainQuiet: s, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 5 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
 			name: "explicit values kept",
-			give: lifecycle.Config{GracePeriod: 60 * s, DrainDelay: 7 * s, DrainQuiet: 2 * s, MaxDrainDelay: 20 * s, TeardownReserve: 5 * s, Margin: 2 * s, PrestopToken: "t", IgnoreSignals: true},
-			want: lifecycle.Config{GracePeriod: 60 * s, DrainDelay: 7 * s, DrainQuiet: 2 * s, MaxDrainDelay: 20 * s, TeardownReserve: 5 * s, Margin: 2 * s, PrestopToken: "t", IgnoreSignals: true},
+			give: lifecycle.Config{GracePeriod: 60 * s, DrainDelay: 7 * s, DrainQuiet: 2 * s, DrainMissProbability: 0.05, MaxDrainDelay: 20 * s, TeardownReserve: 5 * s, Margin: 2 * s, PrestopToken: "t", IgnoreSignals: true},
+			want: lifecycle.Config{GracePeriod: 60 * s, DrainDelay: 7 * s, DrainQuiet: 2 * s, DrainMissProbability: 0.05, MaxDrainDelay: 20 * s, TeardownReserve: 5 * s, Margin: 2 * s, PrestopToken: "t", IgnoreSignals: true},
 		},
 		{
 			name: "NoDelay is kept, not defaulted",
 			give: lifecycle.Config{DrainDelay: lifecycle.NoDelay, TeardownReserve: lifecycle.NoDelay, Margin: lifecycle.NoDelay},
-			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: lifecycle.NoDelay, MaxDrainDelay: lifecycle.NoDelay, TeardownReserve: lifecycle.NoDelay, Margin: lifecycle.NoDelay},
+			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: lifecycle.NoDelay, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: lifecycle.NoDelay, TeardownReserve: lifecycle.NoDelay, Margin: lifecycle.NoDelay},
 		},
 	}
 	for _, tt := range tests {

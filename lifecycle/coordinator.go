@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,10 @@ const (
 	DrainEndedQuiet = "quiet" // adaptive drain: no new connection for DrainQuiet
 	DrainEndedMax   = "max"   // adaptive drain: MaxDrainDelay reached while connections still arrived
 	DrainEndedAbort = "abort" // cut short: the stop phase began (DrainAndWait's ctx ended) or the coordinator was closed first
+	// DrainEndedNotServing: the drain began before the service was ever
+	// serving (a start that failed or was cut short by a signal): nothing
+	// was routed here, so there is nothing to drain.
+	DrainEndedNotServing = "not serving"
 )
 
 // Transition is one state change, as passed to [Coordinator.Subscribe].
@@ -95,7 +100,12 @@ type Coordinator struct {
 	exit  func(int)
 
 	state      atomic.Int32
+	served     atomic.Bool  // MarkStarted ran: the service was serving at some point
 	lastAccept atomic.Int64 // clock time of the last public accept, UnixNano
+
+	traffic  trafficWindow // arrivals before D0, for the adaptive drain's quiet period
+	afterD0  arrivalLog    // new connections from D0 on
+	sampling sync.WaitGroup
 
 	drainStarted chan struct{} // closed at D0
 	drainDone    chan struct{} // closed when the drain phase ends
@@ -122,6 +132,8 @@ type Coordinator struct {
 	teardownAt   time.Time // the first wrapped stop hook began
 	closed       bool
 	gauges       []gauge
+	arrivalSrcs  []func() int64
+	seen         DrainSeen
 	sessionSrcs  []sessionSource
 	atD0         map[string]int64
 	sessAtD0     map[string]SessionEnds
@@ -234,11 +246,63 @@ func (c *Coordinator) AtFinish(fn func(ctx context.Context) error) {
 	c.mu.Unlock()
 }
 
-// NoteAccept records that a public listener accepted a connection now. The
-// adaptive drain ends only after DrainQuiet without one. Call it per
-// connection, not per request; admin listeners never call it.
-func (c *Coordinator) NoteAccept() {
-	c.lastAccept.Store(c.clock.Now().UnixNano())
+// NoteAccept records that a public listener accepted a connection from
+// remote (nil if unknown) now. The adaptive drain ends only after its quiet
+// period without one. Call it per connection, not per request; admin
+// listeners never call it. Before D0 it is one clock read and one atomic
+// store.
+func (c *Coordinator) NoteAccept(remote net.Addr) {
+	now := c.clock.Now()
+	c.lastAccept.Store(now.UnixNano())
+	if c.Draining() {
+		c.afterD0.note(now, remote)
+	}
+}
+
+// TrackArrivals registers a counter of the work that arrived at a public
+// server (requests, session opens, RPCs: it only grows). While serving,
+// the coordinator samples the sum of the counters once a second; the rate
+// of the last minute before D0 sets the adaptive drain's quiet period (see
+// [Config.DrainMissProbability]). read must be cheap and must not call the
+// coordinator. The HTTP and gRPC servers call it.
+func (c *Coordinator) TrackArrivals(read func() int64) {
+	c.mu.Lock()
+	c.arrivalSrcs = append(c.arrivalSrcs, read)
+	c.mu.Unlock()
+}
+
+// arrivals reads the sum of the arrival counters.
+func (c *Coordinator) arrivals() (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.arrivalsLocked()
+}
+
+func (c *Coordinator) arrivalsLocked() (int64, bool) {
+	var n int64
+	for _, read := range c.arrivalSrcs {
+		n += read()
+	}
+	return n, len(c.arrivalSrcs) > 0
+}
+
+// sample runs from MarkStarted to D0 (or Close): it samples the arrival
+// counters every sampleEvery into the traffic window.
+func (c *Coordinator) sample() {
+	defer c.sampling.Done()
+	t := c.clock.NewTicker(sampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.Chan():
+			n, _ := c.arrivals()
+			c.traffic.add(sample{c.clock.Now(), n})
+		case <-c.drainStarted:
+			return
+		case <-c.quit:
+			return
+		}
+	}
 }
 
 // D0 returns the moment the drain began and why, or the zero time.
@@ -298,7 +362,14 @@ func (c *Coordinator) fromD0(d time.Duration) time.Time {
 // bundle in package modules calls it when fx reports that every OnStart hook
 // has run; without the bundle, call it after [go.uber.org/fx.App.Start].
 func (c *Coordinator) MarkStarted() {
-	c.transition(StateServing, "started", nil)
+	c.transition(StateServing, "started", func(now time.Time) {
+		c.served.Store(true)
+		if n, ok := c.arrivalsLocked(); ok && !c.closed {
+			c.traffic.add(sample{now, n})
+			c.sampling.Add(1)
+			go c.sample()
+		}
+	})
 }
 
 // BeginDrain records D0 and begins the drain phase, once; later calls do
@@ -323,6 +394,9 @@ func (c *Coordinator) BeginDrain(reason string) bool {
 	if ended {
 		c.logDrainEnd(DrainEndedAbort, 0)
 	}
+	// The sampler has seen D0 (or Close): wait for it, so that the drain
+	// timer is the only goroutine of the coordinator left on its clock.
+	c.sampling.Wait()
 	return began
 }
 
@@ -413,6 +487,22 @@ func (c *Coordinator) RecordCut(kind string, n int64) {
 func (c *Coordinator) runDrain(d0 time.Time) {
 	defer c.wg.Done()
 	p := c.plan
+	if !c.served.Load() {
+		// Never serving, never in a load balancer: nothing to drain.
+		c.endDrain(DrainEndedNotServing)
+		return
+	}
+	quiet := time.Duration(0)
+	if p.DrainQuiet > 0 {
+		n, _ := c.arrivals()
+		rate := c.traffic.freeze(sample{d0, n})
+		quiet = quietFor(rate.PerSecond, p.DrainMissProbability, p.DrainQuiet, p.MaxDrainDelay)
+		c.mu.Lock()
+		c.seen.Rate, c.seen.Quiet = rate, quiet
+		c.mu.Unlock()
+		c.log.Info("drain quiet period", zap.Object("rate", rate), zap.Duration("quiet", quiet),
+			zap.Duration("maxDrainDelay", p.MaxDrainDelay))
+	}
 	least := d0.Add(p.DrainDelay)
 	if p.DrainDelay <= NoDelay {
 		least = d0 // "none", also on a fake clock that would tell 1ns apart
@@ -426,7 +516,7 @@ func (c *Coordinator) runDrain(d0 time.Time) {
 		most := d0.Add(p.MaxDrainDelay)
 		for {
 			now := c.clock.Now()
-			quietAt := time.Unix(0, c.lastAccept.Load()).Add(p.DrainQuiet)
+			quietAt := time.Unix(0, c.lastAccept.Load()).Add(quiet)
 			if !now.Before(quietAt) {
 				by = DrainEndedQuiet
 				break
@@ -486,15 +576,33 @@ func (c *Coordinator) endDrainLocked(by string, now time.Time) bool {
 	}
 	c.drainEnded = true
 	c.drainEnd, c.drainEndedBy = now, by
+	if !c.d0.IsZero() {
+		// The last quarter of the drain: who was still sending then.
+		since := c.d0.Add(now.Sub(c.d0) * 3 / 4)
+		n, last, late := c.afterD0.read(since)
+		c.seen.Arrivals, c.seen.LateRemotes = n, late
+		if !last.IsZero() {
+			c.seen.LastArrival = last.Sub(c.d0)
+		}
+	}
 	close(c.drainDone)
 	return true
 }
 
 func (c *Coordinator) logDrainEnd(by string, took time.Duration) {
-	fields := []zap.Field{zap.String("endedBy", by), zap.Duration("took", took)}
-	switch by {
-	case DrainEndedMax:
-		c.log.Warn("drain ended at MaxDrainDelay while connections still arrived: the proxies did not catch up", fields...)
+	c.mu.Lock()
+	seen := c.seen
+	c.mu.Unlock()
+	fields := []zap.Field{zap.String("endedBy", by), zap.Duration("took", took), zap.Object("seen", seen)}
+	// Connections still arriving within DrainQuiet of the end: the proxies
+	// had not stopped routing here when the budget ran out.
+	stillArriving := seen.Arrivals > 0 && took-seen.LastArrival < max(c.plan.DrainQuiet, sampleEvery)
+	switch {
+	case by == DrainEndedMax && stillArriving:
+		c.log.Warn("drain ended at MaxDrainDelay while connections still arrived: the load balancer had not caught up; "+
+			"raise MaxDrainDelay (SHUTDOWN_MAX_DRAIN_DELAY) and the grace period with it", fields...)
+	case by == DrainEndedMax:
+		c.log.Info("drain ended at MaxDrainDelay before this pod's quiet period (sparse traffic)", fields...)
 	default:
 		c.log.Info("drain ended", fields...)
 	}
@@ -554,4 +662,5 @@ func (c *Coordinator) Close() {
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
+	c.sampling.Wait()
 }

@@ -278,6 +278,7 @@ func TestDeadlines(t *testing.T) {
 	if got, want := c.TeardownDeadline(), clk.Now().Add(9*s); !got.Equal(want) {
 		t.Errorf("TeardownDeadline() before D0 = %v, want now+9s %v", got, want)
 	}
+	c.MarkStarted() // serving: a service that never served has nothing to drain
 	c.BeginDrain("test")
 	d0, _ := c.D0()
 	waittest.BlockUntil(t, clk, 1, eventTimeout)
@@ -296,6 +297,7 @@ func TestDeadlines(t *testing.T) {
 func TestStopPhaseContextEndsAtTheStopDeadline(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, testConfig())
+	c.MarkStarted() // serving: a service that never served has nothing to drain
 	c.BeginDrain("test")
 	waittest.BlockUntil(t, clk, 1, eventTimeout) // the drain timer
 	d0, _ := c.D0()
@@ -384,6 +386,7 @@ func TestStopPhaseContextCancel(t *testing.T) {
 func TestCloseAbandonsTheDrain(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, testConfig())
+	c.MarkStarted() // serving: a service that never served has nothing to drain
 	c.BeginDrain("test")
 	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	c.Close()

@@ -50,7 +50,7 @@ func TestAdaptiveDrainQuietEndsAtDrainDelay(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, adaptiveConfig())
 	c.MarkStarted()
-	c.NoteAccept() // traffic before D0, more than DrainQuiet before the drain's end
+	c.NoteAccept(nil) // traffic before D0, more than DrainQuiet before the drain's end
 	clk.Advance(time.Second)
 	c.BeginDrain("test")
 	waittest.BlockUntil(t, clk, 1, eventTimeout)
@@ -71,14 +71,14 @@ func TestAdaptiveDrainExtendsWhileAccepting(t *testing.T) {
 	waittest.BlockUntil(t, clk, 1, eventTimeout)
 
 	clk.Advance(1500 * ms)
-	c.NoteAccept() // D0+1.5s: quiet from D0+2.5s
+	c.NoteAccept(nil) // D0+1.5s: quiet from D0+2.5s
 	clk.Advance(500 * ms)
 	waittest.BlockUntil(t, clk, 1, eventTimeout) // the drain went back to sleep at D0+2s
 	if waittest.Closed(c.DrainDone()) {
 		t.Fatal("drain ended at DrainDelay though a connection arrived 500ms before")
 	}
 	clk.Advance(200 * ms)
-	c.NoteAccept() // D0+2.2s: quiet from D0+3.2s
+	c.NoteAccept(nil) // D0+2.2s: quiet from D0+3.2s
 	clk.Advance(300 * ms)
 	waittest.BlockUntil(t, clk, 1, eventTimeout) // woke at D0+2.5s, asleep again
 	if waittest.Closed(c.DrainDone()) {
@@ -104,7 +104,7 @@ func TestAdaptiveDrainNeverPassesMax(t *testing.T) {
 		if waittest.Closed(c.DrainDone()) {
 			t.Fatalf("drain ended at D0+%v while connections kept coming", at)
 		}
-		c.NoteAccept()
+		c.NoteAccept(nil)
 		clk.Advance(500 * ms)
 	}
 	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at MaxDrainDelay")
@@ -124,9 +124,10 @@ func TestAdaptiveDrainOffWithoutRoom(t *testing.T) {
 	cfg := adaptiveConfig()
 	cfg.MaxDrainDelay = cfg.DrainDelay
 	c, clk, _ := newFake(t, cfg)
+	c.MarkStarted() // serving: a service that never served has nothing to drain
 	c.BeginDrain("test")
 	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	c.NoteAccept()
+	c.NoteAccept(nil)
 	clk.Advance(2 * s)
 	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
 	finishDrain(t, c, lifecycle.DrainEndedDelay, 2*s)
@@ -135,10 +136,11 @@ func TestAdaptiveDrainOffWithoutRoom(t *testing.T) {
 func TestFixedDrainIgnoresAccepts(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, testConfig())
+	c.MarkStarted() // serving: a service that never served has nothing to drain
 	c.BeginDrain("test")
 	waittest.BlockUntil(t, clk, 1, eventTimeout)
 	clk.Advance(2*s - ms)
-	c.NoteAccept()
+	c.NoteAccept(nil)
 	clk.Advance(ms)
 	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
 	finishDrain(t, c, lifecycle.DrainEndedDelay, 2*s)

@@ -32,7 +32,7 @@ func ExampleNewPlan() {
 	plan, err := lifecycle.NewPlan(lifecycle.Config{
 		GracePeriod: 30 * time.Second,
 		DrainDelay:  3 * time.Second,
-		DrainQuiet:  time.Second, // adaptive: MaxDrainDelay defaults to 2 × DrainDelay
+		DrainQuiet:  time.Second, // adaptive: MaxDrainDelay defaults to all the room the budget gives
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -43,7 +43,7 @@ func ExampleNewPlan() {
 	fmt.Println("teardown: by D0 +", plan.TeardownDeadline)
 	fmt.Println("fx.StopTimeout:", plan.StopTimeout)
 	// Output:
-	// drain:    D0 + 3s to D0 + 6s
+	// drain:    D0 + 3s to D0 + 21s
 	// stop:     by D0 + 26s
 	// teardown: by D0 + 29s
 	// fx.StopTimeout: 30s

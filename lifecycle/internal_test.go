@@ -96,6 +96,7 @@ func TestCloseWaitsForTheDrainTimer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.MarkStarted() // serving: a service that never served has nothing to drain
 	c.BeginDrain("test")
 	c.Close()
 	c.mu.Lock()

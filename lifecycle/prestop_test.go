@@ -202,6 +202,7 @@ func TestPrestopRealClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
+	c.MarkStarted()
 	srv := newPrestopServer(t, c)
 	r := waittest.Recv(t, goPrestop(context.Background(), http.MethodGet, srv.URL, ""), eventTimeout, "the preStop answer")
 	if r.err != nil || r.status != http.StatusOK || r.body.DrainEndedBy != "delay" {

@@ -45,7 +45,13 @@ type Report struct {
 	Reason       string           `json:"reason"` // what began the drain; empty if it never began
 	D0           time.Time        `json:"d0"`
 	DrainEndedBy string           `json:"drainEndedBy"`
-	Phases       []Phase          `json:"phases"`
+	// Served is false when the drain came before the service ever served
+	// (a start that failed or that a signal cut short).
+	Served bool `json:"served"`
+	// Drain is what the drain saw: the traffic before D0, the quiet
+	// period, the arrivals after D0.
+	Drain  DrainSeen        `json:"drain"`
+	Phases []Phase          `json:"phases"`
 	InFlightAtD0 map[string]int64 `json:"inFlightAtD0"`
 	InFlightStop map[string]int64 `json:"inFlightAtStop"`
 	Cut          map[string]int64 `json:"cut"`
@@ -122,6 +128,12 @@ func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddTime("d0", r.D0)
 	}
 	enc.AddString("drainEndedBy", r.DrainEndedBy)
+	if !r.Served {
+		enc.AddBool("served", false) // the start never finished
+	}
+	if !r.D0.IsZero() {
+		_ = enc.AddObject("drain", r.Drain)
+	}
 	_ = enc.AddArray("phases", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
 		for _, p := range r.Phases {
 			_ = a.AppendObject(zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
@@ -219,7 +231,13 @@ func (r Report) clone() Report {
 	r.Cut = maps.Clone(r.Cut)
 	r.Sessions = maps.Clone(r.Sessions)
 	r.Hooks = slices.Clone(r.Hooks)
+	r.Drain = r.Drain.clone()
 	return r
+}
+
+func (s DrainSeen) clone() DrainSeen {
+	s.LateRemotes = slices.Clone(s.LateRemotes)
+	return s
 }
 
 func (c *Coordinator) buildLocked(now time.Time) Report {
@@ -227,6 +245,8 @@ func (c *Coordinator) buildLocked(now time.Time) Report {
 		Reason:       c.reason,
 		D0:           c.d0,
 		DrainEndedBy: c.drainEndedBy,
+		Served:       c.served.Load(),
+		Drain:        c.seen.clone(),
 		Phases:       c.phasesLocked(now, true),
 		InFlightAtD0: maps.Clone(c.atD0),
 		InFlightStop: maps.Clone(c.atStop),
@@ -337,6 +357,9 @@ type Snapshot struct {
 	Sessions map[string]SessionEnds `json:"sessions,omitempty"`
 	// Hooks are the wrapped stop hooks that have returned.
 	Hooks []HookReport `json:"hooks"`
+	// Drain is what the drain has seen so far: the arrivals after D0 count
+	// up while it runs.
+	Drain DrainSeen `json:"drain"`
 }
 
 // Snapshot returns the coordinator's state and timeline now. It takes the
@@ -353,6 +376,14 @@ func (c *Coordinator) Snapshot() Snapshot {
 		Cut:      maps.Clone(c.cuts),
 		Sessions: c.sampleSessionsLocked(),
 		Hooks:    slices.Clone(c.hooks),
+		Drain:    c.seen.clone(),
+	}
+	if !c.d0.IsZero() && !c.drainEnded {
+		n, last, _ := c.afterD0.read(c.d0)
+		s.Drain.Arrivals = n
+		if !last.IsZero() {
+			s.Drain.LastArrival = last.Sub(c.d0)
+		}
 	}
 	if c.report != nil {
 		s.Phases = slices.Clone(c.report.Phases)

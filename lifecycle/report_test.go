@@ -68,6 +68,7 @@ func TestReport(t *testing.T) {
 				Reason:       "signal terminated",
 				D0:           d0,
 				DrainEndedBy: lifecycle.DrainEndedDelay,
+				Served:       true,
 				Phases: []lifecycle.Phase{
 					{Name: "drain", Planned: 2 * s, Actual: 2 * s},
 					{Name: "wait", Planned: 0, Actual: 0},

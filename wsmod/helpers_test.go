@@ -89,6 +89,7 @@ func newFixture(t testing.TB, lcfg lifecycle.Config, cfg wsmod.Config, routes fu
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.MarkStarted() // serving: the drain runs its course
 	r, err := wsmod.New(cfg, c)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ package srvstate
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -98,4 +99,31 @@ func RecordCut(c *lifecycle.Coordinator, log *zap.Logger, kind string, n int64, 
 	} else {
 		log.Info("connections closed at the stop deadline", zap.Time("deadline", deadline))
 	}
+}
+
+// Work counts the requests (or RPCs) a server has begun and finished. The
+// in-flight count is their difference and the begun count is the arrival
+// counter of the adaptive drain ([lifecycle.Coordinator.TrackArrivals]):
+// one atomic add when work begins and one when it ends, as a plain
+// in-flight gauge costs, so the arrival count is free. The zero value is
+// ready to use.
+type Work struct {
+	begun, done atomic.Int64
+}
+
+// Begin counts work that begins.
+func (w *Work) Begin() { w.begun.Add(1) }
+
+// End counts work that ends.
+func (w *Work) End() { w.done.Add(1) }
+
+// Begun returns the work begun so far (it only grows).
+func (w *Work) Begun() int64 { return w.begun.Load() }
+
+// InFlight returns the work begun and not yet ended. The ended count is
+// read first, so the result is never below the truth at the moment of the
+// first read.
+func (w *Work) InFlight() int64 {
+	done := w.done.Load()
+	return w.begun.Load() - done
 }

@@ -302,7 +302,7 @@ func TestPropagationLongerThanDrainLoses(t *testing.T) {
 				return nil
 			}})
 		})),
-		webOptions(lifecycle.Config{DrainDelay: drain}), a.populate())
+		webOptions(lifecycle.Config{DrainDelay: drain, MaxDrainDelay: drain}), a.populate()) // a fixed drain, shorter than the propagation
 	ctx, k := startKit(t, app, a.Coord, lifecycletest.WithPropagation(propagation))
 	if err := k.HTTP(http.MethodGet, a.url("/"), nil); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -93,7 +92,7 @@ type Server struct {
 	given        net.Listener
 	onServeError func(error)
 
-	inFlight atomic.Int64
+	work srvstate.Work // RPCs begun and ended: the in-flight count and the arrivals
 
 	state     *srvstate.State // started once, stopped once, a stop-phase participant in between
 	serveDone chan struct{}   // closed when the serve goroutine has returned; set by start, read by stop (state orders them)
@@ -138,6 +137,7 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 		}
 	})
 	c.TrackInFlight(InFlightGauge, s.InFlight)
+	c.TrackArrivals(s.work.Begun)
 	return s, nil
 }
 
@@ -151,7 +151,7 @@ func (s *Server) GRPC() *grpc.Server { return s.grpc }
 func (s *Server) Health() *health.Server { return s.health }
 
 // InFlight returns the number of RPCs whose handler has not returned.
-func (s *Server) InFlight() int64 { return s.inFlight.Load() }
+func (s *Server) InFlight() int64 { return s.work.InFlight() }
 
 // Addr returns the address the server listens on, or nil before Start.
 func (s *Server) Addr() net.Addr {
@@ -235,7 +235,7 @@ func (s *Server) stop(ctx context.Context) error {
 	select {
 	case <-graceful:
 	case <-sctx.Done():
-		cut := s.inFlight.Load()
+		cut := s.work.InFlight()
 		s.grpc.Stop() // GracefulStop returns once the connections are closed
 		<-graceful
 		srvstate.RecordCut(s.c, s.log, InFlightGauge, cut, deadline)
@@ -249,13 +249,13 @@ func (s *Server) stop(ctx context.Context) error {
 }
 
 func (s *Server) countUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
+	s.work.Begin()
+	defer s.work.End()
 	return h(ctx, req)
 }
 
 func (s *Server) countStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
+	s.work.Begin()
+	defer s.work.End()
 	return h(srv, ss)
 }

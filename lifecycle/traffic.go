@@ -1,0 +1,242 @@
+package lifecycle
+
+import (
+	"math"
+	"net"
+	"sync"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// The traffic window: how the adaptive drain learns this pod's own rate of
+// arrivals before D0. While serving, the coordinator samples the arrival
+// counters of the public servers ([Coordinator.TrackArrivals]) every
+// sampleEvery and keeps the last windowSamples samples: a sliding window
+// of one minute, no decay within it. The request path pays nothing: the
+// counters are the ones the servers keep for their in-flight counts.
+const (
+	sampleEvery   = time.Second
+	windowSamples = 60
+)
+
+// Estimator. Two rates are read off the window and the smaller one is used:
+//
+//   - the count rate, arrivals / time covered;
+//   - the occupancy rate, −ln(1 − p)/τ, where p is the share of sampling
+//     intervals (length τ) in which anything arrived.
+//
+// For Poisson arrivals both estimate the same λ (no arrival in τ has
+// probability e^(−λτ)). For bursty traffic they differ, and the occupancy
+// rate is the honest one: a burst of a thousand requests once a minute is a
+// rate of one burst a minute as far as a quiet gap is concerned, not of
+// sixteen requests a second. Taking the smaller rate can only lengthen the
+// quiet period. When every interval saw arrivals the occupancy rate is
+// unbounded and the count rate stands; with no arrival in the window the
+// rate is 0 and the plain DrainQuiet rule applies. A pod that began serving
+// less than a minute before D0 is judged on the time it served (a short
+// window, so a noisier rate; the time before a proxy first sent it
+// anything only lowers the rate, which lengthens the quiet period).
+
+type sample struct {
+	at    time.Time
+	count int64
+}
+
+// trafficWindow is the ring of samples. It is guarded by its own mutex,
+// never the coordinator's: the sampler and the drain read it, nothing on
+// the request path does.
+type trafficWindow struct {
+	mu      sync.Mutex
+	ring    [windowSamples]sample
+	n, next int
+	frozen  bool // D0 has come: the estimate is taken, later samples are dropped
+}
+
+func (w *trafficWindow) add(s sample) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.frozen {
+		return
+	}
+	w.ring[w.next] = s
+	w.next = (w.next + 1) % windowSamples
+	if w.n < windowSamples {
+		w.n++
+	}
+}
+
+// freeze ends the sampling and estimates the rate with a last sample at
+// now.
+func (w *trafficWindow) freeze(last sample) TrafficRate {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.frozen = true
+	ss := make([]sample, 0, w.n+1)
+	for i := range w.n {
+		ss = append(ss, w.ring[(w.next-w.n+i+windowSamples)%windowSamples])
+	}
+	return estimateRate(append(ss, last))
+}
+
+// TrafficRate is what the adaptive drain learnt of this pod's traffic in
+// the window before D0.
+type TrafficRate struct {
+	// Window is the time the estimate covers (up to one minute before D0;
+	// less for a pod that served for less).
+	Window time.Duration `json:"window"`
+	// Arrivals is the work that arrived in the window (requests, session
+	// opens, RPCs).
+	Arrivals int64 `json:"arrivals"`
+	// PerSecond is the estimated rate λ: the smaller of the count rate and
+	// the occupancy rate (see the package's traffic notes); 0 with no
+	// arrival.
+	PerSecond float64 `json:"perSecond"`
+}
+
+// MarshalLogObject writes the rate as zap fields.
+func (r TrafficRate) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddDuration("window", r.Window)
+	enc.AddInt64("arrivals", r.Arrivals)
+	enc.AddFloat64("perSecond", math.Round(r.PerSecond*1000)/1000)
+	return nil
+}
+
+// estimateRate reads the rate off samples in time order.
+func estimateRate(ss []sample) TrafficRate {
+	if len(ss) < 2 {
+		return TrafficRate{}
+	}
+	first, last := ss[0], ss[len(ss)-1]
+	r := TrafficRate{Window: last.at.Sub(first.at), Arrivals: last.count - first.count}
+	if r.Window <= 0 || r.Arrivals <= 0 {
+		r.Arrivals = max(r.Arrivals, 0)
+		return r
+	}
+	countRate := float64(r.Arrivals) / r.Window.Seconds()
+
+	// Occupancy over the intervals at least half a sampling period long
+	// (the last one, ending at D0, is usually shorter: it counts in the
+	// count rate only).
+	var total, busy int
+	var length time.Duration
+	for i := 1; i < len(ss); i++ {
+		d := ss[i].at.Sub(ss[i-1].at)
+		if d < sampleEvery/2 {
+			continue
+		}
+		total++
+		length += d
+		if ss[i].count > ss[i-1].count {
+			busy++
+		}
+	}
+	r.PerSecond = countRate
+	if total > 0 && busy < total {
+		tau := length.Seconds() / float64(total)
+		occRate := -math.Log(1-float64(busy)/float64(total)) / tau
+		r.PerSecond = min(countRate, occRate)
+	}
+	return r
+}
+
+// quietFor is the quiet period that ends the adaptive drain for a pod whose
+// traffic arrived at rate λ: no arrival for ln(1/ε)/λ has probability ε
+// while a proxy still sends at that rate. Never below floor (DrainQuiet),
+// never above most (MaxDrainDelay: the drain ends there anyway); the floor
+// alone with no traffic.
+func quietFor(perSecond, eps float64, floor, most time.Duration) time.Duration {
+	if perSecond <= 0 {
+		return floor
+	}
+	secs := math.Log(1/eps) / perSecond
+	if secs >= most.Seconds() {
+		return max(floor, most)
+	}
+	return max(floor, time.Duration(secs*float64(time.Second)))
+}
+
+// arrivalLog keeps what the drain saw after D0: how many new connections
+// reached the public listeners, when the last one did, and the remote
+// addresses of the latest few, so that the report can name the hop that
+// was still sending near the end.
+type arrivalLog struct {
+	mu     sync.Mutex
+	count  int64
+	last   time.Time
+	recent [recentArrivals]arrival
+	n      int
+}
+
+// recentArrivals bounds the remote addresses kept (and logged).
+const recentArrivals = 8
+
+type arrival struct {
+	at   time.Time
+	addr string
+}
+
+func (l *arrivalLog) note(at time.Time, remote net.Addr) {
+	addr := ""
+	if remote != nil {
+		addr = remote.String()
+	}
+	l.mu.Lock()
+	l.count++
+	l.last = at
+	l.recent[l.n%recentArrivals] = arrival{at, addr}
+	l.n++
+	l.mu.Unlock()
+}
+
+// read returns the count, the last arrival, and the remote addresses of
+// the kept arrivals at or after since, oldest first.
+func (l *arrivalLog) read(since time.Time) (int64, time.Time, []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var addrs []string
+	k := min(l.n, recentArrivals)
+	for i := l.n - k; i < l.n; i++ {
+		a := l.recent[i%recentArrivals]
+		if !a.at.Before(since) && a.addr != "" {
+			addrs = append(addrs, a.addr)
+		}
+	}
+	return l.count, l.last, addrs
+}
+
+// DrainSeen is what the drain saw: the traffic before D0 that set its quiet
+// period, and the arrivals after D0 (the proxies still sending).
+type DrainSeen struct {
+	// Rate is the traffic before D0 ([TrafficRate]).
+	Rate TrafficRate `json:"rate"`
+	// Quiet is the quiet period used: how long without a new connection
+	// ended the drain (zero for a fixed drain).
+	Quiet time.Duration `json:"quiet"`
+	// Arrivals counts the new connections that reached the public
+	// listeners from D0 to the drain's end.
+	Arrivals int64 `json:"arrivals"`
+	// LastArrival is the last of them, from D0: the propagation delay this
+	// pod observed (0 if none arrived).
+	LastArrival time.Duration `json:"lastArrival"`
+	// LateRemotes are the remote addresses (at most 8) of connections that
+	// arrived in the last quarter of the drain: the hops still sending.
+	LateRemotes []string `json:"lateRemotes,omitempty"`
+}
+
+// MarshalLogObject writes what the drain saw as zap fields.
+func (s DrainSeen) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	_ = enc.AddObject("rate", s.Rate)
+	enc.AddDuration("quiet", s.Quiet)
+	enc.AddInt64("arrivals", s.Arrivals)
+	enc.AddDuration("lastArrival", s.LastArrival)
+	if len(s.LateRemotes) > 0 {
+		_ = enc.AddArray("lateRemotes", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
+			for _, r := range s.LateRemotes {
+				a.AppendString(r)
+			}
+			return nil
+		}))
+	}
+	return nil
+}
