@@ -42,16 +42,16 @@ type Phase struct {
 // "shutdown report", and returned by [Coordinator.Finish] and
 // [Coordinator.Report].
 type Report struct {
-	Reason       string           `json:"reason"` // what began the drain; empty if it never began
-	D0           time.Time        `json:"d0"`
-	DrainEndedBy string           `json:"drainEndedBy"`
+	Reason       string    `json:"reason"` // what began the drain; empty if it never began
+	D0           time.Time `json:"d0"`
+	DrainEndedBy string    `json:"drainEndedBy"`
 	// Served is false when the drain came before the service ever served
 	// (a start that failed or that a signal cut short).
 	Served bool `json:"served"`
 	// Drain is what the drain saw: the traffic before D0, the quiet
 	// period, the arrivals after D0.
-	Drain  DrainSeen        `json:"drain"`
-	Phases []Phase          `json:"phases"`
+	Drain        DrainSeen        `json:"drain"`
+	Phases       []Phase          `json:"phases"`
 	InFlightAtD0 map[string]int64 `json:"inFlightAtD0"`
 	InFlightStop map[string]int64 `json:"inFlightAtStop"`
 	Cut          map[string]int64 `json:"cut"`
