@@ -290,16 +290,20 @@ func (c *Coordinator) arrivalsLocked() (int64, bool) {
 // counters every sampleEvery into the traffic window.
 func (c *Coordinator) sample() {
 	defer c.sampling.Done()
-	t := c.clock.NewTicker(sampleEvery)
-	defer t.Stop()
 	for {
+		// A timer per sample, not a ticker: a sample is taken a period
+		// after the last one was stored, and on a fake clock the sampler
+		// is seen waiting again only once it has stored its sample.
+		t := c.clock.NewTimer(sampleEvery)
 		select {
 		case <-t.Chan():
 			n, _ := c.arrivals()
 			c.traffic.add(sample{c.clock.Now(), n})
 		case <-c.drainStarted:
+			t.Stop()
 			return
 		case <-c.quit:
+			t.Stop()
 			return
 		}
 	}
@@ -516,8 +520,15 @@ func (c *Coordinator) runDrain(d0 time.Time) {
 		most := d0.Add(p.MaxDrainDelay)
 		for {
 			now := c.clock.Now()
-			quietAt := time.Unix(0, c.lastAccept.Load()).Add(quiet)
-			if !now.Before(quietAt) {
+			// Quiet since the last new connection, or since D0: a
+			// connection accepted before D0 says nothing of the proxies
+			// after it (keep-alive traffic may not open one for minutes).
+			last := time.Unix(0, c.lastAccept.Load())
+			if last.Before(d0) {
+				last = d0
+			}
+			quietAt := last.Add(quiet)
+			if !now.Before(quietAt) && quietAt.Before(most) {
 				by = DrainEndedQuiet
 				break
 			}

@@ -2,9 +2,14 @@ package lifecycle_test
 
 import (
 	"context"
+	"math"
+	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/drainfx/drainfx/internal/waittest"
@@ -144,4 +149,156 @@ func TestFixedDrainIgnoresAccepts(t *testing.T) {
 	clk.Advance(ms)
 	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
 	finishDrain(t, c, lifecycle.DrainEndedDelay, 2*s)
+}
+
+// trafficConfig: the adaptive drain with room to adapt (up to 30s).
+func trafficConfig() lifecycle.Config {
+	return lifecycle.Config{
+		GracePeriod:   60 * s,
+		DrainDelay:    2 * s,
+		DrainQuiet:    s,
+		MaxDrainDelay: 30 * s,
+	}
+}
+
+// serveTraffic marks c started and plays a minute of traffic through an
+// arrival counter: perSecond[i] arrivals in second i, each second sampled
+// by the coordinator's sampler on the fake clock.
+func serveTraffic(t *testing.T, c *lifecycle.Coordinator, clk *clockwork.FakeClock, perSecond []int64) {
+	t.Helper()
+	var n atomic.Int64
+	c.TrackArrivals(n.Load)
+	c.MarkStarted()
+	for _, k := range perSecond {
+		waittest.BlockUntil(t, clk, 1, eventTimeout) // the sampler waits for its next sample
+		n.Add(k)
+		clk.Advance(s)
+	}
+	waittest.BlockUntil(t, clk, 1, eventTimeout) // the last sample is in
+}
+
+// A pod whose traffic was sparse (one request every 2 s) waits ln(1000)/0.5
+// ≈ 13.8s without a new connection, not DrainQuiet: a proxy still sending at
+// that rate leaves no such gap with probability 99.9 %.
+func TestAdaptiveDrainSparseTrafficWaitsLonger(t *testing.T) {
+	t.Parallel()
+	c, clk, logs := newFake(t, trafficConfig())
+	pattern := make([]int64, 60)
+	for i := range pattern {
+		pattern[i] = int64(1 - i%2)
+	}
+	serveTraffic(t, c, clk, pattern)
+	c.BeginDrain("test")
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	wantQuiet := time.Duration(2 * math.Log(1000) * float64(s))
+
+	// A connection at D0+3s (the proxy still sends): the drain may end no
+	// sooner than D0+3s+quiet.
+	clk.Advance(3 * s)
+	c.NoteAccept(&net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 4000})
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	clk.Advance(wantQuiet - ms)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	if waittest.Closed(c.DrainDone()) {
+		t.Fatalf("drain ended before the quiet period %v for sparse traffic", wantQuiet)
+	}
+	clk.Advance(ms)
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone after the quiet period")
+	r := finishReport(t, c)
+	if r.DrainEndedBy != lifecycle.DrainEndedQuiet {
+		t.Errorf("DrainEndedBy = %q, want quiet", r.DrainEndedBy)
+	}
+	d := r.Drain
+	if math.Abs(d.Rate.PerSecond-0.5) > 1e-9 || d.Rate.Window != 60*s || d.Rate.Arrivals != 30 {
+		t.Errorf("rate %+v, want 0.5/s over 60s, 30 arrivals", d.Rate)
+	}
+	if diff := d.Quiet - wantQuiet; diff < -time.Microsecond || diff > time.Microsecond {
+		t.Errorf("quiet %v, want %v", d.Quiet, wantQuiet)
+	}
+	if d.Arrivals != 1 || d.LastArrival != 3*s {
+		t.Errorf("arrivals %d, last at D0+%v; want 1 at D0+3s", d.Arrivals, d.LastArrival)
+	}
+	if len(d.LateRemotes) != 0 {
+		t.Errorf("late remotes %v: the one arrival came at D0+3s, not in the last quarter", d.LateRemotes)
+	}
+	if e := waitLog(t, logs, "drain quiet period"); e.ContextMap()["quiet"] == nil {
+		t.Errorf("the quiet period is not logged: %v", e.ContextMap())
+	}
+}
+
+// A busy pod keeps DrainQuiet: ln(1000)/20 ≈ 0.35s is below it.
+func TestAdaptiveDrainBusyTrafficKeepsDrainQuiet(t *testing.T) {
+	t.Parallel()
+	c, clk, _ := newFake(t, trafficConfig())
+	serveTraffic(t, c, clk, repeatCount(20, 60))
+	c.BeginDrain("test")
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	clk.Advance(2 * s)
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at DrainDelay")
+	r := finishReport(t, c)
+	if r.DrainEndedBy != lifecycle.DrainEndedQuiet || r.Drain.Quiet != s || r.Drain.Rate.PerSecond != 20 {
+		t.Errorf("ended by %q, quiet %v, rate %v; want quiet, 1s, 20/s", r.DrainEndedBy, r.Drain.Quiet, r.Drain.Rate.PerSecond)
+	}
+}
+
+// A burst once a minute is a rate of one burst a minute: the quiet period
+// runs to MaxDrainDelay, and the drain says it ended there for sparse
+// traffic, not because connections kept arriving (INFO, not WARN).
+func TestAdaptiveDrainBurstyTrafficRunsToTheMax(t *testing.T) {
+	t.Parallel()
+	c, clk, logs := newFake(t, trafficConfig())
+	serveTraffic(t, c, clk, append([]int64{600}, make([]int64, 59)...))
+	c.BeginDrain("test")
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	clk.Advance(29 * s)
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	if waittest.Closed(c.DrainDone()) {
+		t.Fatal("drain ended before MaxDrainDelay for bursty traffic")
+	}
+	clk.Advance(s)
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at MaxDrainDelay")
+	r := finishReport(t, c)
+	if r.DrainEndedBy != lifecycle.DrainEndedMax || r.Drain.Quiet != 30*s {
+		t.Errorf("ended by %q with quiet %v, want max and 30s", r.DrainEndedBy, r.Drain.Quiet)
+	}
+	if n := logs.FilterLevelExact(zapcore.WarnLevel).Len(); n != 0 {
+		t.Errorf("%d warnings, want none: nothing arrived after D0", n)
+	}
+	waitLog(t, logs, "before this pod's quiet period")
+}
+
+// Connections that keep arriving to the end: a WARN naming the setting to
+// raise, and the remote addresses of the last quarter of the drain.
+func TestAdaptiveDrainMaxWhileArrivingNamesLateRemotes(t *testing.T) {
+	t.Parallel()
+	c, clk, logs := newFake(t, trafficConfig())
+	serveTraffic(t, c, clk, repeatCount(20, 60))
+	c.BeginDrain("test")
+	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	for i := range 30 * 2 { // a connection every 500ms, from one of two hops
+		clk.Advance(500 * ms)
+		c.NoteAccept(&net.TCPAddr{IP: net.IPv4(10, 0, 0, byte(1+i%2)), Port: 80})
+	}
+	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at MaxDrainDelay")
+	r := finishReport(t, c)
+	if r.DrainEndedBy != lifecycle.DrainEndedMax || r.Drain.Arrivals < 59 || len(r.Drain.LateRemotes) == 0 {
+		t.Errorf("report drain %+v ended by %q; want max, ~60 arrivals, late remotes", r.Drain, r.DrainEndedBy)
+	}
+	for _, a := range r.Drain.LateRemotes {
+		if a != "10.0.0.1:80" && a != "10.0.0.2:80" {
+			t.Errorf("late remote %q is not one of the hops", a)
+		}
+	}
+	w := logs.FilterLevelExact(zapcore.WarnLevel).All()
+	if len(w) != 1 || !strings.Contains(w[0].Message, "SHUTDOWN_MAX_DRAIN_DELAY") {
+		t.Errorf("warnings %v, want one naming SHUTDOWN_MAX_DRAIN_DELAY", w)
+	}
+}
+
+func repeatCount(k int64, n int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = k
+	}
+	return out
 }

@@ -12,8 +12,8 @@ import (
 // The traffic window: how the adaptive drain learns this pod's own rate of
 // arrivals before D0. While serving, the coordinator samples the arrival
 // counters of the public servers ([Coordinator.TrackArrivals]) every
-// sampleEvery and keeps the last windowSamples samples: a sliding window
-// of one minute, no decay within it. The request path pays nothing: the
+// sampleEvery and keeps the last windowSamples intervals (windowSamples+1
+// samples): a sliding window of one minute, no decay within it. The request path pays nothing: the
 // counters are the ones the servers keep for their in-flight counts.
 const (
 	sampleEvery   = time.Second
@@ -48,7 +48,7 @@ type sample struct {
 // the request path does.
 type trafficWindow struct {
 	mu      sync.Mutex
-	ring    [windowSamples]sample
+	ring    [windowSamples + 1]sample
 	n, next int
 	frozen  bool // D0 has come: the estimate is taken, later samples are dropped
 }
@@ -60,8 +60,8 @@ func (w *trafficWindow) add(s sample) {
 		return
 	}
 	w.ring[w.next] = s
-	w.next = (w.next + 1) % windowSamples
-	if w.n < windowSamples {
+	w.next = (w.next + 1) % len(w.ring)
+	if w.n < len(w.ring) {
 		w.n++
 	}
 }
@@ -74,7 +74,7 @@ func (w *trafficWindow) freeze(last sample) TrafficRate {
 	w.frozen = true
 	ss := make([]sample, 0, w.n+1)
 	for i := range w.n {
-		ss = append(ss, w.ring[(w.next-w.n+i+windowSamples)%windowSamples])
+		ss = append(ss, w.ring[(w.next-w.n+i+len(w.ring))%len(w.ring)])
 	}
 	return estimateRate(append(ss, last))
 }
