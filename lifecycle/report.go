@@ -344,6 +344,8 @@ type Snapshot struct {
 	State  State     `json:"state"`
 	Reason string    `json:"reason"` // what began the drain; empty before D0
 	D0     time.Time `json:"d0"`
+	// DrainEndedBy is why the drain ended; empty while it runs.
+	DrainEndedBy string `json:"drainEndedBy"`
 	// Phases are the phases begun so far, in order; the last one may still
 	// run, its Actual counting up to the snapshot. After the report, the
 	// report's phases.
@@ -373,10 +375,12 @@ func (c *Coordinator) Snapshot() Snapshot {
 		Reason:   c.reason,
 		D0:       c.d0,
 		InFlight: c.sampleLocked(),
-		Cut:      maps.Clone(c.cuts),
-		Sessions: c.sampleSessionsLocked(),
-		Hooks:    slices.Clone(c.hooks),
-		Drain:    c.seen.clone(),
+		// Set once the drain has ended (under mu, as is drainEnded).
+		DrainEndedBy: c.drainEndedBy,
+		Cut:          maps.Clone(c.cuts),
+		Sessions:     c.sampleSessionsLocked(),
+		Hooks:        slices.Clone(c.hooks),
+		Drain:        c.seen.clone(),
 	}
 	if !c.d0.IsZero() && !c.drainEnded {
 		n, last, _ := c.afterD0.read(c.d0)

@@ -17,8 +17,12 @@ const (
 	EnvGracePeriod     = "SHUTDOWN_GRACE_PERIOD"    // = terminationGracePeriodSeconds, default 30s
 	EnvDrainDelay      = "SHUTDOWN_DRAIN_DELAY"     // least drain, default 5s; 0s = none
 	EnvDrainQuiet      = "SHUTDOWN_DRAIN_QUIET"     // adaptive drain quiet period, default 1s; 0s = off (fixed drain)
-	EnvMaxDrainDelay   = "SHUTDOWN_MAX_DRAIN_DELAY" // most drain, default 2 × DrainDelay (capped by the budget)
+	EnvMaxDrainDelay   = "SHUTDOWN_MAX_DRAIN_DELAY" // most drain, default all the room the budget gives (the stop keeps up to 5s)
 	EnvTeardownReserve = "SHUTDOWN_TEARDOWN_RESERVE"
+	// EnvDrainMissProbability is the adaptive drain's ε, default 0.001: the
+	// quiet period is max(SHUTDOWN_DRAIN_QUIET, ln(1/ε)/λ) for a pod whose
+	// traffic arrived at λ per second before the drain.
+	EnvDrainMissProbability = "SHUTDOWN_DRAIN_MISS_PROBABILITY"
 	EnvPrestopToken    = "PRESTOP_TOKEN" // empty = no token
 )
 
@@ -74,6 +78,13 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 			dur = lifecycle.NoDelay
 		}
 		*d.dst = dur
+	}
+	if v, ok := lookup(EnvDrainMissProbability); ok && v != "" {
+		p, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(p > 0 && p < 1) {
+			return Config{}, fmt.Errorf("%s=%q: not a probability between 0 and 1, exclusive (like 0.001)", EnvDrainMissProbability, v)
+		}
+		lc.DrainMissProbability = p
 	}
 	lc.PrestopToken, _ = lookup(EnvPrestopToken)
 	resolved := cfg.LifecycleConfig() // as the bundle will supply it

@@ -41,11 +41,11 @@ func TestFromEnv(t *testing.T) {
 			give: map[string]string{
 				"PORT": "8000", "ADMIN_PORT": "9000", "SHUTDOWN_GRACE_PERIOD": "60s",
 				"SHUTDOWN_DRAIN_DELAY": "2s", "SHUTDOWN_DRAIN_QUIET": "1s", "SHUTDOWN_MAX_DRAIN_DELAY": "20s",
-				"SHUTDOWN_TEARDOWN_RESERVE": "5s", "PRESTOP_TOKEN": "t",
+				"SHUTDOWN_TEARDOWN_RESERVE": "5s", "PRESTOP_TOKEN": "t", "SHUTDOWN_DRAIN_MISS_PROBABILITY": "0.01",
 			},
 			want: func(c modules.Config) string {
 				want := lifecycle.Config{GracePeriod: time.Minute, DrainDelay: 2 * time.Second, DrainQuiet: time.Second,
-					MaxDrainDelay: 20 * time.Second, TeardownReserve: 5 * time.Second, PrestopToken: "t"}
+					DrainMissProbability: 0.01, MaxDrainDelay: 20 * time.Second, TeardownReserve: 5 * time.Second, PrestopToken: "t"}
 				if c.HTTP.Addr != ":8000" || c.Probe.Addr != ":9000" || c.Lifecycle != want {
 					return "not as set"
 				}
@@ -99,6 +99,9 @@ func TestFromEnvErrors(t *testing.T) {
 		{map[string]string{"SHUTDOWN_GRACE_PERIOD": "-1s"}, []string{`SHUTDOWN_GRACE_PERIOD="-1s"`}},
 		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "40s"}, []string{"SHUTDOWN_DRAIN_DELAY=40s", "SHUTDOWN_GRACE_PERIOD=30s", "must be below GracePeriod"}},
 		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "2s", "SHUTDOWN_MAX_DRAIN_DELAY": "1s"}, []string{"SHUTDOWN_MAX_DRAIN_DELAY=1s", "below DrainDelay"}},
+		{map[string]string{"SHUTDOWN_DRAIN_MISS_PROBABILITY": "1"}, []string{`SHUTDOWN_DRAIN_MISS_PROBABILITY="1"`, "probability"}},
+		{map[string]string{"SHUTDOWN_DRAIN_MISS_PROBABILITY": "1%"}, []string{`SHUTDOWN_DRAIN_MISS_PROBABILITY="1%"`}},
+		{map[string]string{"SHUTDOWN_DRAIN_MISS_PROBABILITY": "NaN"}, []string{`SHUTDOWN_DRAIN_MISS_PROBABILITY="NaN"`}},
 	}
 	for _, tt := range tests {
 		_, err := modules.FromEnv(lookup(tt.give))

@@ -37,6 +37,9 @@ type Collector struct {
 	sessions, sessionsEnded     *prometheus.Desc
 	phaseDuration, phasePlanned *prometheus.Desc
 	cuts, hookDuration          *prometheus.Desc
+	drainArrivals, drainLast    *prometheus.Desc
+	drainRate, drainQuiet       *prometheus.Desc
+	drainEnded                  *prometheus.Desc
 }
 
 // NewCollector returns the collector of c's metrics.
@@ -57,6 +60,11 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 		phasePlanned:     d("phase_planned_seconds", "The budget's planned duration of each shutdown phase.", "phase"),
 		cuts:             d("cut_total", "Work cut at a deadline: requests, sessions, hooks, or another kind.", "kind"),
 		hookDuration:     d("hook_duration_seconds", "How long each teardown hook took.", "hook"),
+		drainArrivals:    d("drain_arrivals_total", "New connections that reached the public listeners after D0 (the proxies still sending)."),
+		drainLast:        d("drain_last_arrival_seconds", "When the last of them arrived, in seconds after D0: the propagation delay this pod observed."),
+		drainRate:        d("drain_traffic_rate_per_second", "The rate at which work arrived in the minute before D0, as the adaptive drain estimated it."),
+		drainQuiet:       d("drain_quiet_seconds", "The quiet period the adaptive drain used: how long without a new connection ends it."),
+		drainEnded:       d("drain_ended", "1 once the drain has ended, labelled with why: delay, quiet, max, abort or not serving.", "by"),
 	}
 }
 
@@ -65,6 +73,7 @@ func (x *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		x.state, x.stateNumber, x.d0, x.inflightRequests, x.inflight, x.sessions, x.sessionsEnded,
 		x.phaseDuration, x.phasePlanned, x.cuts, x.hookDuration,
+		x.drainArrivals, x.drainLast, x.drainRate, x.drainQuiet, x.drainEnded,
 	} {
 		ch <- d
 	}
@@ -86,6 +95,13 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(x.stateNumber, float64(s.State))
 	if !s.D0.IsZero() {
 		gauge(x.d0, float64(s.D0.UnixNano())/1e9, s.Reason)
+		counter(x.drainArrivals, float64(s.Drain.Arrivals))
+		gauge(x.drainLast, s.Drain.LastArrival.Seconds())
+		gauge(x.drainRate, s.Drain.Rate.PerSecond)
+		gauge(x.drainQuiet, s.Drain.Quiet.Seconds())
+		if s.DrainEndedBy != "" {
+			gauge(x.drainEnded, 1, s.DrainEndedBy)
+		}
 	}
 
 	for name, v := range s.InFlight {

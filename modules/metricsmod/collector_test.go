@@ -73,7 +73,9 @@ func TestCollector(t *testing.T) {
 	c.MarkStarted()
 	c.BeginDrain(lifecycle.ReasonPrestop)
 	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	clk.Advance(2 * time.Second)
+	clk.Advance(1500 * time.Millisecond)
+	c.NoteAccept(nil) // a proxy still sending at D0+1.5s
+	clk.Advance(500 * time.Millisecond)
 	if err := c.DrainAndWait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -94,9 +96,24 @@ drainfx_cut_total{kind="hooks"} 0
 drainfx_cut_total{kind="queries"} 2
 drainfx_cut_total{kind="requests"} 0
 drainfx_cut_total{kind="sessions"} 1
+# HELP drainfx_drain_arrivals_total New connections that reached the public listeners after D0 (the proxies still sending).
+# TYPE drainfx_drain_arrivals_total counter
+drainfx_drain_arrivals_total 1
+# HELP drainfx_drain_ended 1 once the drain has ended, labelled with why: delay, quiet, max, abort or not serving.
+# TYPE drainfx_drain_ended gauge
+drainfx_drain_ended{by="delay"} 1
+# HELP drainfx_drain_last_arrival_seconds When the last of them arrived, in seconds after D0: the propagation delay this pod observed.
+# TYPE drainfx_drain_last_arrival_seconds gauge
+drainfx_drain_last_arrival_seconds 1.5
+# HELP drainfx_drain_quiet_seconds The quiet period the adaptive drain used: how long without a new connection ends it.
+# TYPE drainfx_drain_quiet_seconds gauge
+drainfx_drain_quiet_seconds 0
 # HELP drainfx_drain_start_timestamp_seconds When the drain began (D0), in seconds since the epoch, and what began it.
 # TYPE drainfx_drain_start_timestamp_seconds gauge
 drainfx_drain_start_timestamp_seconds{reason="prestop"} 1.7e+09
+# HELP drainfx_drain_traffic_rate_per_second The rate at which work arrived in the minute before D0, as the adaptive drain estimated it.
+# TYPE drainfx_drain_traffic_rate_per_second gauge
+drainfx_drain_traffic_rate_per_second 0
 # HELP drainfx_hook_duration_seconds How long each teardown hook took.
 # TYPE drainfx_hook_duration_seconds gauge
 drainfx_hook_duration_seconds{hook="sql"} 0.25

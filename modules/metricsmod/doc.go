@@ -18,6 +18,11 @@
 //	drainfx_phase_planned_seconds{phase}        the budget's plan for each phase
 //	drainfx_cut_total{kind}                     work cut at a deadline: requests, sessions, hooks, and any other kind recorded
 //	drainfx_hook_duration_seconds{hook}         how long each teardown hook (StopHook) took
+//	drainfx_drain_arrivals_total                new connections on the public listeners after D0 (the proxies still sending)
+//	drainfx_drain_last_arrival_seconds          the last of them, after D0: the propagation delay this pod observed
+//	drainfx_drain_traffic_rate_per_second       the rate of work arriving in the minute before D0 (the adaptive drain's estimate)
+//	drainfx_drain_quiet_seconds                 the quiet period the adaptive drain used
+//	drainfx_drain_ended{by}                     1 once the drain has ended: delay, quiet, max, abort, not serving
 //
 // From the readiness checks of [probemod.Probes] ([NewCheckCollector]):
 //
