@@ -23,7 +23,7 @@ const (
 	// quiet period is max(SHUTDOWN_DRAIN_QUIET, ln(1/ε)/λ) for a pod whose
 	// traffic arrived at λ per second before the drain.
 	EnvDrainMissProbability = "SHUTDOWN_DRAIN_MISS_PROBABILITY"
-	EnvPrestopToken    = "PRESTOP_TOKEN" // empty = no token
+	EnvPrestopToken         = "PRESTOP_TOKEN" // empty = no token
 )
 
 // FromEnv reads the bundle's configuration from the environment, through
