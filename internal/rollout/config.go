@@ -85,18 +85,20 @@ func (r Range) draw(rng *rand.Rand) time.Duration {
 }
 
 // Load is the traffic sent through the proxy during the rollout. Every
-// client reconnects after every close, as long as the rollout lasts.
+// client reconnects after every close, as long as the rollout lasts. With
+// no client count set, 4 clients of each kind; once one count is set, the
+// others are as given (0: none of that kind).
 type Load struct {
 	// KeepAlive is the number of keep-alive HTTP clients; each cycles
 	// through GET /, POST /echo (the body is never replayed: GetBody is nil)
-	// and GET /slow?ms=N. Default 4.
+	// and GET /slow?ms=N.
 	KeepAlive int
 	// NewConn is the number of clients that open a new connection per
-	// request and never retry (GET / and POST /echo). Default 4.
+	// request and never retry (GET / and POST /echo).
 	NewConn int
-	// WebSocket is the number of WebSocket echo clients. Default 4.
+	// WebSocket is the number of WebSocket echo clients.
 	WebSocket int
-	// SSE is the number of SSE readers of GET /events. Default 4.
+	// SSE is the number of SSE readers of GET /events.
 	SSE int
 	// Interval paces each HTTP client (one request per Interval, at most)
 	// and each WebSocket client (one message per Interval). Default 20ms.
