@@ -37,6 +37,7 @@ type Collector struct {
 	sessions, sessionsEnded     *prometheus.Desc
 	phaseDuration, phasePlanned *prometheus.Desc
 	cuts, hookDuration          *prometheus.Desc
+	prestopRefused              *prometheus.Desc
 }
 
 // NewCollector returns the collector of c's metrics.
@@ -57,6 +58,7 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 		phasePlanned:     d("phase_planned_seconds", "The budget's planned duration of each shutdown phase.", "phase"),
 		cuts:             d("cut_total", "Work cut at a deadline: requests, sessions, hooks, or another kind.", "kind"),
 		hookDuration:     d("hook_duration_seconds", "How long each teardown hook took.", "hook"),
+		prestopRefused:   d("prestop_refused_total", "PreStop calls refused for a bad or missing token."),
 	}
 }
 
@@ -64,7 +66,7 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 func (x *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		x.state, x.stateNumber, x.d0, x.inflightRequests, x.inflight, x.sessions, x.sessionsEnded,
-		x.phaseDuration, x.phasePlanned, x.cuts, x.hookDuration,
+		x.phaseDuration, x.phasePlanned, x.cuts, x.hookDuration, x.prestopRefused,
 	} {
 		ch <- d
 	}
@@ -129,6 +131,8 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 	for name, v := range hooks {
 		gauge(x.hookDuration, v, name)
 	}
+
+	counter(x.prestopRefused, float64(x.c.PrestopRefused()))
 }
 
 // CheckCollector exports the readiness checks' results and durations. It

@@ -18,6 +18,7 @@
 //	drainfx_phase_planned_seconds{phase}        the budget's plan for each phase
 //	drainfx_cut_total{kind}                     work cut at a deadline: requests, sessions, hooks, and any other kind recorded
 //	drainfx_hook_duration_seconds{hook}         how long each teardown hook (StopHook) took
+//	drainfx_prestop_refused_total               preStop calls refused for a bad or missing token (the log shows the first, then one a PrestopRefusedLogEvery)
 //
 // From the readiness checks of [probemod.Probes] ([NewCheckCollector]):
 //
