@@ -127,9 +127,11 @@ func sameHost(h, k string) bool {
 // every module and invoke, wherever it is listed in fx.New. Web watches for
 // that report by decorating the app's [fxevent.Logger] at the top level, so
 // it works whichever logger the app uses: the bundle's own, or one given
-// with fx.WithLogger or fx.NopLogger after Web. (fx allows one decoration
-// of a type per module: an app that decorates fxevent.Logger at the top
-// level itself fails in fx.New.)
+// with fx.WithLogger or fx.NopLogger after Web. Limits: fx allows one
+// decoration of a type per module, so an app that decorates
+// fxevent.Logger at the top level itself fails in fx.New; and inside an
+// fx.Module the decoration would not reach the app's logger, so the
+// service would never become ready (another reason Web is top-level).
 //
 // The same watch names the signal that stops an app.Run as the drain's
 // reason, before fx's stop reaches the HTTP server's OnStop.
