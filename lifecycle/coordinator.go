@@ -147,6 +147,8 @@ type Coordinator struct {
 	beforeStopOnce sync.Once
 	finishers      []func(context.Context) error
 	report         *Report
+
+	refused prestopRefusals // see PrestopHandler
 }
 
 type gauge struct {

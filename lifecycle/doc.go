@@ -4,8 +4,8 @@
 // # The timeline
 //
 // D0 is the first of: a preStop call ([Coordinator.PrestopHandler]), the
-// first SIGTERM/SIGINT, [go.uber.org/fx.Shutdowner.Shutdown], or the app
-// stopping. From D0:
+// first SIGTERM, SIGINT or SIGHUP, [go.uber.org/fx.Shutdowner.Shutdown], or
+// the app stopping. From D0:
 //
 //   - drain (D0 → D0+DrainDelay, or adaptive up to D0+MaxDrainDelay):
 //     /readyz answers 503, every HTTP/1 response carries Connection: close,
@@ -31,8 +31,20 @@
 // milliseconds), and the HTTP module's OnStop begins with
 // [Coordinator.DrainAndWait], so the drain happens however the stop began —
 // under app.Run, under fxtest, or after a preStop call. A second signal
-// exits at once with code 143 (SIGTERM) or 130 (SIGINT): the one place
-// drainfx calls [os.Exit].
+// exits at once with code 143 (SIGTERM), 130 (SIGINT) or 129 (SIGHUP): the
+// one place drainfx calls [os.Exit].
+//
+// # Signals
+//
+// SIGTERM (the kubelet's), SIGINT (Ctrl-C) and SIGHUP (a closed terminal or
+// SSH session) all begin the drain. Kubernetes never sends SIGHUP; it is
+// handled so that a hangup drains and writes the report instead of killing
+// the process on the spot (exit 129, no report), which is what SIGHUP's
+// default action does. fx's app.Run does not listen for SIGHUP: the
+// coordinator's handler asks the app to stop once the drain phase is over,
+// and the app exits as after SIGTERM (0 if nothing was cut). A service that
+// wants SIGHUP for something else, such as a reload, sets
+// [Config.IgnoreSignals] and handles the signals itself.
 //
 // # Limits
 //

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,7 +33,11 @@ type PrestopResponse struct {
 //
 // With [Config.PrestopToken] set, a call without the token in header
 // X-Prestop-Token gets 401 and changes nothing; the token is compared in
-// constant time.
+// constant time. Refused calls are counted ([Coordinator.PrestopRefused])
+// and logged at warn, the first one and then at most one line every
+// [PrestopRefusedLogEvery], with the number of refusals not logged since
+// the last line ("suppressed"): a caller that retries, or a scan, does not
+// flood the log.
 func (c *Coordinator) PrestopHandler() http.Handler {
 	token := []byte(c.plan.PrestopToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +47,10 @@ func (c *Coordinator) PrestopHandler() http.Handler {
 			return
 		}
 		if len(token) > 0 && subtle.ConstantTimeCompare([]byte(r.Header.Get(PrestopHeader)), token) != 1 {
-			c.log.Warn("prestop refused: bad or missing token", zap.String("remote", r.RemoteAddr))
+			if logIt, suppressed := c.refused.note(c.clock.Now()); logIt {
+				c.log.Warn("prestop refused: bad or missing token", zap.String("remote", r.RemoteAddr),
+					zap.Int64("suppressed", suppressed), zap.Int64("total", c.refused.total.Load()))
+			}
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
@@ -67,6 +76,39 @@ func (c *Coordinator) PrestopHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(resp)
 	})
+}
+
+// PrestopRefusedLogEvery is how often, at most, [Coordinator.PrestopHandler]
+// logs a refused call after the first one.
+const PrestopRefusedLogEvery = 10 * time.Second
+
+// PrestopRefused returns how many preStop calls have been refused for a bad
+// or missing token (metricsmod exports it as drainfx_prestop_refused_total).
+func (c *Coordinator) PrestopRefused() int64 { return c.refused.total.Load() }
+
+// prestopRefusals counts refused preStop calls and bounds their log lines.
+// The zero value is ready.
+type prestopRefusals struct {
+	total atomic.Int64
+
+	mu         sync.Mutex
+	lastLog    time.Time // when the last line was logged; zero: none yet
+	suppressed int64     // refusals since then that were not logged
+}
+
+// note counts one refusal at now and says whether to log it, and how many
+// refusals went unlogged before it.
+func (r *prestopRefusals) note(now time.Time) (logIt bool, suppressed int64) {
+	r.total.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.lastLog.IsZero() && now.Sub(r.lastLog) < PrestopRefusedLogEvery {
+		r.suppressed++
+		return false, 0
+	}
+	r.lastLog = now
+	suppressed, r.suppressed = r.suppressed, 0
+	return true, suppressed
 }
 
 // CallPrestop is the client side of [Coordinator.PrestopHandler], for a

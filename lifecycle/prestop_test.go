@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,5 +224,58 @@ func TestPrestopAfterFinish(t *testing.T) {
 	r := waittest.Recv(t, goPrestop(context.Background(), http.MethodGet, srv.URL, ""), eventTimeout, "the preStop answer")
 	if r.err != nil || r.status != http.StatusOK || r.body.State != "stopped" {
 		t.Errorf("preStop = %d %q, %v", r.status, r.raw, r.err)
+	}
+}
+
+// Refused calls are all counted but logged boundedly: the first, then one
+// line per PrestopRefusedLogEvery with the number not logged in between.
+func TestPrestopRefusedLogBounded(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.PrestopToken = "s3cret"
+	c, clk, logs := newFake(t, cfg)
+	c.MarkStarted()
+	h := c.PrestopHandler()
+	refuse := func(n int) {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				req := httptest.NewRequest(http.MethodPost, "/prestop", nil)
+				req.Header.Set(lifecycle.PrestopHeader, "guess")
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != http.StatusUnauthorized {
+					t.Errorf("wrong token: %d, want 401", w.Code)
+				}
+			})
+		}
+		wg.Wait()
+	}
+
+	refuse(300)
+	if got := c.PrestopRefused(); got != 300 {
+		t.Errorf("PrestopRefused() = %d, want 300", got)
+	}
+	refused := logs.FilterMessageSnippet("prestop refused").All()
+	if len(refused) != 1 {
+		t.Fatalf("%d \"prestop refused\" lines for 300 calls, want 1", len(refused))
+	}
+	if e := refused[0]; e.Level != zapcore.WarnLevel || e.ContextMap()["suppressed"] != int64(0) {
+		t.Errorf("first line: %v %v", e.Level, e.ContextMap())
+	}
+
+	clk.Advance(lifecycle.PrestopRefusedLogEvery - time.Nanosecond)
+	refuse(1)
+	clk.Advance(time.Nanosecond)
+	refuse(1)
+	refused = logs.FilterMessageSnippet("prestop refused").All()
+	if len(refused) != 2 {
+		t.Fatalf("%d \"prestop refused\" lines, want 2", len(refused))
+	}
+	if m := refused[1].ContextMap(); m["suppressed"] != int64(300) || m["total"] != int64(302) {
+		t.Errorf("second line: %v, want suppressed=300 total=302", m)
+	}
+	if c.Draining() {
+		t.Error("a refused call began the drain")
 	}
 }

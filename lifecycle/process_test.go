@@ -190,6 +190,26 @@ func TestProcessSignals(t *testing.T) {
 		}
 	})
 
+	// fx's app.Run does not listen for SIGHUP; the coordinator's handler
+	// takes it as a termination signal: a drain, the report, exit 0.
+	t.Run("SIGHUP drains, reports and exits 0", func(t *testing.T) {
+		t.Parallel()
+		c := startChild(t, 200*time.Millisecond)
+		c.signal(t, syscall.SIGHUP)
+		if code := c.wait(t); code != 0 {
+			t.Fatalf("exit code %d, want 0; output:\n%s", code, c.out)
+		}
+		out := c.out.String()
+		if got := childStates(out); got != "serving,draining,stopping,stopped" {
+			t.Errorf("states %q; output:\n%s", got, out)
+		}
+		for _, want := range []string{`"msg":"signal received: draining"`, `"msg":"shutdown report"`, `"reason":"signal hangup"`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("no %q in the output:\n%s", want, out)
+			}
+		}
+	})
+
 	t.Run("one SIGTERM drains and exits 0", func(t *testing.T) {
 		t.Parallel()
 		c := startChild(t, 200*time.Millisecond)
@@ -198,14 +218,19 @@ func TestProcessSignals(t *testing.T) {
 			t.Fatalf("exit code %d, want 0; output:\n%s", code, c.out)
 		}
 		out := c.out.String()
-		var states []string
-		for _, l := range strings.Split(out, "\n") {
-			if st, ok := strings.CutPrefix(l, "state "); ok {
-				states = append(states, st)
-			}
-		}
-		if got := strings.Join(states, ","); got != "serving,draining,stopping,stopped" {
+		if got := childStates(out); got != "serving,draining,stopping,stopped" {
 			t.Errorf("states %q; output:\n%s", got, out)
 		}
 	})
+}
+
+// childStates is the states the child printed, in order, joined by commas.
+func childStates(out string) string {
+	var states []string
+	for _, l := range strings.Split(out, "\n") {
+		if st, ok := strings.CutPrefix(l, "state "); ok {
+			states = append(states, st)
+		}
+	}
+	return strings.Join(states, ",")
 }

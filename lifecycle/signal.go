@@ -9,9 +9,19 @@ import (
 	"go.uber.org/zap"
 )
 
-// signalHandler turns SIGTERM/SIGINT into the drain: the first begins the
-// drain and, when the drain phase is over, asks the app to stop; the second
-// exits at once with 128+signal (143 for SIGTERM, 130 for SIGINT).
+// stopSignals are the signals the handler turns into the drain. SIGHUP is
+// one of them, deliberately: Kubernetes never sends it, but a closed
+// terminal or SSH session does, and its default action kills the process
+// at once with no drain and no report (exit 129). Handled, it drains, writes
+// the report and exits like SIGTERM. A service that wants SIGHUP for
+// something else (a reload) sets [Config.IgnoreSignals] and handles all
+// three itself.
+var stopSignals = []os.Signal{syscall.SIGTERM, os.Interrupt, syscall.SIGHUP}
+
+// signalHandler turns SIGTERM, SIGINT and SIGHUP into the drain: the first
+// begins the drain and, when the drain phase is over, asks the app to
+// stop; the second exits at once with 128+signal (143 for SIGTERM, 130 for
+// SIGINT, 129 for SIGHUP).
 type signalHandler struct {
 	c        *Coordinator
 	shutdown func() error // asks the app to stop ([go.uber.org/fx.Shutdowner])
@@ -27,9 +37,11 @@ type signalHandler struct {
 // [go.uber.org/fx.Shutdowner.Shutdown], which is harmless when app.Run has
 // already begun to stop on the same signal.
 //
-// fx's own app.Run listens for the same signals and begins app.Stop on the
-// first; the HTTP module's OnStop then waits for the drain this handler has
-// already begun, so both see one drain with one D0.
+// fx's own app.Run listens for SIGTERM and SIGINT and begins app.Stop on
+// the first; the HTTP module's OnStop then waits for the drain this handler
+// has already begun, so both see one drain with one D0. fx does not listen
+// for SIGHUP: after one, the app stops when this handler's shutdown call
+// comes, at the end of the drain phase.
 func (c *Coordinator) HandleSignals(shutdown func() error) (stop func()) {
 	h := &signalHandler{
 		c:        c,
@@ -38,7 +50,7 @@ func (c *Coordinator) HandleSignals(shutdown func() error) (stop func()) {
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	signal.Notify(h.sigs, syscall.SIGTERM, os.Interrupt)
+	signal.Notify(h.sigs, stopSignals...)
 	go h.run()
 	return sync.OnceFunc(func() {
 		signal.Stop(h.sigs)

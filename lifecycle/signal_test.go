@@ -78,6 +78,8 @@ func TestSignalSecondExits(t *testing.T) {
 		{"SIGTERM twice", syscall.SIGTERM, syscall.SIGTERM, "signal terminated", 143},
 		{"SIGTERM then SIGINT", syscall.SIGTERM, syscall.SIGINT, "signal terminated", 130},
 		{"SIGINT twice", syscall.SIGINT, syscall.SIGINT, "signal interrupt", 130},
+		{"SIGHUP twice", syscall.SIGHUP, syscall.SIGHUP, "signal hangup", 129},
+		{"SIGHUP then SIGTERM", syscall.SIGHUP, syscall.SIGTERM, "signal hangup", 143},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drainfx/drainfx/lifecycle"
@@ -28,7 +29,8 @@ const (
 
 // FromEnv reads the bundle's configuration from the environment, through
 // lookup (pass [os.LookupEnv]). A bad value is an error naming the variable
-// and the value; so is a budget that does not fit the grace period.
+// and the value; so is a budget that does not fit the grace period, and so
+// are PORT and ADMIN_PORT that resolve to the same port (defaults included).
 // Unset variables keep the defaults; a duration of 0 means none ("0s" drain
 // delay drains for no time), unlike a zero Config field, which means the
 // default.
@@ -51,6 +53,18 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if cfg.Probe.Addr, err = port(EnvAdminPort, 9090); err != nil {
 		return Config{}, err
+	}
+	// Compared as resolved, so that PORT=9090 with ADMIN_PORT unset collides
+	// too. Port 0 (a free port each) never does.
+	if cfg.HTTP.Addr == cfg.Probe.Addr && cfg.HTTP.Addr != ":0" {
+		v := func(name string, def int) string {
+			if s, _ := lookup(name); s != "" {
+				return fmt.Sprintf("%s=%q", name, s)
+			}
+			return fmt.Sprintf("%s unset (default %d)", name, def)
+		}
+		return Config{}, fmt.Errorf("%s, %s: the public and the admin server cannot share port %s",
+			v(EnvPort, 8080), v(EnvAdminPort, 9090), strings.TrimPrefix(cfg.HTTP.Addr, ":"))
 	}
 	lc := &cfg.Lifecycle
 	for _, d := range []struct {

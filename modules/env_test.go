@@ -63,6 +63,16 @@ func TestFromEnv(t *testing.T) {
 			},
 		},
 		{
+			name: "port 0 twice: a free port each",
+			give: map[string]string{"PORT": "0", "ADMIN_PORT": "0"},
+			want: func(c modules.Config) string {
+				if c.HTTP.Addr != ":0" || c.Probe.Addr != ":0" {
+					return "not port 0"
+				}
+				return ""
+			},
+		},
+		{
 			name: "empty values keep the defaults",
 			give: map[string]string{"PORT": "", "SHUTDOWN_DRAIN_DELAY": ""},
 			want: func(c modules.Config) string {
@@ -102,6 +112,10 @@ func TestFromEnvErrors(t *testing.T) {
 		{map[string]string{"SHUTDOWN_DRAIN_MISS_PROBABILITY": "1"}, []string{`SHUTDOWN_DRAIN_MISS_PROBABILITY="1"`, "probability"}},
 		{map[string]string{"SHUTDOWN_DRAIN_MISS_PROBABILITY": "1%"}, []string{`SHUTDOWN_DRAIN_MISS_PROBABILITY="1%"`}},
 		{map[string]string{"SHUTDOWN_DRAIN_MISS_PROBABILITY": "NaN"}, []string{`SHUTDOWN_DRAIN_MISS_PROBABILITY="NaN"`}},
+		{map[string]string{"PORT": "7000", "ADMIN_PORT": "7000"}, []string{`PORT="7000"`, `ADMIN_PORT="7000"`, "share port 7000"}},
+		{map[string]string{"PORT": "9090"}, []string{`PORT="9090"`, "ADMIN_PORT unset (default 9090)", "share port 9090"}},
+		{map[string]string{"ADMIN_PORT": "8080"}, []string{"PORT unset (default 8080)", `ADMIN_PORT="8080"`}},
+		{map[string]string{"PORT": "08080", "ADMIN_PORT": "8080"}, []string{`PORT="08080"`, `ADMIN_PORT="8080"`, "share port 8080"}},
 	}
 	for _, tt := range tests {
 		_, err := modules.FromEnv(lookup(tt.give))

@@ -18,7 +18,8 @@ import (
 
 // A service built from the bundle: routes through httpmod.AsRoute, a
 // readiness check through probemod.AsCheck, and a stop that drains first.
-// Without a *zap.Logger in the graph the bundle logs nothing.
+// Without a *zap.Logger in the graph the bundle logs nothing but fx's
+// errors, on stderr.
 func ExampleWeb() {
 	var (
 		srv   *httpmod.Server

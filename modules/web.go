@@ -1,6 +1,11 @@
 package modules
 
 import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
 	"time"
 
 	"go.uber.org/fx"
@@ -25,8 +30,10 @@ type Config struct {
 	// Metrics is the admin server's /metrics; see [metricsmod.Config].
 	Metrics metricsmod.Config `yaml:"metrics" json:"metrics"`
 	// FxLogLevel is the level of fx's own events (provided, invoked, hook
-	// ran). Default info; errors are always logged at error.
-	FxLogLevel zapcore.Level `yaml:"fxLogLevel" json:"fxLogLevel"`
+	// ran) in the app's *zap.Logger. Default (nil) debug, so that a start
+	// logs drainfx's lines, not fx's hundred; fx's errors are logged at
+	// error whatever the level.
+	FxLogLevel *zapcore.Level `yaml:"fxLogLevel" json:"fxLogLevel"`
 	// FixedDrain turns the adaptive drain off: the drain lasts exactly
 	// Lifecycle.DrainDelay. Default false: the bundle drains adaptively,
 	// with Lifecycle.DrainQuiet = [DefaultDrainQuiet] when it is zero.
@@ -50,23 +57,98 @@ func (c Config) LifecycleConfig() lifecycle.Config {
 	return lc
 }
 
+// DefaultFxLogLevel is the level of fx's own events when
+// [Config.FxLogLevel] is nil.
+const DefaultFxLogLevel = zapcore.DebugLevel
+
+// fxLogLevel is FxLogLevel with its default applied.
+func (c Config) fxLogLevel() zapcore.Level {
+	if c.FxLogLevel == nil {
+		return DefaultFxLogLevel
+	}
+	return *c.FxLogLevel
+}
+
+// checkAddrs fails if the public and the admin server would listen on one
+// port: the second listen would fail start-up anyway, after the first
+// server had started.
+func (c Config) checkAddrs() error {
+	h, a := c.HTTP.WithDefaults().Addr, c.Probe.WithDefaults().Addr
+	hHost, hPort, err1 := net.SplitHostPort(h)
+	aHost, aPort, err2 := net.SplitHostPort(a)
+	if err1 != nil || err2 != nil {
+		return nil // the modules' own Validate names a malformed address
+	}
+	if samePort(hPort, aPort) && sameHost(hHost, aHost) {
+		return fmt.Errorf("modules: HTTP.Addr=%q and Probe.Addr=%q: the public and the admin server need a port each", h, a)
+	}
+	return nil
+}
+
+// samePort reports whether two ports of host:port addresses are one fixed
+// port ("8080" and "08080" are; "0", a free port each, never is).
+func samePort(p, q string) bool {
+	n, err1 := strconv.Atoi(p)
+	m, err2 := strconv.Atoi(q)
+	if err1 != nil || err2 != nil {
+		return p == q && p != "" // service names, as net.Listen takes them
+	}
+	return n == m && n != 0
+}
+
+// sameHost reports whether listeners on hosts h and k would clash: the same
+// host, or either one on every address ("", "0.0.0.0", "::").
+func sameHost(h, k string) bool {
+	wildcard := func(h string) bool {
+		ip := net.ParseIP(h)
+		return h == "" || (ip != nil && ip.IsUnspecified())
+	}
+	return h == k || wildcard(h) || wildcard(k)
+}
+
 // Web returns lifecycle + httpmod + probemod + metricsmod with cfg
 // supplied, fx's events logged through the app's *zap.Logger at
-// [Config.FxLogLevel] (if a logger is provided; nothing is logged
-// otherwise), [lifecycle.DrainOnShutdown] (a call to fx.Shutdowner begins
-// the drain at once), and fx.StopTimeout derived from the budget. The
-// metrics go on the app's *prometheus.Registry if it provides one, else on
-// a registry of their own ([metricsmod.Metrics.Registry]). An invalid
-// budget makes fx.New fail with an error naming the fields and values.
+// [Config.FxLogLevel] (if a logger is provided; otherwise only fx's errors
+// are written, to stderr), [lifecycle.DrainOnShutdown] (a call to
+// fx.Shutdowner begins the drain at once), and fx.StopTimeout derived from
+// the budget. The metrics go on the app's *prometheus.Registry if it
+// provides one, else on a registry of their own
+// ([metricsmod.Metrics.Registry]). An invalid budget, or HTTP.Addr and
+// Probe.Addr on one port, makes fx.New fail with an error naming the
+// fields and values.
 //
 // Web is a top-level option (it sets fx.StopTimeout): pass it to fx.New, not
 // to an fx.Module.
-func Web(cfg Config) fx.Option {
+//
+// # Readiness
+//
+// The service becomes ready (Serving: /startupz and /readyz may pass) when
+// fx reports that app.Start has run every OnStart hook — every hook of
+// every module and invoke, wherever it is listed in fx.New. Web watches for
+// that report by decorating the app's [fxevent.Logger] at the top level, so
+// it works whichever logger the app uses: the bundle's own, or one given
+// with fx.WithLogger or fx.NopLogger after Web. Limits: fx allows one
+// decoration of a type per module, so an app that decorates
+// fxevent.Logger at the top level itself fails in fx.New; and inside an
+// fx.Module the decoration would not reach the app's logger, so the
+// service would never become ready (another reason Web is top-level).
+//
+// The same watch names the signal that stops an app.Run as the drain's
+// reason, before fx's stop reaches the HTTP server's OnStop.
+func Web(cfg Config) fx.Option { return web(cfg, os.Stderr) }
+
+// web is [Web] with the writer of fx's errors when the app has no
+// *zap.Logger.
+func web(cfg Config, stderr io.Writer) fx.Option {
 	lc := cfg.LifecycleConfig()
 	plan, err := lifecycle.NewPlan(lc)
 	if err != nil {
 		return fx.Error(err)
 	}
+	if err := cfg.checkAddrs(); err != nil {
+		return fx.Error(err)
+	}
+	level := cfg.fxLogLevel()
 	return fx.Options(
 		fx.Supply(lc, cfg.HTTP, cfg.Probe, cfg.Metrics),
 		lifecycle.Module,
@@ -75,8 +157,13 @@ func Web(cfg Config) fx.Option {
 		probemod.Module,
 		metricsmod.Module,
 		fx.WithLogger(func(p loggerParams) fxevent.Logger {
-			return newFxLogger(p.Logger, cfg.FxLogLevel, p.Coordinator)
+			return newFxLogger(p.Logger, level, stderr)
 		}),
+		// A decoration, not the logger itself: a later fx.WithLogger
+		// replaces the bundle's logger, but fx decorates whichever logger
+		// it builds (it runs the top-level decorations before it builds
+		// the loggers).
+		fx.Decorate(watchFx),
 		fx.StopTimeout(plan.StopTimeout),
 	)
 }
@@ -84,36 +171,85 @@ func Web(cfg Config) fx.Option {
 type loggerParams struct {
 	fx.In
 
-	Logger      *zap.Logger `optional:"true"`
-	Coordinator *lifecycle.Coordinator
+	Logger *zap.Logger `optional:"true"`
 }
 
-// fxLogger logs fx's events through zap and tells the coordinator when fx
-// reports that every OnStart hook has run (that is when /startupz passes)
-// and when app.Run caught a signal (the drain's reason).
-type fxLogger struct {
+// newFxLogger logs fx's events through log at level, fx's errors at error;
+// with no log, it writes fx's errors (only) to stderr, so that a start that
+// fails is never silent.
+func newFxLogger(log *zap.Logger, level zapcore.Level, stderr io.Writer) fxevent.Logger {
+	if log == nil {
+		return errorsOnly{&fxevent.ConsoleLogger{W: stderr}}
+	}
+	zl := &fxevent.ZapLogger{Logger: log.With(zap.String("component", "fx"))}
+	zl.UseLogLevel(level)
+	return zl
+}
+
+// errorsOnly passes on the events that carry an error and drops the others.
+type errorsOnly struct{ next fxevent.Logger }
+
+func (l errorsOnly) LogEvent(e fxevent.Event) {
+	if eventErr(e) != nil {
+		l.next.LogEvent(e)
+	}
+}
+
+// eventErr is the error an fx event carries, or nil.
+func eventErr(e fxevent.Event) error {
+	switch e := e.(type) {
+	case *fxevent.OnStartExecuted:
+		return e.Err
+	case *fxevent.OnStopExecuted:
+		return e.Err
+	case *fxevent.Supplied:
+		return e.Err
+	case *fxevent.Provided:
+		return e.Err
+	case *fxevent.Replaced:
+		return e.Err
+	case *fxevent.Decorated:
+		return e.Err
+	case *fxevent.Run:
+		return e.Err
+	case *fxevent.Invoked:
+		return e.Err
+	case *fxevent.Stopped:
+		return e.Err
+	case *fxevent.RollingBack:
+		return e.StartErr
+	case *fxevent.RolledBack:
+		return e.Err
+	case *fxevent.Started:
+		return e.Err
+	case *fxevent.LoggerInitialized:
+		return e.Err
+	}
+	return nil
+}
+
+// watchFx decorates the app's fx logger (see "Readiness" in [Web]).
+func watchFx(l fxevent.Logger, c *lifecycle.Coordinator) fxevent.Logger {
+	return fxWatch{Logger: l, c: c}
+}
+
+// fxWatch tells the coordinator when fx reports that every OnStart hook
+// has run (that is when /startupz passes) and when app.Run caught a signal
+// (the drain's reason), and passes every event on.
+type fxWatch struct {
 	fxevent.Logger
 	c *lifecycle.Coordinator
 }
 
-func newFxLogger(log *zap.Logger, level zapcore.Level, c *lifecycle.Coordinator) fxevent.Logger {
-	var inner fxevent.Logger = fxevent.NopLogger
-	if log != nil {
-		zl := &fxevent.ZapLogger{Logger: log.With(zap.String("component", "fx"))}
-		zl.UseLogLevel(level)
-		inner = zl
-	}
-	return fxLogger{Logger: inner, c: c}
-}
-
-func (l fxLogger) LogEvent(e fxevent.Event) {
+func (l fxWatch) LogEvent(e fxevent.Event) {
 	if s, ok := e.(*fxevent.Stopping); ok {
 		// app.Run caught a signal and is about to stop the app. The
 		// coordinator's own handler sees the same signal, but fx may reach
 		// the HTTP module's OnStop first, which would begin the drain as
 		// "app stopping": name the signal here, before the stop. (After a
-		// Shutdowner call fx reports SIGTERM too, but DrainOnShutdown has
-		// begun the drain already and this does nothing.)
+		// Shutdowner call fx reports SIGTERM too, but DrainOnShutdown or
+		// the signal handler has begun the drain already and this does
+		// nothing.)
 		l.c.BeginDrain(lifecycle.ReasonSignal + " " + s.Signal.String())
 	}
 	l.Logger.LogEvent(e)

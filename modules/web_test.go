@@ -36,14 +36,14 @@ func TestWebFxLogLevel(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		give zapcore.Level
+		give *zapcore.Level
 		core zapcore.Level // the logger's level
 		want zapcore.Level // of fx's events; none logged if below core
 	}{
-		{name: "default info", core: zapcore.DebugLevel, want: zapcore.InfoLevel},
-		{name: "debug", give: zapcore.DebugLevel, core: zapcore.DebugLevel, want: zapcore.DebugLevel},
-		{name: "warn", give: zapcore.WarnLevel, core: zapcore.DebugLevel, want: zapcore.WarnLevel},
-		{name: "debug under an info logger: quiet", give: zapcore.DebugLevel, core: zapcore.InfoLevel, want: zapcore.DebugLevel},
+		{name: "default debug", core: zapcore.DebugLevel, want: zapcore.DebugLevel},
+		{name: "default: no fx event at info", core: zapcore.InfoLevel, want: zapcore.DebugLevel},
+		{name: "info", give: new(zapcore.InfoLevel), core: zapcore.DebugLevel, want: zapcore.InfoLevel},
+		{name: "warn", give: new(zapcore.WarnLevel), core: zapcore.DebugLevel, want: zapcore.WarnLevel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +84,6 @@ func TestWebFxErrorsAtErrorLevel(t *testing.T) {
 	t.Parallel()
 	core, logs := observer.New(zapcore.DebugLevel)
 	cfg := testConfig()
-	cfg.FxLogLevel = zapcore.DebugLevel
 	boom := errors.New("boom")
 	app := fx.New(modules.Web(cfg), fx.Supply(zap.New(core)),
 		fx.Invoke(func(lc fx.Lifecycle) { lc.Append(fx.Hook{OnStart: func(context.Context) error { return boom }}) }),

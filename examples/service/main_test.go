@@ -409,6 +409,7 @@ func TestBadEnvExits1(t *testing.T) {
 		{"not a duration", []string{"SHUTDOWN_DRAIN_DELAY=abc"}, `SHUTDOWN_DRAIN_DELAY="abc"`, ""},
 		{"budget over the grace period", []string{"SHUTDOWN_GRACE_PERIOD=5s"}, "SHUTDOWN_GRACE_PERIOD=5s", ""},
 		{"bad port", []string{"ADMIN_PORT=70000"}, `ADMIN_PORT="70000"`, ""},
+		{"PORT = ADMIN_PORT", []string{"PORT=7070", "ADMIN_PORT=7070"}, `PORT="7070", ADMIN_PORT="7070"`, ""},
 		{"bad database URL", []string{"DATABASE_URL=mysql://app:hunter2@db/app"}, "DATABASE_URL:", "hunter2"},
 		{"bad data dir", []string{"DATA_DIR=/tmp/a?b"}, `DATA_DIR="/tmp/a?b"`, ""},
 	}

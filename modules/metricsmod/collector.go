@@ -40,6 +40,7 @@ type Collector struct {
 	drainArrivals, drainLast    *prometheus.Desc
 	drainRate, drainQuiet       *prometheus.Desc
 	drainEnded                  *prometheus.Desc
+	prestopRefused              *prometheus.Desc
 }
 
 // NewCollector returns the collector of c's metrics.
@@ -65,6 +66,7 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 		drainRate:        d("drain_traffic_rate_per_second", "The rate at which work arrived in the minute before D0, as the adaptive drain estimated it."),
 		drainQuiet:       d("drain_quiet_seconds", "The quiet period the adaptive drain used: how long without a new connection ends it."),
 		drainEnded:       d("drain_ended", "1 once the drain has ended, labelled with why: delay, quiet, max, abort or not serving.", "by"),
+		prestopRefused:   d("prestop_refused_total", "PreStop calls refused for a bad or missing token."),
 	}
 }
 
@@ -72,7 +74,7 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 func (x *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		x.state, x.stateNumber, x.d0, x.inflightRequests, x.inflight, x.sessions, x.sessionsEnded,
-		x.phaseDuration, x.phasePlanned, x.cuts, x.hookDuration,
+		x.phaseDuration, x.phasePlanned, x.cuts, x.hookDuration, x.prestopRefused,
 		x.drainArrivals, x.drainLast, x.drainRate, x.drainQuiet, x.drainEnded,
 	} {
 		ch <- d
@@ -145,6 +147,8 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 	for name, v := range hooks {
 		gauge(x.hookDuration, v, name)
 	}
+
+	counter(x.prestopRefused, float64(x.c.PrestopRefused()))
 }
 
 // CheckCollector exports the readiness checks' results and durations. It

@@ -135,6 +135,9 @@ drainfx_phase_planned_seconds{phase="drain"} 2
 drainfx_phase_planned_seconds{phase="stop"} 4
 drainfx_phase_planned_seconds{phase="teardown"} 3
 drainfx_phase_planned_seconds{phase="wait"} 0
+# HELP drainfx_prestop_refused_total PreStop calls refused for a bad or missing token.
+# TYPE drainfx_prestop_refused_total counter
+drainfx_prestop_refused_total 0
 # HELP drainfx_sessions Long-lived sessions open.
 # TYPE drainfx_sessions gauge
 drainfx_sessions{kind="websocket"} 2

@@ -23,6 +23,7 @@
 //	drainfx_drain_traffic_rate_per_second       the rate of work arriving in the minute before D0 (the adaptive drain's estimate)
 //	drainfx_drain_quiet_seconds                 the quiet period the adaptive drain used
 //	drainfx_drain_ended{by}                     1 once the drain has ended: delay, quiet, max, abort, not serving
+//	drainfx_prestop_refused_total               preStop calls refused for a bad or missing token (the log shows the first, then one a PrestopRefusedLogEvery)
 //
 // From the readiness checks of [probemod.Probes] ([NewCheckCollector]):
 //
