@@ -33,10 +33,14 @@ const (
 // sixteen requests a second. Taking the smaller rate can only lengthen the
 // quiet period. When every interval saw arrivals the occupancy rate is
 // unbounded and the count rate stands; with no arrival in the window the
-// rate is 0 and the plain DrainQuiet rule applies. A pod that began serving
-// less than a minute before D0 is judged on the time it served (a short
-// window, so a noisier rate; the time before a proxy first sent it
-// anything only lowers the rate, which lengthens the quiet period).
+// rate is 0 and the plain DrainQuiet rule applies.
+//
+// Start-up: a pod that began serving less than a minute before D0 is judged
+// from the sampling interval of its first arrival on. Before that no proxy
+// routed to it (being added to a load balancer takes seconds, as being
+// removed does), and that time says nothing of its traffic. Beginning the
+// window at an arrival overstates the rate by about one arrival; for a pod
+// that saw a handful, that is a quiet period a little shorter than ε asks.
 
 type sample struct {
 	at    time.Time
@@ -61,7 +65,7 @@ func (w *trafficWindow) add(s sample) {
 	}
 	w.ring[w.next] = s
 	w.next = (w.next + 1) % len(w.ring)
-	if w.n < len(w.ring) {
+	if w.n < len(w.ring) && last.count > ss[0].count {
 		w.n++
 	}
 }
@@ -76,7 +80,15 @@ func (w *trafficWindow) freeze(last sample) TrafficRate {
 	for i := range w.n {
 		ss = append(ss, w.ring[(w.next-w.n+i+len(w.ring))%len(w.ring)])
 	}
-	return estimateRate(append(ss, last))
+	ss = append(ss, last)
+	if w.n < len(w.ring) && last.count > ss[0].count {
+		// Start-up (the ring never filled: the first sample is the
+		// start of serving): from the interval of the first arrival.
+		for len(ss) > 2 && ss[1].count == ss[0].count {
+			ss = ss[1:]
+		}
+	}
+	return estimateRate(ss)
 }
 
 // TrafficRate is what the adaptive drain learnt of this pod's traffic in

@@ -143,3 +143,34 @@ func TestArrivalLogKeepsTheLatest(t *testing.T) {
 		t.Errorf("kept %d addresses, want the last %d arrivals less the one without an address", len(all), recentArrivals-1)
 	}
 }
+
+// A pod that began serving less than a minute before D0 is judged from its
+// first arrival: the seconds before a proxy added it do not count.
+func TestTrafficWindowStartUp(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	tests := []struct {
+		name       string
+		perSecond  []int64
+		wantWindow time.Duration
+		wantRate   float64
+	}{
+		{"first arrival after 3 s", append([]int64{0, 0, 0}, repeat([]int64{10}, 5)...), 5 * time.Second, 10},
+		{"no arrival yet", make([]int64, 8), 8 * time.Second, 0},
+		{"arrivals from the start", repeat([]int64{1, 0}, 4), 8 * time.Second, 0.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var w trafficWindow
+			ss := samplesOf(t0, tt.perSecond)
+			for _, s := range ss {
+				w.add(s)
+			}
+			r := w.freeze(ss[len(ss)-1])
+			if r.Window != tt.wantWindow || math.Abs(r.PerSecond-tt.wantRate) > 1e-9 {
+				t.Errorf("freeze = %+v, want window %v, %v/s", r, tt.wantWindow, tt.wantRate)
+			}
+		})
+	}
+}

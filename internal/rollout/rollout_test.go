@@ -203,3 +203,65 @@ func TestAdaptiveDrain(t *testing.T) {
 		})
 	}
 }
+
+// TestSparseTraffic: a pod whose traffic is sparse cannot tell "the proxies
+// stopped" from "nobody called" after DrainQuiet. Two clients, each a POST
+// on a new connection every 1.5 s, a load balancer that drops the pod 6–9 s
+// after its termination began, the service's defaults (drain 5s, quiet 1s,
+// grace period 30s): the quiet period follows the pod's own rate (≈ 0.67/s
+// → ≈ 10 s), and nothing is lost. With a quiet period of a fixed 1 s every
+// pod left at 5 s and about one request in ten was lost.
+func TestSparseTraffic(t *testing.T) {
+	needRollout(t)
+	res := check(t, rollout.Config{
+		Bin:          binary(t, servicePkg),
+		Env:          serviceEnv(t),
+		Replicas:     2,
+		Replacements: 3,
+		PreStop:      rollout.PreStop{Kind: rollout.PreStopHTTP},
+		GracePeriod:  30 * time.Second,
+		Propagation:  rollout.Range{Min: 6 * time.Second, Max: 9 * time.Second},
+		Entry:        rollout.Range{Min: 500 * time.Millisecond, Max: time.Second},
+		Load:         rollout.Load{NewConn: 2, Interval: 1500 * time.Millisecond},
+	})
+	if !res.Pass() {
+		logPods(t, res)
+		t.Errorf("%d lost, want none", res.Lost())
+	}
+	for _, p := range res.Terminated() {
+		t.Logf("%s: propagation %.3fs, T0→exit %.3fs", p.Name, p.Propagation.Seconds(), p.StopTime().Seconds())
+		if p.StopTime() < p.Propagation {
+			t.Errorf("%s: left %v after T0, before the propagation %v", p.Name, p.StopTime(), p.Propagation)
+		}
+	}
+}
+
+// TestShortDrainDelay: a short SHUTDOWN_DRAIN_DELAY (1s) with a load
+// balancer slower than it (4–6 s). The default MaxDrainDelay is all the
+// room the budget gives (here 20s − 3s − 1s − 5s = 11s), so a busy pod
+// still leaves at propagation + DrainQuiet, and nothing is lost.
+func TestShortDrainDelay(t *testing.T) {
+	needRollout(t)
+	const quiet, slack = time.Second, 300 * time.Millisecond
+	res := check(t, rollout.Config{
+		Bin:          binary(t, servicePkg),
+		Env:          serviceEnv(t, "SHUTDOWN_GRACE_PERIOD=20s", "SHUTDOWN_DRAIN_DELAY=1s"),
+		Replicas:     2,
+		Replacements: 4,
+		PreStop:      rollout.PreStop{Kind: rollout.PreStopHTTP},
+		GracePeriod:  20 * time.Second,
+		Propagation:  rollout.Range{Min: 4 * time.Second, Max: 6 * time.Second},
+		Entry:        rollout.Range{Min: 500 * time.Millisecond, Max: time.Second},
+	})
+	if !res.Pass() {
+		logPods(t, res)
+		t.Errorf("%d lost, want none", res.Lost())
+	}
+	for _, p := range res.Terminated() {
+		bound := p.Propagation + quiet + slack
+		t.Logf("%s: propagation %.3fs, T0→exit %.3fs, bound %.3fs", p.Name, p.Propagation.Seconds(), p.StopTime().Seconds(), bound.Seconds())
+		if p.StopTime() > bound || p.StopTime() < p.Propagation {
+			t.Errorf("%s: T0→exit %v, want between the propagation %v and propagation + DrainQuiet + %v", p.Name, p.StopTime(), p.Propagation, slack)
+		}
+	}
+}
