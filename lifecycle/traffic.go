@@ -65,7 +65,7 @@ func (w *trafficWindow) add(s sample) {
 	}
 	w.ring[w.next] = s
 	w.next = (w.next + 1) % len(w.ring)
-	if w.n < len(w.ring) && last.count > ss[0].count {
+	if w.n < len(w.ring) {
 		w.n++
 	}
 }
