@@ -8,7 +8,7 @@
 //	GET  /            200 "ok"
 //	POST /echo        200 with the request body
 //	GET  /slow?ms=N   sleeps N ms, 0 to 60000 (or until the client leaves), 200 "ok"; 400 for another N
-//	GET  /ws          WebSocket echo: every message is sent back
+//	GET  /ws          WebSocket echo: every message (up to 1 MiB; larger: close 1009) is sent back
 //	GET  /events      SSE: "data: N" every 100 ms until the stream ends
 //	POST /hits        increments a counter row in the database, 200 with the count
 //	GET  /hits        200 with the count

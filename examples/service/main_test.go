@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -565,4 +566,73 @@ func TestPrestopCommand(t *testing.T) {
 	if took := s.stop(t); took > time.Second {
 		t.Errorf("SIGTERM after the prestop command → exit %v, want at once", took)
 	}
+}
+
+// procStatusKiB reads a field in kB (VmHWM, VmRSS) of /proc/PID/status.
+func procStatusKiB(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kib int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib); err != nil {
+				t.Fatalf("%s: %q: %v", field, v, err)
+			}
+			return kib
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// One WebSocket frame whose header announces 256 MiB: the server answers
+// 1009 (message too big) from the header alone, and its memory stays flat.
+func TestWebSocketOversizedFrame(t *testing.T) {
+	t.Parallel()
+	const maxPeak = 100 << 10 // KiB
+	s := start(t, "SHUTDOWN_DRAIN_DELAY=0s")
+	ws, _, err := websocket.DefaultDialer.Dial(s.wsURL("/ws"), nil)
+	if err != nil {
+		t.Fatalf("dial /ws: %v", err)
+	}
+	defer ws.Close()
+	before := procStatusKiB(t, s.Pid(), "VmHWM")
+
+	// A masked binary frame, FIN set, with a 64-bit length of 256 MiB, and
+	// the first bytes of its payload.
+	frame := []byte{0x82, 0x80 | 127}
+	frame = binary.BigEndian.AppendUint64(frame, 256<<20)
+	frame = append(frame, 1, 2, 3, 4) // masking key
+	frame = append(frame, make([]byte, 4096)...)
+	if _, err := ws.NetConn().Write(frame); err != nil {
+		t.Fatalf("write the frame: %v", err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(waitTimeout))
+	_, _, err = ws.ReadMessage()
+	if ce, ok := errors.AsType[*websocket.CloseError](err); !ok || ce.Code != websocket.CloseMessageTooBig {
+		t.Errorf("read after the frame: %v, want close 1009", err)
+	}
+	// The session has ended: a new one still echoes.
+	ws2, _, err := websocket.DefaultDialer.Dial(s.wsURL("/ws"), nil)
+	if err != nil {
+		t.Fatalf("dial /ws again: %v", err)
+	}
+	defer ws2.Close()
+	if err := ws2.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := ws2.ReadMessage(); err != nil || string(p) != "still here" {
+		t.Errorf("echo after the oversized frame: %q, %v", p, err)
+	}
+	_ = ws2.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+
+	peak, rss := procStatusKiB(t, s.Pid(), "VmHWM"), procStatusKiB(t, s.Pid(), "VmRSS")
+	t.Logf("peak RSS (VmHWM) %d KiB before the frame, %d KiB after; RSS now %d KiB", before, peak, rss)
+	if peak > maxPeak {
+		t.Errorf("peak RSS %d KiB, want under %d KiB", peak, maxPeak)
+	}
+	s.stop(t)
 }

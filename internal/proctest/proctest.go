@@ -101,6 +101,9 @@ func StartArgs(tb testing.TB, bin string, args []string, env ...string) *Proc {
 	return p
 }
 
+// Pid is the process's id (for /proc/PID/…).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Output is what the process wrote to stdout and stderr so far.
 func (p *Proc) Output() string { return p.out.String() }
 
