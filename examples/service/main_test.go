@@ -415,6 +415,8 @@ func TestBadEnvExits1(t *testing.T) {
 		{"budget over the grace period", []string{"SHUTDOWN_GRACE_PERIOD=5s"}, "SHUTDOWN_GRACE_PERIOD=5s", ""},
 		{"bad port", []string{"ADMIN_PORT=70000"}, `ADMIN_PORT="70000"`, ""},
 		{"bad database URL", []string{"DATABASE_URL=mysql://app:hunter2@db/app"}, "DATABASE_URL:", "hunter2"},
+		{"password with a slash", []string{"DATABASE_URL=postgres://app:/s3cr3tpw@127.0.0.1:1/db"}, "DATABASE_URL:", "s3cr3tpw"},
+		{"password like a port", []string{"DATABASE_URL=postgres://app:12345/pw@127.0.0.1:1/db"}, "DATABASE_URL:", "12345"},
 		{"bad data dir", []string{"DATA_DIR=/tmp/a?b"}, `DATA_DIR="/tmp/a?b"`, ""},
 	}
 	for _, tt := range tests {
@@ -635,4 +637,48 @@ func TestWebSocketOversizedFrame(t *testing.T) {
 		t.Errorf("peak RSS %d KiB, want under %d KiB", peak, maxPeak)
 	}
 	s.stop(t)
+}
+
+// A database password never reaches the output, whatever the URL's shape:
+// refused at once when pgx would misread it, or masked in every log line
+// of the start-up retries (here with a password a URL parser takes for a
+// port and a query, which pgx reads as a password).
+func TestDatabasePasswordNeverPrinted(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		give       string // DATABASE_URL, with %d for a closed port
+		wantSecret string
+		wantExit   bool // exits by itself (a refused URL); else it retries until SIGTERM
+	}{
+		{"slash", "postgres://app:/s3cr3tpw@127.0.0.1:%d/db", "s3cr3tpw", true},
+		{"digits then a slash", "postgres://app:12345/pw@127.0.0.1:%d/db", "12345", true},
+		{"at sign", "postgres://app:p@ss3cr3t@127.0.0.1:%d/db", "ss3cr3t", true},
+		{"question mark", "postgres://app:12345?s3cr3t@127.0.0.1:%d/db?sslmode=disable", "s3cr3t", false},
+		{"bad escape", "postgres://app:s3cr3t%%zz@127.0.0.1:%d/db", "s3cr3t", false},
+		{"query", "postgres://app@127.0.0.1:%d/db?sslmode=disable&password=s3cr3t;x", "s3cr3t", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dsn := fmt.Sprintf(tt.give, proctest.FreePort(t)) // nothing listens there
+			p := proctest.Start(t, bin, "DATA_DIR="+t.TempDir(), "DATABASE_URL="+dsn, "SHUTDOWN_DRAIN_DELAY=0s",
+				fmt.Sprintf("PORT=%d", proctest.FreePort(t)), fmt.Sprintf("ADMIN_PORT=%d", proctest.FreePort(t)))
+			if !tt.wantExit {
+				p.WaitOutput(t, `"attempt":2`, waitTimeout) // a few lines naming the database
+				p.Signal(t, syscall.SIGTERM)
+			}
+			code, _ := p.Wait(t, 20*time.Second)
+			out := p.Output()
+			if code == 0 {
+				t.Errorf("exit code 0, want a failure")
+			}
+			if !strings.Contains(out, "xxxxx") {
+				t.Errorf("output does not name the database with its password masked:\n%s", out)
+			}
+			if strings.Contains(out, tt.wantSecret) {
+				t.Errorf("output shows the password %q:\n%s", tt.wantSecret, out)
+			}
+		})
+	}
 }

@@ -32,7 +32,9 @@ type Config struct {
 	// database at that path, with the query parameters modernc.org/sqlite
 	// knows (_pragma=…), used as given. The DSN is never logged or returned
 	// in an error with its password ([RedactDSN]); it is not marshalled to
-	// JSON either.
+	// JSON either. A postgres URL with an '@' after its user info (which
+	// ends at the first '@' before any '/') is refused: a password's '/'
+	// and '@' must be percent-encoded.
 	DSN string `yaml:"dsn" json:"-"`
 	// DataDir is where the embedded SQLite file lives when DSN is empty; it
 	// is created (0750) at start if missing. Default "./data".
@@ -157,7 +159,24 @@ func driverFor(dsn string) (string, error) {
 	case dsn == "", strings.HasPrefix(lower, "file:"):
 		return DriverSQLite, nil
 	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+		if strayAt(dsn) {
+			return "", configErrorf("DSN=%q: an '@' after the user info (in a password, write '/' as %%2F and '@' as %%40)", RedactDSN(dsn))
+		}
 		return DriverPostgres, nil
 	}
 	return "", configErrorf("DSN=%q: want empty (embedded SQLite), file:… (SQLite) or postgres://…", RedactDSN(dsn))
+}
+
+// strayAt reports whether a postgres:// URL has an '@' after its user info,
+// which pgx (as libpq) ends at the first '@' before any '/'. Such an '@' is
+// almost always a password with a character that should have been
+// percent-encoded ("app:/s3cret@db", "app:12/pw@db"): pgx would take part
+// of the password for a host or a database name, and print it in its
+// errors.
+func strayAt(dsn string) bool {
+	_, rest, _ := strings.Cut(dsn, "://")
+	if i := strings.IndexAny(rest, "@/"); i >= 0 && rest[i] == '@' {
+		rest = rest[i+1:]
+	}
+	return strings.Contains(rest, "@")
 }
