@@ -682,3 +682,33 @@ func TestDatabasePasswordNeverPrinted(t *testing.T) {
 		})
 	}
 }
+
+// SIGTERM while the start-up still waits for an unreachable database ends
+// the start at once: the process exits well inside the grace period (not at
+// fx's 15 s start timeout, after the kubelet's SIGKILL), with a line saying
+// why.
+func TestSIGTERMDuringStartup(t *testing.T) {
+	t.Parallel()
+	dsn := fmt.Sprintf("postgres://app:hunter2@127.0.0.1:%d/app?sslmode=disable", proctest.FreePort(t)) // nothing listens there
+	p := proctest.Start(t, bin, "DATA_DIR="+t.TempDir(), "DATABASE_URL="+dsn,
+		"SHUTDOWN_GRACE_PERIOD=8s", "SHUTDOWN_DRAIN_DELAY=2s",
+		fmt.Sprintf("PORT=%d", proctest.FreePort(t)), fmt.Sprintf("ADMIN_PORT=%d", proctest.FreePort(t)))
+	p.WaitOutput(t, "database not reachable yet", waitTimeout)
+	sent := p.Signal(t, syscall.SIGTERM)
+	code, at := p.Wait(t, waitTimeout)
+	took := at.Sub(sent)
+	t.Logf("SIGTERM during start-up → exit %d after %v", code, took.Round(time.Millisecond))
+	if code == 0 {
+		t.Error("exit code 0 for a start that did not finish")
+	}
+	if took > 3*time.Second {
+		t.Errorf("SIGTERM→exit %v, want within 3s (grace period 8s)", took)
+	}
+	out := p.Output()
+	if !strings.Contains(out, "sqlmod: start cut short: the drain began (signal terminated)") {
+		t.Errorf("no line says the start was cut short by the drain:\n%s", out)
+	}
+	if strings.Contains(out, "hunter2") {
+		t.Errorf("output shows the password:\n%s", out)
+	}
+}

@@ -66,7 +66,8 @@ type Config struct {
 	PingTimeout time.Duration `yaml:"pingTimeout" json:"pingTimeout"`
 	// StartBackoff is the wait after the first failed ping at start; it
 	// doubles after each failure, up to MaxStartBackoff. Pings go on until
-	// the start context (fx's start timeout) ends. Default 100ms.
+	// the start context (fx's start timeout) ends or, under Fx, the drain
+	// begins. Default 100ms.
 	StartBackoff time.Duration `yaml:"startBackoff" json:"startBackoff"`
 	// MaxStartBackoff caps the wait between pings at start. Default 2s.
 	MaxStartBackoff time.Duration `yaml:"maxStartBackoff" json:"maxStartBackoff"`

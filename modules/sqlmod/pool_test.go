@@ -143,6 +143,24 @@ func TestStartGivesUpAtItsContextNamingTheDSNMasked(t *testing.T) {
 	}
 }
 
+// A start cancelled with a cause ends at once with an error wrapping it.
+func TestStartEndsWithItsContextsCause(t *testing.T) {
+	t.Parallel()
+	port := closedPort(t)
+	p := newPool(t, sqlmod.Config{DSN: "postgres://app:s3cret@127.0.0.1:" + port + "/app", StartBackoff: time.Hour})
+	defer p.DB().Close()
+	ctx, cancel := context.WithCancelCause(t.Context())
+	errStop := errors.New("stop asked")
+	done := make(chan error, 1)
+	go func() { done <- p.Start(ctx) }()
+	cancel(errStop) // during the first ping or the hour-long backoff
+	err := waittest.Recv(t, done, waitTimeout, "the start to end")
+	if !errors.Is(err, errStop) {
+		t.Fatalf("Start: %v, want the cause", err)
+	}
+	mustContain(t, err.Error(), "stop asked; database postgres://app:xxxxx@127.0.0.1:"+port+"/app unreachable: 1 attempts")
+}
+
 // database/sql's Close returns at once; Pool.Close waits for the query in
 // flight, which completes, and refuses new ones.
 func TestCloseWaitsForTheQueryInFlight(t *testing.T) {
