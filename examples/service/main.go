@@ -23,7 +23,8 @@
 // (empty = none), DATABASE_URL (empty = an embedded SQLite file; or
 // postgres://…), DATA_DIR (where that file lives; default
 // $TMPDIR/drainfx-service). A bad value exits 1 with one line naming the
-// variable. Logs are JSON on stderr.
+// variable, as does a DATA_DIR that cannot be written. Logs are JSON on
+// stderr.
 //
 // A background worker ("presence") keeps a row for this process in the
 // database while it runs and removes it in the teardown phase, after the
@@ -119,6 +120,13 @@ func main() {
 		return
 	}
 	cfg, err := loadConfig(os.LookupEnv)
+	if err == nil {
+		// A DATA_DIR that cannot be written is a bad value too: said here
+		// in one line, not retried by the pool as an unreachable database.
+		if derr := cfg.SQL.PrepareDataDir(); derr != nil {
+			err = fmt.Errorf("%s=%q: %w", EnvDataDir, cfg.SQL.DataDir, derr)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "service:", err)
 		os.Exit(1)

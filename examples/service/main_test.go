@@ -13,6 +13,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -710,5 +711,60 @@ func TestSIGTERMDuringStartup(t *testing.T) {
 	}
 	if strings.Contains(out, "hunter2") {
 		t.Errorf("output shows the password:\n%s", out)
+	}
+}
+
+// A DATA_DIR the process cannot write exits 1 at once with one line naming
+// DATA_DIR and the path, instead of being retried as an unreachable
+// database until the start timeout. (The tests may run as root, whom no
+// file mode stops: the directories here are unwritable for anyone.)
+func TestUnwritableDataDirExits1(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give func(t *testing.T) string // the DATA_DIR
+	}{
+		{"under a regular file", func(t *testing.T) string {
+			file := filepath.Join(t.TempDir(), "a-file")
+			if err := os.WriteFile(file, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(file, "data")
+		}},
+		{"database file is a directory", func(t *testing.T) string {
+			dir := t.TempDir()
+			if err := os.Mkdir(filepath.Join(dir, sqlmod.DefaultSQLiteFile), 0o750); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}},
+		{"no files allowed", func(t *testing.T) string {
+			if _, err := os.Stat("/proc/self"); err != nil {
+				t.Skip("no /proc")
+			}
+			return "/proc"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := tt.give(t)
+			began := time.Now()
+			p := proctest.Start(t, bin, "DATA_DIR="+dir,
+				fmt.Sprintf("PORT=%d", proctest.FreePort(t)), fmt.Sprintf("ADMIN_PORT=%d", proctest.FreePort(t)))
+			code, at := p.Wait(t, waitTimeout)
+			took := at.Sub(began)
+			t.Logf("exit %d after %v", code, took.Round(time.Millisecond))
+			out := strings.TrimSpace(p.Output())
+			if code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			if want := fmt.Sprintf("DATA_DIR=%q", dir); !strings.Contains(out, want) || strings.Contains(out, "\n") {
+				t.Errorf("output %q, want one line naming %s", out, want)
+			}
+			if took > 3*time.Second {
+				t.Errorf("exit after %v, want at once", took)
+			}
+		})
 	}
 }

@@ -3,6 +3,8 @@ package sqlmod
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -146,6 +148,44 @@ func (c Config) Validate() error {
 		return configErrorf("MaxStartBackoff=%v is below StartBackoff=%v", c.MaxStartBackoff, c.StartBackoff)
 	}
 	return nil
+}
+
+// PrepareDataDir readies DataDir for the embedded SQLite file (an empty
+// DSN; for another it does nothing): it creates DataDir (0750) if missing,
+// opens the database file for writing (creating it empty if missing) and
+// creates and removes a file beside it, as SQLite's WAL does. A directory
+// the process cannot write — a path under a regular file, a read-only
+// file system — fails here, at once, with an error naming DataDir, where
+// SQLite's own "unable to open database file" would be retried as an
+// unreachable database. [Pool.Start] calls it; a main may call it first,
+// to report a bad directory before anything starts.
+func (c Config) PrepareDataDir() error {
+	if c.DSN != "" {
+		return nil
+	}
+	c = c.WithDefaults()
+	if err := prepareDir(c.DataDir, filepath.Join(c.DataDir, c.SQLiteFile)); err != nil {
+		return fmt.Errorf("sqlmod: DataDir=%q: %w", c.DataDir, err)
+	}
+	return nil
+}
+
+func prepareDir(dir, file string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o644) // SQLite's own mode
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	probe, err := os.CreateTemp(dir, ".write-probe-*")
+	if err != nil {
+		return err
+	}
+	return errors.Join(probe.Close(), os.Remove(probe.Name()))
 }
 
 // The drivers [Pool.Driver] reports.

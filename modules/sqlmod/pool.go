@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -118,8 +117,8 @@ func (p *Pool) String() string { return p.redacted }
 // (a SIGTERM during start-up), with a cause matching [ErrStartCut].
 func (p *Pool) Start(ctx context.Context) error {
 	if p.sqlite != "" {
-		if err := os.MkdirAll(p.cfg.DataDir, 0o750); err != nil {
-			return fmt.Errorf("sqlmod: DataDir=%q: %w", p.cfg.DataDir, err)
+		if err := p.cfg.PrepareDataDir(); err != nil {
+			return err
 		}
 	}
 	began := time.Now()
