@@ -21,12 +21,18 @@ const (
 	DefaultFinalEventName = "shutdown"
 	// DefaultFinalEventRetry is the reconnection hint of the final SSE event.
 	DefaultFinalEventRetry = 1 * time.Second
+	// DefaultReadLimit is the largest WebSocket message a peer may send:
+	// 1 MiB, as the example service's POST /echo. gorilla has no limit of its
+	// own, so without one a single frame header announcing 256 MiB makes the
+	// server read (and hold) 256 MiB.
+	DefaultReadLimit = 1 << 20
 )
 
 // WebSocket close codes (RFC 6455 §7.4.1, IANA registry) used by drainfx.
 const (
 	CloseNormalClosure   = 1000
 	CloseGoingAway       = 1001
+	CloseMessageTooBig   = 1009
 	CloseInternalError   = 1011
 	CloseServiceRestart  = 1012
 	CloseTryAgainLater   = 1013
@@ -64,8 +70,10 @@ type Config struct {
 	// Default: PingInterval.
 	PongTimeout time.Duration `yaml:"pongTimeout" json:"pongTimeout"`
 	// ReadLimit is the largest WebSocket message a peer may send, in bytes;
-	// a larger one closes the session with 1009. Default 0: no limit (as
-	// gorilla).
+	// a larger one closes the session with 1009 (message too big) as soon as
+	// its frame header announces it, before its payload is read. Default
+	// 1 MiB (DefaultReadLimit); negative: no limit (gorilla's own default,
+	// which lets one peer make the server hold any amount of memory).
 	ReadLimit int64 `yaml:"readLimit" json:"readLimit"`
 	// RetryAfter is sent in the Retry-After header (whole seconds, at least
 	// 1) of the 503 that refuses a new session in the stop phase. Default 1s.
@@ -109,6 +117,9 @@ func (c Config) WithDefaults() Config {
 	if c.PongTimeout == 0 {
 		c.PongTimeout = c.PingInterval
 	}
+	if c.ReadLimit == 0 {
+		c.ReadLimit = DefaultReadLimit
+	}
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
 	}
@@ -137,7 +148,6 @@ func (c Config) Validate() error {
 	} else if !utf8.ValidString(c.CloseReason) {
 		bad.Addf("CloseReason=%q is not valid UTF-8", c.CloseReason)
 	}
-	bad.NegativeInt("ReadLimit", c.ReadLimit)
 	if err := c.FinalEvent.validate(); err != nil {
 		bad.Addf("FinalEvent: %v", err)
 	}

@@ -32,11 +32,12 @@ func TestConfigDefaults(t *testing.T) {
 		CloseTimeout: 5 * time.Second,
 		WriteTimeout: time.Second,
 		RetryAfter:   time.Second,
+		ReadLimit:    1 << 20,
 		FinalEvent:   wsmod.Event{Event: "shutdown", Data: "server shutting down", Retry: time.Second},
 	}
 	if got.CloseCode != want.CloseCode || got.CloseReason != want.CloseReason || got.CloseTimeout != want.CloseTimeout ||
 		got.WriteTimeout != want.WriteTimeout || got.RetryAfter != want.RetryAfter || got.FinalEvent != want.FinalEvent ||
-		got.PingInterval != 0 || got.PongTimeout != 0 {
+		got.PingInterval != 0 || got.PongTimeout != 0 || got.ReadLimit != 1<<20 {
 		t.Errorf("defaults %+v, want %+v", got, want)
 	}
 	if pt := (wsmod.Config{PingInterval: time.Second}).WithDefaults().PongTimeout; pt != time.Second {
@@ -58,7 +59,7 @@ func TestConfigValidate(t *testing.T) {
 		{"long reason", wsmod.Config{CloseReason: strings.Repeat("r", 124)}, "CloseReason="},
 		{"negative timeout", wsmod.Config{CloseTimeout: -time.Second}, "CloseTimeout=-1s"},
 		{"negative ping", wsmod.Config{PingInterval: -1}, "PingInterval=-1ns"},
-		{"negative read limit", wsmod.Config{ReadLimit: -1}, "ReadLimit=-1"},
+		{"no read limit", wsmod.Config{ReadLimit: -1}, ""},
 		{"empty origin", wsmod.Config{AllowedOrigins: []string{" "}}, "AllowedOrigins"},
 		{"two at once", wsmod.Config{WriteTimeout: -1, RetryAfter: -1}, "WriteTimeout=-1ns is negative; RetryAfter=-1ns"},
 	}

@@ -190,7 +190,7 @@ func (r *Registry) serveWebSocket(c echo.Context, h func(context.Context, Conn) 
 		r.log.Debug("websocket upgrade", zap.Error(err), zap.String("remote", req.RemoteAddr))
 		return
 	}
-	if r.cfg.ReadLimit > 0 {
+	if r.cfg.ReadLimit > 0 { // negative: no limit
 		sock.SetReadLimit(r.cfg.ReadLimit)
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(req.Context(), echoContextKey{}, c))
@@ -294,8 +294,11 @@ func (r *Registry) endWebSocket(s *session, herr error) outcome {
 func connEnded(err error) bool {
 	var ce *websocket.CloseError
 	var ne net.Error
+	// ErrReadLimit: the peer sent a message over Config.ReadLimit and gorilla
+	// has already answered with close 1009.
 	return errors.As(err, &ce) || errors.As(err, &ne) ||
-		errors.Is(err, websocket.ErrCloseSent) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, websocket.ErrCloseSent) || errors.Is(err, websocket.ErrReadLimit) ||
+		errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

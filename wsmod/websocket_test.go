@@ -502,3 +502,50 @@ func TestWebSocketOptions(t *testing.T) {
 		}
 	})
 }
+
+// A message over the read limit closes the session with 1009 (message too
+// big) once its frame header announces it; the default limit is 1 MiB, and a
+// negative one turns the limit off.
+func TestWebSocketReadLimit(t *testing.T) {
+	tests := []struct {
+		name      string
+		giveLimit int64
+		giveSize  int
+		wantClose int // 0: the message is echoed
+	}{
+		{"default, at the limit", 0, wsmod.DefaultReadLimit, 0},
+		{"default, over the limit", 0, wsmod.DefaultReadLimit + 1, websocket.CloseMessageTooBig},
+		{"default, far over the limit", 0, 8 << 20, websocket.CloseMessageTooBig},
+		{"small limit", 10, 11, websocket.CloseMessageTooBig},
+		{"no limit", -1, 2 * wsmod.DefaultReadLimit, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{ReadLimit: tt.giveLimit},
+				func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
+			conn := dial(t, f.srv.WSURL("/ws"), nil)
+			defer conn.Close()
+			// The write runs apart: the server may close before it has taken
+			// the whole message, and the write then fails; what counts is the
+			// close frame the client reads.
+			wrote := make(chan error, 1)
+			go func() { wrote <- conn.WriteMessage(websocket.BinaryMessage, make([]byte, tt.giveSize)) }()
+			if tt.wantClose == 0 {
+				_, p, err := conn.ReadMessage()
+				if err != nil || len(p) != tt.giveSize {
+					t.Fatalf("echo of %d bytes: %d bytes, %v", tt.giveSize, len(p), err)
+				}
+				if err := waittest.Recv(t, wrote, waitTimeout, "the write"); err != nil {
+					t.Fatalf("write: %v", err)
+				}
+				return
+			}
+			res := readUntilClose(conn)
+			if res.code != tt.wantClose {
+				t.Errorf("close %d (%v), want %d", res.code, res.err, tt.wantClose)
+			}
+			waittest.Recv(t, wrote, waitTimeout, "the write to end")
+			waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindWebSocket) == 0 }, "the session to end")
+		})
+	}
+}

@@ -7,8 +7,8 @@
 //
 //	GET  /            200 "ok"
 //	POST /echo        200 with the request body
-//	GET  /slow?ms=N   sleeps N ms (or until the client leaves), 200 "ok"
-//	GET  /ws          WebSocket echo: every message is sent back
+//	GET  /slow?ms=N   sleeps N ms, 0 to 60000 (or until the client leaves), 200 "ok"; 400 for another N
+//	GET  /ws          WebSocket echo: every message (up to 1 MiB; larger: close 1009) is sent back
 //	GET  /events      SSE: "data: N" every 100 ms until the stream ends
 //	POST /hits        increments a counter row in the database, 200 with the count
 //	GET  /hits        200 with the count
@@ -23,7 +23,8 @@
 // (empty = none), DATABASE_URL (empty = an embedded SQLite file; or
 // postgres://…), DATA_DIR (where that file lives; default
 // $TMPDIR/drainfx-service). A bad value exits 1 with one line naming the
-// variable. Logs are JSON on stderr.
+// variable, as does a DATA_DIR that cannot be written. Logs are JSON on
+// stderr.
 //
 // A background worker ("presence") keeps a row for this process in the
 // database while it runs and removes it in the teardown phase, after the
@@ -119,6 +120,13 @@ func main() {
 		return
 	}
 	cfg, err := loadConfig(os.LookupEnv)
+	if err == nil {
+		// A DATA_DIR that cannot be written is a bad value too: said here
+		// in one line, not retried by the pool as an unreachable database.
+		if derr := cfg.SQL.PrepareDataDir(); derr != nil {
+			err = fmt.Errorf("%s=%q: %w", EnvDataDir, cfg.SQL.DataDir, derr)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "service:", err)
 		os.Exit(1)

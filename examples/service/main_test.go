@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,6 +92,10 @@ func TestRoutes(t *testing.T) {
 		{"slow zero", "GET", s.URL("/slow?ms=0"), "", 200, "ok"},
 		{"slow bad", "GET", s.URL("/slow?ms=abc"), "", 400, ""},
 		{"slow negative", "GET", s.URL("/slow?ms=-1"), "", 400, ""},
+		{"slow max", "GET", s.URL("/slow?ms=60001"), "", 400, ""},
+		{"slow overflow", "GET", s.URL("/slow?ms=9223372036854775807"), "", 400, ""},
+		{"slow past int64", "GET", s.URL("/slow?ms=9223372036854775808"), "", 400, ""},
+		{"slow empty", "GET", s.URL("/slow"), "", 400, ""},
 		{"first hit", "POST", s.URL("/hits"), "", 200, "1"},
 		{"second hit", "POST", s.URL("/hits"), "", 200, "2"},
 		{"hits", "GET", s.URL("/hits"), "", 200, "2"},
@@ -411,6 +417,8 @@ func TestBadEnvExits1(t *testing.T) {
 		{"bad port", []string{"ADMIN_PORT=70000"}, `ADMIN_PORT="70000"`, ""},
 		{"PORT = ADMIN_PORT", []string{"PORT=7070", "ADMIN_PORT=7070"}, `PORT="7070", ADMIN_PORT="7070"`, ""},
 		{"bad database URL", []string{"DATABASE_URL=mysql://app:hunter2@db/app"}, "DATABASE_URL:", "hunter2"},
+		{"password with a slash", []string{"DATABASE_URL=postgres://app:/s3cr3tpw@127.0.0.1:1/db"}, "DATABASE_URL:", "s3cr3tpw"},
+		{"password like a port", []string{"DATABASE_URL=postgres://app:12345/pw@127.0.0.1:1/db"}, "DATABASE_URL:", "12345"},
 		{"bad data dir", []string{"DATA_DIR=/tmp/a?b"}, `DATA_DIR="/tmp/a?b"`, ""},
 	}
 	for _, tt := range tests {
@@ -561,5 +569,203 @@ func TestPrestopCommand(t *testing.T) {
 	}
 	if took := s.stop(t); took > time.Second {
 		t.Errorf("SIGTERM after the prestop command → exit %v, want at once", took)
+	}
+}
+
+// procStatusKiB reads a field in kB (VmHWM, VmRSS) of /proc/PID/status.
+func procStatusKiB(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kib int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib); err != nil {
+				t.Fatalf("%s: %q: %v", field, v, err)
+			}
+			return kib
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// One WebSocket frame whose header announces 256 MiB: the server answers
+// 1009 (message too big) from the header alone, and its memory stays flat.
+func TestWebSocketOversizedFrame(t *testing.T) {
+	t.Parallel()
+	const maxPeak = 100 << 10 // KiB
+	s := start(t, "SHUTDOWN_DRAIN_DELAY=0s")
+	ws, _, err := websocket.DefaultDialer.Dial(s.wsURL("/ws"), nil)
+	if err != nil {
+		t.Fatalf("dial /ws: %v", err)
+	}
+	defer ws.Close()
+	before := procStatusKiB(t, s.Pid(), "VmHWM")
+
+	// A masked binary frame, FIN set, with a 64-bit length of 256 MiB, and
+	// the first bytes of its payload.
+	frame := []byte{0x82, 0x80 | 127}
+	frame = binary.BigEndian.AppendUint64(frame, 256<<20)
+	frame = append(frame, 1, 2, 3, 4) // masking key
+	frame = append(frame, make([]byte, 4096)...)
+	if _, err := ws.NetConn().Write(frame); err != nil {
+		t.Fatalf("write the frame: %v", err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(waitTimeout))
+	_, _, err = ws.ReadMessage()
+	if ce, ok := errors.AsType[*websocket.CloseError](err); !ok || ce.Code != websocket.CloseMessageTooBig {
+		t.Errorf("read after the frame: %v, want close 1009", err)
+	}
+	// The session has ended: a new one still echoes.
+	ws2, _, err := websocket.DefaultDialer.Dial(s.wsURL("/ws"), nil)
+	if err != nil {
+		t.Fatalf("dial /ws again: %v", err)
+	}
+	defer ws2.Close()
+	if err := ws2.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := ws2.ReadMessage(); err != nil || string(p) != "still here" {
+		t.Errorf("echo after the oversized frame: %q, %v", p, err)
+	}
+	_ = ws2.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+
+	peak, rss := procStatusKiB(t, s.Pid(), "VmHWM"), procStatusKiB(t, s.Pid(), "VmRSS")
+	t.Logf("peak RSS (VmHWM) %d KiB before the frame, %d KiB after; RSS now %d KiB", before, peak, rss)
+	if peak > maxPeak {
+		t.Errorf("peak RSS %d KiB, want under %d KiB", peak, maxPeak)
+	}
+	s.stop(t)
+}
+
+// A database password never reaches the output, whatever the URL's shape:
+// refused at once when pgx would misread it, or masked in every log line
+// of the start-up retries (here with a password a URL parser takes for a
+// port and a query, which pgx reads as a password).
+func TestDatabasePasswordNeverPrinted(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		give       string // DATABASE_URL, with %d for a closed port
+		wantSecret string
+		wantExit   bool // exits by itself (a refused URL); else it retries until SIGTERM
+	}{
+		{"slash", "postgres://app:/s3cr3tpw@127.0.0.1:%d/db", "s3cr3tpw", true},
+		{"digits then a slash", "postgres://app:12345/pw@127.0.0.1:%d/db", "12345", true},
+		{"at sign", "postgres://app:p@ss3cr3t@127.0.0.1:%d/db", "ss3cr3t", true},
+		{"question mark", "postgres://app:12345?s3cr3t@127.0.0.1:%d/db?sslmode=disable", "s3cr3t", false},
+		{"bad escape", "postgres://app:s3cr3t%%zz@127.0.0.1:%d/db", "s3cr3t", false},
+		{"query", "postgres://app@127.0.0.1:%d/db?sslmode=disable&password=s3cr3t;x", "s3cr3t", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dsn := fmt.Sprintf(tt.give, proctest.FreePort(t)) // nothing listens there
+			p := proctest.Start(t, bin, "DATA_DIR="+t.TempDir(), "DATABASE_URL="+dsn, "SHUTDOWN_DRAIN_DELAY=0s",
+				fmt.Sprintf("PORT=%d", proctest.FreePort(t)), fmt.Sprintf("ADMIN_PORT=%d", proctest.FreePort(t)))
+			if !tt.wantExit {
+				p.WaitOutput(t, `"attempt":2`, waitTimeout) // a few lines naming the database
+				p.Signal(t, syscall.SIGTERM)
+			}
+			code, _ := p.Wait(t, 20*time.Second)
+			out := p.Output()
+			if code == 0 {
+				t.Errorf("exit code 0, want a failure")
+			}
+			if !strings.Contains(out, "xxxxx") {
+				t.Errorf("output does not name the database with its password masked:\n%s", out)
+			}
+			if strings.Contains(out, tt.wantSecret) {
+				t.Errorf("output shows the password %q:\n%s", tt.wantSecret, out)
+			}
+		})
+	}
+}
+
+// SIGTERM while the start-up still waits for an unreachable database ends
+// the start at once: the process exits well inside the grace period (not at
+// fx's 15 s start timeout, after the kubelet's SIGKILL), with a line saying
+// why.
+func TestSIGTERMDuringStartup(t *testing.T) {
+	t.Parallel()
+	dsn := fmt.Sprintf("postgres://app:hunter2@127.0.0.1:%d/app?sslmode=disable", proctest.FreePort(t)) // nothing listens there
+	p := proctest.Start(t, bin, "DATA_DIR="+t.TempDir(), "DATABASE_URL="+dsn,
+		"SHUTDOWN_GRACE_PERIOD=8s", "SHUTDOWN_DRAIN_DELAY=2s",
+		fmt.Sprintf("PORT=%d", proctest.FreePort(t)), fmt.Sprintf("ADMIN_PORT=%d", proctest.FreePort(t)))
+	p.WaitOutput(t, "database not reachable yet", waitTimeout)
+	sent := p.Signal(t, syscall.SIGTERM)
+	code, at := p.Wait(t, waitTimeout)
+	took := at.Sub(sent)
+	t.Logf("SIGTERM during start-up → exit %d after %v", code, took.Round(time.Millisecond))
+	if code == 0 {
+		t.Error("exit code 0 for a start that did not finish")
+	}
+	if took > 3*time.Second {
+		t.Errorf("SIGTERM→exit %v, want within 3s (grace period 8s)", took)
+	}
+	out := p.Output()
+	if !strings.Contains(out, "sqlmod: start cut short: the drain began (signal terminated)") {
+		t.Errorf("no line says the start was cut short by the drain:\n%s", out)
+	}
+	if strings.Contains(out, "hunter2") {
+		t.Errorf("output shows the password:\n%s", out)
+	}
+}
+
+// A DATA_DIR the process cannot write exits 1 at once with one line naming
+// DATA_DIR and the path, instead of being retried as an unreachable
+// database until the start timeout. (The tests may run as root, whom no
+// file mode stops: the directories here are unwritable for anyone.)
+func TestUnwritableDataDirExits1(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give func(t *testing.T) string // the DATA_DIR
+	}{
+		{"under a regular file", func(t *testing.T) string {
+			file := filepath.Join(t.TempDir(), "a-file")
+			if err := os.WriteFile(file, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(file, "data")
+		}},
+		{"database file is a directory", func(t *testing.T) string {
+			dir := t.TempDir()
+			if err := os.Mkdir(filepath.Join(dir, sqlmod.DefaultSQLiteFile), 0o750); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}},
+		{"no files allowed", func(t *testing.T) string {
+			if _, err := os.Stat("/proc/self"); err != nil {
+				t.Skip("no /proc")
+			}
+			return "/proc"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := tt.give(t)
+			began := time.Now()
+			p := proctest.Start(t, bin, "DATA_DIR="+dir,
+				fmt.Sprintf("PORT=%d", proctest.FreePort(t)), fmt.Sprintf("ADMIN_PORT=%d", proctest.FreePort(t)))
+			code, at := p.Wait(t, waitTimeout)
+			took := at.Sub(began)
+			t.Logf("exit %d after %v", code, took.Round(time.Millisecond))
+			out := strings.TrimSpace(p.Output())
+			if code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			if want := fmt.Sprintf("DATA_DIR=%q", dir); !strings.Contains(out, want) || strings.Contains(out, "\n") {
+				t.Errorf("output %q, want one line naming %s", out, want)
+			}
+			if took > 3*time.Second {
+				t.Errorf("exit after %v, want at once", took)
+			}
+		})
 	}
 }

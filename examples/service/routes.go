@@ -87,11 +87,13 @@ func echoBody(c echo.Context) error {
 
 // slow sleeps ms milliseconds, or until the client leaves.
 func slow(c echo.Context) error {
-	ms, err := strconv.Atoi(c.QueryParam("ms"))
-	d := time.Duration(ms) * time.Millisecond
-	if err != nil || ms < 0 || d > maxSlow {
+	// The range is checked on the number, before it becomes a Duration: a
+	// huge ms would overflow the multiplication and sleep for no time.
+	ms, err := strconv.ParseInt(c.QueryParam("ms"), 10, 64)
+	if err != nil || ms < 0 || ms > maxSlow.Milliseconds() {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("ms=%q: want 0 to %d", c.QueryParam("ms"), maxSlow.Milliseconds()))
 	}
+	d := time.Duration(ms) * time.Millisecond
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

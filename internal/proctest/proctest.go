@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -101,6 +102,9 @@ func StartArgs(tb testing.TB, bin string, args []string, env ...string) *Proc {
 	return p
 }
 
+// Pid is the process's id (for /proc/PID/…).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Output is what the process wrote to stdout and stderr so far.
 func (p *Proc) Output() string { return p.out.String() }
 
@@ -169,6 +173,25 @@ func (p *Proc) WaitHTTP(tb testing.TB, url string, want int, timeout time.Durati
 		case <-ctx.Done():
 			tb.Fatalf("%s did not answer %d within %v (last: %s)\n%s", url, want, timeout, last, p.Output())
 		case <-time.After(20 * time.Millisecond): // polling interval, not a guess at an event
+		}
+	}
+}
+
+// WaitOutput polls the output until it contains substr, and fails the test
+// if the process exits first or timeout passes.
+func (p *Proc) WaitOutput(tb testing.TB, substr string, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.After(timeout)
+	for !strings.Contains(p.Output(), substr) {
+		select {
+		case <-p.done:
+			if strings.Contains(p.Output(), substr) {
+				return
+			}
+			tb.Fatalf("process exited before writing %q:\n%s", substr, p.Output())
+		case <-deadline:
+			tb.Fatalf("no %q in the output within %v:\n%s", substr, timeout, p.Output())
+		case <-time.After(10 * time.Millisecond): // polling interval, not a guess at an event
 		}
 	}
 }

@@ -3,6 +3,8 @@ package sqlmod
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -32,7 +34,9 @@ type Config struct {
 	// database at that path, with the query parameters modernc.org/sqlite
 	// knows (_pragma=…), used as given. The DSN is never logged or returned
 	// in an error with its password ([RedactDSN]); it is not marshalled to
-	// JSON either.
+	// JSON either. A postgres URL with an '@' after its user info (which
+	// ends at the first '@' before any '/') is refused: a password's '/'
+	// and '@' must be percent-encoded.
 	DSN string `yaml:"dsn" json:"-"`
 	// DataDir is where the embedded SQLite file lives when DSN is empty; it
 	// is created (0750) at start if missing. Default "./data".
@@ -64,7 +68,8 @@ type Config struct {
 	PingTimeout time.Duration `yaml:"pingTimeout" json:"pingTimeout"`
 	// StartBackoff is the wait after the first failed ping at start; it
 	// doubles after each failure, up to MaxStartBackoff. Pings go on until
-	// the start context (fx's start timeout) ends. Default 100ms.
+	// the start context (fx's start timeout) ends or, under Fx, the drain
+	// begins. Default 100ms.
 	StartBackoff time.Duration `yaml:"startBackoff" json:"startBackoff"`
 	// MaxStartBackoff caps the wait between pings at start. Default 2s.
 	MaxStartBackoff time.Duration `yaml:"maxStartBackoff" json:"maxStartBackoff"`
@@ -145,6 +150,44 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// PrepareDataDir readies DataDir for the embedded SQLite file (an empty
+// DSN; for another it does nothing): it creates DataDir (0750) if missing,
+// opens the database file for writing (creating it empty if missing) and
+// creates and removes a file beside it, as SQLite's WAL does. A directory
+// the process cannot write — a path under a regular file, a read-only
+// file system — fails here, at once, with an error naming DataDir, where
+// SQLite's own "unable to open database file" would be retried as an
+// unreachable database. [Pool.Start] calls it; a main may call it first,
+// to report a bad directory before anything starts.
+func (c Config) PrepareDataDir() error {
+	if c.DSN != "" {
+		return nil
+	}
+	c = c.WithDefaults()
+	if err := prepareDir(c.DataDir, filepath.Join(c.DataDir, c.SQLiteFile)); err != nil {
+		return fmt.Errorf("sqlmod: DataDir=%q: %w", c.DataDir, err)
+	}
+	return nil
+}
+
+func prepareDir(dir, file string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o644) // SQLite's own mode
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	probe, err := os.CreateTemp(dir, ".write-probe-*")
+	if err != nil {
+		return err
+	}
+	return errors.Join(probe.Close(), os.Remove(probe.Name()))
+}
+
 // The drivers [Pool.Driver] reports.
 const (
 	DriverSQLite   = "sqlite" // modernc.org/sqlite
@@ -157,7 +200,24 @@ func driverFor(dsn string) (string, error) {
 	case dsn == "", strings.HasPrefix(lower, "file:"):
 		return DriverSQLite, nil
 	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+		if strayAt(dsn) {
+			return "", configErrorf("DSN=%q: an '@' after the user info (in a password, write '/' as %%2F and '@' as %%40)", RedactDSN(dsn))
+		}
 		return DriverPostgres, nil
 	}
 	return "", configErrorf("DSN=%q: want empty (embedded SQLite), file:… (SQLite) or postgres://…", RedactDSN(dsn))
+}
+
+// strayAt reports whether a postgres:// URL has an '@' after its user info,
+// which pgx (as libpq) ends at the first '@' before any '/'. Such an '@' is
+// almost always a password with a character that should have been
+// percent-encoded ("app:/s3cret@db", "app:12/pw@db"): pgx would take part
+// of the password for a host or a database name, and print it in its
+// errors.
+func strayAt(dsn string) bool {
+	_, rest, _ := strings.Cut(dsn, "://")
+	if i := strings.IndexAny(rest, "@/"); i >= 0 && rest[i] == '@' {
+		rest = rest[i+1:]
+	}
+	return strings.Contains(rest, "@")
 }

@@ -16,12 +16,40 @@ func TestRedactDSN(t *testing.T) {
 		{"", ""},
 		{"postgres://app:s3cret@db:5432/app?sslmode=disable", "postgres://app:xxxxx@db:5432/app?sslmode=disable"},
 		{"postgresql://app@db/app", "postgresql://app@db/app"},
-		{"postgres://db/app?user=app&password=s3cret", "postgres://db/app?password=xxxxx&user=app"},
+		{"postgres://db/app?user=app&password=s3cret", "postgres://db/app?user=app&password=xxxxx"},
 		{"postgres://app:s%40cret@db/app", "postgres://app:xxxxx@db/app"},
 		{"host=db user=app password=s3cret dbname=app", "host=db user=app password=xxxxx dbname=app"},
 		{"host=db password='s3 cret' sslpassword=k3y", "host=db password=xxxxx sslpassword=xxxxx"},
-		{"postgres://app:s3cret@db:badport/app", "postgres://(unparsable URL)"},
+		{"postgres://app:s3cret@db:badport/app", "postgres://app:xxxxx@db:badport/app"},
 		{"file:/data/app.db?_pragma=journal_mode(WAL)", "file:/data/app.db?_pragma=journal_mode(WAL)"},
+		// Passwords with characters that should have been percent-encoded:
+		// a URL parser reads them as a host, a path, a query or a fragment.
+		{"postgres://app:/s3cr3tpw@host/db", "postgres://app:xxxxx@host/db"},
+		{"postgres://app:12345/pw@host/db", "postgres://app:xxxxx@host/db"},
+		{"postgres://app:12345?pw@host/db", "postgres://app:xxxxx@host/db"},
+		{"postgres://app:12#pw@host/db", "postgres://app:xxxxx@host/db"},
+		{"postgres://app:p@ss@host/db", "postgres://app:xxxxx@host/db"},
+		{"postgres://app:p:w@host/db", "postgres://app:xxxxx@host/db"},
+		{"postgres://app:s3%zzcret@host/db", "postgres://app:xxxxx@host/db"},
+		{"postgres://app:s3 cret@host/db", "postgres://app:xxxxx@host/db"},
+		{"postgres://:s3cret@host/db", "postgres://:xxxxx@host/db"},
+		{"postgres://app:s3cret@[::1]:5432/db", "postgres://app:xxxxx@[::1]:5432/db"},
+		{"postgres://app:s3cret@h1:5432,h2:5433/db", "postgres://app:xxxxx@h1:5432,h2:5433/db"},
+		{"POSTGRES://app:s3cret@host/db", "POSTGRES://app:xxxxx@host/db"},
+		// No "//", or another scheme.
+		{"postgres:/app:s3cret@host/db", "postgres:/app:xxxxx@host/db"},
+		{"postgres:app:s3cret@host/db", "postgres:app:xxxxx@host/db"},
+		{"mysql://root:s3cret@tcp(db:3306)/app", "mysql://root:xxxxx@tcp(db:3306)/app"},
+		// Query parameters that do not parse.
+		{"postgres://db/app?password=s3%zzcret&sslmode=disable", "postgres://db/app?password=xxxxx&sslmode=disable"},
+		{"postgres://db/app?sslmode=disable;password=s3;cret", "postgres://db/app?sslmode=disable;password=xxxxx"},
+		{"postgres://db/app?PASSWORD=s3cret#frag", "postgres://db/app?PASSWORD=xxxxx"},
+		{"postgres://db/app?sslpassword=k3y@x&password=s3cret", "postgres://db/app?sslpassword=xxxxx&password=xxxxx"},
+		{"postgres://app:s3cret@db/app?password=s3cret", "postgres://app:xxxxx@db/app?password=xxxxx"},
+		// Keyword/value oddities.
+		{"host=db password = s3cret", "host=db password = xxxxx"},
+		{"host=db password='s3 cret", "host=db password=xxxxx"},
+		{`host=db password='s3\' cret'`, "host=db password=xxxxx"},
 	}
 	for _, tt := range tests {
 		if got := sqlmod.RedactDSN(tt.give); got != tt.want {
@@ -40,6 +68,14 @@ func TestConfigValidate(t *testing.T) {
 		{"zero", sqlmod.Config{}, ""},
 		{"postgres", sqlmod.Config{DSN: "postgres://a:b@h/d"}, ""},
 		{"sqlite file", sqlmod.Config{DSN: "file:/tmp/x.db"}, ""},
+		{"slash in the password", sqlmod.Config{DSN: "postgres://app:/s3cr3tpw@host/db"},
+			`sqlmod: DSN="postgres://app:xxxxx@host/db": an '@' after the user info (in a password, write '/' as %2F and '@' as %40)`},
+		{"port-like password", sqlmod.Config{DSN: "postgres://app:12345/pw@host/db"},
+			`sqlmod: DSN="postgres://app:xxxxx@host/db": an '@' after the user info (in a password, write '/' as %2F and '@' as %40)`},
+		{"'@' in the password", sqlmod.Config{DSN: "postgresql://app:p@ss@host/db"},
+			`sqlmod: DSN="postgresql://app:xxxxx@host/db": an '@' after the user info (in a password, write '/' as %2F and '@' as %40)`},
+		{"'?' in the password", sqlmod.Config{DSN: "postgres://app:12345?pw@host/db"}, ""}, // libpq and pgx end the user info at '@'
+		{"encoded password", sqlmod.Config{DSN: "postgres://app:%2Fs3cr3tpw@host/db"}, ""},
 		{"unknown scheme", sqlmod.Config{DSN: "mysql://root:s3cret@db/app"},
 			`sqlmod: DSN="mysql://root:xxxxx@db/app": want empty (embedded SQLite), file:… (SQLite) or postgres://…`},
 		{"negative ping", sqlmod.Config{PingTimeout: -time.Second}, "sqlmod: PingTimeout=-1s is negative"},

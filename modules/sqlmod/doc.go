@@ -18,7 +18,12 @@
 // [Pool.Start] (OnStart) pings with a backoff until the database answers or
 // the start context ends; then it fails start-up with an error naming the
 // database with its password masked ([RedactDSN]), the attempts and the
-// last failure, so app.Run exits 1. [Module] registers [Pool.Check] as the
+// last failure, so app.Run exits 1. Under Fx the start also ends when the
+// coordinator's drain begins — a SIGTERM during start-up — with an error
+// matching [ErrStartCut], so the process exits at once instead of at fx's
+// start timeout, which may come after the grace period. For the embedded
+// file, a DataDir the process cannot write fails the start at once (it is
+// not retried as an unreachable database). [Module] registers [Pool.Check] as the
 // readiness check "db" ([probemod.AsCheck]): /readyz?verbose lists
 // "[+]db ok" while pings pass.
 //

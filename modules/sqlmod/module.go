@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 
 	"go.uber.org/fx"
 	"go.uber.org/zap"
@@ -42,6 +43,12 @@ type Result struct {
 	DB   *sql.DB
 }
 
+// ErrStartCut is matched (with [errors.Is]) by the error of the pool's
+// OnStart when the drain began while it was still pinging the database: a
+// SIGTERM during start-up ends the start at once, not at fx's start timeout
+// (by which time the kubelet may have sent SIGKILL).
+var ErrStartCut = errors.New("sqlmod: start cut short")
+
 // CutKind is the kind under which queries still running at the close
 // deadline are counted in the shutdown report
 // ([lifecycle.Coordinator.RecordCut]).
@@ -69,7 +76,10 @@ func NewFx(p Params) (Result, error) {
 	}
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
-			if err := pool.Start(ctx); err != nil {
+			ctx, stop := cancelAtDrain(ctx, p.Coordinator)
+			err := pool.Start(ctx)
+			stop()
+			if err != nil {
 				// fx runs no OnStop for a hook whose OnStart failed.
 				_ = pool.DB().Close()
 				return err
@@ -79,4 +89,27 @@ func NewFx(p Params) (Result, error) {
 		OnStop: stop,
 	})
 	return Result{Pool: pool, DB: pool.DB()}, nil
+}
+
+// cancelAtDrain returns ctx cancelled, with a cause matching [ErrStartCut]
+// and naming the drain's reason, when the coordinator's drain begins. The
+// lifecycle module's OnStart, which installs the signal handler, has run by
+// then: every module that takes the coordinator starts after it. stop ends
+// the watch and waits for its goroutine.
+func cancelAtDrain(ctx context.Context, c *lifecycle.Coordinator) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-c.DrainStarted():
+			_, reason := c.D0()
+			cancel(fmt.Errorf("%w: the drain began (%s)", ErrStartCut, reason))
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		cancel(nil)
+		<-done
+	}
 }

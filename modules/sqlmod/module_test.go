@@ -13,6 +13,8 @@ import (
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
@@ -91,6 +93,44 @@ func TestModuleStartFailsWhenUnreachable(t *testing.T) {
 		t.Fatal("started with an unreachable database")
 	}
 	mustContain(t, err.Error(), "postgres://app:xxxxx@127.0.0.1:"+port+"/app unreachable")
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("error leaks the password: %v", err)
+	}
+	if err := app.Stop(t.Context()); err != nil {
+		t.Fatalf("stop after a failed start: %v", err)
+	}
+}
+
+// The drain beginning while the pool still pings an unreachable database (a
+// SIGTERM during start-up) ends the start at once, with an error that says
+// so, instead of at fx's start timeout.
+func TestModuleStartCutByTheDrain(t *testing.T) {
+	t.Parallel()
+	port := closedPort(t)
+	core, logs := observer.New(zap.WarnLevel)
+	var c *lifecycle.Coordinator
+	app := fx.New(fx.NopLogger,
+		fx.Supply(roomy, sqlmod.Config{DSN: "postgres://app:s3cret@127.0.0.1:" + port + "/app", StartBackoff: 5 * time.Millisecond}),
+		fx.Supply(zap.New(core)),
+		lifecycle.Module,
+		sqlmod.Module,
+		fx.Populate(&c),
+		fx.Invoke(func(*sql.DB) {}),
+	)
+	if err := app.Err(); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan error, 1)
+	go func() { started <- app.Start(t.Context()) }() // no deadline: only the drain ends it
+	waittest.Eventually(t, waitTimeout, func() bool {
+		return logs.FilterMessage("database not reachable yet").Len() > 0
+	}, "a failed ping")
+	c.BeginDrain("test")
+	err := waittest.Recv(t, started, waitTimeout, "the start to end")
+	if !errors.Is(err, sqlmod.ErrStartCut) {
+		t.Fatalf("start: %v, want ErrStartCut", err)
+	}
+	mustContain(t, err.Error(), "sqlmod: start cut short: the drain began (test)", "postgres://app:xxxxx@127.0.0.1:"+port+"/app unreachable")
 	if strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("error leaks the password: %v", err)
 	}

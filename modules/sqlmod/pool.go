@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -111,10 +110,15 @@ func (p *Pool) String() string { return p.redacted }
 // attempts and the last failure: fx reports a hook still running at its
 // deadline with the bare context error, which would name nothing. For the
 // embedded SQLite file it first creates DataDir.
+//
+// If ctx is cancelled with a cause ([context.WithCancelCause]), Start
+// returns at once (a ping in flight is cancelled) with an error that wraps
+// that cause: under Fx, [Module] cancels the start so when the drain begins
+// (a SIGTERM during start-up), with a cause matching [ErrStartCut].
 func (p *Pool) Start(ctx context.Context) error {
 	if p.sqlite != "" {
-		if err := os.MkdirAll(p.cfg.DataDir, 0o750); err != nil {
-			return fmt.Errorf("sqlmod: DataDir=%q: %w", p.cfg.DataDir, err)
+		if err := p.cfg.PrepareDataDir(); err != nil {
+			return err
 		}
 	}
 	began := time.Now()
@@ -131,10 +135,13 @@ func (p *Pool) Start(ctx context.Context) error {
 			return nil
 		}
 		unreachable := func() error {
-			return fmt.Errorf("sqlmod: database %s unreachable: %d attempts in %v: %w",
-				p.redacted, attempt, time.Since(began).Round(time.Millisecond), err)
+			took := time.Since(began).Round(time.Millisecond)
+			if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
+				return fmt.Errorf("%w; database %s unreachable: %d attempts in %v: %w", cause, p.redacted, attempt, took, err)
+			}
+			return fmt.Errorf("sqlmod: database %s unreachable: %d attempts in %v: %w", p.redacted, attempt, took, err)
 		}
-		if !giveUp.IsZero() && time.Now().Add(backoff).After(giveUp) {
+		if ctx.Err() != nil || !giveUp.IsZero() && time.Now().Add(backoff).After(giveUp) {
 			return unreachable()
 		}
 		p.log.Warn("database not reachable yet", zap.String("db", p.redacted), zap.Int("attempt", attempt),

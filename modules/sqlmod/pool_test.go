@@ -3,6 +3,7 @@ package sqlmod_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -91,19 +92,51 @@ func TestEmbeddedSQLiteIsAFileInWALMode(t *testing.T) {
 	}
 }
 
+// A DataDir the process cannot write fails the start at once, naming it,
+// instead of being retried as an unreachable database.
 func TestStartFailsNamingTheDataDir(t *testing.T) {
 	t.Parallel()
-	file := filepath.Join(t.TempDir(), "a-file")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		give func(t *testing.T) string // the DataDir
+		want string
+	}{
+		{"under a file", func(t *testing.T) string {
+			file := filepath.Join(t.TempDir(), "a-file")
+			if err := os.WriteFile(file, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(file, "data")
+		}, "not a directory"},
+		{"database file is a directory", func(t *testing.T) string {
+			dir := t.TempDir()
+			if err := os.Mkdir(filepath.Join(dir, sqlmod.DefaultSQLiteFile), 0o750); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, "is a directory"},
+		{"no files allowed", func(t *testing.T) string {
+			if _, err := os.Stat("/proc/self"); err != nil {
+				t.Skip("no /proc")
+			}
+			return "/proc" // even root cannot create a file there
+		}, "/proc/app.db"},
 	}
-	p := newPool(t, sqlmod.Config{DataDir: filepath.Join(file, "data")})
-	defer p.DB().Close()
-	err := p.Start(t.Context())
-	if err == nil {
-		t.Fatal("Start succeeded under a file")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := tt.give(t)
+			p := newPool(t, sqlmod.Config{DataDir: dir})
+			defer p.DB().Close()
+			done := make(chan error, 1)
+			go func() { done <- p.Start(t.Context()) }() // no deadline: a retry would never end
+			err := waittest.Recv(t, done, waitTimeout, "the start to fail")
+			if err == nil {
+				t.Fatal("Start succeeded")
+			}
+			mustContain(t, err.Error(), fmt.Sprintf("sqlmod: DataDir=%q: ", dir), tt.want)
+		})
 	}
-	mustContain(t, err.Error(), "sqlmod: DataDir=", "a-file/data")
 }
 
 // closedPort returns a loopback port nothing listens on.
@@ -141,6 +174,24 @@ func TestStartGivesUpAtItsContextNamingTheDSNMasked(t *testing.T) {
 	if strings.Contains(msg, "s3cret") {
 		t.Fatalf("error leaks the password: %s", msg)
 	}
+}
+
+// A start cancelled with a cause ends at once with an error wrapping it.
+func TestStartEndsWithItsContextsCause(t *testing.T) {
+	t.Parallel()
+	port := closedPort(t)
+	p := newPool(t, sqlmod.Config{DSN: "postgres://app:s3cret@127.0.0.1:" + port + "/app", StartBackoff: time.Hour})
+	defer p.DB().Close()
+	ctx, cancel := context.WithCancelCause(t.Context())
+	errStop := errors.New("stop asked")
+	done := make(chan error, 1)
+	go func() { done <- p.Start(ctx) }()
+	cancel(errStop) // during the first ping or the hour-long backoff
+	err := waittest.Recv(t, done, waitTimeout, "the start to end")
+	if !errors.Is(err, errStop) {
+		t.Fatalf("Start: %v, want the cause", err)
+	}
+	mustContain(t, err.Error(), "stop asked; database postgres://app:xxxxx@127.0.0.1:"+port+"/app unreachable: 1 attempts")
 }
 
 // database/sql's Close returns at once; Pool.Close waits for the query in
