@@ -205,10 +205,10 @@ func (c Config) withDefaults() Config {
 		c.StartTimeout = 30 * time.Second
 	}
 	l := &c.Load
-	for _, n := range []*int{&l.KeepAlive, &l.NewConn, &l.WebSocket, &l.SSE} {
-		if *n == 0 {
-			*n = 4
-		}
+	if l.KeepAlive == 0 && l.NewConn == 0 && l.WebSocket == 0 && l.SSE == 0 {
+		// No client counts given: the default mix. Any count given makes
+		// the others as given (0: none of that kind).
+		l.KeepAlive, l.NewConn, l.WebSocket, l.SSE = 4, 4, 4, 4
 	}
 	if l.Interval == 0 {
 		l.Interval = 20 * time.Millisecond
