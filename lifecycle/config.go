@@ -15,6 +15,7 @@ import (
 const (
 	DefaultGracePeriod     = 30 * time.Second
 	DefaultDrainDelay      = 5 * time.Second
+	DefaultDrainQuiet      = 1 * time.Second
 	DefaultTeardownReserve = 3 * time.Second
 	DefaultMargin          = 1 * time.Second
 	// DefaultDrainMissProbability is the default of
@@ -27,14 +28,15 @@ const (
 	DefaultStopShare = 5 * time.Second
 )
 
-// NoDelay is a DrainDelay (or Margin, or TeardownReserve) that asks for no
-// time at all. A zero field means "the default", as in [net/http.Server], so
-// the smallest positive duration stands for "none"; it is below anything a
-// clock can tell apart from zero.
-const NoDelay = time.Nanosecond
+// None is the one way to ask for no time at all in a [Config] duration
+// (DrainDelay, DrainQuiet, TeardownReserve, Margin): a zero field means
+// its default, as in [net/http.Server], and a negative one means none, as
+// [net.Dialer.KeepAlive] does. In the environment ([modules.FromEnv]) the
+// same is written "0s". None for DrainQuiet turns the adaptive drain off.
+const None time.Duration = -1
 
 // Config is the one time budget of a shutdown. All durations count from D0,
-// the moment the drain begins (a preStop call, the first SIGTERM/SIGINT,
+// the moment the drain begins (a preStop call, the first signal,
 // [go.uber.org/fx.Shutdowner], or the app stopping — whichever comes first).
 //
 // The budget must fit: MaxDrainDelay + TeardownReserve + Margin < GracePeriod,
@@ -46,14 +48,13 @@ type Config struct {
 	GracePeriod time.Duration `yaml:"gracePeriod" json:"gracePeriod"`
 	// DrainDelay is how long, at least, the service keeps serving after D0
 	// while /readyz answers 503 and every response carries Connection: close,
-	// so that proxies stop routing here. Default 5s; use [NoDelay] for none.
+	// so that proxies stop routing here. Default 5s; [None] for none.
 	DrainDelay time.Duration `yaml:"drainDelay" json:"drainDelay"`
-	// DrainQuiet turns on the adaptive drain: once DrainDelay has passed, the
+	// DrainQuiet is the adaptive drain: once DrainDelay has passed, the
 	// drain ends as soon as no new connection has reached a public listener
 	// for the quiet period: DrainQuiet, or longer for a pod whose traffic
-	// before D0 was sparse (see DrainMissProbability). Default 0: off, the
-	// drain lasts exactly DrainDelay (the modules.Web bundle turns it on at
-	// 1s).
+	// before D0 was sparse (see DrainMissProbability). Default 1s; [None]
+	// turns it off, and the drain lasts exactly DrainDelay.
 	DrainQuiet time.Duration `yaml:"drainQuiet" json:"drainQuiet"`
 	// DrainMissProbability is the adaptive drain's accepted risk ε of taking
 	// a pause in this pod's own traffic for the end of the proxies' routing.
@@ -64,26 +65,26 @@ type Config struct {
 	// it must lie in (0, 1).
 	DrainMissProbability float64 `yaml:"drainMissProbability" json:"drainMissProbability"`
 	// MaxDrainDelay is the longest the adaptive drain may last; it is what the
-	// budget reserves for the drain. Default: DrainDelay when DrainQuiet is 0;
-	// with the adaptive drain, all the room the budget leaves:
-	// GracePeriod − TeardownReserve − Margin minus the stop phase's share
-	// (min([DefaultStopShare], half of that room)), never below DrainDelay.
-	// It may not be below DrainDelay.
+	// budget reserves for the drain. Default: all the room the budget
+	// leaves — GracePeriod − TeardownReserve − Margin minus the stop phase's
+	// share (min([DefaultStopShare], half of that room)), never below
+	// DrainDelay; DrainDelay for a fixed drain. It may not be below
+	// DrainDelay.
 	MaxDrainDelay time.Duration `yaml:"maxDrainDelay" json:"maxDrainDelay"`
-	// TeardownReserve is the time kept at the end for the OnStop hooks that
-	// release resources (workers, clients, pools), shared among the hooks
-	// wrapped with [Coordinator.StopHook]. Default 3s.
+	// TeardownReserve is the time kept at the end for the teardown hooks
+	// that release resources (workers, clients, pools), shared among them
+	// ([Coordinator.AtTeardown]). Default 3s; [None] for none.
 	TeardownReserve time.Duration `yaml:"teardownReserve" json:"teardownReserve"`
 	// Margin is kept free before SIGKILL for the shutdown report and the
-	// logger sync. Default 1s.
+	// logger sync. Default 1s; [None] for none.
 	Margin time.Duration `yaml:"margin" json:"margin"`
 	// PrestopToken, when set, must be sent in header X-Prestop-Token by a
 	// preStop caller; other calls get 401 and change nothing. Default empty:
 	// no token.
 	PrestopToken string `yaml:"prestopToken" json:"-"`
-	// IgnoreSignals leaves SIGTERM/SIGINT alone (for tests, or an app that
-	// handles them itself). Default false: the first signal begins the drain
-	// and a second one exits at once.
+	// IgnoreSignals leaves SIGTERM, SIGINT and SIGHUP alone (for tests, or
+	// an app that handles them itself). Default false: the first signal
+	// begins the drain and a second one exits at once.
 	IgnoreSignals bool `yaml:"ignoreSignals" json:"ignoreSignals"`
 }
 
@@ -91,38 +92,36 @@ type Config struct {
 // returns.
 var ErrBudget = errors.New("lifecycle: invalid shutdown budget")
 
-type budgetError struct{ msg string }
-
-func (e *budgetError) Error() string { return "lifecycle: " + e.msg }
-func (e *budgetError) Is(target error) bool {
-	return target == ErrBudget
-}
-
-// WithDefaults returns c with every zero field set to its default.
+// WithDefaults returns c with every zero field set to its default. [None]
+// stays None.
 func (c Config) WithDefaults() Config {
-	if c.GracePeriod == 0 {
-		c.GracePeriod = DefaultGracePeriod
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
 	}
-	if c.DrainDelay == 0 {
-		c.DrainDelay = DefaultDrainDelay
-	}
-	if c.TeardownReserve == 0 {
-		c.TeardownReserve = DefaultTeardownReserve
-	}
-	if c.Margin == 0 {
-		c.Margin = DefaultMargin
-	}
+	def(&c.GracePeriod, DefaultGracePeriod)
+	def(&c.DrainDelay, DefaultDrainDelay)
+	def(&c.DrainQuiet, DefaultDrainQuiet)
+	def(&c.TeardownReserve, DefaultTeardownReserve)
+	def(&c.Margin, DefaultMargin)
 	if c.DrainMissProbability == 0 {
 		c.DrainMissProbability = DefaultDrainMissProbability
 	}
 	if c.MaxDrainDelay == 0 {
-		c.MaxDrainDelay = c.DrainDelay
-		if c.DrainQuiet > 0 {
-			c.MaxDrainDelay = max(c.DrainDelay, defaultMaxDrain(c.GracePeriod, c.TeardownReserve, c.Margin))
+		c.MaxDrainDelay = eff(c.DrainDelay)
+		if c.adaptive() {
+			c.MaxDrainDelay = max(eff(c.DrainDelay), defaultMaxDrain(c.GracePeriod, eff(c.TeardownReserve), eff(c.Margin)))
 		}
 	}
 	return c
 }
+
+// eff is the time a duration field asks for: [None] (any negative) is 0.
+func eff(d time.Duration) time.Duration { return max(d, 0) }
+
+// adaptive reports whether the drain is adaptive: a quiet period is set.
+func (c Config) adaptive() bool { return c.DrainQuiet > 0 }
 
 // defaultMaxDrain is all the room the budget gives an adaptive drain: what
 // the grace period leaves after the teardown reserve and the margin, less
@@ -137,46 +136,64 @@ func defaultMaxDrain(grace, reserve, margin time.Duration) time.Duration {
 	return room - min(DefaultStopShare, room/2)
 }
 
+// show writes a duration as a user wrote it: None as "none".
+func show(d time.Duration) string {
+	if d < 0 {
+		return "none"
+	}
+	return d.String()
+}
+
 // Validate resolves defaults and checks the budget. The error names every
 // field at fault and its value.
 func (c Config) Validate() error {
-	// Negative values are checked as given, before defaults: a default
-	// derived from a bad field (MaxDrainDelay from DrainDelay) is not named.
+	// Checked as given, before defaults: a default derived from a bad field
+	// (MaxDrainDelay from DrainDelay) is not named.
 	var bad confcheck.Problems
-	bad.Negative("GracePeriod", c.GracePeriod)
-	bad.Negative("DrainDelay", c.DrainDelay)
-	bad.Negative("DrainQuiet", c.DrainQuiet)
-	bad.Negative("MaxDrainDelay", c.MaxDrainDelay)
-	bad.Negative("TeardownReserve", c.TeardownReserve)
-	bad.Negative("Margin", c.Margin)
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"GracePeriod", c.GracePeriod}, {"MaxDrainDelay", c.MaxDrainDelay}} {
+		if f.v < 0 {
+			bad.Addf("%s=%v is negative", f.name, f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"DrainDelay", c.DrainDelay}, {"DrainQuiet", c.DrainQuiet}, {"TeardownReserve", c.TeardownReserve}, {"Margin", c.Margin}} {
+		if f.v < 0 && f.v != None {
+			bad.Addf("%s=%v is negative (lifecycle.None is none)", f.name, f.v)
+		}
+	}
 	if p := c.DrainMissProbability; p < 0 || p >= 1 || p != p {
 		bad.Addf("DrainMissProbability=%v is not in (0, 1)", p)
 	}
 	if len(bad) > 0 {
-		return &budgetError{bad.String()}
+		return confcheck.NewError(ErrBudget, "lifecycle: "+bad.String())
 	}
 	c = c.WithDefaults()
-	if c.MaxDrainDelay < c.DrainDelay {
-		return &budgetError{fmt.Sprintf("MaxDrainDelay=%v is below DrainDelay=%v", c.MaxDrainDelay, c.DrainDelay)}
+	if c.MaxDrainDelay < eff(c.DrainDelay) {
+		return confcheck.NewError(ErrBudget, fmt.Sprintf("lifecycle: MaxDrainDelay=%v is below DrainDelay=%v", c.MaxDrainDelay, show(c.DrainDelay)))
 	}
 	// Subtract rather than add: durations near the int64 limit must not
 	// wrap around into a sum that seems to fit.
 	left := c.GracePeriod
-	for _, d := range []time.Duration{c.MaxDrainDelay, c.TeardownReserve, c.Margin} {
+	for _, d := range []time.Duration{c.MaxDrainDelay, eff(c.TeardownReserve), eff(c.Margin)} {
 		if left -= d; left <= 0 {
 			break
 		}
 	}
 	if left <= 0 {
-		drain := fmt.Sprintf("DrainDelay=%v", c.DrainDelay)
-		if c.MaxDrainDelay != c.DrainDelay {
+		drain := "DrainDelay=" + show(c.DrainDelay)
+		if c.MaxDrainDelay != eff(c.DrainDelay) {
 			drain = fmt.Sprintf("MaxDrainDelay=%v", c.MaxDrainDelay)
 		}
-		msg := fmt.Sprintf("%s + TeardownReserve=%v + Margin=%v", drain, c.TeardownReserve, c.Margin)
-		if sum, ok := sumDurations(c.MaxDrainDelay, c.TeardownReserve, c.Margin); ok {
+		msg := fmt.Sprintf("%s + TeardownReserve=%s + Margin=%s", drain, show(c.TeardownReserve), show(c.Margin))
+		if sum, ok := sumDurations(c.MaxDrainDelay, eff(c.TeardownReserve), eff(c.Margin)); ok {
 			msg += fmt.Sprintf(" = %v", sum)
 		}
-		return &budgetError{fmt.Sprintf("%s must be below GracePeriod=%v", msg, c.GracePeriod)}
+		return confcheck.NewError(ErrBudget, fmt.Sprintf("lifecycle: %s must be below GracePeriod=%v", msg, c.GracePeriod))
 	}
 	return nil
 }
@@ -201,14 +218,14 @@ type Plan struct {
 	// StopDeadline ends the stop phase: HTTP Shutdown and the closing of
 	// long-lived sessions must be done; what is left is cut.
 	StopDeadline time.Duration
-	// TeardownDeadline ends the teardown phase: the last OnStop hook's cut.
+	// TeardownDeadline ends the teardown phase: the last teardown hook's
+	// cut.
 	TeardownDeadline time.Duration
 	// StopTimeout is the fx stop timeout (for [go.uber.org/fx.StopTimeout]):
 	// the whole GracePeriod. fx counts it from the moment its stop begins,
-	// which can come a little before D0 (fxtest, Shutdowner, httpmod's
-	// OnStop setting D0), so GracePeriod − Margin could expire just as the
-	// last teardown hook's share ends and fx would skip the report. The
-	// phases keep their own deadlines from D0; SIGKILL bounds the rest.
+	// which can come a little before D0, so GracePeriod − Margin could
+	// expire just as the last teardown hook's share ends. The phases keep
+	// their own deadlines from D0; SIGKILL bounds the rest.
 	StopTimeout time.Duration
 }
 
@@ -221,23 +238,35 @@ func NewPlan(c Config) (Plan, error) {
 	return Plan{
 		Config:           c,
 		DrainEnd:         c.MaxDrainDelay,
-		StopDeadline:     c.GracePeriod - c.TeardownReserve - c.Margin,
-		TeardownDeadline: c.GracePeriod - c.Margin,
+		StopDeadline:     c.GracePeriod - eff(c.TeardownReserve) - eff(c.Margin),
+		TeardownDeadline: c.GracePeriod - eff(c.Margin),
 		StopTimeout:      c.GracePeriod,
 	}, nil
+}
+
+// Phases returns the plan's phases in order, each with its planned
+// duration (the latest end the budget allows, from the phase's start) and
+// an Actual of zero.
+func (p Plan) Phases() []Phase {
+	return []Phase{
+		{Name: PhaseDrain, Planned: p.DrainEnd},
+		{Name: PhaseWait, Planned: 0}, // waiting for the stop: zero under SIGTERM
+		{Name: PhaseStop, Planned: p.StopDeadline - p.DrainEnd},
+		{Name: PhaseTeardown, Planned: p.TeardownDeadline - p.StopDeadline},
+	}
 }
 
 // MarshalLogObject logs the plan as one zap object (the token is never logged).
 func (p Plan) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddDuration("gracePeriod", p.GracePeriod)
-	enc.AddDuration("drainDelay", p.DrainDelay)
-	enc.AddDuration("drainQuiet", p.DrainQuiet)
+	enc.AddDuration("drainDelay", eff(p.DrainDelay))
+	enc.AddDuration("drainQuiet", eff(p.DrainQuiet))
 	enc.AddDuration("maxDrainDelay", p.MaxDrainDelay)
-	if p.DrainQuiet > 0 {
+	if p.adaptive() {
 		enc.AddFloat64("drainMissProbability", p.DrainMissProbability)
 	}
-	enc.AddDuration("teardownReserve", p.TeardownReserve)
-	enc.AddDuration("margin", p.Margin)
+	enc.AddDuration("teardownReserve", eff(p.TeardownReserve))
+	enc.AddDuration("margin", eff(p.Margin))
 	enc.AddDuration("stopDeadline", p.StopDeadline)
 	enc.AddDuration("teardownDeadline", p.TeardownDeadline)
 	enc.AddDuration("fxStopTimeout", p.StopTimeout)

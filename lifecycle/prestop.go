@@ -33,7 +33,7 @@ type PrestopResponse struct {
 //
 // With [Config.PrestopToken] set, a call without the token in header
 // X-Prestop-Token gets 401 and changes nothing; the token is compared in
-// constant time. Refused calls are counted ([Coordinator.PrestopRefused])
+// constant time. Refused calls are counted ([Snapshot.PrestopRefused])
 // and logged at warn, the first one and then at most one line every
 // [PrestopRefusedLogEvery], with the number of refusals not logged since
 // the last line ("suppressed"): a caller that retries, or a scan, does not
@@ -47,9 +47,9 @@ func (c *Coordinator) PrestopHandler() http.Handler {
 			return
 		}
 		if len(token) > 0 && subtle.ConstantTimeCompare([]byte(r.Header.Get(PrestopHeader)), token) != 1 {
-			if logIt, suppressed := c.refused.note(c.clock.Now()); logIt {
+			if logIt, suppressed := c.tel.refused.note(c.clock.Now()); logIt {
 				c.log.Warn("prestop refused: bad or missing token", zap.String("remote", r.RemoteAddr),
-					zap.Int64("suppressed", suppressed), zap.Int64("total", c.refused.total.Load()))
+					zap.Int64("suppressed", suppressed), zap.Int64("total", c.tel.refused.total.Load()))
 			}
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
@@ -59,20 +59,19 @@ func (c *Coordinator) PrestopHandler() http.Handler {
 			c.log.Info("prestop: draining", zap.String("remote", r.RemoteAddr))
 		}
 		select {
-		case <-c.drainDone:
+		case <-c.reached[StateDrained]:
 		case <-r.Context().Done():
 			c.log.Info("prestop caller left before the drain ended")
 			return
 		}
-		c.mu.Lock()
+		snap := c.tel.Snapshot()
 		resp := PrestopResponse{
-			State:        c.State().String(),
-			Reason:       c.reason,
-			D0:           c.d0,
-			DrainEndedBy: c.drainEndedBy,
-			Waited:       c.clock.Since(start).Round(time.Millisecond).String(),
+			State:        snap.State.String(),
+			Reason:       snap.Reason,
+			D0:           snap.D0,
+			DrainEndedBy: snap.DrainEndedBy,
+			Waited:       c.clock.Now().Sub(start).Round(time.Millisecond).String(),
 		}
-		c.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(resp)
 	})
@@ -81,10 +80,6 @@ func (c *Coordinator) PrestopHandler() http.Handler {
 // PrestopRefusedLogEvery is how often, at most, [Coordinator.PrestopHandler]
 // logs a refused call after the first one.
 const PrestopRefusedLogEvery = 10 * time.Second
-
-// PrestopRefused returns how many preStop calls have been refused for a bad
-// or missing token (metricsmod exports it as drainfx_prestop_refused_total).
-func (c *Coordinator) PrestopRefused() int64 { return c.refused.total.Load() }
 
 // prestopRefusals counts refused preStop calls and bounds their log lines.
 // The zero value is ready.

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -15,20 +14,37 @@ import (
 // when the shutdown cut work: a request, a session, a hook.
 var ErrUnclean = errors.New("lifecycle: shutdown was not clean")
 
-// What began the drain: [Report.Reason], [Snapshot.Reason], and the
-// Reason of the [Transition] to StateDraining.
+// What began the drain ([Report.Reason], [Snapshot.Reason]) or the stop
+// phase ([Report.StopReason]).
 const (
 	// ReasonPrestop: a preStop call ([Coordinator.PrestopHandler]).
 	ReasonPrestop = "prestop"
 	// ReasonSignal is the prefix of a signal's reason: "signal terminated"
-	// (SIGTERM) or "signal interrupt" (SIGINT).
+	// (SIGTERM), "signal interrupt" (SIGINT), "signal hangup" (SIGHUP).
 	ReasonSignal = "signal"
 	// ReasonShutdowner: a call to [go.uber.org/fx.Shutdowner.Shutdown], with
-	// [DrainOnShutdown] in the app (the bundle in package modules has it).
+	// [AppOptions] in the app (the bundle in package modules has them).
 	ReasonShutdowner = "shutdowner"
-	// ReasonAppStopping: the app stopped with none of the above first
-	// (app.Stop, fxtest, or a Shutdowner without [DrainOnShutdown]).
+	// ReasonAppStopping: [Coordinator.Stop] with none of the above first
+	// (app.Stop, fxtest).
 	ReasonAppStopping = "app stopping"
+	// ReasonNoStop: the drain ended and nothing asked for the stop within
+	// GracePeriod of D0 — no kubelet is terminating the pod (a preStop
+	// call from someone else, or a kubelet that gave up): the service stops
+	// by itself, with a whole stop phase, and the container restarts.
+	ReasonNoStop = "no stop followed the drain"
+)
+
+// Why a drain ended ([Report.DrainEndedBy]).
+const (
+	DrainEndedDelay = "delay" // fixed drain: DrainDelay passed
+	DrainEndedQuiet = "quiet" // adaptive drain: no new connection for the quiet period
+	DrainEndedMax   = "max"   // adaptive drain: MaxDrainDelay reached
+	DrainEndedAbort = "abort" // cut short: the ctx of [Coordinator.Stop] ended first
+	// DrainEndedNotServing: the drain began before the service was ever
+	// serving (a start that failed or was cut short by a signal): nothing
+	// was routed here, so there is nothing to drain.
+	DrainEndedNotServing = "not serving"
 )
 
 // Phase is one phase of the timeline in the report.
@@ -38,29 +54,55 @@ type Phase struct {
 	Actual  time.Duration `json:"actual"`
 }
 
+// CutKind is a kind of work cut at a deadline ([Telemetry.RecordCut]).
+type CutKind string
+
+// The kinds of cut work that drainfx's modules record; a module of your
+// own may record its own kind.
+const (
+	CutRequests CutKind = "requests" // HTTP requests in flight at the stop deadline (httpmod)
+	CutSessions CutKind = "sessions" // WebSocket/SSE sessions force-closed (wsmod)
+	CutRPCs     CutKind = "rpcs"     // gRPC calls in flight at the stop deadline (grpcmod)
+	CutHooks    CutKind = "hooks"    // stop participants and teardown hooks that overran their deadline
+)
+
+// HookReport is one stop participant or teardown hook in the report.
+type HookReport struct {
+	Name    string        `json:"name"`
+	Phase   string        `json:"phase"` // PhaseStop or PhaseTeardown
+	Planned time.Duration `json:"planned"`
+	Actual  time.Duration `json:"actual"`
+	Overran bool          `json:"overran,omitempty"`
+	Err     string        `json:"err,omitempty"`
+}
+
 // Report is what a shutdown did. It is logged once, as the zap event
-// "shutdown report", and returned by [Coordinator.Finish] and
-// [Coordinator.Report].
+// "shutdown report", and read with [Telemetry.Report].
 type Report struct {
-	Reason       string    `json:"reason"` // what began the drain; empty if it never began
-	D0           time.Time `json:"d0"`
-	DrainEndedBy string    `json:"drainEndedBy"`
+	Reason string    `json:"reason"` // what began the drain
+	D0     time.Time `json:"d0"`
+	// StopReason is what began the stop phase ([Coordinator.Stop]'s
+	// caller, or [ReasonNoStop]).
+	StopReason   string `json:"stopReason"`
+	DrainEndedBy string `json:"drainEndedBy"`
 	// Served is false when the drain came before the service ever served
 	// (a start that failed or that a signal cut short).
 	Served bool `json:"served"`
 	// Drain is what the drain saw: the traffic before D0, the quiet
 	// period, the arrivals after D0.
-	Drain        DrainSeen        `json:"drain"`
-	Phases       []Phase          `json:"phases"`
-	InFlightAtD0 map[string]int64 `json:"inFlightAtD0"`
-	InFlightStop map[string]int64 `json:"inFlightAtStop"`
-	Cut          map[string]int64 `json:"cut"`
+	Drain        DrainSeen         `json:"drain"`
+	Phases       []Phase           `json:"phases"`
+	InFlightAtD0 map[string]int64  `json:"inFlightAtD0"`
+	InFlightStop map[string]int64  `json:"inFlightAtStop"`
+	Cut          map[CutKind]int64 `json:"cut"`
 	// Sessions is how the long-lived sessions of each kind ended from D0
-	// to the report (from the start if the drain never began), per
-	// [Coordinator.TrackSessions]; nil if nothing tracks sessions.
+	// to the report, per [Telemetry.TrackSessions]; nil if nothing tracks
+	// sessions.
 	Sessions map[string]SessionEnds `json:"sessions,omitempty"`
-	Hooks    []HookReport           `json:"hooks"`
-	ExitCode int                    `json:"exitCode"`
+	// Hooks are the stop participants, then the teardown hooks, as they
+	// ran.
+	Hooks    []HookReport `json:"hooks"`
+	ExitCode int          `json:"exitCode"`
 }
 
 // SessionEnds counts how long-lived sessions (WebSocket, SSE) ended.
@@ -68,8 +110,8 @@ type SessionEnds struct {
 	// Clean: closed by the close handshake, or a stream ended with its
 	// final event.
 	Clean int64 `json:"clean"`
-	// Forced: still open at the stop deadline and force-closed (each one
-	// is also a cut, [Coordinator.RecordCut] "sessions").
+	// Forced: still open at the close deadline and force-closed (each one
+	// is also a cut, [CutSessions]).
 	Forced int64 `json:"forced"`
 	// Aborted: anything else — the peer went away, a network error.
 	Aborted int64 `json:"aborted"`
@@ -77,6 +119,10 @@ type SessionEnds struct {
 
 func (e SessionEnds) sub(o SessionEnds) SessionEnds {
 	return SessionEnds{Clean: e.Clean - o.Clean, Forced: e.Forced - o.Forced, Aborted: e.Aborted - o.Aborted}
+}
+
+func (e SessionEnds) add(o SessionEnds) SessionEnds {
+	return SessionEnds{Clean: e.Clean + o.Clean, Forced: e.Forced + o.Forced, Aborted: e.Aborted + o.Aborted}
 }
 
 // MarshalLogObject writes the counts as zap fields.
@@ -87,39 +133,15 @@ func (e SessionEnds) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return nil
 }
 
-// TrackSessions registers a source of session endings for the report and
-// for metrics: read returns the counts of sessions of kind that ended since
-// the source was created (counters: they only grow). The report holds what
-// ended from D0 on. read is called with the coordinator's lock held: it must
-// not call the coordinator. The session registry of package wsmod calls it
-// for "websocket" and "sse".
-func (c *Coordinator) TrackSessions(kind string, read func() SessionEnds) {
-	c.mu.Lock()
-	c.sessionSrcs = append(c.sessionSrcs, sessionSource{kind, read})
-	c.mu.Unlock()
-}
-
-type sessionSource struct {
-	kind string
-	read func() SessionEnds
-}
-
-// sampleSessionsLocked reads every session source; nil if there is none.
-// Sources of the same kind add up.
-func (c *Coordinator) sampleSessionsLocked() map[string]SessionEnds {
-	if len(c.sessionSrcs) == 0 {
-		return nil
-	}
-	m := make(map[string]SessionEnds, len(c.sessionSrcs))
-	for _, src := range c.sessionSrcs {
-		e, v := m[src.kind], src.read()
-		m[src.kind] = SessionEnds{Clean: e.Clean + v.Clean, Forced: e.Forced + v.Forced, Aborted: e.Aborted + v.Aborted}
-	}
-	return m
-}
-
 // Clean reports whether nothing was cut.
 func (r Report) Clean() bool { return r.ExitCode == 0 }
+
+func (r Report) err() error {
+	if r.Clean() {
+		return nil
+	}
+	return fmt.Errorf("%w: cut %v", ErrUnclean, r.Cut)
+}
 
 // MarshalLogObject writes the report as zap fields.
 func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -127,13 +149,12 @@ func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if !r.D0.IsZero() {
 		enc.AddTime("d0", r.D0)
 	}
+	enc.AddString("stopReason", r.StopReason)
 	enc.AddString("drainEndedBy", r.DrainEndedBy)
 	if !r.Served {
 		enc.AddBool("served", false) // the start never finished
 	}
-	if !r.D0.IsZero() {
-		_ = enc.AddObject("drain", r.Drain)
-	}
+	_ = enc.AddObject("drain", r.Drain)
 	_ = enc.AddArray("phases", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
 		for _, p := range r.Phases {
 			_ = a.AppendObject(zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
@@ -162,6 +183,7 @@ func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		for _, h := range r.Hooks {
 			_ = a.AppendObject(zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
 				o.AddString("name", h.Name)
+				o.AddString("phase", h.Phase)
 				o.AddDuration("planned", h.Planned)
 				o.AddDuration("actual", h.Actual)
 				if h.Overran {
@@ -179,51 +201,6 @@ func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return nil
 }
 
-// Finish ends the timeline: it closes the coordinator (a drain still
-// running is cut short), releases what waits for the drain or the stop
-// phase if they never came ([Coordinator.DrainDone], [Coordinator.Stopping],
-// [Coordinator.StopContext]), moves to
-// StateStopped, logs the report and returns it. There is one report per
-// stop: later calls return the same report and log nothing. The lifecycle
-// module calls it from the last OnStop hook.
-func (c *Coordinator) Finish() Report {
-	c.Close()
-	c.runBeforeStop()
-	first := c.transition(StateStopped, "stopped", func(now time.Time) {
-		if !c.drainEnded {
-			// The drain never began (Close has ended one that did): no
-			// DrainAndWait, preStop call or signal may wait for it now.
-			c.drainEnded = true
-			close(c.drainDone)
-		}
-		c.closeStoppingLocked()
-		r := c.buildLocked(now)
-		c.report = &r
-		close(c.stopped)
-	})
-	r, _ := c.Report()
-	if first {
-		if r.Clean() {
-			c.log.Info("shutdown report", zap.Object("report", r))
-		} else {
-			c.log.Warn("shutdown report", zap.Object("report", r))
-		}
-		_ = c.log.Sync()
-	}
-	return r
-}
-
-// Report returns the report once the coordinator has stopped. The report is
-// a copy: changing it changes nothing in the coordinator.
-func (c *Coordinator) Report() (Report, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.report == nil {
-		return Report{}, false
-	}
-	return c.report.clone(), true
-}
-
 func (r Report) clone() Report {
 	r.Phases = slices.Clone(r.Phases)
 	r.InFlightAtD0 = maps.Clone(r.InFlightAtD0)
@@ -237,162 +214,5 @@ func (r Report) clone() Report {
 
 func (s DrainSeen) clone() DrainSeen {
 	s.LateRemotes = slices.Clone(s.LateRemotes)
-	return s
-}
-
-func (c *Coordinator) buildLocked(now time.Time) Report {
-	r := Report{
-		Reason:       c.reason,
-		D0:           c.d0,
-		DrainEndedBy: c.drainEndedBy,
-		Served:       c.served.Load(),
-		Drain:        c.seen.clone(),
-		Phases:       c.phasesLocked(now, true),
-		InFlightAtD0: maps.Clone(c.atD0),
-		InFlightStop: maps.Clone(c.atStop),
-		Cut:          maps.Clone(c.cuts),
-		Sessions:     c.sessionsSinceD0Locked(),
-		Hooks:        append([]HookReport(nil), c.hooks...),
-	}
-	for _, n := range c.cuts {
-		if n > 0 {
-			r.ExitCode = 1
-		}
-	}
-	return r
-}
-
-// sessionsSinceD0Locked is how sessions ended from D0 (or the start) to now.
-func (c *Coordinator) sessionsSinceD0Locked() map[string]SessionEnds {
-	m := c.sampleSessionsLocked()
-	for k, v := range m {
-		m[k] = v.sub(c.sessAtD0[k])
-	}
-	return m
-}
-
-// The phases of the timeline, in order.
-const (
-	PhaseDrain    = "drain"    // D0 → the drain's end
-	PhaseWait     = "wait"     // the drain's end → the stop phase (a preStop call's gap until SIGTERM)
-	PhaseStop     = "stop"     // HTTP Shutdown, sessions closed → the first StopHook
-	PhaseTeardown = "teardown" // the StopHooks → the report
-)
-
-// phasesLocked returns the phases at now: nil before D0. With all (the
-// report), every phase, those never reached with an actual of 0; else (a
-// snapshot) only the phases begun, the last one's actual counting up to
-// now.
-func (c *Coordinator) phasesLocked(now time.Time, all bool) []Phase {
-	if c.d0.IsZero() {
-		return nil
-	}
-	plan := c.plan.Phases()
-	// When each phase began; zero if not yet.
-	starts := [...]time.Time{c.d0, c.drainEnd, c.stopAt, c.teardownAt}
-	if all {
-		// A phase never reached begins (and ends) where the next one
-		// begins, or at the report.
-		for i := len(starts) - 1; i > 0; i-- {
-			if starts[i].IsZero() {
-				if i+1 < len(starts) {
-					starts[i] = starts[i+1]
-				} else {
-					starts[i] = now
-				}
-			}
-		}
-	}
-	phases := make([]Phase, 0, len(starts))
-	for i, start := range starts {
-		if start.IsZero() {
-			break
-		}
-		end := now
-		if i+1 < len(starts) && !starts[i+1].IsZero() {
-			end = starts[i+1]
-		}
-		plan[i].Actual = end.Sub(start)
-		phases = append(phases, plan[i])
-	}
-	return phases
-}
-
-// Phases returns the plan's phases in order, each with its planned
-// duration (the latest end the budget allows, from the phase's start) and
-// an Actual of zero.
-func (p Plan) Phases() []Phase {
-	return []Phase{
-		{Name: PhaseDrain, Planned: p.DrainEnd},
-		{Name: PhaseWait, Planned: 0}, // waiting for the stop: zero under SIGTERM
-		{Name: PhaseStop, Planned: p.StopDeadline - p.DrainEnd},
-		{Name: PhaseTeardown, Planned: p.TeardownDeadline - p.StopDeadline},
-	}
-}
-
-func (r Report) err() error {
-	if r.Clean() {
-		return nil
-	}
-	return fmt.Errorf("%w: cut %v", ErrUnclean, r.Cut)
-}
-
-// Snapshot is the coordinator at one moment: the state, the timeline so far
-// and the tracked gauges read now. It is what metrics read on a scrape;
-// taking one changes nothing.
-type Snapshot struct {
-	State  State     `json:"state"`
-	Reason string    `json:"reason"` // what began the drain; empty before D0
-	D0     time.Time `json:"d0"`
-	// DrainEndedBy is why the drain ended; empty while it runs.
-	DrainEndedBy string `json:"drainEndedBy"`
-	// Phases are the phases begun so far, in order; the last one may still
-	// run, its Actual counting up to the snapshot. After the report, the
-	// report's phases.
-	Phases []Phase `json:"phases"`
-	// InFlight is every gauge of [Coordinator.TrackInFlight], read now.
-	InFlight map[string]int64 `json:"inFlight"`
-	// Cut is the work cut so far ([Coordinator.RecordCut]).
-	Cut map[string]int64 `json:"cut"`
-	// Sessions is how the sessions of [Coordinator.TrackSessions] have ended
-	// since they were first counted (not since D0, unlike the report).
-	Sessions map[string]SessionEnds `json:"sessions,omitempty"`
-	// Hooks are the wrapped stop hooks that have returned.
-	Hooks []HookReport `json:"hooks"`
-	// Drain is what the drain has seen so far: the arrivals after D0 count
-	// up while it runs.
-	Drain DrainSeen `json:"drain"`
-}
-
-// Snapshot returns the coordinator's state and timeline now. It takes the
-// coordinator's lock, reads every tracked gauge and allocates its maps: call
-// it at the rate of a metrics scrape, not per request.
-func (c *Coordinator) Snapshot() Snapshot {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := Snapshot{
-		State:    c.State(),
-		Reason:   c.reason,
-		D0:       c.d0,
-		InFlight: c.sampleLocked(),
-		// Set once the drain has ended (under mu, as is drainEnded).
-		DrainEndedBy: c.drainEndedBy,
-		Cut:          maps.Clone(c.cuts),
-		Sessions:     c.sampleSessionsLocked(),
-		Hooks:        slices.Clone(c.hooks),
-		Drain:        c.seen.clone(),
-	}
-	if !c.d0.IsZero() && !c.drainEnded {
-		n, last, _ := c.afterD0.read(c.d0)
-		s.Drain.Arrivals = n
-		if !last.IsZero() {
-			s.Drain.LastArrival = last.Sub(c.d0)
-		}
-	}
-	if c.report != nil {
-		s.Phases = slices.Clone(c.report.Phases)
-	} else {
-		s.Phases = c.phasesLocked(c.clock.Now(), false)
-	}
 	return s
 }

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"context"
 	"os"
 	"os/signal"
 	"sync"
@@ -19,36 +20,32 @@ import (
 var stopSignals = []os.Signal{syscall.SIGTERM, os.Interrupt, syscall.SIGHUP}
 
 // signalHandler turns SIGTERM, SIGINT and SIGHUP into the drain: the first
-// begins the drain and, when the drain phase is over, asks the app to
-// stop; the second exits at once with 128+signal (143 for SIGTERM, 130 for
-// SIGINT, 129 for SIGHUP).
+// begins the drain and, when the drain phase is over, asks for the stop
+// (and asks the app to stop, [WithShutdown]); the second exits at once
+// with 128+signal (143 for SIGTERM, 130 for SIGINT, 129 for SIGHUP).
 type signalHandler struct {
-	c        *Coordinator
-	shutdown func() error // asks the app to stop ([go.uber.org/fx.Shutdowner])
-	sigs     chan os.Signal
-	quit     chan struct{}
-	done     chan struct{}
+	c    *Coordinator
+	sigs chan os.Signal
+	quit chan struct{}
+	done chan struct{}
 }
 
 // HandleSignals starts the signal handler and returns the function that
 // stops it (and waits for its goroutine); calling that more than once is
-// harmless. shutdown is called once the drain
-// phase that the first signal began is over; under fx it is
-// [go.uber.org/fx.Shutdowner.Shutdown], which is harmless when app.Run has
-// already begun to stop on the same signal.
+// harmless. The lifecycle module starts it in its OnStart unless
+// [Config.IgnoreSignals] is set.
 //
 // fx's own app.Run listens for SIGTERM and SIGINT and begins app.Stop on
-// the first; the HTTP module's OnStop then waits for the drain this handler
-// has already begun, so both see one drain with one D0. fx does not listen
-// for SIGHUP: after one, the app stops when this handler's shutdown call
-// comes, at the end of the drain phase.
-func (c *Coordinator) HandleSignals(shutdown func() error) (stop func()) {
+// the first, whose OnStop hooks call [Coordinator.Stop]: the stop phase
+// follows the drain this handler has already begun, so both see one drain
+// with one D0. fx does not listen for SIGHUP: after one, the app stops
+// when this handler asks it to, at the end of the drain phase.
+func (c *Coordinator) HandleSignals() (stop func()) {
 	h := &signalHandler{
-		c:        c,
-		shutdown: shutdown,
-		sigs:     make(chan os.Signal, 1),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
+		c:    c,
+		sigs: make(chan os.Signal, 1),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
 	}
 	signal.Notify(h.sigs, stopSignals...)
 	go h.run()
@@ -62,6 +59,7 @@ func (c *Coordinator) HandleSignals(shutdown func() error) (stop func()) {
 func (h *signalHandler) run() {
 	defer close(h.done)
 	var drained <-chan struct{} // armed by the first signal
+	var reason string
 	first := true
 	for {
 		select {
@@ -77,13 +75,13 @@ func (h *signalHandler) run() {
 			}
 			first = false
 			h.c.log.Info("signal received: draining", zap.Stringer("signal", sig))
-			h.c.BeginDrain(ReasonSignal + " " + sig.String())
-			drained = h.c.DrainDone()
+			reason = ReasonSignal + " " + sig.String()
+			h.c.BeginDrain(reason)
+			drained = h.c.Reached(StateDrained)
 		case <-drained:
 			drained = nil
-			if err := h.shutdown(); err != nil {
-				h.c.log.Warn("shutdown request", zap.Error(err))
-			}
+			h.c.requestStop(context.Background(), reason)
+			h.c.askShutdown()
 		case <-h.quit:
 			return
 		}

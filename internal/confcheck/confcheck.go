@@ -46,3 +46,20 @@ func (p *Problems) HostPort(name, addr string) {
 
 // String joins the phrases with "; ".
 func (p Problems) String() string { return strings.Join(p, "; ") }
+
+// Error is the one config error type of drainfx: every package's Validate
+// returns one, and it matches that package's sentinel (httpmod.ErrConfig,
+// lifecycle.ErrBudget, …) with [errors.Is]. Its message carries the
+// package's prefix and names every field at fault with its value.
+type Error struct {
+	sentinel error
+	msg      string
+}
+
+// NewError returns an error with message msg that matches sentinel.
+func NewError(sentinel error, msg string) *Error { return &Error{sentinel, msg} }
+
+func (e *Error) Error() string { return e.msg }
+
+// Is reports whether target is the error's sentinel.
+func (e *Error) Is(target error) bool { return target == e.sentinel }

@@ -1,0 +1,275 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// ErrHookOverran is matched by the error of a stop participant or a
+// teardown hook cut at its deadline.
+var ErrHookOverran = errors.New("lifecycle: hook overran its deadline")
+
+// run is the timeline, from D0 to the report: the one function that moves
+// the coordinator after D0. BeginDrain starts it.
+func (c *Coordinator) run(d0 time.Time) {
+	defer c.wg.Done()
+
+	// drain: D0 → the drain's end.
+	by := c.drain(d0)
+	c.enter(StateDrained, "drain over: "+by, nil)
+
+	// wait: until someone asks for the stop (SIGTERM after a preStop call,
+	// the app stopping), or, with no one asking, GracePeriod after D0.
+	reason := c.awaitStop()
+	c.enter(StateStopping, reason, func(time.Time) { c.tel.setStopReason(reason) })
+
+	// stop: every participant at once, bounded by the stop deadline.
+	c.stopPhase()
+	c.enter(StateTearingDown, "stop phase over", nil)
+
+	// teardown: the hooks one after another, last registered first.
+	c.teardownPhase()
+
+	// the report.
+	var r Report
+	c.enter(StateStopped, "stopped", func(now time.Time) { r = c.tel.finish(now) })
+	if r.Clean() {
+		c.log.Info("shutdown report", zap.Object("report", r))
+	} else {
+		c.log.Warn("shutdown report", zap.Object("report", r))
+	}
+	_ = c.log.Sync()
+	c.mu.Lock()
+	if c.stopAbort != nil {
+		c.stopAbort()
+	}
+	c.mu.Unlock()
+}
+
+// drain runs the drain phase and says why it ended: at D0+DrainDelay for a
+// fixed drain; for the adaptive drain at the first moment after that with
+// no new connection for the quiet period, or at D0+MaxDrainDelay; at once
+// for a service that never served; early if Stop's ctx ends.
+func (c *Coordinator) drain(d0 time.Time) string {
+	p := c.plan
+	end := func(by string) string {
+		now := c.clock.Now()
+		seen := c.tel.markDrainEnd(by, now)
+		c.logDrainEnd(by, now.Sub(d0), seen)
+		return by
+	}
+	if !c.tel.servedOnce() {
+		// Never serving, never in a load balancer: nothing to drain.
+		return end(DrainEndedNotServing)
+	}
+	quiet := time.Duration(0)
+	if p.adaptive() {
+		n, _ := c.tel.arrivals()
+		rate := c.tel.traffic.freeze(sample{d0, n})
+		quiet = quietFor(rate.PerSecond, p.DrainMissProbability, p.DrainQuiet, p.MaxDrainDelay)
+		c.tel.setRate(rate, quiet)
+		c.log.Info("drain quiet period", zap.Object("rate", rate), zap.Duration("quiet", quiet),
+			zap.Duration("maxDrainDelay", p.MaxDrainDelay))
+	}
+	if !sleepUntil(c.clock, d0.Add(eff(p.DrainDelay)), c.abort) {
+		return end(DrainEndedAbort)
+	}
+	if !p.adaptive() || p.MaxDrainDelay <= eff(p.DrainDelay) {
+		return end(DrainEndedDelay)
+	}
+	most := d0.Add(p.MaxDrainDelay)
+	for {
+		now := c.clock.Now()
+		// Quiet since the last new connection, or since D0: a connection
+		// accepted before D0 says nothing of the proxies after it
+		// (keep-alive traffic may not open one for minutes).
+		last := time.Unix(0, c.tel.lastAccept.Load())
+		if last.Before(d0) {
+			last = d0
+		}
+		quietAt := last.Add(quiet)
+		if !now.Before(quietAt) && quietAt.Before(most) {
+			return end(DrainEndedQuiet)
+		}
+		if !now.Before(most) {
+			return end(DrainEndedMax)
+		}
+		if !sleepUntil(c.clock, earlier(quietAt, most), c.abort) {
+			return end(DrainEndedAbort)
+		}
+	}
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func (c *Coordinator) logDrainEnd(by string, took time.Duration, seen DrainSeen) {
+	fields := []zap.Field{zap.String("endedBy", by), zap.Duration("took", took), zap.Object("seen", seen)}
+	// Connections still arriving within DrainQuiet of the end: the proxies
+	// had not stopped routing here when the budget ran out.
+	stillArriving := seen.Arrivals > 0 && took-seen.LastArrival < max(eff(c.plan.DrainQuiet), sampleEvery)
+	switch {
+	case by == DrainEndedMax && stillArriving:
+		c.log.Warn("drain ended at MaxDrainDelay while connections still arrived: the load balancer had not caught up; "+
+			"raise MaxDrainDelay (SHUTDOWN_MAX_DRAIN_DELAY) and the grace period with it", fields...)
+	case by == DrainEndedMax:
+		c.log.Info("drain ended at MaxDrainDelay before this pod's quiet period (sparse traffic)", fields...)
+	default:
+		c.log.Info("drain ended", fields...)
+	}
+}
+
+// awaitStop waits in StateDrained for the stop to be asked for and returns
+// why it began. A drain that nothing follows within GracePeriod of D0 is
+// no kubelet's (it would have sent SIGKILL by now): the service stops by
+// itself, with the stop phase and teardown counted from now, and asks the
+// app to stop so that the process exits and the container restarts,
+// instead of living on unready for good.
+func (c *Coordinator) awaitStop() string {
+	noStop := c.fromBase(c.plan.GracePeriod)
+	if sleepUntil(c.clock, noStop, c.stopReq) {
+		now := c.clock.Now()
+		c.log.Warn("the drain ended and nothing asked for the stop within the grace period: stopping",
+			zap.Duration("gracePeriod", c.plan.GracePeriod))
+		c.mu.Lock()
+		c.base = now.Add(-c.plan.DrainEnd) // a whole stop phase and teardown from now
+		c.mu.Unlock()
+		c.requestStop(context.Background(), ReasonNoStop)
+		c.askShutdown()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopReason
+}
+
+// askShutdown asks the app to stop (fx.Shutdowner), if it can be asked.
+func (c *Coordinator) askShutdown() {
+	if c.shutdown == nil {
+		return
+	}
+	if err := c.shutdown(); err != nil {
+		c.log.Warn("shutdown request", zap.Error(err))
+	}
+}
+
+// stopPhase calls every stop participant at once with a context that ends
+// at the stop deadline, and waits for them, at most until the teardown
+// deadline.
+func (c *Coordinator) stopPhase() {
+	c.mu.Lock()
+	parts := slices.Clone(c.stoppers)
+	parent := c.stopCtx
+	c.mu.Unlock()
+	if parent == nil {
+		parent = context.Background()
+	}
+	stopDL := c.fromBase(c.plan.StopDeadline)
+	ctx, cancel := ContextUntil(parent, c.clock, stopDL)
+	defer cancel()
+	hard, hardCancel := ContextUntil(context.Background(), c.clock, c.fromBase(c.plan.TeardownDeadline))
+	defer hardCancel()
+	planned := stopDL.Sub(c.clock.Now())
+	type result struct {
+		i   int
+		err error
+		at  time.Time
+	}
+	results := make(chan result, len(parts))
+	start := c.clock.Now()
+	for i, p := range parts {
+		go func() {
+			err := p.fn(ctx)
+			results <- result{i, err, c.clock.Now()}
+		}()
+	}
+	done := make([]bool, len(parts))
+	for range parts {
+		select {
+		case r := <-results:
+			done[r.i] = true
+			h := HookReport{Name: parts[r.i].name, Phase: PhaseStop, Planned: planned, Actual: r.at.Sub(start)}
+			if r.err != nil {
+				h.Err = r.err.Error()
+				c.log.Warn("stop participant", zap.String("participant", h.Name), zap.Error(r.err))
+			}
+			c.tel.addHook(h, false)
+		case <-hard.Done():
+			for i, ok := range done {
+				if !ok {
+					h := HookReport{Name: parts[i].name, Phase: PhaseStop, Planned: planned,
+						Actual: c.clock.Now().Sub(start), Overran: true, Err: ErrHookOverran.Error()}
+					c.tel.addHook(h, true)
+					c.log.Warn("stop participant overran: left running", zap.String("participant", h.Name))
+				}
+			}
+			return
+		}
+	}
+}
+
+// teardownPhase runs the teardown hooks in reverse order of registration,
+// each with an equal share of what is left until the teardown deadline.
+func (c *Coordinator) teardownPhase() {
+	c.mu.Lock()
+	hooks := slices.Clone(c.teardowns)
+	c.mu.Unlock()
+	end := c.fromBase(c.plan.TeardownDeadline)
+	for i, h := range slices.Backward(hooks) {
+		left := i + 1 // this hook and those after it
+		share := max(end.Sub(c.clock.Now())/time.Duration(left), 0)
+		c.runHook(h, share)
+	}
+}
+
+// runHook runs one teardown hook within share.
+func (c *Coordinator) runHook(h participant, share time.Duration) {
+	start := c.clock.Now()
+	ctx, cancel := ContextUntil(context.Background(), c.clock, start.Add(share))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.fn(ctx) }()
+
+	var err error
+	overran := false
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case err = <-done: // returned as the deadline struck
+		default:
+			overran = true // still running: cut and left behind
+		}
+	}
+	if !overran {
+		// A hook that honours its context gives up at the deadline and
+		// returns the context's error: it was cut all the same.
+		select {
+		case <-ctx.Done():
+			overran = errors.Is(err, context.DeadlineExceeded)
+		default:
+		}
+	}
+	if overran {
+		err = fmt.Errorf("teardown hook %q after %v: %w", h.name, share, ErrHookOverran)
+	}
+	hr := HookReport{Name: h.name, Phase: PhaseTeardown, Planned: share, Actual: c.clock.Now().Sub(start), Overran: overran}
+	if err != nil {
+		hr.Err = err.Error()
+	}
+	c.tel.addHook(hr, overran)
+	switch {
+	case overran:
+		c.log.Warn("teardown hook overran", zap.String("hook", h.name), zap.Duration("deadline", share))
+	case err != nil:
+		c.log.Warn("teardown hook", zap.String("hook", h.name), zap.Error(err))
+	}
+}

@@ -1,0 +1,356 @@
+package lifecycle
+
+import (
+	"maps"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Telemetry is what a shutdown measures, beside the state machine: the
+// gauges of work in flight, how sessions ended, the work cut at a
+// deadline, the arrivals that the adaptive drain learns from, the
+// timeline as it happened, and the report. It has a lock of its own, never
+// held while the coordinator moves; reading it (a metrics scrape) never
+// waits for a transition. Get it with [Coordinator.Telemetry].
+type Telemetry struct {
+	clock Clock
+	plan  Plan
+	state func() State
+
+	draining   atomic.Bool  // D0 has come: accepts go to afterD0
+	lastAccept atomic.Int64 // clock time of the last public accept, UnixNano
+	traffic    trafficWindow
+	afterD0    arrivalLog
+	refused    prestopRefusals
+
+	mu          sync.Mutex
+	gauges      []gauge
+	sessionSrcs []sessionSource
+	arrivalSrcs []func() int64
+	cuts        map[CutKind]int64
+
+	// The timeline, written by the coordinator as it moves.
+	d0, stopAt   time.Time
+	reason       string
+	stopReason   string
+	served       bool
+	phaseStart   [len(phaseStates)]time.Time
+	drainEndedBy string
+	seen         DrainSeen
+	atD0, atStop map[string]int64
+	sessAtD0     map[string]SessionEnds
+	hooks        []HookReport
+	report       *Report
+}
+
+type gauge struct {
+	name string
+	read func() int64
+}
+
+type sessionSource struct {
+	kind string
+	read func() SessionEnds
+}
+
+func newTelemetry(clock Clock, plan Plan, state func() State) *Telemetry {
+	return &Telemetry{clock: clock, plan: plan, state: state, cuts: make(map[CutKind]int64)}
+}
+
+// TrackInFlight registers a gauge of work in flight (requests, open
+// sessions) sampled at D0 and at the start of the stop phase for the
+// report, and read by [Telemetry.Snapshot] (metrics). Gauges of the same
+// name add up. read must be cheap and must not call the coordinator.
+func (t *Telemetry) TrackInFlight(name string, read func() int64) {
+	t.mu.Lock()
+	t.gauges = append(t.gauges, gauge{name, read})
+	t.mu.Unlock()
+}
+
+// TrackSessions registers a source of session endings for the report and
+// for metrics: read returns the counts of sessions of kind that ended since
+// the source was created (counters: they only grow). The report holds what
+// ended from D0 on. The session registry of package wsmod calls it for
+// "websocket" and "sse".
+func (t *Telemetry) TrackSessions(kind string, read func() SessionEnds) {
+	t.mu.Lock()
+	t.sessionSrcs = append(t.sessionSrcs, sessionSource{kind, read})
+	t.mu.Unlock()
+}
+
+// TrackArrivals registers a counter of the work that arrived at a public
+// server (requests, session opens, RPCs: it only grows). While serving,
+// the coordinator samples the sum of the counters once a second; the rate
+// of the last minute before D0 sets the adaptive drain's quiet period (see
+// [Config.DrainMissProbability]). read must be cheap. The HTTP and gRPC
+// servers call it.
+func (t *Telemetry) TrackArrivals(read func() int64) {
+	t.mu.Lock()
+	t.arrivalSrcs = append(t.arrivalSrcs, read)
+	t.mu.Unlock()
+}
+
+// NoteAccept records that a public listener accepted a connection from
+// remote (nil if unknown) now. The adaptive drain ends only after its quiet
+// period without one. Call it per connection, not per request; admin
+// listeners never call it. Before D0 it is one clock read and one atomic
+// store.
+func (t *Telemetry) NoteAccept(remote net.Addr) {
+	now := t.clock.Now()
+	t.lastAccept.Store(now.UnixNano())
+	if t.draining.Load() {
+		t.afterD0.note(now, remote)
+	}
+}
+
+// RecordCut counts n units of work of kind cut at a deadline. Any cut
+// makes the shutdown unclean (exit code 1).
+func (t *Telemetry) RecordCut(kind CutKind, n int64) {
+	if n <= 0 {
+		return
+	}
+	t.mu.Lock()
+	t.cuts[kind] += n
+	t.mu.Unlock()
+}
+
+// arrivals reads the sum of the arrival counters; false if there are none.
+func (t *Telemetry) arrivals() (int64, bool) {
+	t.mu.Lock()
+	srcs := t.arrivalSrcs
+	t.mu.Unlock()
+	var n int64
+	for _, read := range srcs {
+		n += read()
+	}
+	return n, len(srcs) > 0
+}
+
+func (t *Telemetry) sampleLocked() map[string]int64 {
+	m := make(map[string]int64, len(t.gauges))
+	for _, g := range t.gauges {
+		m[g.name] += g.read() // two servers' "requests" add up
+	}
+	return m
+}
+
+// sampleSessionsLocked reads every session source; nil if there is none.
+func (t *Telemetry) sampleSessionsLocked() map[string]SessionEnds {
+	if len(t.sessionSrcs) == 0 {
+		return nil
+	}
+	m := make(map[string]SessionEnds, len(t.sessionSrcs))
+	for _, src := range t.sessionSrcs {
+		m[src.kind] = m[src.kind].add(src.read())
+	}
+	return m
+}
+
+// servedOnce reports whether the service ever served.
+func (t *Telemetry) servedOnce() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.served
+}
+
+// markServed records that the service began serving.
+func (t *Telemetry) markServed() {
+	t.mu.Lock()
+	t.served = true
+	t.mu.Unlock()
+}
+
+// markD0 records D0.
+func (t *Telemetry) markD0(now time.Time, reason string) {
+	t.mu.Lock()
+	t.d0, t.reason = now, reason
+	t.phaseStart[0] = now
+	t.atD0 = t.sampleLocked()
+	t.sessAtD0 = t.sampleSessionsLocked()
+	t.mu.Unlock()
+	t.draining.Store(true)
+}
+
+// markPhase records that the phase of state s began at now.
+func (t *Telemetry) markPhase(s State, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, ps := range phaseStates {
+		if ps == s {
+			t.phaseStart[i] = now
+		}
+	}
+	if s == StateStopping {
+		t.stopAt = now
+		t.atStop = t.sampleLocked()
+	}
+}
+
+// markDrainEnd records why the drain ended and what it saw after D0.
+func (t *Telemetry) markDrainEnd(by string, now time.Time) DrainSeen {
+	// The last quarter of the drain: who was still sending then.
+	t.mu.Lock()
+	d0 := t.d0
+	t.mu.Unlock()
+	n, last, late := t.afterD0.read(d0.Add(now.Sub(d0) * 3 / 4))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.drainEndedBy = by
+	t.seen.Arrivals, t.seen.LateRemotes = n, late
+	if !last.IsZero() {
+		t.seen.LastArrival = last.Sub(d0)
+	}
+	return t.seen.clone()
+}
+
+func (t *Telemetry) setRate(rate TrafficRate, quiet time.Duration) {
+	t.mu.Lock()
+	t.seen.Rate, t.seen.Quiet = rate, quiet
+	t.mu.Unlock()
+}
+
+func (t *Telemetry) setStopReason(reason string) {
+	t.mu.Lock()
+	t.stopReason = reason
+	t.mu.Unlock()
+}
+
+func (t *Telemetry) addHook(h HookReport, overran bool) {
+	t.mu.Lock()
+	t.hooks = append(t.hooks, h)
+	if overran {
+		t.cuts[CutHooks]++
+	}
+	t.mu.Unlock()
+}
+
+// finish builds the report at now, once.
+func (t *Telemetry) finish(now time.Time) Report {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sess := t.sampleSessionsLocked()
+	for k, v := range sess {
+		sess[k] = v.sub(t.sessAtD0[k])
+	}
+	r := Report{
+		Reason:       t.reason,
+		D0:           t.d0,
+		StopReason:   t.stopReason,
+		DrainEndedBy: t.drainEndedBy,
+		Served:       t.served,
+		Drain:        t.seen.clone(),
+		Phases:       t.phasesLocked(now),
+		InFlightAtD0: maps.Clone(t.atD0),
+		InFlightStop: maps.Clone(t.atStop),
+		Cut:          maps.Clone(t.cuts),
+		Sessions:     sess,
+		Hooks:        slices.Clone(t.hooks),
+	}
+	for _, n := range t.cuts {
+		if n > 0 {
+			r.ExitCode = 1
+		}
+	}
+	t.report = &r
+	return r.clone()
+}
+
+// phasesLocked returns the phases begun by now, the last one's actual
+// counting up to now; nil before D0.
+func (t *Telemetry) phasesLocked(now time.Time) []Phase {
+	if t.d0.IsZero() {
+		return nil
+	}
+	all := t.plan.Phases()
+	phases := make([]Phase, 0, len(all))
+	for i, start := range t.phaseStart {
+		if start.IsZero() {
+			break
+		}
+		end := now
+		if i+1 < len(t.phaseStart) && !t.phaseStart[i+1].IsZero() {
+			end = t.phaseStart[i+1]
+		}
+		all[i].Actual = end.Sub(start)
+		phases = append(phases, all[i])
+	}
+	return phases
+}
+
+// Report returns the report once the shutdown is over. The report is a
+// copy: changing it changes nothing here.
+func (t *Telemetry) Report() (Report, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.report == nil {
+		return Report{}, false
+	}
+	return t.report.clone(), true
+}
+
+// Snapshot is the service at one moment: the state, the timeline so far
+// and the tracked gauges read now. It is what metrics read on a scrape;
+// taking one changes nothing.
+type Snapshot struct {
+	State  State     `json:"state"`
+	Reason string    `json:"reason"` // what began the drain; empty before D0
+	D0     time.Time `json:"d0"`
+	// DrainEndedBy is why the drain ended; empty while it runs.
+	DrainEndedBy string `json:"drainEndedBy"`
+	// Phases are the phases begun so far, in order; the last one may still
+	// run, its Actual counting up to the snapshot.
+	Phases []Phase `json:"phases"`
+	// InFlight is every gauge of [Telemetry.TrackInFlight], read now.
+	InFlight map[string]int64 `json:"inFlight"`
+	// Cut is the work cut so far ([Telemetry.RecordCut]).
+	Cut map[CutKind]int64 `json:"cut"`
+	// Sessions is how the sessions of [Telemetry.TrackSessions] have ended
+	// since they were first counted (not since D0, unlike the report).
+	Sessions map[string]SessionEnds `json:"sessions,omitempty"`
+	// Hooks are the stop participants and teardown hooks that have run.
+	Hooks []HookReport `json:"hooks"`
+	// Drain is what the drain has seen so far: the arrivals after D0 count
+	// up while it runs.
+	Drain DrainSeen `json:"drain"`
+	// PrestopRefused counts the preStop calls refused for a bad or
+	// missing token.
+	PrestopRefused int64 `json:"prestopRefused"`
+}
+
+// Snapshot returns the service now. It reads every tracked gauge and
+// allocates its maps: call it at the rate of a metrics scrape, not per
+// request.
+func (t *Telemetry) Snapshot() Snapshot {
+	state := t.state()
+	now := t.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := Snapshot{
+		State:          state,
+		Reason:         t.reason,
+		D0:             t.d0,
+		DrainEndedBy:   t.drainEndedBy,
+		InFlight:       t.sampleLocked(),
+		Cut:            maps.Clone(t.cuts),
+		Sessions:       t.sampleSessionsLocked(),
+		Hooks:          slices.Clone(t.hooks),
+		Drain:          t.seen.clone(),
+		PrestopRefused: t.refused.total.Load(),
+	}
+	if t.report != nil {
+		s.Phases = slices.Clone(t.report.Phases)
+	} else {
+		s.Phases = t.phasesLocked(now)
+	}
+	if !t.d0.IsZero() && t.drainEndedBy == "" {
+		n, last, _ := t.afterD0.read(t.d0)
+		s.Drain.Arrivals = n
+		if !last.IsZero() {
+			s.Drain.LastArrival = last.Sub(t.d0)
+		}
+	}
+	return s
+}
