@@ -19,9 +19,14 @@ func TestConfigWithDefaults(t *testing.T) {
 		want lifecycle.Config
 	}{
 		{
-			name: "zero",
+			name: "zero: the adaptive drain, its max all the room, the stop phase keeps 5s",
 			give: lifecycle.Config{},
-			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 5 * s, TeardownReserve: 3 * s, Margin: s},
+			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, DrainQuiet: s, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 21 * s, TeardownReserve: 3 * s, Margin: s},
+		},
+		{
+			name: "fixed drain: the max is the drain delay",
+			give: lifecycle.Config{DrainQuiet: lifecycle.None},
+			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, DrainQuiet: lifecycle.None, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 5 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
 			name: "adaptive drain: the max is all the room, the stop phase keeps 5s",
@@ -49,9 +54,9 @@ func TestConfigWithDefaults(t *testing.T) {
 			want: lifecycle.Config{GracePeriod: 60 * s, DrainDelay: 7 * s, DrainQuiet: 2 * s, DrainMissProbability: 0.05, MaxDrainDelay: 20 * s, TeardownReserve: 5 * s, Margin: 2 * s, PrestopToken: "t", IgnoreSignals: true},
 		},
 		{
-			name: "NoDelay is kept, not defaulted",
-			give: lifecycle.Config{DrainDelay: lifecycle.NoDelay, TeardownReserve: lifecycle.NoDelay, Margin: lifecycle.NoDelay},
-			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: lifecycle.NoDelay, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: lifecycle.NoDelay, TeardownReserve: lifecycle.NoDelay, Margin: lifecycle.NoDelay},
+			name: "None is kept, not defaulted",
+			give: lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, TeardownReserve: lifecycle.None, Margin: lifecycle.None},
+			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 0, TeardownReserve: lifecycle.None, Margin: lifecycle.None},
 		},
 	}
 	for _, tt := range tests {
@@ -73,15 +78,20 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "zero is the default budget", give: lifecycle.Config{}},
 		{name: "adaptive defaults fit", give: lifecycle.Config{DrainQuiet: s}},
-		{name: "just below the grace period", give: lifecycle.Config{GracePeriod: 9*s + 1}},
+		{name: "just below the grace period", give: lifecycle.Config{GracePeriod: 9*s + 1, DrainQuiet: lifecycle.None}},
 		{
-			name: "all NoDelay",
-			give: lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.NoDelay, TeardownReserve: lifecycle.NoDelay, Margin: lifecycle.NoDelay},
+			name: "all None",
+			give: lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, TeardownReserve: lifecycle.None, Margin: lifecycle.None},
+		},
+		{
+			name: "None shown as none",
+			give: lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, MaxDrainDelay: s},
+			want: "lifecycle: MaxDrainDelay=1s + TeardownReserve=3s + Margin=1s = 5s must be below GracePeriod=1s",
 		},
 		{
 			name: "negative drain delay",
 			give: lifecycle.Config{DrainDelay: -s},
-			want: "lifecycle: DrainDelay=-1s is negative",
+			want: "lifecycle: DrainDelay=-1s is negative (lifecycle.None is none)",
 		},
 		{
 			name: "negative grace period",
@@ -91,7 +101,7 @@ func TestConfigValidate(t *testing.T) {
 		{
 			name: "negative quiet",
 			give: lifecycle.Config{DrainQuiet: -500 * time.Millisecond},
-			want: "lifecycle: DrainQuiet=-500ms is negative",
+			want: "lifecycle: DrainQuiet=-500ms is negative (lifecycle.None is none)",
 		},
 		{
 			name: "negative max drain delay",
@@ -101,16 +111,16 @@ func TestConfigValidate(t *testing.T) {
 		{
 			name: "every negative field is named",
 			give: lifecycle.Config{GracePeriod: -s, TeardownReserve: -3 * s, Margin: -2 * s},
-			want: "lifecycle: GracePeriod=-1s is negative; TeardownReserve=-3s is negative; Margin=-2s is negative",
+			want: "lifecycle: GracePeriod=-1s is negative; TeardownReserve=-3s is negative (lifecycle.None is none); Margin=-2s is negative (lifecycle.None is none)",
 		},
 		{
 			name: "sum equals the grace period",
-			give: lifecycle.Config{GracePeriod: 9 * s},
+			give: lifecycle.Config{GracePeriod: 9 * s, DrainQuiet: lifecycle.None},
 			want: "lifecycle: DrainDelay=5s + TeardownReserve=3s + Margin=1s = 9s must be below GracePeriod=9s",
 		},
 		{
 			name: "sum above the grace period",
-			give: lifecycle.Config{GracePeriod: 10 * s, DrainDelay: 8 * s, TeardownReserve: 2 * s, Margin: 500 * time.Millisecond},
+			give: lifecycle.Config{GracePeriod: 10 * s, DrainDelay: 8 * s, DrainQuiet: lifecycle.None, TeardownReserve: 2 * s, Margin: 500 * time.Millisecond},
 			want: "lifecycle: DrainDelay=8s + TeardownReserve=2s + Margin=500ms = 10.5s must be below GracePeriod=10s",
 		},
 		{
@@ -130,7 +140,7 @@ func TestConfigValidate(t *testing.T) {
 		},
 		{
 			name: "a sum that overflows does not fit",
-			give: lifecycle.Config{GracePeriod: math.MaxInt64, DrainDelay: math.MaxInt64 - 1},
+			give: lifecycle.Config{GracePeriod: math.MaxInt64, DrainDelay: math.MaxInt64 - 1, DrainQuiet: lifecycle.None},
 			want: "lifecycle: DrainDelay=2562047h47m16.854775806s + TeardownReserve=3s + Margin=1s must be below GracePeriod=2562047h47m16.854775807s",
 		},
 	}
@@ -177,7 +187,7 @@ func TestNewPlan(t *testing.T) {
 		{
 			name: "defaults",
 			give: lifecycle.Config{},
-			want: lifecycle.Plan{DrainEnd: 5 * s, StopDeadline: 26 * s, TeardownDeadline: 29 * s, StopTimeout: 30 * s},
+			want: lifecycle.Plan{DrainEnd: 21 * s, StopDeadline: 26 * s, TeardownDeadline: 29 * s, StopTimeout: 30 * s},
 		},
 		{
 			name: "adaptive drain ends by the max",

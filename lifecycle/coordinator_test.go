@@ -3,13 +3,13 @@ package lifecycle_test
 import (
 	"context"
 	"errors"
-	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jonboulle/clockwork"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
@@ -18,544 +18,414 @@ import (
 func TestStateString(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		give lifecycle.State
-		want string
+		give      lifecycle.State
+		want      string
+		wantPhase string
 	}{
-		{lifecycle.StateStarting, "starting"},
-		{lifecycle.StateServing, "serving"},
-		{lifecycle.StateDraining, "draining"},
-		{lifecycle.StateStopping, "stopping"},
-		{lifecycle.StateStopped, "stopped"},
-		{lifecycle.State(-1), "unknown"},
-		{lifecycle.State(42), "unknown"},
+		{lifecycle.StateStarting, "starting", ""},
+		{lifecycle.StateServing, "serving", ""},
+		{lifecycle.StateDraining, "draining", lifecycle.PhaseDrain},
+		{lifecycle.StateDrained, "drained", lifecycle.PhaseWait},
+		{lifecycle.StateStopping, "stopping", lifecycle.PhaseStop},
+		{lifecycle.StateTearingDown, "tearing down", lifecycle.PhaseTeardown},
+		{lifecycle.StateStopped, "stopped", ""},
+		{lifecycle.State(-1), "unknown", ""},
+		{lifecycle.State(42), "unknown", ""},
 	}
 	for _, tt := range tests {
 		if got := tt.give.String(); got != tt.want {
 			t.Errorf("State(%d).String() = %q, want %q", int(tt.give), got, tt.want)
 		}
+		if got := tt.give.Phase(); got != tt.wantPhase {
+			t.Errorf("State(%d).Phase() = %q, want %q", int(tt.give), got, tt.wantPhase)
+		}
 	}
 }
 
-func TestCoordinatorStateOrder(t *testing.T) {
+// The whole timeline, driven by the coordinator: every state in order,
+// each Reached channel closed once its state is reached, the state seen by
+// OnState callbacks already moved.
+func TestTimelineStateOrder(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, testConfig())
-	rec := subscribe(c)
+	rec := record(c)
 	if got := c.State(); got != lifecycle.StateStarting {
 		t.Fatalf("initial State() = %v, want starting", got)
 	}
-
+	if !waittest.Closed(c.Reached(lifecycle.StateStarting)) || waittest.Closed(c.Reached(lifecycle.StateServing)) {
+		t.Fatal("Reached: starting must be closed at New, serving not")
+	}
 	c.MarkStarted()
 	c.MarkStarted() // idempotent
 	if !c.BeginDrain("test") {
 		t.Fatal("BeginDrain() = false on the first call")
 	}
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	clk.Advance(2 * s)
-	if err := c.DrainAndWait(context.Background()); err != nil {
-		t.Fatalf("DrainAndWait() = %v", err)
-	}
-	c.Finish()
-
-	tests := []struct {
-		wantFrom, wantTo lifecycle.State
-		wantReason       string
-	}{
-		{lifecycle.StateStarting, lifecycle.StateServing, "started"},
-		{lifecycle.StateServing, lifecycle.StateDraining, "test"},
-		{lifecycle.StateDraining, lifecycle.StateStopping, "drain over"},
-		{lifecycle.StateStopping, lifecycle.StateStopped, "stopped"},
-	}
-	start := clk.Now().Add(-2 * s)
-	for _, tt := range tests {
-		got := rec.next(t)
-		if got.From != tt.wantFrom || got.To != tt.wantTo || got.Reason != tt.wantReason {
-			t.Errorf("transition = %v → %v (%q), want %v → %v (%q)", got.From, got.To, got.Reason, tt.wantFrom, tt.wantTo, tt.wantReason)
-		}
-		if got.At.Before(start) {
-			t.Errorf("transition %v at %v, before the test's start %v", got.To, got.At, start)
-		}
-	}
-	select {
-	case tr := <-rec.ch:
-		t.Errorf("unexpected transition %v → %v", tr.From, tr.To)
-	default:
-	}
-	if got := c.State(); got != lifecycle.StateStopped {
-		t.Errorf("State() = %v, want stopped", got)
-	}
-	for name, ch := range map[string]<-chan struct{}{
-		"DrainStarted": c.DrainStarted(), "DrainDone": c.DrainDone(), "Stopping": c.Stopping(), "Stopped": c.Stopped(),
-	} {
-		if !waittest.Closed(ch) {
-			t.Errorf("%s() not closed after Finish", name)
-		}
-	}
-}
-
-func TestCoordinatorDrainingAndReady(t *testing.T) {
-	t.Parallel()
-	c, clk, _ := newFake(t, testConfig())
-	tests := []struct {
-		name         string
-		step         func()
-		wantState    lifecycle.State
-		wantReady    bool
-		wantDraining bool
-	}{
-		{"new", func() {}, lifecycle.StateStarting, false, false},
-		{"started", c.MarkStarted, lifecycle.StateServing, true, false},
-		{"draining", func() { c.BeginDrain("test") }, lifecycle.StateDraining, false, true},
-		{"stopping", func() {
-			waittest.BlockUntil(t, clk, 1, eventTimeout)
-			clk.Advance(2 * s)
-			_ = c.DrainAndWait(context.Background())
-		}, lifecycle.StateStopping, false, true},
-		{"stopped", func() { c.Finish() }, lifecycle.StateStopped, false, true},
-		{"MarkStarted never moves back", c.MarkStarted, lifecycle.StateStopped, false, true},
-	}
-	for _, tt := range tests {
-		tt.step()
-		if got := c.State(); got != tt.wantState {
-			t.Errorf("%s: State() = %v, want %v", tt.name, got, tt.wantState)
-		}
-		if got := c.Ready(); got != tt.wantReady {
-			t.Errorf("%s: Ready() = %v, want %v", tt.name, got, tt.wantReady)
-		}
-		if got := c.Draining(); got != tt.wantDraining {
-			t.Errorf("%s: Draining() = %v, want %v", tt.name, got, tt.wantDraining)
-		}
-	}
-}
-
-func TestBeginDrainIdempotent(t *testing.T) {
-	t.Parallel()
-	c, clk, _ := newFake(t, testConfig())
-	c.MarkStarted()
-	if d0, reason := c.D0(); !d0.IsZero() || reason != "" {
-		t.Fatalf("D0() before the drain = %v, %q; want zero", d0, reason)
-	}
-	if !c.BeginDrain("prestop") {
-		t.Fatal("first BeginDrain() = false")
-	}
-	waittest.Recv(t, c.DrainStarted(), eventTimeout, "DrainStarted")
-	d0, reason := c.D0()
-	if !d0.Equal(clk.Now()) || reason != "prestop" {
-		t.Fatalf("D0() = %v, %q; want %v, \"prestop\"", d0, reason, clk.Now())
-	}
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	clk.Advance(time.Second)
-	if c.BeginDrain("signal terminated") {
-		t.Error("second BeginDrain() = true")
-	}
-	if d0b, reasonb := c.D0(); !d0b.Equal(d0) || reasonb != "prestop" {
-		t.Errorf("D0() after a second BeginDrain = %v, %q; want %v, \"prestop\"", d0b, reasonb, d0)
-	}
-	// The second call did not restart the drain: it still ends at D0+DrainDelay.
-	clk.Advance(time.Second)
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
 	if c.BeginDrain("again") {
-		t.Error("BeginDrain() after the drain = true")
+		t.Error("BeginDrain() = true on the second call")
+	}
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout) // the drain timer
+	clk.Advance(2 * s)
+	r := stopAndReport(t, c, clk)
+
+	want := []lifecycle.State{lifecycle.StateServing, lifecycle.StateDraining, lifecycle.StateDrained,
+		lifecycle.StateStopping, lifecycle.StateTearingDown, lifecycle.StateStopped}
+	for _, w := range want {
+		if got := rec.next(t); got != w {
+			t.Errorf("transition to %v, want %v", got, w)
+		}
+	}
+	for st := lifecycle.StateStarting; st <= lifecycle.StateStopped; st++ {
+		if !waittest.Closed(c.Reached(st)) {
+			t.Errorf("Reached(%v) not closed after the report", st)
+		}
+	}
+	if r.Reason != "test" || r.StopReason != lifecycle.ReasonAppStopping || r.DrainEndedBy != lifecycle.DrainEndedDelay || !r.Served {
+		t.Errorf("report reason %q, stop reason %q, drain ended by %q, served %v", r.Reason, r.StopReason, r.DrainEndedBy, r.Served)
+	}
+	if c.MarkStarted(); c.State() != lifecycle.StateStopped {
+		t.Errorf("MarkStarted moved a stopped coordinator to %v", c.State())
+	}
+}
+
+// OnState runs in the transition: the state has moved, Reached for it is
+// not closed yet, and callbacks of one state run before the next state's.
+func TestOnStateRunsInTheTransition(t *testing.T) {
+	t.Parallel()
+	c, clk, _ := newFake(t, testConfig())
+	var seen []string
+	var mu sync.Mutex
+	note := func(s string) {
+		mu.Lock()
+		seen = append(seen, s)
+		mu.Unlock()
+	}
+	c.OnState(lifecycle.StateDraining, func() {
+		if c.State() != lifecycle.StateDraining {
+			t.Errorf("OnState(draining) saw state %v", c.State())
+		}
+		if waittest.Closed(c.Reached(lifecycle.StateDraining)) {
+			t.Error("Reached(draining) closed before its OnState callbacks ran")
+		}
+		note("draining")
+	})
+	c.OnState(lifecycle.StateStopping, func() { note("stopping") })
+	c.AtStop("server", func(context.Context) error { note("participant"); return nil })
+	c.MarkStarted()
+	c.BeginDrain("test")
+	c.OnState(lifecycle.StateServing, func() { note("serving, registered late: runs at once") })
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	clk.Advance(2 * s)
+	stopAndReport(t, c, clk)
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"draining", "serving, registered late: runs at once", "stopping", "participant"}
+	if !slices.Equal(seen, want) {
+		t.Errorf("order %q, want %q", seen, want)
 	}
 }
 
 func TestBeginDrainFromStarting(t *testing.T) {
 	t.Parallel()
 	c, _, _ := newFake(t, testConfig())
-	rec := subscribe(c)
 	if !c.BeginDrain("signal terminated") {
 		t.Fatal("BeginDrain() before MarkStarted = false")
 	}
-	if tr := rec.next(t); tr.From != lifecycle.StateStarting || tr.To != lifecycle.StateDraining {
-		t.Errorf("transition = %v → %v, want starting → draining", tr.From, tr.To)
-	}
+	// Never served: nothing to drain, the drain ends at once.
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain's end")
 	c.MarkStarted()
-	if c.Ready() || c.State() != lifecycle.StateDraining {
-		t.Errorf("MarkStarted after the drain began moved the state to %v", c.State())
+	if c.State() == lifecycle.StateServing {
+		t.Error("MarkStarted after the drain began made the service ready")
+	}
+	if r := stopAndReportNoClock(t, c); r.DrainEndedBy != lifecycle.DrainEndedNotServing || r.Served {
+		t.Errorf("drain ended by %q, served %v; want %q, false", r.DrainEndedBy, r.Served, lifecycle.DrainEndedNotServing)
 	}
 }
 
-func TestDrainDoneAtDrainDelay(t *testing.T) {
-	t.Parallel()
-	c, clk, logs := newFake(t, testConfig())
-	c.MarkStarted()
-	c.BeginDrain("test")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	clk.Advance(2*s - time.Millisecond)
-	if waittest.Closed(c.DrainDone()) {
-		t.Fatal("DrainDone closed 1ms before DrainDelay")
-	}
-	clk.Advance(time.Millisecond)
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at DrainDelay")
-	e := waitLog(t, logs, "drain ended")
-	if got := e.ContextMap()["endedBy"]; got != lifecycle.DrainEndedDelay {
-		t.Errorf("drain ended by %v, want %q", got, lifecycle.DrainEndedDelay)
-	}
-	if got := e.ContextMap()["took"]; got != 2*s {
-		t.Errorf("drain took %v, want 2s", got)
-	}
-	if c.State() != lifecycle.StateDraining {
-		t.Errorf("State() after the drain = %v: the stop phase begins with DrainAndWait, not the timer", c.State())
-	}
-}
-
-func TestDrainAndWait(t *testing.T) {
-	t.Parallel()
-	c, clk, _ := newFake(t, testConfig())
-	c.MarkStarted()
-	errc := make(chan error, 1)
-	go func() { errc <- c.DrainAndWait(context.Background()) }()
-	waittest.Recv(t, c.DrainStarted(), eventTimeout, "DrainStarted")
-	if _, reason := c.D0(); reason != "app stopping" {
-		t.Errorf("D0 reason = %q, want \"app stopping\"", reason)
-	}
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	if waittest.Closed(c.Stopping()) {
-		t.Fatal("Stopping closed before the drain ended")
-	}
-	if c.StopContext().Err() != nil {
-		t.Fatal("StopContext cancelled before the drain ended")
-	}
-	clk.Advance(2 * s)
-	if err := waittest.Recv(t, errc, eventTimeout, "DrainAndWait"); err != nil {
-		t.Fatalf("DrainAndWait() = %v", err)
-	}
-	if !waittest.Closed(c.Stopping()) || c.State() != lifecycle.StateStopping {
-		t.Errorf("after DrainAndWait: Stopping closed = %v, State = %v", waittest.Closed(c.Stopping()), c.State())
-	}
-	if err := c.StopContext().Err(); !errors.Is(err, context.Canceled) {
-		t.Errorf("StopContext().Err() = %v, want context.Canceled", err)
-	}
-	// Idempotent: a second call returns at once.
-	if err := c.DrainAndWait(context.Background()); err != nil {
-		t.Errorf("second DrainAndWait() = %v", err)
-	}
-}
-
-func TestDrainAndWaitContextEndsFirst(t *testing.T) {
-	t.Parallel()
-	c, clk, _ := newFake(t, testConfig())
-	c.MarkStarted()
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- c.DrainAndWait(ctx) }()
-	waittest.Recv(t, c.DrainStarted(), eventTimeout, "DrainStarted")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	clk.Advance(time.Second)
-	cancel()
-	if err := waittest.Recv(t, errc, eventTimeout, "DrainAndWait"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("DrainAndWait() = %v, want context.Canceled", err)
-	}
-	if c.State() != lifecycle.StateStopping || !waittest.Closed(c.Stopping()) || c.StopContext().Err() == nil {
-		t.Fatalf("the stop phase did not begin: State = %v", c.State())
-	}
-	// The stop phase has begun: the drain is over, cut short, and a later
-	// DrainAndWait (the next OnStop hook) does not wait for it again.
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone once the stop began")
-	if err := c.DrainAndWait(context.Background()); err != nil {
-		t.Errorf("DrainAndWait() after the stop began = %v", err)
-	}
-	r := c.Finish()
-	if r.DrainEndedBy != lifecycle.DrainEndedAbort {
-		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, lifecycle.DrainEndedAbort)
-	}
-	for _, p := range r.Phases {
-		if p.Actual < 0 {
-			t.Errorf("phase %s lasted %v", p.Name, p.Actual)
-		}
-	}
-	if got := r.Phases[0]; got.Name != "drain" || got.Actual != time.Second {
-		t.Errorf("drain phase = %+v, want 1s", got)
-	}
-}
-
-func TestDeadlines(t *testing.T) {
-	t.Parallel()
-	c, clk, _ := newFake(t, testConfig())
-	// Before D0 they count from now.
-	if got, want := c.StopDeadline(), clk.Now().Add(6*s); !got.Equal(want) {
-		t.Errorf("StopDeadline() before D0 = %v, want now+6s %v", got, want)
-	}
-	if got, want := c.TeardownDeadline(), clk.Now().Add(9*s); !got.Equal(want) {
-		t.Errorf("TeardownDeadline() before D0 = %v, want now+9s %v", got, want)
-	}
-	c.MarkStarted() // serving: a service that never served has nothing to drain
-	c.BeginDrain("test")
-	d0, _ := c.D0()
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	clk.Advance(4 * s) // the deadlines stay where D0 put them
-	if got, want := c.StopDeadline(), d0.Add(6*s); !got.Equal(want) {
-		t.Errorf("StopDeadline() = %v, want D0+6s %v", got, want)
-	}
-	if got, want := c.TeardownDeadline(), d0.Add(9*s); !got.Equal(want) {
-		t.Errorf("TeardownDeadline() = %v, want D0+9s %v", got, want)
-	}
-	if c.Clock() != clockwork.Clock(clk) {
-		t.Error("Clock() is not the clock passed with WithClock")
-	}
-}
-
-func TestStopPhaseContextEndsAtTheStopDeadline(t *testing.T) {
-	t.Parallel()
-	c, clk, _ := newFake(t, testConfig())
-	c.MarkStarted() // serving: a service that never served has nothing to drain
-	c.BeginDrain("test")
-	waittest.BlockUntil(t, clk, 1, eventTimeout) // the drain timer
-	d0, _ := c.D0()
-	ctx, cancel := c.StopPhaseContext(context.Background())
-	defer cancel()
-	waittest.BlockUntil(t, clk, 2, eventTimeout) // and the context's, on the same clock
-	if dl, ok := ctx.Deadline(); !ok || !dl.Equal(d0.Add(6*s)) {
-		t.Errorf("Deadline() = %v, %v; want D0+6s %v, true", dl, ok, d0.Add(6*s))
-	}
-	clk.Advance(6*s - 1) // one tick before the stop deadline
-	if waittest.Closed(ctx.Done()) {
-		t.Fatal("the context ended before the stop deadline")
-	}
-	clk.Advance(1)
-	waittest.Recv(t, ctx.Done(), eventTimeout, "the context to end at the stop deadline")
-	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Err() = %v, want context.DeadlineExceeded", err)
-	}
-}
-
-func TestStopPhaseContextEndsWithCtx(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name string
-		give func() (ctx context.Context, end func()) // the caller's ctx, and how it ends
-	}{
-		{"cancelled", func() (context.Context, func()) {
-			ctx, cancel := context.WithCancel(context.Background())
-			return ctx, cancel
-		}},
-		// clockwork documents that its fake-clock context ignores a parent
-		// that ended with DeadlineExceeded: this one must end all the same.
-		{"deadline exceeded", func() (context.Context, func()) {
-			ctx := &deadlineCtx{Context: context.Background(), done: make(chan struct{})}
-			return ctx, sync.OnceFunc(func() { close(ctx.done) })
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			c, clk, _ := newFake(t, testConfig())
-			c.BeginDrain("test")
-			parent, end := tt.give()
-			defer end()
-			ctx, cancel := c.StopPhaseContext(parent)
-			defer cancel()
-			if waittest.Closed(ctx.Done()) {
-				t.Fatal("the context ended before ctx did and before the stop deadline")
-			}
-			end()
-			waittest.Recv(t, ctx.Done(), eventTimeout, "the context to end with ctx")
-			if now, dl := clk.Now(), c.StopDeadline(); !now.Before(dl) {
-				t.Fatalf("the fake clock reached the stop deadline (%v ≥ %v): the test proves nothing", now, dl)
-			}
-		})
-	}
-}
-
-// deadlineCtx ends with context.DeadlineExceeded, as a context whose
-// deadline has passed does, but when the test closes done.
-type deadlineCtx struct {
-	context.Context // Background: no deadline, no values
-	done            chan struct{}
-}
-
-func (c *deadlineCtx) Done() <-chan struct{} { return c.done }
-
-func (c *deadlineCtx) Err() error {
-	if waittest.Closed(c.done) {
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
-func TestStopPhaseContextCancel(t *testing.T) {
-	t.Parallel()
-	c, _, _ := newFake(t, testConfig())
-	ctx, cancel := c.StopPhaseContext(context.Background())
-	cancel()
-	waittest.Recv(t, ctx.Done(), eventTimeout, "the context to end with its cancel")
-	if err := ctx.Err(); !errors.Is(err, context.Canceled) {
-		t.Errorf("Err() = %v, want context.Canceled", err)
-	}
-}
-
-func TestCloseAbandonsTheDrain(t *testing.T) {
-	t.Parallel()
-	c, clk, _ := newFake(t, testConfig())
-	c.MarkStarted() // serving: a service that never served has nothing to drain
-	c.BeginDrain("test")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	c.Close()
-	c.Close() // idempotent
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone after Close")
-	if r := c.Finish(); r.DrainEndedBy != lifecycle.DrainEndedAbort {
-		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, lifecycle.DrainEndedAbort)
-	}
-}
-
-func TestBeginDrainAfterClose(t *testing.T) {
-	t.Parallel()
-	c, _, _ := newFake(t, testConfig())
-	c.Close()
-	if !c.BeginDrain("late") {
-		t.Fatal("BeginDrain() after Close = false")
-	}
-	// A closed coordinator runs no timer: the drain ends at once.
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
-	if err := c.DrainAndWait(context.Background()); err != nil {
+// stopAndReportNoClock is stopAndReport for a timeline that needs no time.
+func stopAndReportNoClock(t *testing.T, c *lifecycle.Coordinator) lifecycle.Report {
+	t.Helper()
+	if err := c.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if r := c.Finish(); r.DrainEndedBy != lifecycle.DrainEndedAbort {
-		t.Errorf("DrainEndedBy = %q, want %q", r.DrainEndedBy, lifecycle.DrainEndedAbort)
+	r, _ := c.Telemetry().Report()
+	return r
+}
+
+// Stop without a drain first begins one ("app stopping"), lets it run its
+// course, then stops: one timeline.
+func TestStopBeginsTheDrain(t *testing.T) {
+	t.Parallel()
+	c, clk, _ := newFake(t, testConfig())
+	c.MarkStarted()
+	done := make(chan error, 1)
+	go func() { done <- c.Stop(context.Background()) }()
+	waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "D0")
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	clk.Advance(2*s - time.Millisecond)
+	if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
+		t.Fatal("the drain ended before DrainDelay")
+	}
+	clk.Advance(time.Millisecond)
+	if err := waittest.Recv(t, done, eventTimeout, "Stop to return"); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := c.Telemetry().Report()
+	if r.Reason != lifecycle.ReasonAppStopping || r.Phases[0].Actual != 2*s || r.Phases[1].Actual != 0 {
+		t.Errorf("reason %q phases %+v: want app stopping, a 2s drain and no wait", r.Reason, r.Phases)
 	}
 }
 
-// Transitions reach subscribers in order even when they happen on different
-// goroutines at nearly the same time (a preStop call and fx's stop).
-func TestSubscribeOrderUnderConcurrency(t *testing.T) {
+// A Stop whose ctx ends cuts the drain short, and returns ctx.Err().
+func TestStopContextEndsFirst(t *testing.T) {
 	t.Parallel()
-	for range 200 {
-		c, err := lifecycle.New(lifecycle.Config{GracePeriod: 5 * s, DrainDelay: lifecycle.NoDelay, IgnoreSignals: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var (
-			mu  sync.Mutex
-			got []lifecycle.State
-		)
-		c.Subscribe(func(tr lifecycle.Transition) {
-			mu.Lock()
-			got = append(got, tr.To)
-			mu.Unlock()
+	c, clk, _ := newFake(t, testConfig())
+	c.MarkStarted()
+	c.BeginDrain("test")
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Stop(ctx) }()
+	cancel()
+	if err := waittest.Recv(t, done, eventTimeout, "Stop to return"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Stop() = %v, want context.Canceled", err)
+	}
+	waittest.Recv(t, c.Reached(lifecycle.StateStopped), eventTimeout, "the report")
+	if r, _ := c.Telemetry().Report(); r.DrainEndedBy != lifecycle.DrainEndedAbort {
+		t.Errorf("drain ended by %q, want abort", r.DrainEndedBy)
+	}
+}
+
+// Stop participants are called together when the stop phase begins, with
+// a context that ends at the stop deadline (D0+6s); the teardown begins
+// when the last has returned.
+func TestStopParticipantsTogetherUntilTheStopDeadline(t *testing.T) {
+	t.Parallel()
+	c, clk, _ := newFake(t, testConfig())
+	var began sync.WaitGroup
+	began.Add(2)
+	var teardownAt atomic.Int64
+	deadlines := make(chan time.Time, 2)
+	for _, name := range []string{"http", "sessions"} {
+		c.AtStop(name, func(ctx context.Context) error {
+			began.Done()
+			began.Wait() // both run at once
+			dl, _ := ctx.Deadline()
+			deadlines <- dl
+			<-ctx.Done() // a participant that needs all its time
+			return nil
 		})
-		var wg sync.WaitGroup
-		wg.Go(func() { c.BeginDrain("prestop") })
-		wg.Go(func() { _ = c.DrainAndWait(context.Background()) })
-		wg.Wait()
-		c.Finish()
-		mu.Lock()
-		for i := 1; i < len(got); i++ {
-			if got[i] <= got[i-1] {
-				t.Fatalf("subscriber saw %v", got)
-			}
+	}
+	c.AtTeardown("pool", func(context.Context) error {
+		teardownAt.Store(clk.Now().UnixNano())
+		return nil
+	})
+	c.MarkStarted()
+	c.BeginDrain("test")
+	d0 := c.Telemetry().Snapshot().D0
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	clk.Advance(2 * s)
+	done := make(chan error, 1)
+	go func() { done <- c.Stop(context.Background()) }()
+	for range 2 {
+		if dl := waittest.Recv(t, deadlines, eventTimeout, "a participant's deadline"); !dl.Equal(d0.Add(6 * s)) {
+			t.Errorf("participant deadline %v, want D0+6s %v", dl, d0.Add(6*s))
 		}
-		mu.Unlock()
+	}
+	waittest.BlockUntil(t, clk.FakeClock, 2, eventTimeout) // the stop deadline and the hard bound
+	clk.Advance(4 * s)
+	if err := waittest.Recv(t, done, eventTimeout, "Stop to return"); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Unix(0, teardownAt.Load()); !got.Equal(d0.Add(6 * s)) {
+		t.Errorf("teardown began at %v, want D0+6s %v", got, d0.Add(6*s))
+	}
+	r, _ := c.Telemetry().Report()
+	if len(r.Hooks) != 3 || r.Hooks[0].Phase != lifecycle.PhaseStop || r.Hooks[2].Name != "pool" || r.Hooks[2].Phase != lifecycle.PhaseTeardown {
+		t.Errorf("hooks %+v, want two stop participants then the pool", r.Hooks)
 	}
 }
 
-// A subscriber is never called for one transition while it is still handling
-// the one before: Subscribe promises synchronous calls, in order.
-func TestSubscribeCallsDoNotOverlap(t *testing.T) {
+// Teardown hooks run after every stop participant, one after another, last
+// registered first, each with an equal share of what is left of the
+// teardown reserve; one that overruns is cut, counted and reported, and
+// the next still gets its share.
+func TestTeardownReverseOrderAndShares(t *testing.T) {
 	t.Parallel()
-	c, err := lifecycle.New(lifecycle.Config{GracePeriod: 5 * s, DrainDelay: lifecycle.NoDelay})
+	c, clk, logs := newFake(t, testConfig())
+	var order []string
+	var mu sync.Mutex
+	blocking := make(chan struct{})
+	hook := func(name string, block bool) func(context.Context) error {
+		return func(ctx context.Context) error {
+			mu.Lock()
+			order = append(order, name)
+			mu.Unlock()
+			if block {
+				close(blocking)
+				<-ctx.Done() // honours its context: gives up at its deadline
+				return ctx.Err()
+			}
+			return nil
+		}
+	}
+	c.AtTeardown("pool", hook("pool", false))     // registered first: runs last
+	c.AtTeardown("cache", hook("cache", true))    // overruns its 1s share
+	c.AtTeardown("worker", hook("worker", false)) // registered last: runs first
+	c.AtStop("http", func(context.Context) error { return nil })
+	c.MarkStarted()
+	c.BeginDrain("test")
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	clk.Advance(2 * s)
+	done := make(chan error, 1)
+	go func() { done <- c.Stop(context.Background()) }()
+	waittest.Recv(t, c.Reached(lifecycle.StateTearingDown), eventTimeout, "the teardown")
+	// The stop phase ended at D0+2s: the teardown has until D0+9s, 7s for
+	// three hooks. The worker returns at once; the cache gets 7s/2 = 3.5s.
+	waittest.Recv(t, blocking, eventTimeout, "the cache hook")
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	clk.Advance(3500 * time.Millisecond)
+	if err := waittest.Recv(t, done, eventTimeout, "Stop to return"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"worker", "cache", "pool"}; !slices.Equal(order, want) {
+		t.Errorf("teardown order %q, want %q", order, want)
+	}
+	r, _ := c.Telemetry().Report()
+	var planned []time.Duration
+	for _, h := range r.Hooks[1:] {
+		planned = append(planned, h.Planned)
+	}
+	if want := []time.Duration{7 * s / 3, 3500 * time.Millisecond, 3500 * time.Millisecond}; !slices.Equal(planned, want) {
+		t.Errorf("teardown shares %v, want %v", planned, want)
+	}
+	if !r.Hooks[2].Overran || r.Cut[lifecycle.CutHooks] != 1 || r.ExitCode != 1 {
+		t.Errorf("cache: overran %v, cut %v, exit %d; want overran, 1 hook cut, exit 1", r.Hooks[2].Overran, r.Cut, r.ExitCode)
+	}
+	if n := logs.FilterMessage("teardown hook overran").FilterLevelExact(zapcore.WarnLevel).Len(); n != 1 {
+		t.Errorf("%d overrun warnings, want 1", n)
+	}
+}
+
+// A hook that ignores its context is left running at its deadline; the
+// next hook still runs, and the report comes out.
+func TestTeardownHookIgnoringItsContextIsLeftBehind(t *testing.T) {
+	t.Parallel()
+	c, clk, _ := newFake(t, testConfig())
+	release := make(chan struct{})
+	defer close(release)
+	ran := make(chan struct{})
+	c.AtTeardown("after", func(context.Context) error { close(ran); return nil })
+	c.AtTeardown("stuck", func(context.Context) error { <-release; return nil })
+	c.MarkStarted()
+	c.BeginDrain("test")
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	clk.Advance(2 * s)
+	done := make(chan error, 1)
+	go func() { done <- c.Stop(context.Background()) }()
+	waittest.Recv(t, c.Reached(lifecycle.StateTearingDown), eventTimeout, "the teardown")
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	clk.Advance(7 * s / 2)
+	waittest.Recv(t, ran, eventTimeout, "the next hook")
+	if err := waittest.Recv(t, done, eventTimeout, "Stop to return"); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := c.Telemetry().Report(); !r.Hooks[0].Overran || r.Hooks[0].Name != "stuck" {
+		t.Errorf("hooks %+v, want the stuck one overran", r.Hooks)
+	}
+}
+
+// A drain that nothing follows (a preStop call from someone else, no
+// SIGTERM) does not leave the pod unready for good: GracePeriod after D0
+// the coordinator stops by itself, with a whole stop phase from then, and
+// asks the app to stop.
+func TestNoStopAfterTheDrainStopsByItself(t *testing.T) {
+	t.Parallel()
+	asked := make(chan struct{}, 1)
+	c, clk, logs := newFake(t, testConfig(), lifecycle.WithShutdown(func() error { asked <- struct{}{}; return nil }))
+	deadlines := make(chan time.Time, 1)
+	c.AtStop("http", func(ctx context.Context) error {
+		dl, _ := ctx.Deadline()
+		deadlines <- dl
+		return nil
+	})
+	c.MarkStarted()
+	c.BeginDrain(lifecycle.ReasonPrestop)
+	d0 := c.Telemetry().Snapshot().D0
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	clk.Advance(2 * s)
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain's end")
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout) // waiting for a stop
+	clk.Advance(8*s - time.Millisecond)
+	if c.State() != lifecycle.StateDrained {
+		t.Fatalf("state %v before GracePeriod after D0, want drained", c.State())
+	}
+	clk.Advance(time.Millisecond)
+	waittest.Recv(t, asked, eventTimeout, "the app asked to stop")
+	// The stop phase gets its whole planned time from now: 6s − 2s = 4s.
+	if dl := waittest.Recv(t, deadlines, eventTimeout, "the participant"); !dl.Equal(d0.Add(10*s + 4*s)) {
+		t.Errorf("stop deadline %v, want D0+10s+4s %v", dl, d0.Add(14*s))
+	}
+	waittest.Recv(t, c.Reached(lifecycle.StateStopped), eventTimeout, "the report")
+	r, _ := c.Telemetry().Report()
+	if r.StopReason != lifecycle.ReasonNoStop || !r.Clean() {
+		t.Errorf("stop reason %q, clean %v; want %q, clean", r.StopReason, r.Clean(), lifecycle.ReasonNoStop)
+	}
+	waitLog(t, logs, "nothing asked for the stop")
+}
+
+// The same participants, driven by the same coordinator, with no fx:
+// construct, start, Stop.
+func TestWithoutFx(t *testing.T) {
+	t.Parallel()
+	c, err := lifecycle.New(lifecycle.Config{GracePeriod: 2 * s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None,
+		TeardownReserve: 500 * time.Millisecond, Margin: 100 * time.Millisecond, IgnoreSignals: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		inCall       atomic.Int32
-		overlapped   atomic.Bool
-		stoppingSeen = make(chan struct{})
-		mu           sync.Mutex
-		got          []lifecycle.State
-	)
-	c.Subscribe(func(tr lifecycle.Transition) {
-		if inCall.Add(1) > 1 {
-			overlapped.Store(true)
+	var order []string
+	var mu sync.Mutex
+	note := func(s string) func(context.Context) error {
+		return func(context.Context) error {
+			mu.Lock()
+			order = append(order, s)
+			mu.Unlock()
+			return nil
 		}
-		defer inCall.Add(-1)
-		mu.Lock()
-		got = append(got, tr.To)
-		mu.Unlock()
-		switch tr.To {
-		case lifecycle.StateDraining:
-			// Hold this call while the stop phase begins on another
-			// goroutine. With ordered delivery the stopping transition
-			// waits for this call, and this wait runs out; the bound is
-			// what a wrongly concurrent delivery would need to show up.
-			select {
-			case <-stoppingSeen:
-			case <-time.After(100 * time.Millisecond):
-			}
-		case lifecycle.StateStopping:
-			close(stoppingSeen)
-		}
-	})
-	errc := make(chan error, 1)
-	go func() {
-		<-c.DrainStarted()
-		errc <- c.DrainAndWait(context.Background())
-	}()
-	c.BeginDrain("prestop")
-	if err := waittest.Recv(t, errc, eventTimeout, "DrainAndWait"); err != nil {
+	}
+	c.AtTeardown("db", note("db"))
+	c.AtStop("http", note("http"))
+	c.AtTeardown("worker", note("worker"))
+	c.MarkStarted()
+	if err := c.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	c.Finish()
-	if overlapped.Load() {
-		t.Error("a subscriber call began before the previous one returned")
+	if want := []string{"http", "worker", "db"}; !slices.Equal(order, want) {
+		t.Errorf("order %q, want %q", order, want)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	want := []lifecycle.State{lifecycle.StateDraining, lifecycle.StateStopping, lifecycle.StateStopped}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("subscriber saw %v, want %v", got, want)
-	}
-}
-
-// Whoever wakes on a phase's channel sees the state of that phase: a probe
-// woken by DrainStarted must not still find the service ready.
-func TestChannelsCloseAfterTheStateMoves(t *testing.T) {
-	t.Parallel()
-	for range 300 {
-		c, err := lifecycle.New(lifecycle.Config{GracePeriod: 5 * s, DrainDelay: lifecycle.NoDelay})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.MarkStarted()
-		seen := make(chan [3]lifecycle.State, 1)
-		go func() {
-			var got [3]lifecycle.State
-			<-c.DrainStarted()
-			got[0] = c.State()
-			<-c.Stopping()
-			got[1] = c.State()
-			<-c.Stopped()
-			got[2] = c.State()
-			seen <- got
-		}()
-		c.BeginDrain("test")
-		_ = c.DrainAndWait(context.Background())
-		c.Finish()
-		got := waittest.Recv(t, seen, eventTimeout, "the waiter")
-		if got[0] < lifecycle.StateDraining || got[1] < lifecycle.StateStopping || got[2] != lifecycle.StateStopped {
-			t.Fatalf("woken by DrainStarted, Stopping, Stopped, the waiter saw %v", got)
-		}
+	if r, _ := c.Telemetry().Report(); !r.Clean() || r.Reason != lifecycle.ReasonAppStopping {
+		t.Errorf("report %+v", r)
 	}
 }
 
 func TestTrackInFlight(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, testConfig())
-	var requests, sessions int64 = 3, 2
-	var mu sync.Mutex
-	c.TrackInFlight("requests", func() int64 { mu.Lock(); defer mu.Unlock(); return requests })
-	c.TrackInFlight("sessions", func() int64 { mu.Lock(); defer mu.Unlock(); return sessions })
+	var n atomic.Int64
+	n.Store(3)
+	tel := c.Telemetry()
+	tel.TrackInFlight("requests", n.Load)
+	tel.TrackInFlight("requests", func() int64 { return 2 }) // a second server adds up
+	tel.TrackInFlight("websocket", func() int64 { return 1 })
+	if got := tel.Snapshot().InFlight; got["requests"] != 5 || got["websocket"] != 1 {
+		t.Errorf("Snapshot().InFlight = %v", got)
+	}
 	c.MarkStarted()
 	c.BeginDrain("test")
-	mu.Lock()
-	requests, sessions = 1, 2
-	mu.Unlock()
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	n.Store(1)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
-	_ = c.DrainAndWait(context.Background())
-	r := c.Finish()
-	if got := r.InFlightAtD0; got["requests"] != 3 || got["sessions"] != 2 || len(got) != 2 {
-		t.Errorf("InFlightAtD0 = %v, want requests:3 sessions:2", got)
-	}
-	if got := r.InFlightStop; got["requests"] != 1 || got["sessions"] != 2 || len(got) != 2 {
-		t.Errorf("InFlightStop = %v, want requests:1 sessions:2", got)
+	r := stopAndReport(t, c, clk)
+	if r.InFlightAtD0["requests"] != 5 || r.InFlightStop["requests"] != 3 {
+		t.Errorf("in flight at D0 %v, at stop %v; want 5 then 3", r.InFlightAtD0, r.InFlightStop)
 	}
 }

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
@@ -29,13 +29,16 @@ func adaptiveConfig() lifecycle.Config {
 	}
 }
 
-// finishReport ends the stop and returns the report.
+// finishReport asks for the stop once the drain is over and returns the
+// report.
 func finishReport(t *testing.T, c *lifecycle.Coordinator) lifecycle.Report {
 	t.Helper()
-	if err := c.DrainAndWait(context.Background()); err != nil {
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain's end")
+	if err := c.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return c.Finish()
+	r, _ := c.Telemetry().Report()
+	return r
 }
 
 // finishDrain ends the stop and checks the report's drain: why it ended
@@ -55,16 +58,16 @@ func TestAdaptiveDrainQuietEndsAtDrainDelay(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, adaptiveConfig())
 	c.MarkStarted()
-	c.NoteAccept(nil) // traffic before D0, more than DrainQuiet before the drain's end
+	c.Telemetry().NoteAccept(nil) // traffic before D0, more than DrainQuiet before the drain's end
 	clk.Advance(time.Second)
 	c.BeginDrain("test")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2*s - ms)
-	if waittest.Closed(c.DrainDone()) {
+	if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
 		t.Fatal("adaptive drain ended before DrainDelay")
 	}
 	clk.Advance(ms)
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at DrainDelay")
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone at DrainDelay")
 	finishDrain(t, c, lifecycle.DrainEndedQuiet, 2*s)
 }
 
@@ -73,28 +76,28 @@ func TestAdaptiveDrainExtendsWhileAccepting(t *testing.T) {
 	c, clk, _ := newFake(t, adaptiveConfig())
 	c.MarkStarted()
 	c.BeginDrain("test")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 
 	clk.Advance(1500 * ms)
-	c.NoteAccept(nil) // D0+1.5s: quiet from D0+2.5s
+	c.Telemetry().NoteAccept(nil) // D0+1.5s: quiet from D0+2.5s
 	clk.Advance(500 * ms)
-	waittest.BlockUntil(t, clk, 1, eventTimeout) // the drain went back to sleep at D0+2s
-	if waittest.Closed(c.DrainDone()) {
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout) // the drain went back to sleep at D0+2s
+	if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
 		t.Fatal("drain ended at DrainDelay though a connection arrived 500ms before")
 	}
 	clk.Advance(200 * ms)
-	c.NoteAccept(nil) // D0+2.2s: quiet from D0+3.2s
+	c.Telemetry().NoteAccept(nil) // D0+2.2s: quiet from D0+3.2s
 	clk.Advance(300 * ms)
-	waittest.BlockUntil(t, clk, 1, eventTimeout) // woke at D0+2.5s, asleep again
-	if waittest.Closed(c.DrainDone()) {
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout) // woke at D0+2.5s, asleep again
+	if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
 		t.Fatal("drain ended 300ms after a connection")
 	}
 	clk.Advance(700*ms - ms)
-	if waittest.Closed(c.DrainDone()) {
+	if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
 		t.Fatal("drain ended 1ms before DrainQuiet after the last connection")
 	}
 	clk.Advance(ms)
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone DrainQuiet after the last connection")
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone DrainQuiet after the last connection")
 	finishDrain(t, c, lifecycle.DrainEndedQuiet, 3200*ms) // last accept at 2.2s + quiet 1s
 }
 
@@ -105,14 +108,14 @@ func TestAdaptiveDrainNeverPassesMax(t *testing.T) {
 	c.BeginDrain("test")
 	// A new connection every 500ms, for ever: the proxies never catch up.
 	for at := time.Duration(0); at < 5*s; at += 500 * ms {
-		waittest.BlockUntil(t, clk, 1, eventTimeout)
-		if waittest.Closed(c.DrainDone()) {
+		waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+		if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
 			t.Fatalf("drain ended at D0+%v while connections kept coming", at)
 		}
-		c.NoteAccept(nil)
+		c.Telemetry().NoteAccept(nil)
 		clk.Advance(500 * ms)
 	}
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at MaxDrainDelay")
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone at MaxDrainDelay")
 	finishDrain(t, c, lifecycle.DrainEndedMax, 5*s) // MaxDrainDelay
 	warn := logs.FilterMessageSnippet("MaxDrainDelay").FilterLevelExact(zapcore.WarnLevel).All()
 	if len(warn) != 1 {
@@ -131,10 +134,10 @@ func TestAdaptiveDrainOffWithoutRoom(t *testing.T) {
 	c, clk, _ := newFake(t, cfg)
 	c.MarkStarted() // serving: a service that never served has nothing to drain
 	c.BeginDrain("test")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	c.NoteAccept(nil)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	c.Telemetry().NoteAccept(nil)
 	clk.Advance(2 * s)
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone")
 	finishDrain(t, c, lifecycle.DrainEndedDelay, 2*s)
 }
 
@@ -143,11 +146,11 @@ func TestFixedDrainIgnoresAccepts(t *testing.T) {
 	c, clk, _ := newFake(t, testConfig())
 	c.MarkStarted() // serving: a service that never served has nothing to drain
 	c.BeginDrain("test")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2*s - ms)
-	c.NoteAccept(nil)
+	c.Telemetry().NoteAccept(nil)
 	clk.Advance(ms)
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone")
 	finishDrain(t, c, lifecycle.DrainEndedDelay, 2*s)
 }
 
@@ -164,17 +167,17 @@ func trafficConfig() lifecycle.Config {
 // serveTraffic marks c started and plays a minute of traffic through an
 // arrival counter: perSecond[i] arrivals in second i, each second sampled
 // by the coordinator's sampler on the fake clock.
-func serveTraffic(t *testing.T, c *lifecycle.Coordinator, clk *clockwork.FakeClock, perSecond []int64) {
+func serveTraffic(t *testing.T, c *lifecycle.Coordinator, clk clocktest.Clock, perSecond []int64) {
 	t.Helper()
 	var n atomic.Int64
-	c.TrackArrivals(n.Load)
+	c.Telemetry().TrackArrivals(n.Load)
 	c.MarkStarted()
 	for _, k := range perSecond {
-		waittest.BlockUntil(t, clk, 1, eventTimeout) // the sampler waits for its next sample
+		waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout) // the sampler waits for its next sample
 		n.Add(k)
 		clk.Advance(s)
 	}
-	waittest.BlockUntil(t, clk, 1, eventTimeout) // the last sample is in
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout) // the last sample is in
 }
 
 // A pod whose traffic was sparse (one request every 2 s) waits ln(1000)/0.5
@@ -189,21 +192,21 @@ func TestAdaptiveDrainSparseTrafficWaitsLonger(t *testing.T) {
 	}
 	serveTraffic(t, c, clk, pattern)
 	c.BeginDrain("test")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	wantQuiet := time.Duration(2 * math.Log(1000) * float64(s))
 
 	// A connection at D0+3s (the proxy still sends): the drain may end no
 	// sooner than D0+3s+quiet.
 	clk.Advance(3 * s)
-	c.NoteAccept(&net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 4000})
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	c.Telemetry().NoteAccept(&net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 4000})
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(wantQuiet - ms)
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	if waittest.Closed(c.DrainDone()) {
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
 		t.Fatalf("drain ended before the quiet period %v for sparse traffic", wantQuiet)
 	}
 	clk.Advance(ms)
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone after the quiet period")
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone after the quiet period")
 	r := finishReport(t, c)
 	if r.DrainEndedBy != lifecycle.DrainEndedQuiet {
 		t.Errorf("DrainEndedBy = %q, want quiet", r.DrainEndedBy)
@@ -232,9 +235,9 @@ func TestAdaptiveDrainBusyTrafficKeepsDrainQuiet(t *testing.T) {
 	c, clk, _ := newFake(t, trafficConfig())
 	serveTraffic(t, c, clk, repeatCount(20, 60))
 	c.BeginDrain("test")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at DrainDelay")
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone at DrainDelay")
 	r := finishReport(t, c)
 	if r.DrainEndedBy != lifecycle.DrainEndedQuiet || r.Drain.Quiet != s || r.Drain.Rate.PerSecond != 20 {
 		t.Errorf("ended by %q, quiet %v, rate %v; want quiet, 1s, 20/s", r.DrainEndedBy, r.Drain.Quiet, r.Drain.Rate.PerSecond)
@@ -249,14 +252,14 @@ func TestAdaptiveDrainBurstyTrafficRunsToTheMax(t *testing.T) {
 	c, clk, logs := newFake(t, trafficConfig())
 	serveTraffic(t, c, clk, append([]int64{600}, make([]int64, 59)...))
 	c.BeginDrain("test")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(29 * s)
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	if waittest.Closed(c.DrainDone()) {
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
 		t.Fatal("drain ended before MaxDrainDelay for bursty traffic")
 	}
 	clk.Advance(s)
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at MaxDrainDelay")
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone at MaxDrainDelay")
 	r := finishReport(t, c)
 	if r.DrainEndedBy != lifecycle.DrainEndedMax || r.Drain.Quiet != 30*s {
 		t.Errorf("ended by %q with quiet %v, want max and 30s", r.DrainEndedBy, r.Drain.Quiet)
@@ -274,12 +277,12 @@ func TestAdaptiveDrainMaxWhileArrivingNamesLateRemotes(t *testing.T) {
 	c, clk, logs := newFake(t, trafficConfig())
 	serveTraffic(t, c, clk, repeatCount(20, 60))
 	c.BeginDrain("test")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	for i := range 30 * 2 { // a connection every 500ms, from one of two hops
 		clk.Advance(500 * ms)
-		c.NoteAccept(&net.TCPAddr{IP: net.IPv4(10, 0, 0, byte(1+i%2)), Port: 80})
+		c.Telemetry().NoteAccept(&net.TCPAddr{IP: net.IPv4(10, 0, 0, byte(1+i%2)), Port: 80})
 	}
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone at MaxDrainDelay")
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone at MaxDrainDelay")
 	r := finishReport(t, c)
 	if r.DrainEndedBy != lifecycle.DrainEndedMax || r.Drain.Arrivals < 59 || len(r.Drain.LateRemotes) == 0 {
 		t.Errorf("report drain %+v ended by %q; want max, ~60 arrivals, late remotes", r.Drain, r.DrainEndedBy)

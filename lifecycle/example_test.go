@@ -14,7 +14,7 @@ import (
 // A budget that does not fit the grace period is refused with one error
 // naming the fields and their values.
 func ExampleConfig_Validate() {
-	err := lifecycle.Config{GracePeriod: 8 * time.Second}.Validate()
+	err := lifecycle.Config{GracePeriod: 8 * time.Second, DrainQuiet: lifecycle.None}.Validate()
 	fmt.Println(err)
 	fmt.Println(errors.Is(err, lifecycle.ErrBudget))
 
@@ -23,7 +23,7 @@ func ExampleConfig_Validate() {
 	// Output:
 	// lifecycle: DrainDelay=5s + TeardownReserve=3s + Margin=1s = 9s must be below GracePeriod=8s
 	// true
-	// lifecycle: DrainDelay=-1s is negative
+	// lifecycle: DrainDelay=-1s is negative (lifecycle.None is none)
 }
 
 // The plan turns the budget into deadlines counted from D0, the moment the
@@ -49,23 +49,28 @@ func ExampleNewPlan() {
 	// fx.StopTimeout: 30s
 }
 
-// Under fx, the module provides the coordinator; an OnStop that drains (as
-// the HTTP module's does) makes a plain stop go through the whole timeline.
+// Under fx, the module provides the coordinator; a module takes part in
+// the shutdown by registering with it — a stop participant (a server) and
+// a teardown hook (a pool) — and the coordinator runs them in order when
+// the app stops, whatever order fx calls its OnStop hooks in.
 func ExampleModule() {
 	var c *lifecycle.Coordinator
 	app := fx.New(
 		fx.NopLogger,
 		fx.Supply(lifecycle.Config{
 			GracePeriod:     time.Second,
-			DrainDelay:      lifecycle.NoDelay,
+			DrainDelay:      lifecycle.None,
+			DrainQuiet:      lifecycle.None,
 			IgnoreSignals:   true,
 			TeardownReserve: 100 * time.Millisecond,
 			Margin:          100 * time.Millisecond,
 		}),
 		lifecycle.Module,
+		lifecycle.AppOptions, // Serving once every OnStart hook has run
 		fx.Populate(&c),
-		fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator) {
-			lc.Append(fx.Hook{OnStop: c.DrainAndWait})
+		fx.Invoke(func(c *lifecycle.Coordinator) {
+			c.AtStop("server", func(context.Context) error { fmt.Println("server stops"); return nil })
+			c.AtTeardown("pool", func(context.Context) error { fmt.Println("pool closes"); return nil })
 		}),
 	)
 	ctx := context.Background()
@@ -73,13 +78,14 @@ func ExampleModule() {
 		fmt.Println(err)
 		return
 	}
-	c.MarkStarted()
-	fmt.Println(c.State(), c.Ready())
+	fmt.Println(c.State())
 	fmt.Println("stop:", app.Stop(ctx))
-	r, _ := c.Report()
+	r, _ := c.Telemetry().Report()
 	fmt.Println(c.State(), r.Reason, r.DrainEndedBy, r.ExitCode)
 	// Output:
-	// serving true
+	// serving
+	// server stops
+	// pool closes
 	// stop: <nil>
 	// stopped app stopping delay 0
 }

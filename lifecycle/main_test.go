@@ -1,16 +1,17 @@
 package lifecycle_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jonboulle/clockwork"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
@@ -24,11 +25,12 @@ func TestMain(m *testing.M) {
 const eventTimeout = 5 * time.Second
 
 // testConfig is a budget that fits and keeps its round numbers under the fake
-// clock: drain 2s, stop deadline D0+6s, teardown deadline D0+9s.
+// clock: a fixed drain of 2s, stop deadline D0+6s, teardown deadline D0+9s.
 func testConfig() lifecycle.Config {
 	return lifecycle.Config{
 		GracePeriod:     10 * time.Second,
 		DrainDelay:      2 * time.Second,
+		DrainQuiet:      lifecycle.None,
 		TeardownReserve: 3 * time.Second,
 		Margin:          time.Second,
 	}
@@ -40,19 +42,49 @@ func newObserved() (*zap.Logger, *observer.ObservedLogs) {
 	return zap.New(core), logs
 }
 
-// newFake returns a coordinator on a fake clock with an observed logger. The
-// drain timer is stopped when the test ends.
-func newFake(t *testing.T, cfg lifecycle.Config, opts ...lifecycle.Option) (*lifecycle.Coordinator, *clockwork.FakeClock, *observer.ObservedLogs) {
+// newFake returns a coordinator on a fake clock with an observed logger.
+// When the test ends, the coordinator is stopped at once (Stop with an
+// ended context), so no goroutine of it outlives the test.
+func newFake(t *testing.T, cfg lifecycle.Config, opts ...lifecycle.Option) (*lifecycle.Coordinator, clocktest.Clock, *observer.ObservedLogs) {
 	t.Helper()
-	clk := clockwork.NewFakeClock()
+	clk := clocktest.New()
 	log, logs := newObserved()
 	opts = append([]lifecycle.Option{lifecycle.WithClock(clk), lifecycle.WithLogger(log)}, opts...)
 	c, err := lifecycle.New(cfg, opts...)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", cfg, err)
 	}
-	t.Cleanup(c.Close)
+	t.Cleanup(func() { stopNow(t, c) })
 	return c, clk, logs
+}
+
+// stopNow ends the timeline at once: Stop with an ended context cuts the
+// drain short and hurries through the phases; it then waits for the
+// report (on the real clock, the deadlines of the fake one having no
+// meaning here).
+func stopNow(t *testing.T, c *lifecycle.Coordinator) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = c.Stop(ctx)
+	waittest.Recv(t, c.Reached(lifecycle.StateStopped), eventTimeout, "the report after an abandoned stop")
+}
+
+// stopAndReport asks for the stop, advances the fake clock by step until the
+// report is out, and returns it.
+func stopAndReport(t *testing.T, c *lifecycle.Coordinator, clk clocktest.Clock) lifecycle.Report {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- c.Stop(context.Background()) }()
+	waittest.Recv(t, c.Reached(lifecycle.StateStopping), eventTimeout, "the stop phase")
+	if err := waittest.Recv(t, done, eventTimeout, "Stop to return"); err != nil {
+		t.Fatalf("Stop() = %v", err)
+	}
+	r, ok := c.Telemetry().Report()
+	if !ok {
+		t.Fatal("no report after Stop")
+	}
+	return r
 }
 
 // waitLog waits until an entry whose message contains snippet was logged.
@@ -78,18 +110,21 @@ func messages(logs *observer.ObservedLogs) string {
 	return b.String()
 }
 
-// recorder collects the transitions a subscriber sees.
+// recorder collects the states the coordinator moves through, from
+// OnState callbacks registered for every state after the current one.
 type recorder struct {
-	ch chan lifecycle.Transition
+	ch chan lifecycle.State
 }
 
-func subscribe(c *lifecycle.Coordinator) *recorder {
-	r := &recorder{ch: make(chan lifecycle.Transition, 16)}
-	c.Subscribe(func(tr lifecycle.Transition) { r.ch <- tr })
+func record(c *lifecycle.Coordinator) *recorder {
+	r := &recorder{ch: make(chan lifecycle.State, 16)}
+	for s := c.State() + 1; s <= lifecycle.StateStopped; s++ {
+		c.OnState(s, func() { r.ch <- s })
+	}
 	return r
 }
 
-func (r *recorder) next(t *testing.T) lifecycle.Transition {
+func (r *recorder) next(t *testing.T) lifecycle.State {
 	t.Helper()
 	return waittest.Recv(t, r.ch, eventTimeout, "a state transition")
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
@@ -22,13 +23,13 @@ func TestModuleBoot(t *testing.T) {
 	log, logs := newObserved()
 	var c *lifecycle.Coordinator
 	app := fxtest.New(t,
-		fx.Supply(lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.NoDelay, TeardownReserve: 100 * ms, Margin: 100 * ms, PrestopToken: "hunter2"}, log),
+		fx.Supply(lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, TeardownReserve: 100 * ms, Margin: 100 * ms, PrestopToken: "hunter2"}, log),
 		lifecycle.Module,
 		fx.Populate(&c),
 	)
 	app.RequireStart()
 	c.MarkStarted()
-	if !c.Ready() {
+	if c.State() != lifecycle.StateServing {
 		t.Error("not ready after start")
 	}
 	app.RequireStop()
@@ -36,7 +37,7 @@ func TestModuleBoot(t *testing.T) {
 	if c.State() != lifecycle.StateStopped {
 		t.Errorf("State() = %v after stop", c.State())
 	}
-	if _, ok := c.Report(); !ok {
+	if _, ok := c.Telemetry().Report(); !ok {
 		t.Error("no report after stop")
 	}
 	plans := logs.FilterMessage("shutdown plan").All()
@@ -50,7 +51,7 @@ func TestModuleBoot(t *testing.T) {
 	plan, _ := fields["plan"].(map[string]any)
 	for k, want := range map[string]any{
 		"gracePeriod":      s,
-		"drainDelay":       lifecycle.NoDelay,
+		"drainDelay":       time.Duration(0),
 		"teardownReserve":  100 * ms,
 		"margin":           100 * ms,
 		"stopDeadline":     800 * ms,
@@ -109,7 +110,7 @@ func TestModuleInvalidConfig(t *testing.T) {
 		want string
 	}{
 		{"negative", lifecycle.Config{Margin: -s}, "Margin=-1s is negative"},
-		{"over budget", lifecycle.Config{GracePeriod: 5 * s}, "DrainDelay=5s + TeardownReserve=3s + Margin=1s = 9s must be below GracePeriod=5s"},
+		{"over budget", lifecycle.Config{GracePeriod: 5 * s, DrainQuiet: lifecycle.None}, "DrainDelay=5s + TeardownReserve=3s + Margin=1s = 9s must be below GracePeriod=5s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,47 +132,72 @@ func TestModuleInvalidConfig(t *testing.T) {
 	}
 }
 
-func TestModuleAtFinish(t *testing.T) {
+// The teardown follows fx's dependency order, whatever the order of the
+// modules in fx.New: teardown hooks are registered in the constructors,
+// which fx runs dependencies first, and the coordinator runs them last
+// registered first, after every stop participant. An fx OnStop that waits
+// for the coordinator (as the admin server's does) runs after the report,
+// whenever fx calls it.
+func TestModuleTeardownFollowsDependencies(t *testing.T) {
 	t.Parallel()
-	log, logs := newObserved()
-	var (
-		c     *lifecycle.Coordinator
-		mu    sync.Mutex
-		order []string
-	)
-	errAdmin := errors.New("admin: close failed")
-	finisher := func(name string, err error) func(context.Context) error {
-		return func(ctx context.Context) error {
-			if ctx == nil {
-				t.Errorf("%s: nil context", name)
-			}
-			if _, ok := c.Report(); !ok || logs.FilterMessage("shutdown report").Len() != 1 {
-				t.Errorf("%s ran before the report was out", name)
-			}
-			mu.Lock()
-			order = append(order, name)
-			mu.Unlock()
-			return err
+	type db struct{}
+	type worker struct{}
+	type server struct{}
+	newModules := func(note func(string)) map[string]fx.Option {
+		return map[string]fx.Option{
+			"db": fx.Module("db", fx.Provide(func(c *lifecycle.Coordinator) *db {
+				c.AtTeardown("db", func(context.Context) error { note("db closed"); return nil })
+				return &db{}
+			})),
+			"worker": fx.Module("worker", fx.Provide(func(c *lifecycle.Coordinator, _ *db) *worker {
+				c.AtTeardown("worker", func(context.Context) error { note("worker stopped"); return nil })
+				return &worker{}
+			}), fx.Invoke(func(*worker) {})),
+			"server": fx.Module("server", fx.Provide(func(c *lifecycle.Coordinator, _ *db) *server {
+				c.AtStop("server", func(context.Context) error { note("server stopped"); return nil })
+				return &server{}
+			}), fx.Invoke(func(*server) {})),
+			"admin": fx.Module("admin", fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator) {
+				lc.Append(fx.StopHook(func(ctx context.Context) error {
+					err := c.Stop(ctx)
+					note("admin stopped")
+					return err
+				}))
+			})),
 		}
 	}
-	app := fxtest.New(t,
-		fx.Supply(lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.NoDelay, TeardownReserve: 100 * ms, Margin: 100 * ms, IgnoreSignals: true}, log),
-		lifecycle.Module,
-		fx.Populate(&c),
-		fx.Invoke(func(c *lifecycle.Coordinator) {
-			c.AtFinish(finisher("metrics", nil))
-			c.AtFinish(finisher("admin", errAdmin))
-		}),
-	)
-	app.RequireStart()
-	err := app.Stop(context.Background())
-	if !errors.Is(err, errAdmin) {
-		t.Errorf("Stop() = %v, want the finisher's error", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := []string{"admin", "metrics"}; !reflect.DeepEqual(order, want) {
-		t.Errorf("finishers ran in order %v, want %v (reverse of registration)", order, want)
+	want := []string{"server stopped", "worker stopped", "db closed", "admin stopped"}
+	for _, listing := range [][]string{
+		{"db", "worker", "server", "admin"},
+		{"admin", "server", "worker", "db"},
+		{"worker", "admin", "db", "server"},
+	} {
+		t.Run(strings.Join(listing, ","), func(t *testing.T) {
+			t.Parallel()
+			var (
+				mu    sync.Mutex
+				order []string
+			)
+			note := func(s string) {
+				mu.Lock()
+				order = append(order, s)
+				mu.Unlock()
+			}
+			mods := newModules(note)
+			opts := []fx.Option{fx.NopLogger, lifecycle.Module, lifecycle.AppOptions,
+				fx.Supply(lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None,
+					TeardownReserve: 100 * ms, Margin: 100 * ms, IgnoreSignals: true})}
+			for _, name := range listing {
+				opts = append(opts, mods[name])
+			}
+			app := fxtest.New(t, opts...)
+			app.RequireStart().RequireStop()
+			mu.Lock()
+			defer mu.Unlock()
+			if !reflect.DeepEqual(order, want) {
+				t.Errorf("order %q, want %q", order, want)
+			}
+		})
 	}
 }
 
@@ -179,18 +205,15 @@ func TestModuleUncleanStop(t *testing.T) {
 	t.Parallel()
 	var c *lifecycle.Coordinator
 	app := fxtest.New(t, fx.NopLogger,
-		fx.Supply(lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.NoDelay, TeardownReserve: 100 * ms, Margin: 100 * ms}),
+		fx.Supply(lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, TeardownReserve: 100 * ms, Margin: 100 * ms}),
 		fx.Supply(zap.NewNop()),
 		lifecycle.Module,
 		fx.Populate(&c),
-		fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator) {
-			lc.Append(fx.Hook{OnStop: func(ctx context.Context) error {
-				if err := c.DrainAndWait(ctx); err != nil {
-					return err
-				}
-				c.RecordCut("requests", 1)
+		fx.Invoke(func(c *lifecycle.Coordinator) {
+			c.AtStop("http", func(context.Context) error {
+				c.Telemetry().RecordCut(lifecycle.CutRequests, 1)
 				return nil
-			}})
+			})
 		}),
 	)
 	app.RequireStart()
@@ -201,7 +224,7 @@ func TestModuleUncleanStop(t *testing.T) {
 	if !strings.Contains(err.Error(), "requests") {
 		t.Errorf("error %q does not say what was cut", err)
 	}
-	if r, _ := c.Report(); r.Reason != "app stopping" || r.ExitCode != 1 {
+	if r, _ := c.Telemetry().Report(); r.Reason != "app stopping" || r.ExitCode != 1 {
 		t.Errorf("report = %+v", r)
 	}
 }

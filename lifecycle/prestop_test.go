@@ -67,11 +67,11 @@ func TestPrestopBlocksUntilDrainEnd(t *testing.T) {
 	srv := newPrestopServer(t, c)
 
 	first := goPrestop(context.Background(), http.MethodGet, srv.URL, "")
-	waittest.Recv(t, c.DrainStarted(), eventTimeout, "the preStop call to begin the drain")
-	if c.Ready() {
+	waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "the preStop call to begin the drain")
+	if (c.State() == lifecycle.StateServing) {
 		t.Error("Ready() during the drain")
 	}
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2*s - ms)
 	select {
 	case r := <-first:
@@ -86,8 +86,8 @@ func TestPrestopBlocksUntilDrainEnd(t *testing.T) {
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q", ct)
 	}
-	d0, _ := c.D0()
-	want := lifecycle.PrestopResponse{State: "draining", Reason: "prestop", D0: d0, DrainEndedBy: "delay", Waited: "2s"}
+	d0 := c.Telemetry().Snapshot().D0
+	want := lifecycle.PrestopResponse{State: "drained", Reason: "prestop", D0: d0, DrainEndedBy: "delay", Waited: "2s"}
 	if !r.body.D0.Equal(want.D0) {
 		t.Errorf("d0 = %v, want %v", r.body.D0, want.D0)
 	}
@@ -124,25 +124,25 @@ func TestPrestopToken(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			log, logs := newObserved()
-			c, err := lifecycle.New(lifecycle.Config{GracePeriod: 5 * s, DrainDelay: lifecycle.NoDelay, PrestopToken: token}, lifecycle.WithLogger(log))
+			c, err := lifecycle.New(lifecycle.Config{GracePeriod: 5 * s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, PrestopToken: token}, lifecycle.WithLogger(log))
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(c.Close)
+			t.Cleanup(func() { stopNow(t, c) })
 			c.MarkStarted()
 			srv := newPrestopServer(t, c)
 			r := waittest.Recv(t, goPrestop(context.Background(), tt.giveMethod, srv.URL, tt.giveToken), eventTimeout, "the preStop answer")
 			if r.err != nil || r.status != tt.wantStatus {
 				t.Fatalf("preStop = %d %q, %v; want %d", r.status, r.raw, r.err, tt.wantStatus)
 			}
-			d0, _ := c.D0()
+			d0 := c.Telemetry().Snapshot().D0
 			if got := !d0.IsZero(); got != tt.wantDrain {
 				t.Errorf("drain began = %v, want %v", got, tt.wantDrain)
 			}
-			if got := c.Ready(); got == tt.wantDrain {
+			if got := (c.State() == lifecycle.StateServing); got == tt.wantDrain {
 				t.Errorf("Ready() = %v", got)
 			}
-			if tt.wantDrain && (r.body.State != "draining" || r.body.Reason != "prestop") {
+			if tt.wantDrain && (r.body.State != "drained" || r.body.Reason != "prestop") {
 				t.Errorf("body = %+v", r.body)
 			}
 			refused := logs.FilterMessageSnippet("prestop refused").All()
@@ -177,20 +177,20 @@ func TestPrestopCallerLeaves(t *testing.T) {
 	srv := newPrestopServer(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	res := goPrestop(ctx, http.MethodGet, srv.URL, "")
-	waittest.Recv(t, c.DrainStarted(), eventTimeout, "the preStop call to begin the drain")
+	waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "the preStop call to begin the drain")
 	cancel()
 	if r := waittest.Recv(t, res, eventTimeout, "the cancelled call"); !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("call = %d, %v; want context.Canceled", r.status, r.err)
 	}
 	waitLog(t, logs, "prestop caller left")
 	// The drain goes on.
-	if c.State() != lifecycle.StateDraining || waittest.Closed(c.DrainDone()) {
+	if c.State() != lifecycle.StateDraining || waittest.Closed(c.Reached(lifecycle.StateDrained)) {
 		t.Fatalf("State() = %v after the caller left, want draining", c.State())
 	}
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "DrainDone")
-	if _, reason := c.D0(); reason != "prestop" {
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone")
+	if reason := c.Telemetry().Snapshot().Reason; reason != "prestop" {
 		t.Errorf("reason = %q", reason)
 	}
 }
@@ -198,11 +198,11 @@ func TestPrestopCallerLeaves(t *testing.T) {
 // The handler answers within the drain on a real clock too.
 func TestPrestopRealClock(t *testing.T) {
 	t.Parallel()
-	c, err := lifecycle.New(lifecycle.Config{GracePeriod: 2 * s, DrainDelay: 100 * ms, TeardownReserve: 500 * ms})
+	c, err := lifecycle.New(lifecycle.Config{GracePeriod: 2 * s, DrainDelay: 100 * ms, DrainQuiet: lifecycle.None, TeardownReserve: 500 * ms})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
+	t.Cleanup(func() { stopNow(t, c) })
 	c.MarkStarted()
 	srv := newPrestopServer(t, c)
 	r := waittest.Recv(t, goPrestop(context.Background(), http.MethodGet, srv.URL, ""), eventTimeout, "the preStop answer")
@@ -219,7 +219,7 @@ func TestPrestopAfterFinish(t *testing.T) {
 	t.Parallel()
 	c, _, _ := newFake(t, testConfig())
 	c.MarkStarted()
-	c.Finish()
+	stopNow(t, c)
 	srv := newPrestopServer(t, c)
 	r := waittest.Recv(t, goPrestop(context.Background(), http.MethodGet, srv.URL, ""), eventTimeout, "the preStop answer")
 	if r.err != nil || r.status != http.StatusOK || r.body.State != "stopped" {
@@ -253,7 +253,7 @@ func TestPrestopRefusedLogBounded(t *testing.T) {
 	}
 
 	refuse(300)
-	if got := c.PrestopRefused(); got != 300 {
+	if got := c.Telemetry().Snapshot().PrestopRefused; got != 300 {
 		t.Errorf("PrestopRefused() = %d, want 300", got)
 	}
 	refused := logs.FilterMessageSnippet("prestop refused").All()
@@ -275,7 +275,7 @@ func TestPrestopRefusedLogBounded(t *testing.T) {
 	if m := refused[1].ContextMap(); m["suppressed"] != int64(300) || m["total"] != int64(302) {
 		t.Errorf("second line: %v, want suppressed=300 total=302", m)
 	}
-	if c.Draining() {
+	if (c.State() >= lifecycle.StateDraining) {
 		t.Error("a refused call began the drain")
 	}
 }

@@ -36,7 +36,7 @@ func TestLifecycleChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := lifecycle.Config{DrainDelay: drain}
+	cfg := lifecycle.Config{DrainDelay: drain, DrainQuiet: lifecycle.None}
 	plan, err := lifecycle.NewPlan(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -47,14 +47,16 @@ func TestLifecycleChild(t *testing.T) {
 		fx.Supply(cfg, zap.NewExample()), // JSON lines on stdout
 		lifecycle.Module,
 		fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator) {
-			c.Subscribe(func(tr lifecycle.Transition) { fmt.Printf("state %s\n", tr.To) })
+			for st := lifecycle.StateServing; st <= lifecycle.StateStopped; st++ {
+				c.OnState(st, func() { fmt.Printf("state %s\n", st) })
+			}
 			lc.Append(fx.Hook{
 				OnStart: func(context.Context) error {
 					c.MarkStarted()
 					fmt.Println("ready") // the signal handler is registered by now
 					return nil
 				},
-				OnStop: c.DrainAndWait,
+				OnStop: c.Stop,
 			})
 		}),
 	).Run()
@@ -200,7 +202,7 @@ func TestProcessSignals(t *testing.T) {
 			t.Fatalf("exit code %d, want 0; output:\n%s", code, c.out)
 		}
 		out := c.out.String()
-		if got := childStates(out); got != "serving,draining,stopping,stopped" {
+		if got := childStates(out); got != "serving,draining,drained,stopping,tearing down,stopped" {
 			t.Errorf("states %q; output:\n%s", got, out)
 		}
 		for _, want := range []string{`"msg":"signal received: draining"`, `"msg":"shutdown report"`, `"reason":"signal hangup"`} {
@@ -218,7 +220,7 @@ func TestProcessSignals(t *testing.T) {
 			t.Fatalf("exit code %d, want 0; output:\n%s", code, c.out)
 		}
 		out := c.out.String()
-		if got := childStates(out); got != "serving,draining,stopping,stopped" {
+		if got := childStates(out); got != "serving,draining,drained,stopping,tearing down,stopped" {
 			t.Errorf("states %q; output:\n%s", got, out)
 		}
 	})

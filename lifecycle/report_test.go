@@ -11,36 +11,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jonboulle/clockwork"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
 // stopCleanly runs a whole timeline on the fake clock: drain 2s, stop phase
-// 1s, teardown 500ms.
-func stopCleanly(t *testing.T, c *lifecycle.Coordinator, clk *clockwork.FakeClock, cut bool) lifecycle.Report {
+// 1s (a participant that takes it), teardown 500ms (a pool that takes it).
+func stopCleanly(t *testing.T, c *lifecycle.Coordinator, clk clocktest.Clock, cut bool) lifecycle.Report {
 	t.Helper()
+	c.AtStop("http", func(ctx context.Context) error {
+		if cut {
+			c.Telemetry().RecordCut(lifecycle.CutRequests, 2)
+		}
+		c.Telemetry().RecordCut(lifecycle.CutSessions, 0) // nothing
+		clk.Advance(s)
+		return nil
+	})
+	c.AtTeardown("pool", func(context.Context) error { clk.Advance(500 * ms); return nil })
 	c.MarkStarted()
 	c.BeginDrain("signal terminated")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
-	if err := c.DrainAndWait(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(s)
-	h := c.StopHook("pool", func(context.Context) error { clk.Advance(500 * ms); return nil })
-	if err := h(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if cut {
-		c.RecordCut("requests", 2)
-	}
-	c.RecordCut("sessions", 0) // nothing
-	return c.Finish()
+	return stopAndReport(t, c, clk)
 }
 
 func TestReport(t *testing.T) {
@@ -49,24 +46,25 @@ func TestReport(t *testing.T) {
 		name      string
 		giveCut   bool
 		wantCode  int
-		wantCut   map[string]int64
+		wantCut   map[lifecycle.CutKind]int64
 		wantLevel zapcore.Level
 	}{
-		{name: "clean", wantCode: 0, wantCut: map[string]int64{}, wantLevel: zapcore.InfoLevel},
-		{name: "cut", giveCut: true, wantCode: 1, wantCut: map[string]int64{"requests": 2}, wantLevel: zapcore.WarnLevel},
+		{name: "clean", wantCode: 0, wantCut: map[lifecycle.CutKind]int64{}, wantLevel: zapcore.InfoLevel},
+		{name: "cut", giveCut: true, wantCode: 1, wantCut: map[lifecycle.CutKind]int64{lifecycle.CutRequests: 2}, wantLevel: zapcore.WarnLevel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c, clk, logs := newFake(t, testConfig())
-			if _, ok := c.Report(); ok {
-				t.Fatal("Report() ok before Finish")
+			if _, ok := c.Telemetry().Report(); ok {
+				t.Fatal("Report() ok before the stop")
 			}
 			r := stopCleanly(t, c, clk, tt.giveCut)
-			d0, _ := c.D0()
+			d0 := c.Telemetry().Snapshot().D0
 			want := lifecycle.Report{
 				Reason:       "signal terminated",
 				D0:           d0,
+				StopReason:   lifecycle.ReasonAppStopping,
 				DrainEndedBy: lifecycle.DrainEndedDelay,
 				Served:       true,
 				Phases: []lifecycle.Phase{
@@ -78,23 +76,26 @@ func TestReport(t *testing.T) {
 				InFlightAtD0: map[string]int64{},
 				InFlightStop: map[string]int64{},
 				Cut:          tt.wantCut,
-				Hooks:        []lifecycle.HookReport{{Name: "pool", Planned: 6 * s, Actual: 500 * ms}},
+				Hooks: []lifecycle.HookReport{
+					{Name: "http", Phase: lifecycle.PhaseStop, Planned: 4 * s, Actual: s},
+					{Name: "pool", Phase: lifecycle.PhaseTeardown, Planned: 6 * s, Actual: 500 * ms},
+				},
 				ExitCode:     tt.wantCode,
 			}
 			if !reflect.DeepEqual(r, want) {
-				t.Errorf("Finish() =\n  %+v\nwant\n  %+v", r, want)
+				t.Errorf("report =\n  %+v\nwant\n  %+v", r, want)
 			}
 			if r.Clean() != (tt.wantCode == 0) {
 				t.Errorf("Clean() = %v", r.Clean())
 			}
 
-			// One report per stop: a second Finish returns the same report
-			// and logs nothing.
-			again := c.Finish()
-			if !reflect.DeepEqual(again, r) {
-				t.Errorf("second Finish() = %+v, want the first report", again)
+			// One report per stop: a second Stop returns at once and logs
+			// nothing.
+			if err := c.Stop(context.Background()); err != nil {
+				t.Fatal(err)
 			}
-			got, ok := c.Report()
+			again, _ := c.Telemetry().Report()
+			got, ok := c.Telemetry().Report()
 			if !ok || !reflect.DeepEqual(got, r) {
 				t.Errorf("Report() = %+v, %v", got, ok)
 			}
@@ -128,15 +129,15 @@ func TestReport(t *testing.T) {
 			if phases, _ := fields["phases"].([]any); len(phases) != 4 {
 				t.Errorf("logged phases = %#v", fields["phases"])
 			}
-			if hooks, _ := fields["hooks"].([]any); len(hooks) != 1 || !reflect.DeepEqual(hooks[0],
-				map[string]any{"name": "pool", "planned": 6 * s, "actual": 500 * ms}) {
+			if hooks, _ := fields["hooks"].([]any); len(hooks) != 2 || !reflect.DeepEqual(hooks[1],
+				map[string]any{"name": "pool", "phase": "teardown", "planned": 6 * s, "actual": 500 * ms}) {
 				t.Errorf("logged hooks = %#v", fields["hooks"])
 			}
 
 			// A caller that changes its copy does not change the report.
-			r.Cut["requests"] = 99
+			r.Cut[lifecycle.CutRequests] = 99
 			r.Hooks[0].Name = "changed"
-			if got, _ := c.Report(); got.Cut["requests"] == 99 || got.Hooks[0].Name == "changed" {
+			if got, _ := c.Telemetry().Report(); got.Cut[lifecycle.CutRequests] == 99 || got.Hooks[0].Name == "changed" {
 				t.Error("the report shares its maps or slices with callers")
 			}
 
@@ -153,73 +154,15 @@ func TestReport(t *testing.T) {
 	}
 }
 
-func TestReportWithoutDrain(t *testing.T) {
-	t.Parallel()
-	c, _, logs := newFake(t, testConfig())
-	c.MarkStarted()
-	ctx := c.StopContext()
-	r := c.Finish()
-	if r.Reason != "" || !r.D0.IsZero() || r.Phases != nil || r.ExitCode != 0 {
-		t.Errorf("report without a drain = %+v", r)
-	}
-	// Long-lived handlers waiting on the stop phase are released all the same.
-	if ctx.Err() == nil || !waittest.Closed(c.Stopping()) {
-		t.Error("StopContext not cancelled / Stopping not closed by Finish")
-	}
-	if c.State() != lifecycle.StateStopped || !waittest.Closed(c.Stopped()) {
-		t.Errorf("State() = %v", c.State())
-	}
-	// Nothing waits for a drain that will never come: a late OnStop hook.
-	ctx2, cancel := context.WithTimeout(context.Background(), eventTimeout)
-	defer cancel()
-	if err := c.DrainAndWait(ctx2); err != nil {
-		t.Errorf("DrainAndWait() after Finish = %v", err)
-	}
-	if d0, _ := c.D0(); !d0.IsZero() || waittest.Closed(c.DrainStarted()) {
-		t.Error("a drain began after Finish")
-	}
-	if n := logs.FilterMessage("shutdown report").Len(); n != 1 {
-		t.Errorf("%d reports logged", n)
-	}
-}
-
-func TestReportFinishDuringDrain(t *testing.T) {
-	t.Parallel()
-	c, clk, _ := newFake(t, testConfig())
-	rec := subscribe(c)
-	c.MarkStarted()
-	c.BeginDrain("prestop")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
-	clk.Advance(s)
-	r := c.Finish()
-	if r.DrainEndedBy != lifecycle.DrainEndedAbort || r.Phases[0].Actual != s {
-		t.Errorf("report = %+v", r)
-	}
-	for _, p := range r.Phases {
-		if p.Actual < 0 {
-			t.Errorf("phase %s lasted %v", p.Name, p.Actual)
-		}
-	}
-	if c.StopContext().Err() == nil || !waittest.Closed(c.Stopping()) {
-		t.Error("StopContext not cancelled / Stopping not closed by Finish")
-	}
-	var got []lifecycle.State
-	for range 3 {
-		got = append(got, rec.next(t).To)
-	}
-	if want := []lifecycle.State{lifecycle.StateServing, lifecycle.StateDraining, lifecycle.StateStopped}; !reflect.DeepEqual(got[:3], want) {
-		t.Errorf("transitions to %v, want %v", got, want)
-	}
-}
-
-func TestReportCutHooksAndErr(t *testing.T) {
+func TestReportCutsAndErr(t *testing.T) {
 	t.Parallel()
 	c, _, _ := newFake(t, testConfig())
-	c.RecordCut("sessions", 3)
-	c.RecordCut("sessions", -1) // ignored
-	c.RecordCut("requests", 1)
-	r := c.Finish()
-	if r.ExitCode != 1 || r.Cut["sessions"] != 3 || r.Cut["requests"] != 1 {
+	tel := c.Telemetry()
+	tel.RecordCut(lifecycle.CutSessions, 3)
+	tel.RecordCut(lifecycle.CutSessions, -1) // ignored
+	tel.RecordCut(lifecycle.CutRequests, 1)
+	r := stopAndReportNoClock(t, c)
+	if r.ExitCode != 1 || r.Cut[lifecycle.CutSessions] != 3 || r.Cut[lifecycle.CutRequests] != 1 {
 		t.Errorf("report = %+v", r)
 	}
 	if r.Clean() {
@@ -255,9 +198,9 @@ func TestReportSessions(t *testing.T) {
 	t.Parallel()
 	c, clk, logs := newFake(t, testConfig())
 	var ws, sse, ws2 sessionCounter
-	c.TrackSessions("websocket", ws.read)
-	c.TrackSessions("sse", sse.read)
-	c.TrackSessions("websocket", ws2.read) // a second source of a kind adds up
+	c.Telemetry().TrackSessions("websocket", ws.read)
+	c.Telemetry().TrackSessions("sse", sse.read)
+	c.Telemetry().TrackSessions("websocket", ws2.read) // a second source of a kind adds up
 	ws.add(5, 0, 2)                        // before D0: not the shutdown's doing
 	c.MarkStarted()
 	c.BeginDrain(lifecycle.ReasonPrestop)
@@ -265,13 +208,13 @@ func TestReportSessions(t *testing.T) {
 	ws2.add(1, 0, 0)
 	sse.add(0, 0, 4)
 
-	if got, want := c.Snapshot().Sessions, map[string]lifecycle.SessionEnds{
+	if got, want := c.Telemetry().Snapshot().Sessions, map[string]lifecycle.SessionEnds{
 		"websocket": {Clean: 9, Forced: 1, Aborted: 2}, // the snapshot counts from the start
 		"sse":       {Aborted: 4},
 	}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Snapshot().Sessions = %v, want %v", got, want)
 	}
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
 	r := finishReport(t, c)
 	want := map[string]lifecycle.SessionEnds{
@@ -300,28 +243,32 @@ func TestReportSessions(t *testing.T) {
 func TestSnapshot(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, testConfig())
+	inStop, leaveStop := make(chan struct{}), make(chan struct{})
+	inTeardown, leaveTeardown := make(chan struct{}), make(chan struct{})
+	c.AtStop("http", func(context.Context) error { close(inStop); <-leaveStop; return nil })
+	c.AtTeardown("pool", func(context.Context) error { close(inTeardown); <-leaveTeardown; return nil })
 	var inFlight sessionCounter // its Clean field stands for a gauge
-	c.TrackInFlight("requests", func() int64 { return inFlight.read().Clean })
-	phases := func() []lifecycle.Phase { return c.Snapshot().Phases }
+	c.Telemetry().TrackInFlight("requests", func() int64 { return inFlight.read().Clean })
+	phases := func() []lifecycle.Phase { return c.Telemetry().Snapshot().Phases }
 	p := func(name string, planned, actual time.Duration) lifecycle.Phase {
 		return lifecycle.Phase{Name: name, Planned: planned, Actual: actual}
 	}
 
-	s0 := c.Snapshot()
+	s0 := c.Telemetry().Snapshot()
 	if s0.State != lifecycle.StateStarting || s0.Phases != nil || s0.Reason != "" || !s0.D0.IsZero() {
 		t.Errorf("Snapshot() before start = %+v", s0)
 	}
 	c.MarkStarted()
 	inFlight.add(3, 0, 0)
-	if got := c.Snapshot(); got.State != lifecycle.StateServing || got.InFlight["requests"] != 3 {
+	if got := c.Telemetry().Snapshot(); got.State != lifecycle.StateServing || got.InFlight["requests"] != 3 {
 		t.Errorf("Snapshot() serving = %+v", got)
 	}
 
 	c.BeginDrain(lifecycle.ReasonPrestop)
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(s)
 	inFlight.add(-3, 0, 0)
-	got := c.Snapshot()
+	got := c.Telemetry().Snapshot()
 	if got.State != lifecycle.StateDraining || got.Reason != lifecycle.ReasonPrestop || got.D0.IsZero() || got.InFlight["requests"] != 0 {
 		t.Errorf("Snapshot() draining = %+v", got)
 	}
@@ -330,48 +277,49 @@ func TestSnapshot(t *testing.T) {
 	}
 
 	clk.Advance(s) // the drain ends; preStop would answer now
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "the drain's end")
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain's end")
 	clk.Advance(500 * ms)
 	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms)}; !reflect.DeepEqual(phases(), want) {
 		t.Errorf("phases waiting for SIGTERM = %v, want %v", phases(), want)
 	}
 
-	if err := c.DrainAndWait(context.Background()); err != nil { // SIGTERM
-		t.Fatal(err)
-	}
+	done := make(chan error, 1)
+	go func() { done <- c.Stop(context.Background()) }() // SIGTERM
+	waittest.Recv(t, inStop, eventTimeout, "the stop participant")
 	clk.Advance(s)
-	c.RecordCut("requests", 1)
-	got = c.Snapshot()
+	c.Telemetry().RecordCut(lifecycle.CutRequests, 1)
+	got = c.Telemetry().Snapshot()
 	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms), p("stop", 4*s, s)}; !reflect.DeepEqual(got.Phases, want) {
 		t.Errorf("phases in the stop phase = %v, want %v", got.Phases, want)
 	}
-	if got.State != lifecycle.StateStopping || got.Cut["requests"] != 1 {
+	if got.State != lifecycle.StateStopping || got.Cut[lifecycle.CutRequests] != 1 {
 		t.Errorf("Snapshot() stopping = %+v", got)
 	}
 
-	h := c.StopHook("pool", func(context.Context) error { clk.Advance(200 * ms); return nil })
-	if err := h(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(100 * ms)
-	got = c.Snapshot()
+	close(leaveStop)
+	waittest.Recv(t, inTeardown, eventTimeout, "the teardown hook")
+	clk.Advance(300 * ms)
+	got = c.Telemetry().Snapshot()
 	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms), p("stop", 4*s, s), p("teardown", 3*s, 300*ms)}; !reflect.DeepEqual(got.Phases, want) {
 		t.Errorf("phases in the teardown = %v, want %v", got.Phases, want)
 	}
-	if len(got.Hooks) != 1 || got.Hooks[0].Name != "pool" || got.Hooks[0].Actual != 200*ms {
+	if len(got.Hooks) != 1 || got.Hooks[0].Name != "http" || got.Hooks[0].Actual != s {
 		t.Errorf("Snapshot().Hooks = %+v", got.Hooks)
 	}
-
-	r := c.Finish()
+	close(leaveTeardown)
+	if err := waittest.Recv(t, done, eventTimeout, "Stop to return"); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := c.Telemetry().Report()
 	clk.Advance(time.Hour) // after the report nothing counts up any more
-	got = c.Snapshot()
+	got = c.Telemetry().Snapshot()
 	if got.State != lifecycle.StateStopped || !reflect.DeepEqual(got.Phases, r.Phases) {
-		t.Errorf("Snapshot() after Finish = %+v, want the report's phases %v", got, r.Phases)
+		t.Errorf("Snapshot() after the report = %+v, want the report's phases %v", got, r.Phases)
 	}
 	// A snapshot is a copy.
-	got.Cut["requests"] = 99
+	got.Cut[lifecycle.CutRequests] = 99
 	got.Hooks[0].Name = "changed"
-	if again := c.Snapshot(); again.Cut["requests"] != 1 || again.Hooks[0].Name != "pool" {
+	if again := c.Telemetry().Snapshot(); again.Cut[lifecycle.CutRequests] != 1 || again.Hooks[0].Name != "http" {
 		t.Error("the snapshot shares its maps or slices with the coordinator")
 	}
 }
@@ -384,7 +332,7 @@ func TestReportReason(t *testing.T) {
 		name string
 		// give begins the drain of a started app; nil: app.Stop alone.
 		give     func(t *testing.T, c *lifecycle.Coordinator, sd fx.Shutdowner)
-		decorate bool // with lifecycle.DrainOnShutdown
+		decorate bool // with lifecycle.AppOptions
 		want     string
 	}{
 		{name: "app stopping", want: lifecycle.ReasonAppStopping},
@@ -407,14 +355,14 @@ func TestReportReason(t *testing.T) {
 					t.Error(err)
 				}
 				// D0 is the Shutdown call itself, before fx stops anything.
-				if _, reason := c.D0(); reason != lifecycle.ReasonShutdowner || !waittest.Closed(c.DrainStarted()) {
-					t.Errorf("after Shutdown: reason %q, drain started %v", reason, waittest.Closed(c.DrainStarted()))
+				if reason := c.Telemetry().Snapshot().Reason; reason != lifecycle.ReasonShutdowner || !waittest.Closed(c.Reached(lifecycle.StateDraining)) {
+					t.Errorf("after Shutdown: reason %q, drain started %v", reason, waittest.Closed(c.Reached(lifecycle.StateDraining)))
 				}
 			},
 			want: lifecycle.ReasonShutdowner,
 		},
 		{
-			name: "shutdowner without DrainOnShutdown",
+			name: "shutdowner without AppOptions",
 			give: func(t *testing.T, c *lifecycle.Coordinator, sd fx.Shutdowner) {
 				if err := sd.Shutdown(); err != nil {
 					t.Error(err)
@@ -433,16 +381,12 @@ func TestReportReason(t *testing.T) {
 			)
 			opts := []fx.Option{
 				fx.NopLogger,
-				fx.Supply(lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.NoDelay, TeardownReserve: 100 * ms, Margin: 100 * ms, IgnoreSignals: true}, log),
+				fx.Supply(lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, TeardownReserve: 100 * ms, Margin: 100 * ms, IgnoreSignals: true}, log),
 				lifecycle.Module,
 				fx.Populate(&c, &sd),
-				// As httpmod's OnStop does: the stop passes through the drain.
-				fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator) {
-					lc.Append(fx.Hook{OnStop: c.DrainAndWait})
-				}),
 			}
 			if tt.decorate {
-				opts = append(opts, lifecycle.DrainOnShutdown)
+				opts = append(opts, lifecycle.AppOptions)
 			}
 			app := fxtest.New(t, opts...)
 			app.RequireStart()
@@ -452,7 +396,7 @@ func TestReportReason(t *testing.T) {
 			}
 			app.RequireStop()
 
-			r, ok := c.Report()
+			r, ok := c.Telemetry().Report()
 			if !ok || r.Reason != tt.want || r.D0.IsZero() || r.ExitCode != 0 || len(r.Phases) != 4 {
 				t.Errorf("Report() = %+v, %v; want reason %q", r, ok, tt.want)
 			}

@@ -29,18 +29,19 @@ func kill(t *testing.T, sig syscall.Signal) {
 func TestSignalFirstDrainsThenShuts(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	exits := make(chan int, 2)
-	c, clk, logs := newFake(t, testConfig(), lifecycle.WithExit(func(code int) { exits <- code }))
-	c.MarkStarted()
 	var calls atomic.Int32
 	shut := make(chan struct{}, 2)
-	stop := c.HandleSignals(func() error { calls.Add(1); shut <- struct{}{}; return errors.New("not running") })
+	c, clk, logs := newFake(t, testConfig(), lifecycle.WithExit(func(code int) { exits <- code }),
+		lifecycle.WithShutdown(func() error { calls.Add(1); shut <- struct{}{}; return errors.New("not running") }))
+	c.MarkStarted()
+	stop := c.HandleSignals()
 
 	kill(t, syscall.SIGTERM)
-	waittest.Recv(t, c.DrainStarted(), eventTimeout, "the signal to begin the drain")
-	if _, reason := c.D0(); reason != "signal terminated" {
+	waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "the signal to begin the drain")
+	if reason := c.Telemetry().Snapshot().Reason; reason != "signal terminated" {
 		t.Errorf("reason = %q, want \"signal terminated\"", reason)
 	}
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2*s - ms)
 	select {
 	case <-shut:
@@ -50,6 +51,9 @@ func TestSignalFirstDrainsThenShuts(t *testing.T) {
 	clk.Advance(ms)
 	waittest.Recv(t, shut, eventTimeout, "the shutdown call after the drain")
 	waitLog(t, logs, "shutdown request") // its error is logged
+	// After the drain the handler asked for the stop: the timeline runs
+	// to the report without anyone else.
+	waittest.Recv(t, c.Reached(lifecycle.StateStopped), eventTimeout, "the report")
 	stop()
 	stop()                      // idempotent
 	goleak.VerifyNone(t, leaks) // the handler's goroutine is gone
@@ -85,14 +89,15 @@ func TestSignalSecondExits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			leaks := goleak.IgnoreCurrent()
 			exits := make(chan int, 2)
-			c, _, logs := newFake(t, testConfig(), lifecycle.WithExit(func(code int) { exits <- code }))
-			c.MarkStarted()
 			var calls atomic.Int32
-			stop := c.HandleSignals(func() error { calls.Add(1); return nil })
+			c, _, logs := newFake(t, testConfig(), lifecycle.WithExit(func(code int) { exits <- code }),
+				lifecycle.WithShutdown(func() error { calls.Add(1); return nil }))
+			c.MarkStarted()
+			stop := c.HandleSignals()
 
 			kill(t, tt.giveFirst)
-			waittest.Recv(t, c.DrainStarted(), eventTimeout, "the first signal to begin the drain")
-			if _, reason := c.D0(); reason != tt.wantReason {
+			waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "the first signal to begin the drain")
+			if reason := c.Telemetry().Snapshot().Reason; reason != tt.wantReason {
 				t.Errorf("reason = %q, want %q", reason, tt.wantReason)
 			}
 			kill(t, tt.giveSecond)
@@ -104,7 +109,7 @@ func TestSignalSecondExits(t *testing.T) {
 				t.Errorf("second signal logged as %v %v", e.Level, e.ContextMap())
 			}
 			stop()
-			c.Close() // ends the drain timer the first signal started
+			stopNow(t, c) // ends the drain timer the first signal started
 			goleak.VerifyNone(t, leaks)
 			if calls.Load() != 0 {
 				t.Error("shutdown called though the drain never ended")
@@ -116,18 +121,20 @@ func TestSignalSecondExits(t *testing.T) {
 func TestSignalAfterPrestop(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	exits := make(chan int, 1)
-	c, clk, _ := newFake(t, testConfig(), lifecycle.WithExit(func(code int) { exits <- code }))
+	shut := make(chan struct{}, 2)
+	c, clk, _ := newFake(t, testConfig(), lifecycle.WithExit(func(code int) { exits <- code }),
+		lifecycle.WithShutdown(func() error { shut <- struct{}{}; return nil }))
 	c.MarkStarted()
 	c.BeginDrain("prestop")
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
-	waittest.Recv(t, c.DrainDone(), eventTimeout, "the preStop drain")
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the preStop drain")
 
-	shut := make(chan struct{}, 2)
-	stop := c.HandleSignals(func() error { shut <- struct{}{}; return nil })
+	stop := c.HandleSignals()
 	kill(t, syscall.SIGTERM)
 	// No clock advance: the kubelet's SIGTERM after preStop adds no delay.
 	waittest.Recv(t, shut, eventTimeout, "shutdown at once")
+	waittest.Recv(t, c.Reached(lifecycle.StateStopped), eventTimeout, "the report")
 	stop()
 	goleak.VerifyNone(t, leaks)
 	select {
@@ -135,18 +142,18 @@ func TestSignalAfterPrestop(t *testing.T) {
 		t.Errorf("exit(%d) called", code)
 	default:
 	}
-	if _, reason := c.D0(); reason != "prestop" {
+	if reason := c.Telemetry().Snapshot().Reason; reason != "prestop" {
 		t.Errorf("reason = %q, want \"prestop\"", reason)
 	}
 }
 
 func TestSignalStopWithoutSignal(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
-	c, _, _ := newFake(t, testConfig())
-	stop := c.HandleSignals(func() error { t.Error("shutdown called"); return nil })
+	c, _, _ := newFake(t, testConfig(), lifecycle.WithShutdown(func() error { t.Error("shutdown called"); return nil }))
+	stop := c.HandleSignals()
 	stop()
 	goleak.VerifyNone(t, leaks)
-	if c.Draining() {
+	if (c.State() >= lifecycle.StateDraining) {
 		t.Error("draining without a signal")
 	}
 }
