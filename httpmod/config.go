@@ -46,11 +46,6 @@ type Config struct {
 // [Config.Validate] returns.
 var ErrConfig = errors.New("httpmod: invalid config")
 
-type configError struct{ msg string }
-
-func (e *configError) Error() string        { return "httpmod: " + e.msg }
-func (e *configError) Is(target error) bool { return target == ErrConfig }
-
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
 	if c.Addr == "" {
@@ -80,7 +75,7 @@ func (c Config) Validate() error {
 	bad.Negative("IdleTimeout", c.IdleTimeout)
 	bad.NegativeInt("MaxHeaderBytes", int64(c.MaxHeaderBytes))
 	if len(bad) > 0 {
-		return &configError{bad.String()}
+		return confcheck.NewError(ErrConfig, "httpmod: "+bad.String())
 	}
 	return nil
 }

@@ -14,8 +14,11 @@
 // reason than a stop, the error is logged and the function given with
 // [WithServeError] is called; under fx it stops the app with exit code 1.
 // Every connection accepted is reported to
-// [lifecycle.Coordinator.NoteAccept] (once per connection, not per
-// request), which ends the adaptive drain once connections stop arriving.
+// [lifecycle.Telemetry.NoteAccept] (once per connection, not per
+// request), which ends the adaptive drain once connections stop arriving,
+// and every request counts as an arrival
+// ([lifecycle.Telemetry.TrackArrivals]), from which the adaptive drain
+// learns this pod's traffic.
 //
 // [Config] sets the address and timeouts; ReadTimeout and WriteTimeout
 // default to none because streamed responses need that. With [Config.H2C]
@@ -27,8 +30,9 @@
 // Every request passes through a middleware in front of echo that:
 //
 //   - counts the requests in flight ([Server.InFlight], registered with
-//     [lifecycle.Coordinator.TrackInFlight] as "requests");
-//   - once the drain has begun ([lifecycle.Coordinator.Draining]), sets
+//     [lifecycle.Telemetry.TrackInFlight] as "requests");
+//   - once the drain has begun (the coordinator's state is
+//     [lifecycle.StateDraining] or later), sets
 //     Connection: close on the response, so net/http closes the connection
 //     after it and a keep-alive client reconnects through the proxy, which
 //     sends it to another pod (over HTTP/2 the same header makes net/http
@@ -46,30 +50,44 @@
 //
 // # The stop
 //
-// [Server.Stop] (the module's OnStop) first calls
-// [lifecycle.Coordinator.DrainAndWait], so the drain happens however the
-// stop began — app.Run and a signal, a preStop call, fxtest — then calls
-// [net/http.Server.Shutdown] with the deadline
-// [lifecycle.Coordinator.StopDeadline]. What is still in flight at the
+// The coordinator runs the shutdown timeline; the server takes part in it.
+// [New] registers the server's stop participant ("http",
+// [lifecycle.Coordinator.AtStop]) and a switch made when the stop phase
+// begins ([lifecycle.Coordinator.OnState] with [lifecycle.StateStopping]):
+// keep-alives off, so that from then on every response ends its
+// connection.
+//
+// When the stop phase begins — after the drain, whatever began it: a
+// preStop call, a signal, app.Stop, fxtest — the participant calls
+// [net/http.Server.Shutdown], bounded by the stop deadline (D0 +
+// GracePeriod − TeardownReserve − Margin). What is still in flight at the
 // deadline is cut with [net/http.Server.Close], counted with
-// [lifecycle.Coordinator.RecordCut] and logged once ("requests cut"); the
-// coordinator's report then makes the exit code 1. Stop never waits past
-// the deadline nor past its context.
+// [lifecycle.Telemetry.RecordCut] ([lifecycle.CutRequests]) and logged
+// once ("requests cut"); the coordinator's report then makes the exit code
+// 1. A server that never started has nothing to stop.
+//
+// [Server.Stop] (the module's OnStop) is [lifecycle.Coordinator.Stop]: it
+// asks for the stop and waits for the whole timeline, drain, stop phase and
+// teardown, until the report is out. Every drainfx module's OnStop does the
+// same, so the order in which fx calls them does not matter. Stop never
+// waits past its context: if it ends first, the drain is cut short and
+// the stop deadline comes at once.
 //
 // # Long-lived handlers
 //
 // [net/http.Server.Shutdown] does not cancel request contexts, so a
 // handler that streams (SSE, long polling) would hold the stop until its
 // deadline and be cut. Such a handler must end its stream when the stop
-// phase begins: select on [lifecycle.Coordinator.Stopping] (or derive from
-// [lifecycle.Coordinator.StopContext]), send a last event, and return.
-// For WebSocket and SSE sessions, package wsmod does this for you.
+// phase begins: select on the coordinator's
+// Reached([lifecycle.StateStopping]), send a last event, and return. For
+// WebSocket and SSE sessions, package wsmod does this for you.
 //
+//	stopping := coord.Reached(lifecycle.StateStopping)
 //	for {
 //		select {
 //		case ev := <-events:
 //			// write ev and flush
-//		case <-coord.Stopping():
+//		case <-stopping:
 //			return nil // the chunked body ends cleanly
 //		case <-c.Request().Context().Done():
 //			return nil
@@ -90,7 +108,8 @@
 //     [Server.InFlight], and one still running at the stop deadline is
 //     counted as a cut request. End them when the stop phase begins (wsmod).
 //   - Shutdown polls for idle connections at an interval that grows to
-//     500 ms, so Stop may return up to that long after the last request.
+//     500 ms, so the stop phase may end up to that long after the last
+//     request.
 //   - A panic after the handler has begun its response cannot become a
 //     500: the response ends where the handler stopped (as with echo's
 //     Recover middleware) and net/http logs a superfluous WriteHeader.
@@ -98,5 +117,5 @@
 //     with [Server.Echo] before [Server.Start]; do not call the echo
 //     instance's own Start or Shutdown.
 //   - One Server per [lifecycle.Coordinator]: a second one would register
-//     a second "requests" gauge.
+//     a second "requests" gauge and a second "http" stop participant.
 package httpmod

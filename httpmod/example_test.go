@@ -30,8 +30,9 @@ func Example() {
 	app := fx.New(
 		fx.NopLogger,
 		lifecycle.Module,
+		lifecycle.AppOptions, // serving once started (the bundle in package modules has it)
 		httpmod.Module,
-		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}),
+		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true}),
 		fx.Supply(httpmod.Config{Addr: "127.0.0.1:0"}),
 		httpmod.AsRoute(newHello),
 		fx.Populate(&srv),
@@ -66,7 +67,7 @@ func Example() {
 
 // Without fx: build the coordinator and the server, then start and stop.
 func ExampleNew() {
-	coord, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.NoDelay})
+	coord, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -86,10 +87,10 @@ func ExampleNew() {
 	}
 	coord.MarkStarted()
 
-	if err := srv.Stop(ctx); err != nil { // drains, then shuts down
+	if err := srv.Stop(ctx); err != nil { // drains, stops, tears down: the report is out
 		fmt.Println(err)
 	}
-	report := coord.Finish()
+	report, _ := coord.Telemetry().Report()
 	fmt.Println("clean:", report.Clean(), "drain ended by:", report.DrainEndedBy)
 	// Output:
 	// clean: true drain ended by: delay

@@ -10,7 +10,6 @@ import (
 
 	"github.com/drainfx/drainfx/httpmod"
 	"github.com/drainfx/drainfx/internal/waittest"
-	"github.com/drainfx/drainfx/lifecycle"
 )
 
 // An h2c client multiplexes its requests over one connection, so a
@@ -19,7 +18,7 @@ import (
 // (through the proxy, to another pod) — with every response intact.
 func TestH2CDrainMovesClientsWithGOAWAY(t *testing.T) {
 	t.Parallel()
-	s, c := startServer(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, httpmod.Config{H2C: true},
+	s, c := startServer(t, quick, httpmod.Config{H2C: true},
 		routes(func(e *echo.Echo) { e.GET("/", okHandler) }))
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)

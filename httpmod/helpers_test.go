@@ -20,8 +20,13 @@ import (
 // never the expected path.
 const waitTimeout = 10 * time.Second
 
+// quick is a budget whose drain ends at once: no delay, no quiet period.
+var quick = lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None}
+
 // startServer builds a coordinator for lcfg and a started server for cfg
-// (on 127.0.0.1:0 unless cfg says otherwise). Cleanup stops both.
+// (on 127.0.0.1:0 unless cfg says otherwise), and marks the service
+// started, so that a drain is a drain (a service that never served has
+// nothing to drain). Cleanup stops both.
 func startServer(t *testing.T, lcfg lifecycle.Config, cfg httpmod.Config, opts ...httpmod.Option) (*httpmod.Server, *lifecycle.Coordinator) {
 	t.Helper()
 	c, err := lifecycle.New(lcfg)
@@ -36,17 +41,34 @@ func startServer(t *testing.T, lcfg lifecycle.Config, cfg httpmod.Config, opts .
 		t.Fatalf("httpmod.New: %v", err)
 	}
 	if err := s.Start(context.Background()); err != nil {
+		_ = c.Stop(context.Background()) // nothing served: no drain
 		t.Fatalf("Start: %v", err)
 	}
+	c.MarkStarted()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
 		if err := s.Stop(ctx); err != nil {
 			t.Errorf("Stop: %v", err)
 		}
-		c.Finish()
 	})
 	return s, c
+}
+
+// waitReport waits for c's report, after a Stop that returned early (its ctx
+// ended) or that another goroutine runs.
+func waitReport(t *testing.T, c *lifecycle.Coordinator) lifecycle.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		t.Fatalf("waiting for the report: %v", err)
+	}
+	r, ok := c.Telemetry().Report()
+	if !ok {
+		t.Fatal("no report after Stop")
+	}
+	return r
 }
 
 // routes registers fn as the server's only route set.

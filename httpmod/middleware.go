@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/lifecycle"
 )
 
 // ServeHTTP serves r through the drain middleware, then the echo instance.
@@ -16,8 +18,8 @@ import (
 // echo middleware on purpose: echo v4 applies its middleware chain on every
 // request, which allocates a closure per middleware per request, while this
 // costs two atomic adds (the in-flight count, which is also the adaptive
-// drain's arrival count), one atomic load and a deferred call, and no
-// allocation while not draining.
+// drain's arrival count), one atomic load (the coordinator's state) and a
+// deferred call, and no allocation while not draining.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.work.Begin()
 	defer func() {
@@ -36,7 +38,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(v)
 		}
 	}()
-	if s.c.Draining() && !isUpgrade(r.Header) {
+	if s.c.State() >= lifecycle.StateDraining && !isUpgrade(r.Header) {
 		// net/http closes the connection after a response whose handler
 		// set Connection: close (HTTP/2 sends GOAWAY instead). Set
 		// allocates the value, only while draining; one shared []string

@@ -1,6 +1,7 @@
 package httpmod_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -37,14 +38,24 @@ func BenchmarkMiddleware(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(c.Close) // ends the drain timer's goroutine
+		b.Cleanup(func() {
+			// An ended ctx cuts the drain short; the second Stop waits
+			// for the timeline's goroutines.
+			ended, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = c.Stop(ended)
+			if err := c.Stop(context.Background()); err != nil {
+				b.Error(err)
+			}
+		})
 		s, err := httpmod.New(httpmod.Config{}, c,
 			httpmod.WithRoutes(httpmod.RouteFunc(func(e *echo.Echo) { e.GET("/", handler) })))
 		if err != nil {
 			b.Fatal(err)
 		}
 		if drain {
-			c.BeginDrain("benchmark")
+			c.MarkStarted()
+			c.BeginDrain("benchmark") // a 5s drain at least: draining throughout
 		}
 		return s
 	}

@@ -12,7 +12,9 @@ const routesGroup = `group:"drainfx.httpmod.routes"`
 
 // Module provides the [*Server] built from the [Config] in the graph (zero
 // Config if none) and the [Route]s provided with [AsRoute], and runs it:
-// [Server.Start] in OnStart, [Server.Stop] in OnStop. It needs
+// [Server.Start] in OnStart, [Server.Stop] in OnStop (which waits for the
+// coordinator's whole shutdown timeline; the server's own stop is its stop
+// participant). It needs
 // [lifecycle.Module] (or another provider of [*lifecycle.Coordinator]).
 // The server is built even if nothing asks for it.
 var Module = fx.Module("http",

@@ -16,9 +16,9 @@ import (
 )
 
 // InFlightGauge is the name under which a [Server] registers its in-flight
-// request count with [lifecycle.Coordinator.TrackInFlight], and the kind of
-// work it passes to [lifecycle.Coordinator.RecordCut].
-const InFlightGauge = "requests"
+// request count with [lifecycle.Telemetry.TrackInFlight]. It is also the
+// kind of work it cuts at the stop deadline: [lifecycle.CutRequests].
+const InFlightGauge = string(lifecycle.CutRequests)
 
 var (
 	errNoCoordinator  = errors.New("httpmod: nil *lifecycle.Coordinator")
@@ -65,11 +65,11 @@ type Server struct {
 	srv          *http.Server
 	routes       []Route
 	onServeError func(error)
-	noteAccept   func(net.Addr) // c.NoteAccept; a field so tests can count
+	noteAccept   func(net.Addr) // c.Telemetry().NoteAccept; a field so tests can count
 
 	work srvstate.Work // requests begun and ended: the in-flight count and the arrivals
 
-	state     *srvstate.State // started once, stopped once, a stop-phase participant in between
+	state     *srvstate.State // started once, stopped once (by the stop participant)
 	serveDone chan struct{}   // closed when the serve goroutine has returned; set by start, read by stop (state orders them)
 
 	mu sync.Mutex
@@ -77,7 +77,9 @@ type Server struct {
 }
 
 // New builds a server for cfg whose drain follows c, with its routes
-// registered. It does not listen yet: [Server.Start] does. It fails with an
+// registered, and registers it with c: its stop participant "http"
+// ([lifecycle.Coordinator.AtStop]), its in-flight gauge and its arrival
+// counter. It does not listen yet: [Server.Start] does. It fails with an
 // error matching [ErrConfig] if cfg is invalid.
 func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) {
 	if c == nil {
@@ -87,12 +89,13 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
+	tel := c.Telemetry()
 	s := &Server{
 		cfg:        cfg,
 		c:          c,
 		log:        zap.NewNop(),
-		noteAccept: c.NoteAccept,
-		state:      srvstate.New(c.JoinStop, errAlreadyStarted),
+		noteAccept: tel.NoteAccept,
+		state:      srvstate.New(errAlreadyStarted),
 	}
 	for _, o := range opts {
 		o(s)
@@ -124,20 +127,26 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          errLog,
 	}
-	// From the stop phase on, a response ends its connection: a stream that
-	// the session registry (wsmod) ends then closes its keep-alive
-	// connection instead of leaving it open for a reconnect that this
-	// stopping pod would refuse. Shutdown, a moment later, closes the idle
-	// connections anyway.
-	c.BeforeStop(func() { s.srv.SetKeepAlivesEnabled(false) })
 	if cfg.H2C {
 		var p http.Protocols
 		p.SetHTTP1(true)
 		p.SetUnencryptedHTTP2(true)
 		s.srv.Protocols = &p
 	}
-	c.TrackInFlight(InFlightGauge, s.InFlight)
-	c.TrackArrivals(s.work.Begun)
+
+	// Registered last, once nothing can fail: the coordinator holds on to
+	// what it is given.
+	//
+	// From the stop phase on, a response ends its connection: a stream that
+	// the session registry (wsmod) ends then closes its keep-alive
+	// connection instead of leaving it open for a reconnect that this
+	// stopping pod would refuse. The switch happens in the transition,
+	// before any stop participant runs; Shutdown, a moment later, closes
+	// the idle connections anyway.
+	c.OnState(lifecycle.StateStopping, func() { s.srv.SetKeepAlivesEnabled(false) })
+	c.AtStop("http", s.stopPhase)
+	tel.TrackInFlight(InFlightGauge, s.InFlight)
+	tel.TrackArrivals(s.work.Begun)
 	return s, nil
 }
 
@@ -162,8 +171,8 @@ func (s *Server) Addr() net.Addr {
 }
 
 // Start listens on [Config.Addr] synchronously, so that a bad or busy
-// address fails here, then serves in a goroutine that [Server.Stop] waits
-// for. A server starts once.
+// address fails here, then serves in a goroutine that the stop phase waits
+// for. A server starts once, and not at all once its stop phase has come.
 func (s *Server) Start(ctx context.Context) error { return s.state.Start(ctx, s.start) }
 
 // start is Start's work, run by s.state once.
@@ -194,48 +203,58 @@ func (s *Server) serve(ln net.Listener, done chan<- struct{}) {
 	}
 }
 
-// Stop drains and stops the server, never later than the coordinator's stop
-// deadline (nor later than ctx):
+// Stop stops the service and waits for it: it is the coordinator's
+// [lifecycle.Coordinator.Stop], which begins the drain if nothing has yet,
+// lets it run its course, runs the stop phase — this server's part of it
+// among the others' — and the teardown, and returns once the report is
+// out. It is the module's OnStop; without fx, call it (or the
+// coordinator's Stop) once to shut down. Stop stops the whole service, not
+// this server alone.
 //
-//  1. [lifecycle.Coordinator.DrainAndWait]: begins the drain if nothing has
-//     yet, waits for the drain phase to end, and begins the stop phase;
-//  2. [net/http.Server.Shutdown] with the deadline
-//     [lifecycle.Coordinator.StopDeadline]: the listener closes, idle
+// The server's own part is its stop participant, which the coordinator
+// calls when the stop phase begins:
+//
+//  1. [net/http.Server.Shutdown], bounded by the stop deadline (D0 +
+//     GracePeriod − TeardownReserve − Margin): the listener closes, idle
 //     connections close, active requests finish;
-//  3. at the deadline, [net/http.Server.Close]: the requests still in flight
-//     are cut, counted with [lifecycle.Coordinator.RecordCut] (kind
-//     "requests") and logged once;
-//  4. waits for the serve goroutine.
+//  2. at the deadline, [net/http.Server.Close]: the requests still in
+//     flight are cut, counted with [lifecycle.Telemetry.RecordCut]
+//     ([lifecycle.CutRequests]) and logged once;
+//  3. it waits for the serve goroutine.
 //
 // A cut is not an error of Stop: the coordinator's report carries it and
-// makes the exit code 1. Stop returns ctx's error if ctx ended first. A
-// Stop without Start returns nil; a second Stop waits for the first.
-func (s *Server) Stop(ctx context.Context) error { return s.state.Stop(ctx, s.stop) }
+// makes the exit code 1. If ctx ends first, the drain is cut short, the
+// stop deadline comes at once (what is in flight is cut), and Stop returns
+// ctx's error without waiting for the rest. A Stop without Start stops the
+// coordinator all the same; a second Stop waits for the first.
+func (s *Server) Stop(ctx context.Context) error {
+	if err := s.c.Stop(ctx); err != nil {
+		return fmt.Errorf("http stop: %w", err)
+	}
+	return nil
+}
 
-// stop is Stop's work, run by s.state once.
+// stopPhase is the server's stop participant: ctx ends at the stop
+// deadline (or sooner, if the ctx of the coordinator's Stop ends). It
+// returns nil at once for a server that never started.
+func (s *Server) stopPhase(ctx context.Context) error { return s.state.Stop(ctx, s.stop) }
+
+// stop is the stop participant's work, run by s.state once, for a server
+// that has started.
 func (s *Server) stop(ctx context.Context) error {
-	// The drain's own error is ctx's; Shutdown below sees the same ctx and
-	// turns it into a cut, so Stop never waits past it.
-	_ = s.c.DrainAndWait(ctx)
-
-	deadline := s.c.StopDeadline()
-	sctx, cancel := s.c.StopPhaseContext(ctx) // ends at deadline, or with ctx
-	defer cancel()
-
-	start := s.c.Clock().Now()
-	err := s.srv.Shutdown(sctx)
-	if sctx.Err() != nil && err != nil {
+	deadline, _ := ctx.Deadline()
+	clk := s.c.Clock()
+	start := clk.Now()
+	err := s.srv.Shutdown(ctx)
+	if ctx.Err() != nil && err != nil {
 		// Shutdown gave up: whatever is still in flight is cut.
 		cut := s.work.InFlight()
 		_ = s.srv.Close() // its only error is closing the already closed listener
-		srvstate.RecordCut(s.c, s.log, InFlightGauge, cut, deadline)
+		srvstate.RecordCut(s.c, s.log, lifecycle.CutRequests, cut, deadline)
 		err = nil
 	}
 	<-s.serveDone
-	s.log.Info("http stopped", zap.Duration("took", s.c.Clock().Since(start)))
-	if ctx.Err() != nil {
-		return fmt.Errorf("http stop: %w", ctx.Err())
-	}
+	s.log.Info("http stopped", zap.Duration("took", clk.Now().Sub(start)))
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("http shutdown: %w", err)
 	}

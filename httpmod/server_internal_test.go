@@ -17,6 +17,20 @@ import (
 
 const waitTimeout = 10 * time.Second
 
+// quick is a budget whose drain ends at once.
+var quick = lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None}
+
+// stopCoordinator stops c at the end of a test (its report is out when it
+// returns).
+func stopCoordinator(t *testing.T, c *lifecycle.Coordinator) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		t.Errorf("coordinator Stop: %v", err)
+	}
+}
+
 // closeListener breaks the server's listener under net/http's feet, so
 // that Serve fails with an error other than ErrServerClosed.
 func closeListener(t *testing.T, s *Server) {
@@ -31,11 +45,11 @@ func closeListener(t *testing.T, s *Server) {
 
 func TestServeErrorIsReported(t *testing.T) {
 	t.Parallel()
-	c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.NoDelay})
+	c, err := lifecycle.New(quick)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Finish()
+	defer stopCoordinator(t, c)
 	serveErr := make(chan error, 1)
 	s, err := New(Config{Addr: "127.0.0.1:0"}, c, WithServeError(func(err error) { serveErr <- err }))
 	if err != nil {
@@ -64,7 +78,7 @@ func TestServeErrorShutsDownTheApp(t *testing.T) {
 	app := fxtest.New(t,
 		lifecycle.Module,
 		Module,
-		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}),
+		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true}),
 		fx.Supply(Config{Addr: "127.0.0.1:0"}),
 		fx.Populate(&s),
 	).RequireStart()
@@ -84,11 +98,11 @@ func TestServeErrorShutsDownTheApp(t *testing.T) {
 // once per connection: keep-alive requests do not count again.
 func TestNoteAcceptOncePerConnection(t *testing.T) {
 	t.Parallel()
-	c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.NoDelay})
+	c, err := lifecycle.New(quick)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Finish()
+	defer stopCoordinator(t, c)
 	s, err := New(Config{Addr: "127.0.0.1:0"}, c, WithRoutes(RouteFunc(func(e *echo.Echo) {
 		e.GET("/", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
 	})))

@@ -33,19 +33,26 @@ func (g *greeter) Register(e *echo.Echo) {
 
 func TestModule(t *testing.T) {
 	t.Parallel()
-	var srv *httpmod.Server
+	var (
+		srv   *httpmod.Server
+		coord *lifecycle.Coordinator
+	)
 	app := fxtest.New(t,
 		lifecycle.Module,
 		httpmod.Module,
-		fx.Supply(lifecycle.Config{DrainDelay: 50 * time.Millisecond, IgnoreSignals: true}),
+		fx.Supply(lifecycle.Config{DrainDelay: 50 * time.Millisecond, DrainQuiet: lifecycle.None, IgnoreSignals: true}),
+		lifecycle.AppOptions, // serving once started: the drain is a drain
 		fx.Supply(httpmod.Config{Addr: "127.0.0.1:0"}),
 		fx.Supply("hello"),
 		httpmod.AsRoute(newGreeter),
 		httpmod.AsRoute(func() httpmod.RouteFunc {
 			return func(e *echo.Echo) { e.GET("/", okHandler) }
 		}),
-		fx.Populate(&srv),
+		fx.Populate(&srv, &coord),
 	).RequireStart()
+	if st := coord.State(); st != lifecycle.StateServing {
+		t.Fatalf("state after start = %v, want serving", st)
+	}
 
 	client := newClient(t)
 	tests := []struct {
@@ -64,6 +71,12 @@ func TestModule(t *testing.T) {
 	app.RequireStop()
 	if got := srv.InFlight(); got != 0 {
 		t.Errorf("InFlight after stop = %d, want 0", got)
+	}
+	// The server took part in the stop phase, after a real drain.
+	r, _ := coord.Telemetry().Report()
+	if r.DrainEndedBy != lifecycle.DrainEndedDelay || len(r.Hooks) != 1 || r.Hooks[0].Name != "http" ||
+		r.Hooks[0].Phase != lifecycle.PhaseStop || r.Hooks[0].Err != "" {
+		t.Errorf("report: drain ended by %q, hooks %+v; want delay and the http stop participant", r.DrainEndedBy, r.Hooks)
 	}
 }
 
@@ -143,8 +156,16 @@ func TestStartFailsOnBadAddress(t *testing.T) {
 			if s.Addr() != nil {
 				t.Errorf("Addr after a failed Start = %v, want nil", s.Addr())
 			}
+			// The coordinator calls the stop participant all the same: it
+			// returns at once, and the service stops cleanly.
 			if err := s.Stop(context.Background()); err != nil {
 				t.Errorf("Stop after a failed Start: %v", err)
+			}
+			if r, _ := c.Telemetry().Report(); !r.Clean() || len(r.Hooks) != 1 || r.Hooks[0].Err != "" {
+				t.Errorf("report after a failed Start: %+v", r)
+			}
+			if err := s.Start(context.Background()); err == nil {
+				t.Error("Start after Stop succeeded")
 			}
 		})
 	}
@@ -152,9 +173,52 @@ func TestStartFailsOnBadAddress(t *testing.T) {
 
 func TestStartTwice(t *testing.T) {
 	t.Parallel()
-	s, _ := startServer(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, httpmod.Config{})
+	s, _ := startServer(t, quick, httpmod.Config{})
 	if err := s.Start(context.Background()); err == nil {
 		t.Error("second Start succeeded")
+	}
+}
+
+// From the stop phase on, responses end their connection. The switch is
+// made in the transition into the stop phase, before any stop participant
+// (the server's Shutdown among them) runs: a request that arrived while
+// serving, answered from a callback registered after the server's in that
+// transition, gets Connection: close although the server is not shutting
+// down yet.
+func TestKeepAlivesOffInTheStopPhase(t *testing.T) {
+	t.Parallel()
+	h := newStuck()
+	s, c := startServer(t, quick, httpmod.Config{}, h.route())
+	rc := dialRaw(t, s.Addr())
+	if _, err := io.WriteString(rc.conn, "GET /block HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waittest.Recv(t, h.entered, waitTimeout, "the handler") // arrived while serving
+	type result struct {
+		status int
+		close  bool
+		err    error
+	}
+	got := make(chan result, 1)
+	c.OnState(lifecycle.StateStopping, func() {
+		close(h.release)
+		resp, err := http.ReadResponse(rc.br, nil)
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		got <- result{resp.StatusCode, resp.Close, err}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	res := waittest.Recv(t, got, waitTimeout, "the response in the transition")
+	if res.err != nil || res.status != http.StatusOK || !res.close {
+		t.Errorf("response as the stop phase began: %d close=%v %v, want 200 with Connection: close", res.status, res.close, res.err)
 	}
 }
 
@@ -174,7 +238,7 @@ func TestDrainClosesKeepAliveConnections(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, c := startServer(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay},
+			s, c := startServer(t, quick,
 				httpmod.Config{}, routes(func(e *echo.Echo) { e.GET("/", okHandler) }))
 			rc := dialRaw(t, s.Addr())
 			if resp := rc.do("GET", "/"); resp.StatusCode != http.StatusOK || resp.Close {
@@ -211,7 +275,7 @@ func TestDrainClosesKeepAliveConnections(t *testing.T) {
 // set by the middleware would show.
 func TestDrainKeepsUpgrade(t *testing.T) {
 	t.Parallel()
-	s, c := startServer(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, httpmod.Config{},
+	s, c := startServer(t, quick, httpmod.Config{},
 		routes(func(e *echo.Echo) { e.GET("/ws", switchProtocols) }))
 	c.BeginDrain("test")
 
@@ -278,7 +342,7 @@ func TestSlowRequestOutlivesTheDrain(t *testing.T) {
 	app := fxtest.New(t,
 		lifecycle.Module,
 		httpmod.Module,
-		fx.Supply(lifecycle.Config{DrainDelay: drainDelay, IgnoreSignals: true}),
+		fx.Supply(lifecycle.Config{DrainDelay: drainDelay, DrainQuiet: lifecycle.None, IgnoreSignals: true}),
 		fx.Supply(httpmod.Config{Addr: "127.0.0.1:0"}),
 		httpmod.AsRoute(func() httpmod.RouteFunc {
 			return func(e *echo.Echo) {
@@ -290,7 +354,7 @@ func TestSlowRequestOutlivesTheDrain(t *testing.T) {
 					case <-c.Request().Context().Done():
 						return c.Request().Context().Err()
 					}
-					if !waittest.Closed(coord.DrainDone()) {
+					if !waittest.Closed(coord.Reached(lifecycle.StateDrained)) {
 						return errors.New("the request did not outlive the drain")
 					}
 					return c.String(http.StatusOK, "done")
@@ -299,9 +363,10 @@ func TestSlowRequestOutlivesTheDrain(t *testing.T) {
 		}),
 		fx.Populate(&srv, &coord),
 	).RequireStart()
+	coord.MarkStarted() // lifecycle.AppOptions does it in an app
 
 	coord.BeginDrain("test")
-	d0, _ := coord.D0()
+	d0 := coord.Telemetry().Snapshot().D0
 	// Begin the request just before the drain ends: a point on the
 	// timeline, not a guess at an event.
 	time.Sleep(time.Until(d0.Add(drainDelay - 100*time.Millisecond)))
@@ -335,10 +400,10 @@ func TestSlowRequestOutlivesTheDrain(t *testing.T) {
 	if done := waittest.Recv(t, handlerDone, waitTimeout, "the handler's end"); stopped.Before(done) {
 		t.Errorf("Stop returned %v before the handler ended", done.Sub(stopped))
 	}
-	if deadline := coord.StopDeadline(); !stopped.Before(deadline) {
+	if deadline := d0.Add(coord.Plan().StopDeadline); !stopped.Before(deadline) {
 		t.Errorf("Stop returned %v after the stop deadline", stopped.Sub(deadline))
 	}
-	if r, _ := coord.Report(); !r.Clean() {
+	if r, _ := coord.Telemetry().Report(); !r.Clean() {
 		t.Errorf("report not clean: %+v", r)
 	}
 }
@@ -351,7 +416,7 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	// stop deadline = D0 + 1s − 200ms − 100ms = D0 + 700ms
 	s, c := startServer(t,
-		lifecycle.Config{GracePeriod: time.Second, DrainDelay: 100 * time.Millisecond,
+		lifecycle.Config{GracePeriod: time.Second, DrainDelay: 100 * time.Millisecond, DrainQuiet: lifecycle.None,
 			TeardownReserve: 200 * time.Millisecond, Margin: 100 * time.Millisecond},
 		httpmod.Config{},
 		httpmod.WithLogger(zap.New(core)),
@@ -364,7 +429,8 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 		t.Errorf("Stop: %v", err)
 	}
 	stopped := time.Now()
-	deadline := c.StopDeadline()
+	r, _ := c.Telemetry().Report()
+	deadline := r.D0.Add(c.Plan().StopDeadline)
 	if stopped.Before(deadline) {
 		t.Errorf("Stop returned %v before the stop deadline", deadline.Sub(stopped))
 	}
@@ -375,8 +441,7 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 	if err := waittest.Recv(t, clientErr, waitTimeout, "the client"); err == nil {
 		t.Error("the cut request succeeded")
 	}
-	r := c.Finish()
-	if r.Cut[httpmod.InFlightGauge] != 1 || r.ExitCode != 1 {
+	if r.Cut[lifecycle.CutRequests] != 1 || r.ExitCode != 1 {
 		t.Errorf("report cut %v exit %d, want requests=1 exit 1", r.Cut, r.ExitCode)
 	}
 	if r.InFlightAtD0[httpmod.InFlightGauge] != 1 {
@@ -395,7 +460,7 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 func TestStopHonoursItsContext(t *testing.T) {
 	t.Parallel()
 	h := newStuck()
-	s, c := startServer(t, lifecycle.Config{}, // 5s drain, stop deadline 26s after D0
+	s, c := startServer(t, lifecycle.Config{}, // 5s drain at least, stop deadline 26s after D0
 		httpmod.Config{},
 		h.route())
 	clientErr := h.request(t, s)
@@ -408,8 +473,10 @@ func TestStopHonoursItsContext(t *testing.T) {
 	if err := waittest.Recv(t, clientErr, waitTimeout, "the client"); err == nil {
 		t.Error("the cut request succeeded")
 	}
-	if r := c.Finish(); r.Cut[httpmod.InFlightGauge] != 1 {
-		t.Errorf("report cut %v, want requests=1", r.Cut)
+	// The rest of the timeline hurries on: the drain was cut short and
+	// the stop deadline came at once.
+	if r := waitReport(t, c); r.Cut[lifecycle.CutRequests] != 1 || r.DrainEndedBy != lifecycle.DrainEndedAbort {
+		t.Errorf("report cut %v, drain ended by %q; want requests=1, abort", r.Cut, r.DrainEndedBy)
 	}
 	close(h.release)
 	waittest.Eventually(t, waitTimeout, func() bool { return s.InFlight() == 0 }, "the cut handler to return")
@@ -418,7 +485,7 @@ func TestStopHonoursItsContext(t *testing.T) {
 func TestPanicAnswers500(t *testing.T) {
 	t.Parallel()
 	core, logs := observer.New(zap.InfoLevel)
-	s, _ := startServer(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, httpmod.Config{},
+	s, _ := startServer(t, quick, httpmod.Config{},
 		httpmod.WithLogger(zap.New(core)),
 		routes(func(e *echo.Echo) {
 			e.GET("/", okHandler)
@@ -482,7 +549,7 @@ func TestH2C(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, c := startServer(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, httpmod.Config{H2C: tt.giveH2C},
+			s, c := startServer(t, quick, httpmod.Config{H2C: tt.giveH2C},
 				routes(func(e *echo.Echo) { e.GET("/", okHandler) }))
 			if tt.giveDrain {
 				c.BeginDrain("test")

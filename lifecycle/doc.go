@@ -4,35 +4,55 @@
 // # The timeline
 //
 // D0 is the first of: a preStop call ([Coordinator.PrestopHandler]), the
-// first SIGTERM, SIGINT or SIGHUP, [go.uber.org/fx.Shutdowner.Shutdown], or
-// the app stopping. From D0:
+// first SIGTERM/SIGINT/SIGHUP, [go.uber.org/fx.Shutdowner.Shutdown], or
+// [Coordinator.Stop]. From D0 the coordinator runs the timeline itself, on
+// one goroutine, through one state per phase ([State]):
 //
-//   - drain (D0 → D0+DrainDelay, or adaptive up to D0+MaxDrainDelay):
+//   - draining (D0 → D0+DrainDelay, or adaptive up to D0+MaxDrainDelay):
 //     /readyz answers 503, every HTTP/1 response carries Connection: close,
 //     everything is still served. A preStop call blocks until it ends.
-//   - stop (→ D0+GracePeriod−TeardownReserve−Margin): keep-alives end
-//     ([Coordinator.BeforeStop]), listeners close, in-flight requests
+//   - drained: waiting for the stop — the gap between the end of a preStop
+//     call and the kubelet's SIGTERM, zero without a hook. If nothing asks
+//     for the stop within GracePeriod of D0, no kubelet is terminating the
+//     pod: the coordinator stops by itself ([ReasonNoStop]).
+//   - stopping (→ D0+GracePeriod−TeardownReserve−Margin): every stop
+//     participant ([Coordinator.AtStop]: the HTTP server, the session
+//     registry, the gRPC server) is called at once, with a context that
+//     ends at the stop deadline; listeners close, in-flight requests
 //     finish, WebSocket and SSE sessions are ended; what is left at the
-//     deadline is cut and counted ([Coordinator.StopPhaseContext]).
-//   - teardown (→ D0+GracePeriod−Margin): the remaining OnStop hooks, in
-//     reverse dependency order, each with a deadline of its own
-//     ([Coordinator.StopHook]). A wrapped hook that fx calls while a server
-//     of the stop phase ([Coordinator.JoinStop]) is still stopping is
-//     queued until the servers have stopped, whatever the order of the
-//     modules in fx.New.
-//   - flush: the shutdown report ([Report]), one zap event; the process
-//     exits 0 if nothing was cut, 1 otherwise.
+//     deadline is cut and counted.
+//   - tearing down (→ D0+GracePeriod−Margin): the teardown hooks
+//     ([Coordinator.AtTeardown]: workers, clients, pools) one after
+//     another, last registered first, each with a deadline of its own.
+//   - stopped: the shutdown report ([Report]), one zap event; under fx the
+//     process exits 0 if nothing was cut, 1 otherwise.
+//
+// # Taking part
+//
+// Modules register with the coordinator in their constructors. Under fx
+// the constructors run in dependency order, so the teardown runs in
+// reverse dependency order whatever the order of the modules in fx.New,
+// and every fx OnStop hook of drainfx only calls [Coordinator.Stop] and
+// waits: the order in which fx calls them does not matter, and the same
+// coordinator drives the same participants without fx.
+//
+// Observers wait on [Coordinator.Reached] (a channel per state) or read
+// [Coordinator.State] (one atomic load). [Coordinator.OnState] is for the
+// few switches that must happen in the transition itself: gRPC health
+// NOT_SERVING at D0, keep-alives off as the stop phase begins.
+// [Coordinator.Telemetry] holds what a shutdown measures — in-flight
+// gauges, session endings, cuts, arrivals, the report — apart from the
+// state machine.
 //
 // # Entry point
 //
-// Plain fx app.Run() is the recommended entry point. fx listens for SIGTERM
-// and SIGINT and begins app.Stop on the first; the coordinator's own handler
-// sees the same signal and records D0 at once (so /readyz flips within
-// milliseconds), and the HTTP module's OnStop begins with
-// [Coordinator.DrainAndWait], so the drain happens however the stop began —
-// under app.Run, under fxtest, or after a preStop call. A second signal
-// exits at once with code 143 (SIGTERM), 130 (SIGINT) or 129 (SIGHUP): the
-// one place drainfx calls [os.Exit].
+// Plain fx app.Run() is the recommended entry point, with [Module] and
+// [AppOptions] (the bundle in package modules has both). fx listens for
+// SIGTERM and SIGINT and begins app.Stop on the first; the coordinator's
+// own handler sees the same signal and records D0 at once (so /readyz flips
+// within milliseconds), and the stop phase follows the drain. A second
+// signal exits at once with code 143 (SIGTERM), 130 (SIGINT) or 129
+// (SIGHUP): the one place drainfx calls [os.Exit].
 //
 // # Signals
 //
@@ -41,15 +61,14 @@
 // handled so that a hangup drains and writes the report instead of killing
 // the process on the spot (exit 129, no report), which is what SIGHUP's
 // default action does. fx's app.Run does not listen for SIGHUP: the
-// coordinator's handler asks the app to stop once the drain phase is over,
-// and the app exits as after SIGTERM (0 if nothing was cut). A service that
-// wants SIGHUP for something else, such as a reload, sets
+// coordinator's handler asks the app to stop once the drain phase is over.
+// A service that wants SIGHUP for something else, such as a reload, sets
 // [Config.IgnoreSignals] and handles the signals itself.
 //
 // # Limits
 //
-// The coordinator does not stop the app after a preStop call: the kubelet
-// sends SIGTERM when preStop returns, and that stops it. Until then the pod
-// stays drained. A stop hook that ignores its context is cut and reported
-// but left running; its result is dropped.
+// A stop participant or teardown hook that ignores its context is cut and
+// reported at its deadline but left running; its result is dropped. A
+// service that never became ready (a start that failed, or that a signal
+// cut short) does not drain: nothing was routed to it.
 package lifecycle

@@ -75,7 +75,7 @@ func TestWebBundle(t *testing.T) {
 		t.Errorf("GET / = %d %q", code, body)
 	}
 	app.RequireStop()
-	r, ok := c.Report()
+	r, ok := c.Telemetry().Report()
 	if !ok || !r.Clean() || r.Reason == "" || len(r.Phases) == 0 {
 		t.Errorf("report after stop = %+v (ok=%v)", r, ok)
 	}

@@ -32,8 +32,8 @@ const (
 // and the value; so is a budget that does not fit the grace period, and so
 // are PORT and ADMIN_PORT that resolve to the same port (defaults included).
 // Unset variables keep the defaults; a duration of 0 means none ("0s" drain
-// delay drains for no time), unlike a zero Config field, which means the
-// default.
+// delay drains for no time, "0s" quiet turns the adaptive drain off), as
+// [lifecycle.None] does in a Config, where a zero field means the default.
 func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	var cfg Config
 	port := func(name string, def int) (string, error) {
@@ -67,29 +67,30 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 			v(EnvPort, 8080), v(EnvAdminPort, 9090), strings.TrimPrefix(cfg.HTTP.Addr, ":"))
 	}
 	lc := &cfg.Lifecycle
-	for _, d := range []struct {
-		name string
-		dst  *time.Duration
+	budget := []struct {
+		name     string
+		dst      *time.Duration
+		zeroNone bool // "0s" means none (lifecycle.None); else it is refused
 	}{
-		{EnvGracePeriod, &lc.GracePeriod},
-		{EnvDrainDelay, &lc.DrainDelay},
-		{EnvDrainQuiet, &lc.DrainQuiet},
-		{EnvMaxDrainDelay, &lc.MaxDrainDelay},
-		{EnvTeardownReserve, &lc.TeardownReserve},
-	} {
+		{EnvGracePeriod, &lc.GracePeriod, false},
+		{EnvDrainDelay, &lc.DrainDelay, true},
+		{EnvDrainQuiet, &lc.DrainQuiet, true}, // none: a fixed drain
+		{EnvMaxDrainDelay, &lc.MaxDrainDelay, false},
+		{EnvTeardownReserve, &lc.TeardownReserve, true},
+	}
+	for _, d := range budget {
 		v, ok := lookup(d.name)
 		if !ok || v == "" {
 			continue
 		}
 		dur, err := time.ParseDuration(v)
-		if err != nil || dur < 0 {
-			return Config{}, fmt.Errorf("%s=%q: not a duration of 0 or more (like 5s or 500ms)", d.name, v)
-		}
 		switch {
-		case dur == 0 && d.dst == &lc.DrainQuiet:
-			cfg.FixedDrain = true // "0s": the adaptive drain off
+		case err != nil || dur < 0:
+			return Config{}, fmt.Errorf("%s=%q: not a duration of 0 or more (like 5s or 500ms)", d.name, v)
+		case dur == 0 && !d.zeroNone:
+			return Config{}, fmt.Errorf("%s=%q: must be more than 0 (unset it for the default)", d.name, v)
 		case dur == 0:
-			dur = lifecycle.NoDelay
+			dur = lifecycle.None
 		}
 		*d.dst = dur
 	}
@@ -101,22 +102,32 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		lc.DrainMissProbability = p
 	}
 	lc.PrestopToken, _ = lookup(EnvPrestopToken)
-	resolved := cfg.LifecycleConfig() // as the bundle will supply it
-	if err := resolved.Validate(); err != nil {
-		def := resolved.WithDefaults()
-		return Config{}, fmt.Errorf("%s=%v %s=%v %s=%v: %w",
-			EnvGracePeriod, show(def.GracePeriod),
-			EnvDrainDelay, show(def.DrainDelay),
-			EnvMaxDrainDelay, show(def.MaxDrainDelay), err)
+	if err := lc.Validate(); err != nil {
+		// The variables as the user wrote them, then the budget's own
+		// words, which name the fields with their resolved values.
+		def := lc.WithDefaults()
+		var written []string
+		for _, d := range budget {
+			if v, _ := lookup(d.name); v != "" {
+				written = append(written, fmt.Sprintf("%s=%q", d.name, v))
+				continue
+			}
+			shown := def.GracePeriod
+			switch d.dst {
+			case &lc.DrainDelay:
+				shown = def.DrainDelay
+			case &lc.DrainQuiet:
+				shown = def.DrainQuiet
+			case &lc.MaxDrainDelay:
+				shown = def.MaxDrainDelay
+			case &lc.TeardownReserve:
+				shown = def.TeardownReserve
+			}
+			written = append(written, fmt.Sprintf("%s unset (%v)", d.name, shown))
+		}
+		return Config{}, fmt.Errorf("%s: %w", strings.Join(written, ", "), err)
 	}
 	return cfg, nil
-}
-
-func show(d time.Duration) string {
-	if d == lifecycle.NoDelay {
-		return "0s"
-	}
-	return d.String()
 }
 
 // Prestop runs the preStop hook as a command, for a Kubernetes exec hook
@@ -134,7 +145,7 @@ func Prestop(ctx context.Context, lookup func(string) (string, bool)) (lifecycle
 	if err != nil {
 		return lifecycle.PrestopResponse{}, fmt.Errorf("%s: %w", EnvAdminPort, err)
 	}
-	lc := cfg.LifecycleConfig().WithDefaults()
+	lc := cfg.Lifecycle.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, lc.GracePeriod)
 	defer cancel()
 	url := "http://" + net.JoinHostPort("127.0.0.1", port) + "/prestop"

@@ -27,11 +27,11 @@ func TestFromEnv(t *testing.T) {
 			name: "defaults",
 			give: nil,
 			want: func(c modules.Config) string {
-				if c.HTTP.Addr != ":8080" || c.Probe.Addr != ":9090" || c.Lifecycle != (lifecycle.Config{}) || c.FixedDrain {
+				if c.HTTP.Addr != ":8080" || c.Probe.Addr != ":9090" || c.Lifecycle != (lifecycle.Config{}) {
 					return "not the defaults"
 				}
-				if got := c.LifecycleConfig().DrainQuiet; got != modules.DefaultDrainQuiet {
-					return "the bundle's adaptive drain is not on by default"
+				if got := c.Lifecycle.WithDefaults().DrainQuiet; got != lifecycle.DefaultDrainQuiet {
+					return "the adaptive drain is not on by default"
 				}
 				return ""
 			},
@@ -56,7 +56,7 @@ func TestFromEnv(t *testing.T) {
 			name: "0s drain delay means none, 0s quiet means off",
 			give: map[string]string{"SHUTDOWN_DRAIN_DELAY": "0s", "SHUTDOWN_DRAIN_QUIET": "0"},
 			want: func(c modules.Config) string {
-				if c.Lifecycle.DrainDelay != lifecycle.NoDelay || !c.FixedDrain || c.LifecycleConfig().DrainQuiet != 0 {
+				if c.Lifecycle.DrainDelay != lifecycle.None || c.Lifecycle.DrainQuiet != lifecycle.None {
 					return "0s not mapped"
 				}
 				return ""
@@ -107,8 +107,14 @@ func TestFromEnvErrors(t *testing.T) {
 		{map[string]string{"ADMIN_PORT": "70000"}, []string{`ADMIN_PORT="70000"`}},
 		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "abc"}, []string{`SHUTDOWN_DRAIN_DELAY="abc"`, "duration"}},
 		{map[string]string{"SHUTDOWN_GRACE_PERIOD": "-1s"}, []string{`SHUTDOWN_GRACE_PERIOD="-1s"`}},
-		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "40s"}, []string{"SHUTDOWN_DRAIN_DELAY=40s", "SHUTDOWN_GRACE_PERIOD=30s", "must be below GracePeriod"}},
-		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "2s", "SHUTDOWN_MAX_DRAIN_DELAY": "1s"}, []string{"SHUTDOWN_MAX_DRAIN_DELAY=1s", "below DrainDelay"}},
+		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "40s"}, []string{`SHUTDOWN_DRAIN_DELAY="40s"`, "SHUTDOWN_GRACE_PERIOD unset (30s)", "must be below GracePeriod"}},
+		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "2s", "SHUTDOWN_MAX_DRAIN_DELAY": "1s"}, []string{`SHUTDOWN_MAX_DRAIN_DELAY="1s"`, "below DrainDelay"}},
+		// The values as written, not as stored: 1ns stays 1ns.
+		{map[string]string{"SHUTDOWN_GRACE_PERIOD": "1ns"}, []string{`SHUTDOWN_GRACE_PERIOD="1ns"`, "must be below GracePeriod=1ns"}},
+		{map[string]string{"SHUTDOWN_GRACE_PERIOD": "0s"}, []string{`SHUTDOWN_GRACE_PERIOD="0s"`, "more than 0"}},
+		{map[string]string{"SHUTDOWN_MAX_DRAIN_DELAY": "0"}, []string{`SHUTDOWN_MAX_DRAIN_DELAY="0"`, "more than 0"}},
+		{map[string]string{"SHUTDOWN_GRACE_PERIOD": "1s", "SHUTDOWN_DRAIN_DELAY": "0s", "SHUTDOWN_TEARDOWN_RESERVE": "0s"},
+			[]string{`SHUTDOWN_DRAIN_DELAY="0s"`, "SHUTDOWN_MAX_DRAIN_DELAY unset (0s)", "DrainDelay=none + TeardownReserve=none + Margin=1s"}},
 		{map[string]string{"SHUTDOWN_DRAIN_MISS_PROBABILITY": "1"}, []string{`SHUTDOWN_DRAIN_MISS_PROBABILITY="1"`, "probability"}},
 		{map[string]string{"SHUTDOWN_DRAIN_MISS_PROBABILITY": "1%"}, []string{`SHUTDOWN_DRAIN_MISS_PROBABILITY="1%"`}},
 		{map[string]string{"SHUTDOWN_DRAIN_MISS_PROBABILITY": "NaN"}, []string{`SHUTDOWN_DRAIN_MISS_PROBABILITY="NaN"`}},

@@ -50,7 +50,7 @@ func ExampleWeb() {
 	if err := app.Stop(context.Background()); err != nil {
 		fmt.Println("stop:", err)
 	}
-	r, _ := c.Report()
+	r, _ := c.Telemetry().Report()
 	fmt.Println("drain began:", r.Reason, "- exit code", r.ExitCode)
 	// Output:
 	// GET /: ok

@@ -72,7 +72,7 @@ func TestWebReadyWhateverTheFxLogger(t *testing.T) {
 			}
 			// What app.Run reports when it catches SIGTERM, before it stops the app.
 			log.LogEvent(&fxevent.Stopping{Signal: syscall.SIGTERM})
-			if _, reason := c.D0(); reason != "signal terminated" {
+			if reason := c.Telemetry().Snapshot().Reason; reason != "signal terminated" {
 				t.Errorf("drain reason = %q, want \"signal terminated\"", reason)
 			}
 			app.RequireStop()

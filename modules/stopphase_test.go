@@ -20,12 +20,13 @@ import (
 
 // An SSE stream opened before D0 keeps its connection alive. When the
 // registry ends the stream at the stop phase, that connection must close
-// with it: a reader that reconnects at once would otherwise reuse it and
-// reach a pod that refuses new streams (503 — fatal to a browser's
-// EventSource), in the moment before Shutdown closes idle connections.
+// with it (keep-alives are off from the stop phase on): a reader that
+// reconnects at once would otherwise reuse it and reach a pod that refuses
+// new streams (503 — fatal to a browser's EventSource), in the moment
+// before Shutdown closes idle connections.
 func TestStreamEndedAtStopClosesItsConnection(t *testing.T) {
 	t.Parallel()
-	c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.NoDelay})
+	c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,10 +54,12 @@ func TestStreamEndedAtStopClosesItsConnection(t *testing.T) {
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	c.MarkStarted()
+	stopped := make(chan error, 1)
 	defer func() {
-		_ = srv.Stop(ctx)
-		_ = reg.Stop(ctx)
-		c.Finish()
+		if err := <-stopped; err != nil {
+			t.Error(err)
+		}
 	}()
 
 	conn, err := net.Dial("tcp", srv.Addr().String())
@@ -81,10 +84,9 @@ func TestStreamEndedAtStopClosesItsConnection(t *testing.T) {
 		t.Fatalf("first event %q, %v", first, err)
 	}
 
-	// The stop phase begins, without Shutdown: the registry ends the stream.
-	if err := c.DrainAndWait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// The stop phase begins: the registry ends the stream while the server
+	// shuts down.
+	go func() { stopped <- c.Stop(ctx) }()
 	rest, err := io.ReadAll(resp.Body)
 	if err != nil || !strings.Contains(string(rest), "event: shutdown") {
 		t.Fatalf("stream end %q, %v; want the final event then a clean end", rest, err)

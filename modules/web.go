@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
@@ -34,27 +33,6 @@ type Config struct {
 	// logs drainfx's lines, not fx's hundred; fx's errors are logged at
 	// error whatever the level.
 	FxLogLevel *zapcore.Level `yaml:"fxLogLevel" json:"fxLogLevel"`
-	// FixedDrain turns the adaptive drain off: the drain lasts exactly
-	// Lifecycle.DrainDelay. Default false: the bundle drains adaptively,
-	// with Lifecycle.DrainQuiet = [DefaultDrainQuiet] when it is zero.
-	FixedDrain bool `yaml:"fixedDrain" json:"fixedDrain"`
-}
-
-// DefaultDrainQuiet is the bundle's quiet period for the adaptive drain: the
-// drain ends (after DrainDelay) once no new connection has reached the
-// public port for this long, because the proxies have stopped sending.
-const DefaultDrainQuiet = time.Second
-
-// LifecycleConfig is the lifecycle configuration the bundle supplies: Lifecycle
-// with the bundle's adaptive-drain default applied.
-func (c Config) LifecycleConfig() lifecycle.Config {
-	lc := c.Lifecycle
-	if c.FixedDrain {
-		lc.DrainQuiet = 0
-	} else if lc.DrainQuiet == 0 {
-		lc.DrainQuiet = DefaultDrainQuiet
-	}
-	return lc
 }
 
 // DefaultFxLogLevel is the level of fx's own events when
@@ -109,7 +87,8 @@ func sameHost(h, k string) bool {
 // Web returns lifecycle + httpmod + probemod + metricsmod with cfg
 // supplied, fx's events logged through the app's *zap.Logger at
 // [Config.FxLogLevel] (if a logger is provided; otherwise only fx's errors
-// are written, to stderr), [lifecycle.DrainOnShutdown] (a call to
+// are written, to stderr), [lifecycle.AppOptions] (Serving once every
+// OnStart hook has run, whatever fx logger the app uses; a call to
 // fx.Shutdowner begins the drain at once), and fx.StopTimeout derived from
 // the budget. The metrics go on the app's *prometheus.Registry if it
 // provides one, else on a registry of their own
@@ -117,30 +96,15 @@ func sameHost(h, k string) bool {
 // Probe.Addr on one port, makes fx.New fail with an error naming the
 // fields and values.
 //
-// Web is a top-level option (it sets fx.StopTimeout): pass it to fx.New, not
-// to an fx.Module.
-//
-// # Readiness
-//
-// The service becomes ready (Serving: /startupz and /readyz may pass) when
-// fx reports that app.Start has run every OnStart hook — every hook of
-// every module and invoke, wherever it is listed in fx.New. Web watches for
-// that report by decorating the app's [fxevent.Logger] at the top level, so
-// it works whichever logger the app uses: the bundle's own, or one given
-// with fx.WithLogger or fx.NopLogger after Web. Limits: fx allows one
-// decoration of a type per module, so an app that decorates
-// fxevent.Logger at the top level itself fails in fx.New; and inside an
-// fx.Module the decoration would not reach the app's logger, so the
-// service would never become ready (another reason Web is top-level).
-//
-// The same watch names the signal that stops an app.Run as the drain's
-// reason, before fx's stop reaches the HTTP server's OnStop.
+// Web is a top-level option (it sets fx.StopTimeout and decorates at the
+// top level): pass it to fx.New, not to an fx.Module. See
+// [lifecycle.AppOptions] for what readiness waits for and its limits.
 func Web(cfg Config) fx.Option { return web(cfg, os.Stderr) }
 
 // web is [Web] with the writer of fx's errors when the app has no
 // *zap.Logger.
 func web(cfg Config, stderr io.Writer) fx.Option {
-	lc := cfg.LifecycleConfig()
+	lc := cfg.Lifecycle
 	plan, err := lifecycle.NewPlan(lc)
 	if err != nil {
 		return fx.Error(err)
@@ -152,18 +116,13 @@ func web(cfg Config, stderr io.Writer) fx.Option {
 	return fx.Options(
 		fx.Supply(lc, cfg.HTTP, cfg.Probe, cfg.Metrics),
 		lifecycle.Module,
-		lifecycle.DrainOnShutdown,
+		lifecycle.AppOptions, // Serving once every OnStart hook has run; fx.Shutdowner drains
 		httpmod.Module,
 		probemod.Module,
 		metricsmod.Module,
 		fx.WithLogger(func(p loggerParams) fxevent.Logger {
 			return newFxLogger(p.Logger, level, stderr)
 		}),
-		// A decoration, not the logger itself: a later fx.WithLogger
-		// replaces the bundle's logger, but fx decorates whichever logger
-		// it builds (it runs the top-level decorations before it builds
-		// the loggers).
-		fx.Decorate(watchFx),
 		fx.StopTimeout(plan.StopTimeout),
 	)
 }
@@ -226,34 +185,4 @@ func eventErr(e fxevent.Event) error {
 		return e.Err
 	}
 	return nil
-}
-
-// watchFx decorates the app's fx logger (see "Readiness" in [Web]).
-func watchFx(l fxevent.Logger, c *lifecycle.Coordinator) fxevent.Logger {
-	return fxWatch{Logger: l, c: c}
-}
-
-// fxWatch tells the coordinator when fx reports that every OnStart hook
-// has run (that is when /startupz passes) and when app.Run caught a signal
-// (the drain's reason), and passes every event on.
-type fxWatch struct {
-	fxevent.Logger
-	c *lifecycle.Coordinator
-}
-
-func (l fxWatch) LogEvent(e fxevent.Event) {
-	if s, ok := e.(*fxevent.Stopping); ok {
-		// app.Run caught a signal and is about to stop the app. The
-		// coordinator's own handler sees the same signal, but fx may reach
-		// the HTTP module's OnStop first, which would begin the drain as
-		// "app stopping": name the signal here, before the stop. (After a
-		// Shutdowner call fx reports SIGTERM too, but DrainOnShutdown or
-		// the signal handler has begun the drain already and this does
-		// nothing.)
-		l.c.BeginDrain(lifecycle.ReasonSignal + " " + s.Signal.String())
-	}
-	l.Logger.LogEvent(e)
-	if s, ok := e.(*fxevent.Started); ok && s.Err == nil {
-		l.c.MarkStarted()
-	}
 }

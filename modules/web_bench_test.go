@@ -39,7 +39,7 @@ func BenchmarkWebStartStop(b *testing.B) {
 	b.Run("bundle", func(b *testing.B) {
 		run(b,
 			modules.Web(modules.Config{
-				Lifecycle: lifecycle.Config{DrainDelay: lifecycle.NoDelay},
+				Lifecycle: lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None},
 				HTTP:      httpmod.Config{Addr: "127.0.0.1:0"},
 				Probe:     probemod.Config{Addr: "127.0.0.1:0"},
 			}),

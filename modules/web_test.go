@@ -148,7 +148,7 @@ func TestWebMetricsAndShutdowner(t *testing.T) {
 		}
 	}
 	app.RequireStop()
-	if r, _ := c.Report(); r.Reason != lifecycle.ReasonShutdowner || r.ExitCode != 0 {
+	if r, _ := c.Telemetry().Report(); r.Reason != lifecycle.ReasonShutdowner || r.ExitCode != 0 {
 		t.Errorf("report = %+v", r)
 	}
 	if n := logs.FilterMessage("shutdown report").Len(); n != 1 {

@@ -103,8 +103,9 @@ const minStopTimeout = 100 * time.Millisecond
 
 // Admin is the admin server: the probes, /prestop and the admin routes on
 // their own port, apart from the public traffic. It is the last thing to
-// stop: under fx, [Module] stops it from [lifecycle.Coordinator.AtFinish],
-// after every other OnStop hook and the shutdown report.
+// stop: under fx, [Module]'s OnStop first waits for the coordinator's
+// whole timeline ([lifecycle.Coordinator.Stop]: drain, stop phase,
+// teardown, the shutdown report), then stops it.
 type Admin struct {
 	addr         string
 	probes       *Probes

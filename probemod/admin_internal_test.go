@@ -20,7 +20,7 @@ func TestServeErrorStopsTheApp(t *testing.T) {
 	app := fxtest.New(t,
 		lifecycle.Module,
 		Module,
-		fx.Supply(lifecycle.Config{IgnoreSignals: true, DrainDelay: lifecycle.NoDelay}, Config{Addr: "127.0.0.1:0"}),
+		fx.Supply(lifecycle.Config{IgnoreSignals: true, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None}, Config{Addr: "127.0.0.1:0"}),
 		fx.Populate(&a),
 	).RequireStart()
 	wait := app.Wait()

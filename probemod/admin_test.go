@@ -50,7 +50,7 @@ func TestPrestopToken(t *testing.T) {
 		}
 	}
 	select {
-	case <-c.DrainDone(): // the right token answered once the drain was over
+	case <-c.Reached(lifecycle.StateDrained): // the right token answered once the drain was over
 	default:
 		t.Error("/prestop answered 200 before the drain ended")
 	}
@@ -76,7 +76,7 @@ func TestStopEndsAPrestopStillWaiting(t *testing.T) {
 		}
 		called <- err
 	}()
-	<-c.DrainStarted() // the preStop call is in, waiting for an hour's drain
+	<-c.Reached(lifecycle.StateDraining) // the preStop call is in, waiting for an hour's drain
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- a.Stop(context.Background()) }()

@@ -18,7 +18,7 @@ const (
 
 // NoCache is a CacheTTL that keeps a check's result for no time: every probe
 // runs the check (concurrent probes still share one run). A zero CacheTTL
-// means "the default", as with [lifecycle.NoDelay].
+// means "the default".
 const NoCache = time.Nanosecond
 
 // Config configures the admin server and the readiness checks.
@@ -45,13 +45,10 @@ type Config struct {
 // [AdminRoute].
 var ErrConfig = errors.New("probemod: invalid config")
 
-type configError struct{ msg string }
-
-func (e *configError) Error() string        { return "probemod: " + e.msg }
-func (e *configError) Is(target error) bool { return target == ErrConfig }
-
+// configErrorf returns an error matching [ErrConfig], with the package's
+// prefix.
 func configErrorf(format string, args ...any) error {
-	return &configError{fmt.Sprintf(format, args...)}
+	return confcheck.NewError(ErrConfig, "probemod: "+fmt.Sprintf(format, args...))
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -81,7 +78,7 @@ func (c Config) Validate() error {
 	bad.Negative("CacheTTL", c.CacheTTL)
 	bad.NegativeInt("FailureThreshold", int64(c.FailureThreshold))
 	if len(bad) > 0 {
-		return &configError{bad.String()}
+		return confcheck.NewError(ErrConfig, "probemod: "+bad.String())
 	}
 	return nil
 }

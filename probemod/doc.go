@@ -6,8 +6,8 @@
 //
 //   - /livez, /healthz: 200 "ok" while the process serves HTTP. The drain
 //     never touches them: a failing liveness probe gets the container killed.
-//   - /readyz: 503 before the start and from D0 on
-//     ([lifecycle.Coordinator.Ready] is false), and while a check fails;
+//   - /readyz: 503 before the start and from D0 on (the coordinator's
+//     state is not [lifecycle.StateServing]), and while a check fails;
 //     else 200 "ok".
 //   - /startupz: 503 until every OnStart hook has run
 //     ([lifecycle.Coordinator.MarkStarted]), then 200 "ok".
@@ -22,7 +22,8 @@
 //
 // The first line of /readyz is the coordinator's: "[+]serving ok",
 // "[-]starting failed: not started", or, from D0 on,
-// "[-]draining failed: draining since <D0> (<reason>)". Without ?verbose, a
+// "[-]<state> failed: draining since <D0> (<reason>)", where <state> is
+// the coordinator's (draining, drained, stopping, tearing down, stopped). Without ?verbose, a
 // failing probe writes only the failed lines and the last one. While the
 // coordinator is not ready, /readyz runs no check unless ?verbose asks.
 //
@@ -48,17 +49,20 @@
 // [Admin] serves the probes, the coordinator's preStop handler at /prestop
 // (GET and POST, see [lifecycle.Coordinator.PrestopHandler]) and the routes
 // added with [AsAdminRoute]. Under fx ([Module]) it listens in OnStart, so
-// a busy port fails the start naming the address, and it stops last: from
-// [lifecycle.Coordinator.AtFinish], after every other OnStop hook and the
-// shutdown report, so the kubelet's probes, a preStop call and a metrics
-// scrape are answered through drain, stop and teardown. Its stop is a
+// a busy port fails the start naming the address, and it stops last: its
+// OnStop first waits for the coordinator's whole timeline
+// ([lifecycle.Coordinator.Stop] returns once the shutdown report is out),
+// then stops the server, so the kubelet's probes, a preStop call and a
+// metrics scrape are answered through drain, stop and teardown, whichever
+// order fx calls the OnStop hooks in. Its stop is a
 // graceful shutdown bounded by half the budget's Margin (at least 100ms),
 // then a close that cancels the requests still in flight.
 //
 // # Without fx
 //
 // [New] returns the admin server; call [Admin.Start] and [Admin.Stop]
-// yourself, Stop after everything else. [NewProbes] returns the probes
+// yourself, Stop after everything else: after the coordinator's
+// [lifecycle.Coordinator.Stop] has returned. [NewProbes] returns the probes
 // alone, to mount with [Probes.Register] on any [echo.Echo].
 //
 // # Limits

@@ -31,7 +31,7 @@ func Example() {
 		lifecycle.Module,
 		probemod.Module,
 		fx.Supply(
-			lifecycle.Config{IgnoreSignals: true},
+			lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true},
 			probemod.Config{Addr: "127.0.0.1:0"}, // default :9090
 			cache{},
 		),
@@ -69,12 +69,12 @@ func Example() {
 }
 
 func ExampleProbes_Register() {
-	c, err := lifecycle.New(lifecycle.Config{})
+	c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer c.Close()
+	defer c.Stop(context.Background())
 	db := probemod.Check{Name: "db", Check: func(context.Context) error {
 		return errors.New("connect to " + probemod.RedactURL("postgres://app:s3cret@db:5432/app") + ": connection refused")
 	}}

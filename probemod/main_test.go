@@ -23,21 +23,45 @@ const waitTimeout = 5 * time.Second
 // client keeps no idle connection, so no transport goroutine outlives a test.
 var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 
-// testLifecycle is a budget for tests: a short drain, no signal handling.
-var testLifecycle = lifecycle.Config{DrainDelay: 100 * time.Millisecond, IgnoreSignals: true}
+// testLifecycle is a budget for tests: a short fixed drain, no signal
+// handling.
+var testLifecycle = lifecycle.Config{DrainDelay: 100 * time.Millisecond, DrainQuiet: lifecycle.None, IgnoreSignals: true}
 
+// newCoordinator returns a coordinator for cfg, stopped when the test ends
+// ([stopNow]).
 func newCoordinator(t *testing.T, cfg lifecycle.Config) *lifecycle.Coordinator {
 	t.Helper()
 	c, err := lifecycle.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
+	t.Cleanup(func() { stopNow(t, c) })
 	return c
 }
 
+// stopNow runs what is left of c's timeline at once — a Stop whose ctx has
+// ended cuts the drain short and brings the stop deadline forward — and
+// waits for the report.
+func stopNow(t *testing.T, c *lifecycle.Coordinator) {
+	t.Helper()
+	if err := hurry(c); err != nil {
+		t.Errorf("waiting for the coordinator to stop: %v", err)
+	}
+}
+
+// hurry is stopNow's work; its error says the report did not come within
+// waitTimeout.
+func hurry(c *lifecycle.Coordinator) error {
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = c.Stop(ended) // returns at once
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	return c.Stop(ctx)
+}
+
 // startAdmin starts an admin server on 127.0.0.1:0 and returns its base URL;
-// it is stopped when the test ends (before the coordinator is closed).
+// it is stopped when the test ends (before the coordinator is).
 func startAdmin(t *testing.T, c *lifecycle.Coordinator, cfg probemod.Config, checks []probemod.Check, opts ...probemod.Option) (*probemod.Admin, string) {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"

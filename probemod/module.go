@@ -22,10 +22,12 @@ const (
 // Module provides the [*Admin] server and its [*Probes] for the
 // [*lifecycle.Coordinator] in the graph, with the checks of [AsCheck] and
 // the routes of [AsAdminRoute]. It listens in OnStart (a busy port fails
-// the start) and stops from [lifecycle.Coordinator.AtFinish], after every
-// OnStop hook and the shutdown report, so the kubelet's probes, a preStop
-// call and a metrics scrape are answered through the whole shutdown. A
-// serve error asks the app to stop with exit code 1.
+// the start). Its OnStop first calls [lifecycle.Coordinator.Stop], which
+// returns once the whole timeline has run (drain, stop phase, teardown)
+// and the shutdown report is out, and only then stops the admin server: the
+// kubelet's probes, a preStop call and a metrics scrape are answered
+// through the whole shutdown, whichever order fx calls the OnStop hooks
+// in. A serve error asks the app to stop with exit code 1.
 var Module = fx.Module("probe",
 	fx.Provide(NewFx),
 	fx.Invoke(func(*Admin) {}), // the admin server runs whether or not anything asks for it
@@ -52,8 +54,7 @@ type Result struct {
 	Probes *Probes
 }
 
-// NewFx builds the admin server and registers its start, and its stop with
-// the coordinator's finishers.
+// NewFx builds the admin server and registers its start and its stop.
 func NewFx(p Params) (Result, error) {
 	a, err := New(p.Config, p.Coordinator, p.Checks,
 		WithLogger(p.Logger),
@@ -63,15 +64,16 @@ func NewFx(p Params) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	c := p.Coordinator
 	p.Lifecycle.Append(fx.Hook{
-		OnStart: func(ctx context.Context) error {
-			if err := a.Start(ctx); err != nil {
-				return err
-			}
-			// Not an OnStop hook: that would run before the teardown of the
-			// resources the checks use, and stop the probes mid-shutdown.
-			p.Coordinator.AtFinish(a.Stop)
-			return nil
+		OnStart: a.Start,
+		OnStop: func(ctx context.Context) error {
+			// The timeline first, however long: the admin server answers
+			// through drain, stop and teardown (the checks' resources are
+			// torn down before it stops), and stops last. If ctx ends
+			// first, it stops all the same.
+			err := c.Stop(ctx)
+			return errors.Join(err, a.Stop(ctx))
 		},
 	})
 	return Result{Admin: a, Probes: a.Probes()}, nil

@@ -14,6 +14,9 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/probemod"
@@ -58,8 +61,11 @@ func TestModuleBoots(t *testing.T) {
 }
 
 // TestAdminStopsLast records what the admin server answers during another
-// module's teardown hook and during a finisher that runs after the shutdown
-// report, then checks that it is closed once the app has stopped.
+// module's stop participant, during its teardown hook and once the
+// shutdown report has been logged, then checks that it is closed once the
+// app has stopped. fx calls the admin server's OnStop first here (its hook
+// was appended after the coordinator's): its wait for the coordinator's
+// timeline is what keeps it up.
 func TestAdminStopsLast(t *testing.T) {
 	t.Parallel()
 	var (
@@ -67,33 +73,37 @@ func TestAdminStopsLast(t *testing.T) {
 		events []string
 		admin  *probemod.Admin
 	)
+	// status is get without t: it runs on the coordinator's goroutines.
+	status := func(path string) int {
+		resp, err := client.Get("http://" + admin.Addr() + path)
+		if err != nil {
+			return -1
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
 	record := func(when string) {
-		livez, _ := get(t, "http://"+admin.Addr()+"/livez")
-		readyz, _ := get(t, "http://"+admin.Addr()+"/readyz")
+		livez, readyz := status("/livez"), status("/readyz")
 		mu.Lock()
 		events = append(events, fmt.Sprintf("%s: livez %d readyz %d", when, livez, readyz))
 		mu.Unlock()
 	}
+	// The report is logged on the coordinator's goroutine before its Stop
+	// returns.
+	core, _ := observer.New(zapcore.InfoLevel) // a core that is enabled: hooks see its entries
+	log := zap.New(core, zap.Hooks(func(e zapcore.Entry) error {
+		if e.Message == "shutdown report" {
+			record("after the report")
+		}
+		return nil
+	}))
 	app := testApp(t,
+		fx.Supply(log),
 		fx.Populate(&admin),
 		fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator, _ *probemod.Admin) {
-			lc.Append(fx.Hook{
-				OnStart: func(context.Context) error {
-					c.MarkStarted()
-					// Registered after the admin server's: runs before it.
-					c.AtFinish(func(context.Context) error {
-						select {
-						case <-c.Stopped():
-							record("after the report")
-						default:
-							t.Error("a finisher ran before the shutdown report")
-						}
-						return nil
-					})
-					return nil
-				},
-				OnStop: c.StopHook("db", func(context.Context) error { record("teardown hook"); return nil }),
-			})
+			c.AtStop("sessions", func(context.Context) error { record("stop phase"); return nil })
+			c.AtTeardown("db", func(context.Context) error { record("teardown hook"); return nil })
+			lc.Append(fx.Hook{OnStart: func(context.Context) error { c.MarkStarted(); return nil }})
 		}),
 	).RequireStart()
 	record("serving")
@@ -101,6 +111,7 @@ func TestAdminStopsLast(t *testing.T) {
 
 	want := []string{
 		"serving: livez 200 readyz 200",
+		"stop phase: livez 200 readyz 503",
 		"teardown hook: livez 200 readyz 503",
 		"after the report: livez 200 readyz 503",
 	}

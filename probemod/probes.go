@@ -118,7 +118,7 @@ func (p *Probes) Startupz(ec echo.Context) error {
 }
 
 // Readyz is the readiness probe: 200 "ok" while the coordinator is serving
-// ([lifecycle.Coordinator.Ready]) and every check passes; 503 before the
+// ([lifecycle.StateServing]) and every check passes; 503 before the
 // start, from D0 on, and while a check fails. While not ready from the
 // coordinator's state it runs no check, unless ?verbose asks for every line.
 func (p *Probes) Readyz(ec echo.Context) error {
@@ -186,20 +186,16 @@ func (p *Probes) stateLine() report {
 	case lifecycle.StateServing:
 		return report{"serving", nil}
 	default:
-		d0, reason := p.c.D0()
-		if d0.IsZero() { // finished without a drain (no module drained)
-			return report{st.String(), errNoDrain}
-		}
-		return report{st.String(), fmt.Errorf("draining since %s (%s)", d0.UTC().Format(timeFormat), reason)}
+		// From D0 on: every state after serving passes through it, so D0
+		// is set. Off the hot path: the snapshot reads the gauges.
+		s := p.c.Telemetry().Snapshot()
+		return report{st.String(), fmt.Errorf("draining since %s (%s)", s.D0.UTC().Format(timeFormat), s.Reason)}
 	}
 }
 
 const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
-var (
-	errNotStarted = errors.New("not started")
-	errNoDrain    = errors.New("stopped without a drain")
-)
+var errNotStarted = errors.New("not started")
 
 // report is one line of probe output.
 type report struct {

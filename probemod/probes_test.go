@@ -61,7 +61,8 @@ func TestReadyzFollowsDrainLivezDoesNot(t *testing.T) {
 		{"starting", func() {}, 503},
 		{"serving", c.MarkStarted, 200},
 		{"draining", func() { c.BeginDrain("test") }, 503},
-		{"stopping", func() { _ = c.DrainAndWait(context.Background()) }, 503},
+		{"drained", func() { waittest.Recv(t, c.Reached(lifecycle.StateDrained), waitTimeout, "the drain's end") }, 503},
+		{"stopped", func() { stopNow(t, c) }, 503},
 	}
 	for _, tt := range tests {
 		tt.give()
@@ -140,8 +141,7 @@ func TestReadyzVerbose(t *testing.T) {
 			checks:   []probemod.Check{okCheck("db")},
 			wantCode: 503,
 			wantBody: func(c *lifecycle.Coordinator) string {
-				d0, _ := c.D0()
-				return lines("[-]draining failed: draining since "+d0.UTC().Format("2006-01-02T15:04:05.000Z07:00")+" (prestop)",
+				return lines("[-]draining failed: draining since "+d0(c)+" (prestop)",
 					"[+]db ok", "readyz check failed")
 			},
 		},
@@ -150,17 +150,17 @@ func TestReadyzVerbose(t *testing.T) {
 			checks:   []probemod.Check{{Name: "db", Check: func(context.Context) error { panic("ran") }}},
 			wantCode: 503,
 			wantBody: func(c *lifecycle.Coordinator) string {
-				d0, _ := c.D0()
-				return lines("[-]draining failed: draining since "+d0.UTC().Format("2006-01-02T15:04:05.000Z07:00")+" (test)",
+				return lines("[-]draining failed: draining since "+d0(c)+" (test)",
 					"readyz check failed")
 			},
 		},
 		{
-			name: "stopped without a drain", give: func(c *lifecycle.Coordinator) { c.MarkStarted(); c.Finish() }, query: "?verbose",
+			// A stop with nothing before it begins the drain itself.
+			name: "stopped", give: func(c *lifecycle.Coordinator) { c.MarkStarted(); _ = hurry(c) }, query: "?verbose",
 			checks:   []probemod.Check{okCheck("db")},
 			wantCode: 503,
-			wantBody: func(*lifecycle.Coordinator) string {
-				return lines("[-]stopped failed: stopped without a drain", "[+]db ok", "readyz check failed")
+			wantBody: func(c *lifecycle.Coordinator) string {
+				return lines("[-]stopped failed: draining since "+d0(c)+" (app stopping)", "[+]db ok", "readyz check failed")
 			},
 		},
 		{
@@ -186,6 +186,11 @@ func TestReadyzVerbose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// d0 is c's D0 as /readyz writes it.
+func d0(c *lifecycle.Coordinator) string {
+	return c.Telemetry().Snapshot().D0.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
 // sequence is a check that returns its errors in turn and counts its runs.

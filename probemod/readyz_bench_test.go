@@ -24,11 +24,11 @@ func BenchmarkReadyz(b *testing.B) {
 		benchServe(b, e)
 	})
 	b.Run("cached5", func(b *testing.B) {
-		c, err := lifecycle.New(lifecycle.Config{})
+		c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None})
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer c.Close()
+		defer c.Stop(context.Background()) // no drain to wait for: stops at once
 		c.MarkStarted()
 		var checks []probemod.Check
 		for i := range 5 {

@@ -53,7 +53,8 @@ type Config struct {
 	// CloseTimeout is how long the stop phase waits for the peers' close
 	// replies and the handlers' return before it force-closes what is left.
 	// It is clipped so that the force-close never comes after the
-	// coordinator's stop deadline ([lifecycle.Coordinator.StopDeadline]).
+	// coordinator's stop deadline ([lifecycle.Plan.StopDeadline] after D0),
+	// or after the stop was cut short ([lifecycle.Coordinator.Stop]).
 	// Outside the stop phase, it also bounds the wait for a peer's close
 	// reply after a handler returned. Default 5s.
 	CloseTimeout time.Duration `yaml:"closeTimeout" json:"closeTimeout"`
@@ -94,11 +95,6 @@ type Config struct {
 // ErrConfig is matched (with [errors.Is]) by every error [Config.Validate]
 // returns.
 var ErrConfig = errors.New("wsmod: invalid config")
-
-type configError struct{ msg string }
-
-func (e *configError) Error() string        { return "wsmod: " + e.msg }
-func (e *configError) Is(target error) bool { return target == ErrConfig }
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
@@ -158,7 +154,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if len(bad) > 0 {
-		return &configError{bad.String()}
+		return confcheck.NewError(ErrConfig, "wsmod: "+bad.String())
 	}
 	return nil
 }

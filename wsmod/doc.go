@@ -12,29 +12,32 @@
 //
 // Sessions are opened through the registry's echo handlers,
 // [Registry.WebSocket] and [Registry.SSE]. Each handler gets a context that
-// ends when the coordinator's stop phase begins
-// ([lifecycle.Coordinator.Stopping]) or the request ends.
+// the registry cancels when the coordinator's stop phase begins
+// ([lifecycle.StateStopping]), or that ends with the request.
 //
 //   - Drain phase: nothing changes; new sessions are still accepted, since the
 //     proxies may still route here.
-//   - Stop phase, at its start and in parallel with the HTTP server's
-//     Shutdown: new sessions get 503 with Retry-After; every WebSocket peer
-//     gets a close frame ([Config.CloseCode], default 1001 "going away",
-//     with [Config.CloseReason]) — all in parallel, each bounded by
+//   - Stop phase: the registry is one of the coordinator's stop participants
+//     ([lifecycle.Coordinator.AtStop]), called with the others — the HTTP
+//     server's Shutdown among them — when the phase begins. From the
+//     transition on, new sessions get 503 with Retry-After; every WebSocket
+//     peer gets a close frame ([Config.CloseCode], default 1001 "going
+//     away", with [Config.CloseReason]) — all in parallel, each bounded by
 //     [Config.WriteTimeout]; every SSE stream gets [Config.FinalEvent]
 //     (default "event: shutdown" with a "retry:" hint); every handler's
 //     context is cancelled.
 //   - The registry then waits for the peers' close replies and for every
 //     handler to return, up to [Config.CloseTimeout] — clipped so that it
-//     never passes [lifecycle.Coordinator.StopDeadline]. What is left is
-//     force-closed (the network connection of a WebSocket is closed; an SSE
-//     stream's writes fail), counted in [Stats] and reported to the
-//     coordinator as cut ("sessions"), which makes the shutdown unclean.
+//     never passes the stop deadline ([lifecycle.Plan.StopDeadline] after
+//     D0). What is left is force-closed (the network connection of a
+//     WebSocket is closed; an SSE stream's writes fail), counted in [Stats]
+//     and reported to the coordinator as cut ([lifecycle.CutSessions]),
+//     which makes the shutdown unclean.
 //
-// [Registry.Stop] (the module's OnStop) waits for all of that. Under Fx it
-// runs after the HTTP module's OnStop, since the server depends on the
-// routes that depend on the registry; the closing itself starts earlier, at
-// the stop phase, from a goroutine that [Registry.Start] starts.
+// [Registry.Stop] (the module's OnStop) asks the coordinator for the stop
+// ([lifecycle.Coordinator.Stop]) and waits until the shutdown is over, all
+// of that included. Every drainfx module's OnStop does the same, so the
+// order in which fx calls them does not matter.
 //
 // # Writing handlers
 //
@@ -68,8 +71,9 @@
 //     waits behind the handler's blocked write, up to WriteTimeout); it is
 //     force-closed at the deadline and sees 1006.
 //   - A handler that ignores both its context and its connection is
-//     abandoned WriteTimeout after the force-close: Stop returns, the
-//     session stays counted as forced, the goroutine is the handler's.
+//     abandoned WriteTimeout after the force-close: the registry's stop
+//     participant returns, the session stays counted as forced, the
+//     goroutine is the handler's.
 //   - Only sessions opened through the registry are tracked. The registry
 //     serves one shutdown, as its coordinator does.
 //   - SSE needs a response writer that can flush; an HTTP/2 stream ends

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -26,8 +27,9 @@ func Example() {
 	app := fx.New(
 		fx.NopLogger,
 		lifecycle.Module,
+		lifecycle.AppOptions,
 		wsmod.Module,
-		fx.Supply(lifecycle.Config{DrainDelay: 10 * time.Millisecond, IgnoreSignals: true}),
+		fx.Supply(lifecycle.Config{DrainDelay: 10 * time.Millisecond, DrainQuiet: lifecycle.None, IgnoreSignals: true}),
 		fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator, reg *wsmod.Registry) {
 			e := echo.New()
 			e.HideBanner, e.HidePort = true, true
@@ -44,6 +46,17 @@ func Example() {
 			}))
 			srv := &http.Server{Handler: e}
 			served := make(chan struct{})
+			var started atomic.Bool
+			// The server shuts down in the stop phase, in parallel with the
+			// registry closing the sessions.
+			c.AtStop("http", func(ctx context.Context) error {
+				if !started.Load() {
+					return nil
+				}
+				err := srv.Shutdown(ctx)
+				<-served
+				return err
+			})
 			lc.Append(fx.Hook{
 				OnStart: func(context.Context) error {
 					ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -52,14 +65,10 @@ func Example() {
 					}
 					addr = ln.Addr().String()
 					go func() { defer close(served); _ = srv.Serve(ln) }()
+					started.Store(true)
 					return nil
 				},
-				OnStop: func(ctx context.Context) error {
-					_ = c.DrainAndWait(ctx)
-					err := srv.Shutdown(ctx)
-					<-served
-					return err
-				},
+				OnStop: c.Stop, // asks for the stop, waits for the shutdown
 			})
 		}),
 		fx.Populate(&r),
@@ -102,7 +111,7 @@ func Example() {
 
 func ExampleRegistry_SSE() {
 	c, _ := lifecycle.New(lifecycle.Config{IgnoreSignals: true})
-	defer c.Finish()
+	defer c.Stop(context.Background())
 	r, _ := wsmod.New(wsmod.Config{}, c)
 	e := echo.New()
 	// A "data: N" event every 100ms until the stop phase, which adds

@@ -82,46 +82,90 @@ type fixture struct {
 	srv *testServer
 }
 
-func newFixture(t testing.TB, lcfg lifecycle.Config, cfg wsmod.Config, routes func(e *echo.Echo, r *wsmod.Registry), opts ...lifecycle.Option) *fixture {
+// newCoordinator returns a serving coordinator for lcfg (signals ignored; a
+// fixed drain unless lcfg sets DrainQuiet), stopped at cleanup.
+func newCoordinator(t testing.TB, lcfg lifecycle.Config, opts ...lifecycle.Option) *lifecycle.Coordinator {
+	t.Helper()
+	c := coordinator(t, lcfg, opts...)
+	t.Cleanup(func() { stopNow(t, c) })
+	return c
+}
+
+// coordinator is newCoordinator without the cleanup.
+func coordinator(t testing.TB, lcfg lifecycle.Config, opts ...lifecycle.Option) *lifecycle.Coordinator {
 	t.Helper()
 	lcfg.IgnoreSignals = true
+	if lcfg.DrainQuiet == 0 {
+		lcfg.DrainQuiet = lifecycle.None
+	}
 	c, err := lifecycle.New(lcfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.MarkStarted() // serving: the drain runs its course
+	return c
+}
+
+// stopNow ends whatever the test left running: the drain is cut short, the
+// stop participants' deadline comes at once; it then waits for the report,
+// so that no goroutine of the coordinator outlives the test.
+func stopNow(t testing.TB, c *lifecycle.Coordinator) {
+	t.Helper()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = c.Stop(cancelled)
+	ctx, cancel2 := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel2()
+	if err := c.Stop(ctx); err != nil {
+		t.Errorf("the coordinator did not stop: %v", err)
+	}
+}
+
+// report returns the shutdown report of a coordinator that has stopped.
+func report(t testing.TB, c *lifecycle.Coordinator) lifecycle.Report {
+	t.Helper()
+	r, ok := c.Telemetry().Report()
+	if !ok {
+		t.Fatal("no report: the coordinator has not stopped")
+	}
+	return r
+}
+
+func newFixture(t testing.TB, lcfg lifecycle.Config, cfg wsmod.Config, routes func(e *echo.Echo, r *wsmod.Registry), opts ...lifecycle.Option) *fixture {
+	t.Helper()
+	c := coordinator(t, lcfg, opts...)
 	r, err := wsmod.New(cfg, c)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background()); err != nil {
+		stopNow(t, c)
 		t.Fatal(err)
 	}
 	f := &fixture{c: c, r: r}
 	f.srv = listen(t, newEcho(func(e *echo.Echo) { routes(e, r) }))
-	t.Cleanup(func() {
-		// Whatever the test did: end the stop phase at once, then the coordinator.
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = c.DrainAndWait(ctx)
-		_ = r.Stop(ctx)
-		c.Finish()
-	})
+	// Registered after the server's cleanup (Close), so it runs first:
+	// whatever the test did, the stop phase ends the sessions, then the
+	// server closes.
+	t.Cleanup(func() { stopNow(t, c) })
 	return f
 }
 
-// stop plays httpmod's OnStop and then the registry's, as fx orders them:
-// drain, then Shutdown in parallel with the registry closing its sessions.
+// stop plays a shutdown as httpmod and the registry take part in it: D0,
+// the drain, then the stop phase, where the HTTP server's Shutdown runs in
+// parallel with the registry closing its sessions; the registry's Stop (its
+// OnStop) waits for the whole of it.
 func (f *fixture) stop(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	f.c.BeginDrain("test")
-	if err := f.c.DrainAndWait(ctx); err != nil {
-		t.Fatal(err)
-	}
 	shut := make(chan error, 1)
-	go func() { shut <- f.srv.Shutdown(ctx) }()
+	go func() {
+		select {
+		case <-f.c.Reached(lifecycle.StateStopping):
+			shut <- f.srv.Shutdown(ctx)
+		case <-ctx.Done():
+			shut <- ctx.Err()
+		}
+	}()
 	if err := f.r.Stop(ctx); err != nil {
 		t.Errorf("registry stop: %v", err)
 	}

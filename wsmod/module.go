@@ -10,11 +10,11 @@ import (
 )
 
 // Module provides the [*Registry] for a [Config] in the graph (zero Config
-// if none). Its OnStart starts the goroutine that ends the sessions when the
-// stop phase begins — in parallel with the HTTP server's Shutdown — and its
-// OnStop ([Registry.Stop]) waits for that. fx runs it after the HTTP
-// module's OnStop, since the server depends on the routes, which depend on
-// the registry.
+// if none). The registry ends the sessions as a stop participant of the
+// coordinator — in parallel with the HTTP server's Shutdown — from the
+// moment it is built; the module's OnStop ([Registry.Stop]) asks for the
+// stop and waits for the shutdown, as every drainfx OnStop does, so the
+// order in which fx runs the modules' OnStop hooks does not matter.
 var Module = fx.Module("ws", fx.Provide(NewFx))
 
 // CheckOrigin decides whether a WebSocket upgrade may come from the
@@ -46,6 +46,6 @@ func NewFx(p Params) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Lifecycle.Append(fx.Hook{OnStart: r.Start, OnStop: r.Stop})
+	p.Lifecycle.Append(fx.Hook{OnStop: r.Stop})
 	return r, nil
 }

@@ -8,9 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 
 	"github.com/drainfx/drainfx/lifecycle"
@@ -178,19 +176,20 @@ func WithUpgrader(u Upgrader) Option {
 }
 
 // Registry tracks the long-lived sessions (WebSocket and SSE) of a service
-// and ends them at the stop phase of the drain: a close frame to every
-// WebSocket peer in parallel, a final event on every SSE stream, every
-// handler's context cancelled; then it waits for the handlers up to the
-// close deadline and force-closes the rest. It is safe for concurrent use.
+// and ends them in the stop phase of its [lifecycle.Coordinator], as one of
+// its stop participants: a close frame to every WebSocket peer in parallel,
+// a final event on every SSE stream, every handler's context cancelled;
+// then it waits for the handlers up to the close deadline and force-closes
+// the rest. It is safe for concurrent use.
 //
-// A Registry serves one shutdown, like its [lifecycle.Coordinator]. Start it
-// before serving and Stop it after the HTTP server's Shutdown began; under
-// Fx, [Module] does both.
+// A Registry serves one shutdown, like its coordinator. It takes part in
+// the stop phase from [New] on; under Fx, [Module] also asks for the stop
+// in its OnStop ([Registry.Stop]).
 type Registry struct {
 	cfg   Config
 	c     *lifecycle.Coordinator
 	log   *zap.Logger
-	clock clockwork.Clock
+	clock lifecycle.Clock
 	up    Upgrader
 
 	shards [numShards]shard
@@ -199,19 +198,14 @@ type Registry struct {
 	forcing  atomic.Bool   // the close deadline has passed: force on registration
 	removed  chan struct{} // size 1: a session left during the stop phase
 	rejected [numKinds]atomic.Int64
-
-	startOnce sync.Once
-	leaveStop func() // from JoinStop: the registry is a stop-phase participant
-	quitOnce  sync.Once
-	quit      chan struct{} // closed by Stop when its ctx ends: force all, stop waiting
-	done      chan struct{} // closed when the stop goroutine returns
 }
 
 // New returns a registry for cfg that closes its sessions when c's stop
-// phase begins (after [Registry.Start]). It registers the gauges
-// "websocket" and "sse" with c, and how their sessions end, for the
-// shutdown report and metrics. It fails with an
-// error matching [ErrConfig] if cfg is invalid.
+// phase begins: it registers itself with c as the stop participant
+// "sessions" ([lifecycle.Coordinator.AtStop]). It registers the gauges
+// "websocket" and "sse" with c's telemetry, and how their sessions end,
+// for the shutdown report and metrics. It fails with an error matching
+// [ErrConfig] if cfg is invalid.
 func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Registry, error) {
 	if c == nil {
 		return nil, errors.New("wsmod: nil coordinator")
@@ -231,8 +225,6 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Registry, error
 		clock:   c.Clock(),
 		up:      o.upgrader,
 		removed: make(chan struct{}, 1),
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
 	if r.up == nil {
 		check := o.checkOrigin
@@ -241,63 +233,49 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Registry, error
 		}
 		r.up = defaultUpgrader(check)
 	}
-	c.TrackInFlight(KindWebSocket.String(), func() int64 { return int64(r.Len(KindWebSocket)) })
-	c.TrackInFlight(KindSSE.String(), func() int64 { return int64(r.Len(KindSSE)) })
+	tel := c.Telemetry()
+	tel.TrackInFlight(KindWebSocket.String(), func() int64 { return int64(r.Len(KindWebSocket)) })
+	tel.TrackInFlight(KindSSE.String(), func() int64 { return int64(r.Len(KindSSE)) })
 	for k := range numKinds {
-		c.TrackSessions(k.String(), func() lifecycle.SessionEnds {
+		tel.TrackSessions(k.String(), func() lifecycle.SessionEnds {
 			st := r.Stats().Kind(k)
 			return lifecycle.SessionEnds{Clean: st.Clean, Forced: st.Forced, Aborted: st.Aborted}
 		})
 	}
+	// New sessions are refused from the transition into the stop phase on,
+	// before any stop participant runs: the HTTP server, shutting down in
+	// parallel with the registry, may still hand a request to a handler.
+	c.OnState(lifecycle.StateStopping, func() { r.stopping.Store(true) })
+	c.AtStop("sessions", r.closeAll)
 	return r, nil
 }
 
 // Config returns the resolved config.
 func (r *Registry) Config() Config { return r.cfg }
 
-// Start starts the goroutine that ends the sessions when the coordinator's
-// stop phase begins. It does not block; later calls do nothing. Its
-// signature fits [go.uber.org/fx.Hook].
-func (r *Registry) Start(context.Context) error {
-	r.startOnce.Do(func() {
-		r.leaveStop = r.c.JoinStop()
-		go r.run()
-	})
-	return nil
-}
+// Start does nothing and returns nil: the registry takes part in the stop
+// phase from [New] on. It is kept so that code that starts the registry
+// (an [go.uber.org/fx.Hook]) still compiles.
+func (r *Registry) Start(context.Context) error { return nil }
 
-// Stop begins the stop phase if nothing has yet
-// ([lifecycle.Coordinator.DrainAndWait], which first waits for the drain),
-// then waits until every session has ended: cleanly, or force-closed at the
-// close deadline. If ctx ends first, Stop force-closes what is left at once
-// and returns ctx.Err().
+// Stop asks the coordinator for the stop and waits for the end of the
+// shutdown ([lifecycle.Coordinator.Stop]): the drain runs its course if it
+// has not yet (it begins now if nothing has begun it), then the stop phase
+// ends every session — cleanly, or force-closed at the close deadline —
+// in parallel with the other stop participants (the HTTP server's
+// Shutdown), then the teardown runs and the report is written. Stop is the
+// module's OnStop; any number of calls, from any module, wait for the same
+// shutdown.
 //
-// Stop does not wait for a handler that ignores both its context and its
-// connection beyond [Config.WriteTimeout] after the force-close; such a
-// session is counted as forced and logged.
-func (r *Registry) Stop(ctx context.Context) error {
-	_ = r.Start(ctx)
-	defer r.leaveStop()
-	var err error
-	// Once the stop phase has begun (httpmod's OnStop got there first) there
-	// is nothing to wait for.
-	if r.c.State() < lifecycle.StateStopping {
-		err = r.c.DrainAndWait(ctx)
-	}
-	select {
-	case <-r.done: // preferred when ctx has ended too
-		return err
-	default:
-	}
-	select {
-	case <-r.done:
-		return err
-	case <-ctx.Done():
-	}
-	r.quitOnce.Do(func() { close(r.quit) })
-	<-r.done
-	return ctx.Err()
-}
+// If ctx ends first, the coordinator cuts the drain short and the stop
+// phase's deadline comes at once: the registry force-closes what is left
+// without waiting for the close replies, and Stop returns ctx.Err()
+// without waiting for that.
+//
+// The registry does not wait for a handler that ignores both its context
+// and its connection beyond [Config.WriteTimeout] after the force-close;
+// such a session is counted as forced and logged.
+func (r *Registry) Stop(ctx context.Context) error { return r.c.Stop(ctx) }
 
 // Len returns the number of live sessions of kind k (0 for an unknown
 // kind).
@@ -339,9 +317,7 @@ func (r *Registry) Stats() Stats {
 
 // Stopping reports whether the stop phase has begun for this registry: new
 // sessions are refused and the live ones are being ended.
-func (r *Registry) Stopping() bool {
-	return r.stopping.Load() || r.c.State() >= lifecycle.StateStopping
-}
+func (r *Registry) Stopping() bool { return r.stopping.Load() }
 
 func (r *Registry) newSession(k Kind, cancel context.CancelFunc) *session {
 	return &session{kind: k, shard: rand.Uint32() & (numShards - 1), cancel: cancel}
@@ -384,7 +360,7 @@ func (r *Registry) remove(s *session, o outcome) {
 }
 
 // registered adds s and, if the stop phase has already begun (or its
-// deadline passed), ends it at once: the stop goroutine's snapshot may
+// deadline passed), ends it at once: the stop participant's snapshot may
 // have missed it. Stores and loads of the flags are sequentially
 // consistent and the snapshot locks every shard, so each session is either
 // in the snapshot or sees the flag (or both; ending is idempotent).
@@ -468,27 +444,23 @@ func (r *Registry) force(s *session) bool {
 	return true
 }
 
-// run waits for the stop phase and ends every session.
-func (r *Registry) run() {
-	defer close(r.done)
-	select {
-	case <-r.c.Stopping():
-	case <-r.c.Stopped(): // finished without a stop phase: end what is left
-	case <-r.quit:
-	}
-	r.closeAll()
-}
-
-// closeAll is the stop phase of the registry: close frames and final
-// events out in parallel, wait for the handlers up to the close deadline,
-// then force-close and count what is left.
-func (r *Registry) closeAll() {
+// closeAll is the registry's stop participant: close frames and final
+// events out in parallel, wait for the handlers up to the close deadline —
+// CloseTimeout from now, or the end of ctx (the stop deadline, or sooner if
+// the stop was cut short) if that comes first — then force-close and count
+// what is left. With no session (a registry that never served) it returns
+// at once.
+func (r *Registry) closeAll(ctx context.Context) error {
 	start := r.clock.Now()
 	r.stopping.Store(true)
 	forceAt := start.Add(r.cfg.CloseTimeout)
-	if dl := r.c.StopDeadline(); dl.Before(forceAt) {
+	if dl, ok := ctx.Deadline(); ok && dl.Before(forceAt) {
 		forceAt = dl
 	}
+	// The wait context exists before the first close frame goes out: a
+	// session that ends then is waited for on its timer.
+	closeCtx, cancel := lifecycle.ContextUntil(ctx, r.clock, forceAt)
+	defer cancel()
 
 	list := r.snapshot()
 	var ws, sse int
@@ -513,7 +485,7 @@ func (r *Registry) closeAll() {
 		wg.Go(func() { r.beginClose(s) })
 	}
 
-	allGone := r.waitGone(forceAt)
+	allGone := r.waitGone(closeCtx)
 	var forced int64
 	if !allGone {
 		r.forcing.Store(true)
@@ -522,11 +494,14 @@ func (r *Registry) closeAll() {
 				forced++
 			}
 		}
-		r.c.RecordCut("sessions", forced)
+		r.c.Telemetry().RecordCut(lifecycle.CutSessions, forced)
 		r.log.Warn("sessions force-closed at the close deadline", zap.Int64("forced", forced))
 		// A force-closed handler returns as soon as it touches its
 		// connection; one that does not is abandoned after WriteTimeout.
-		if !r.waitGone(r.clock.Now().Add(r.cfg.WriteTimeout)) {
+		abandonCtx, cancelAbandon := lifecycle.ContextUntil(context.Background(), r.clock, r.clock.Now().Add(r.cfg.WriteTimeout))
+		gone := r.waitGone(abandonCtx)
+		cancelAbandon()
+		if !gone {
 			if n := r.total(); n > 0 {
 				r.log.Error("handlers did not return after the force-close; abandoned", zap.Int("sessions", n))
 			}
@@ -535,32 +510,21 @@ func (r *Registry) closeAll() {
 	wg.Wait()
 	if len(list) > 0 || forced > 0 {
 		r.log.Info("sessions closed", zap.Int("sessions", len(list)), zap.Int64("forced", forced),
-			zap.Duration("took", r.clock.Since(start)))
+			zap.Duration("took", r.clock.Now().Sub(start)))
 	}
+	return nil
 }
 
-// waitGone waits until no session is left, until the clock reaches
-// deadline, or until Stop gives up; it reports whether none is left.
-func (r *Registry) waitGone(deadline time.Time) bool {
-	var timeout <-chan time.Time
-	if d := deadline.Sub(r.clock.Now()); d > 0 {
-		t := r.clock.NewTimer(d)
-		defer t.Stop()
-		timeout = t.Chan()
-	} else {
-		expired := make(chan time.Time)
-		close(expired)
-		timeout = expired
-	}
+// waitGone waits until no session is left or ctx ends; it reports whether
+// none is left.
+func (r *Registry) waitGone(ctx context.Context) bool {
 	for {
 		if r.total() == 0 {
 			return true
 		}
 		select {
 		case <-r.removed:
-		case <-timeout:
-			return r.total() == 0
-		case <-r.quit:
+		case <-ctx.Done():
 			return r.total() == 0
 		}
 	}

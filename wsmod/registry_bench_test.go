@@ -26,7 +26,7 @@ import (
 
 func benchRegistry(b *testing.B) (*Registry, *lifecycle.Coordinator) {
 	b.Helper()
-	c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true})
+	c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func nopCancel() {}
 func BenchmarkRegister(b *testing.B) {
 	b.Run("registry", func(b *testing.B) {
 		r, c := benchRegistry(b)
-		defer c.Finish()
+		defer stopCoordinator(b, c)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -184,6 +184,7 @@ func TestBenchClients(t *testing.T) {
 // read until the close, and n gorilla clients (in a child process) that
 // read, and so answer the close frame.
 type liveSessions struct {
+	b      *testing.B
 	c      *lifecycle.Coordinator
 	r      *Registry
 	srv    *http.Server
@@ -195,7 +196,7 @@ type liveSessions struct {
 func openSessions(b *testing.B, n int) *liveSessions {
 	b.Helper()
 	r, c := benchRegistry(b)
-	ls := &liveSessions{c: c, r: r, served: make(chan struct{})}
+	ls := &liveSessions{b: b, c: c, r: r, served: make(chan struct{})}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(io.Discard)
@@ -261,10 +262,7 @@ func (ls *liveSessions) close() (bad int) {
 	_ = ls.child.Wait()
 	_ = ls.srv.Close()
 	<-ls.served
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_ = ls.r.Stop(ctx)
-	ls.c.Finish()
+	stopCoordinator(ls.b, ls.c) // ends what is left
 	return bad
 }
 
@@ -307,10 +305,9 @@ func BenchmarkClose10k(b *testing.B) {
 	}
 	b.Run("registry", func(b *testing.B) {
 		run(b, func(ls *liveSessions) {
-			_ = ls.r.Start(context.Background())
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if err := ls.r.Stop(ctx); err != nil { // begins the stop phase, waits for it
+			if err := ls.r.Stop(ctx); err != nil { // asks for the stop, waits for the shutdown
 				b.Error(err)
 			}
 			if st := ls.r.Stats().WebSocket; st.Clean != n {

@@ -1,6 +1,7 @@
 package wsmod
 
 import (
+	"context"
 	"net"
 	"sync"
 	"testing"
@@ -58,7 +59,7 @@ func TestRegisteredDuringStop(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.Finish()
+			defer stopCoordinator(t, c)
 			r, err := New(Config{CloseCode: 4000}, c)
 			if err != nil {
 				t.Fatal(err)
@@ -71,7 +72,7 @@ func TestRegisteredDuringStop(t *testing.T) {
 			s.sock = sock
 			r.registered(s)
 			if tt.stopping {
-				r.beginClose(s) // the stop goroutine's snapshot had it too: no second frame
+				r.beginClose(s) // the stop participant's snapshot had it too: no second frame
 			}
 			if !equalInts(sock.closes, tt.wantCloses) || sock.closed != tt.wantClosed {
 				t.Errorf("close frames %v, closed %v; want %v, %v", sock.closes, sock.closed, tt.wantCloses, tt.wantClosed)
@@ -87,6 +88,19 @@ func TestRegisteredDuringStop(t *testing.T) {
 				t.Error("still registered")
 			}
 		})
+	}
+}
+
+// stopCoordinator stops c at once and waits for its report.
+func stopCoordinator(tb testing.TB, c *lifecycle.Coordinator) {
+	tb.Helper()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = c.Stop(cancelled)
+	ctx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if err := c.Stop(ctx); err != nil {
+		tb.Errorf("the coordinator did not stop: %v", err)
 	}
 }
 

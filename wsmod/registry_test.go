@@ -10,19 +10,10 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/wsmod"
 )
-
-func newCoordinator(t testing.TB) *lifecycle.Coordinator {
-	t.Helper()
-	c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Finish() })
-	return c
-}
 
 func TestConfigDefaults(t *testing.T) {
 	got := wsmod.Config{}.WithDefaults()
@@ -91,7 +82,7 @@ func TestModuleBoot(t *testing.T) {
 		fx.NopLogger,
 		lifecycle.Module,
 		wsmod.Module,
-		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}),
+		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true}),
 		fx.Populate(&r),
 	).RequireStart().RequireStop()
 	if !r.Stopping() || r.Len(wsmod.KindWebSocket) != 0 || r.Len(wsmod.KindSSE) != 0 {
@@ -112,23 +103,30 @@ func TestModuleInvalidConfig(t *testing.T) {
 	}
 }
 
-// Stop is bounded by its context even when the drain has not ended.
+// Stop is bounded by its context even when the drain has not ended: the
+// drain is cut short and the stop phase begins at once.
 func TestStopBoundedByContext(t *testing.T) {
-	c, err := lifecycle.New(lifecycle.Config{DrainDelay: time.Hour, GracePeriod: 2 * time.Hour, IgnoreSignals: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Finish()
+	c := newCoordinator(t, lifecycle.Config{DrainDelay: time.Hour, GracePeriod: 2 * time.Hour})
 	r, err := wsmod.New(wsmod.Config{}, c)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another stop participant holds the stop phase until the test lets it
+	// go: Stop returns on its ctx, not because the shutdown got done first.
+	release := make(chan struct{})
+	c.AtStop("held", func(context.Context) error { <-release; return nil })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := r.Stop(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Stop: %v, want context.Canceled", err)
 	}
+	waittest.Recv(t, c.Reached(lifecycle.StateStopping), waitTimeout, "the stop phase")
 	if !r.Stopping() {
 		t.Error("the stop phase did not begin")
+	}
+	close(release)
+	waittest.Recv(t, c.Reached(lifecycle.StateStopped), waitTimeout, "the shutdown to end")
+	if by := c.Telemetry().Snapshot().DrainEndedBy; by != lifecycle.DrainEndedAbort {
+		t.Errorf("the drain ended by %q, want %q", by, lifecycle.DrainEndedAbort)
 	}
 }

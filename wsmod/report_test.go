@@ -14,10 +14,9 @@ import (
 // the client closed before D0 is not the shutdown's.
 func TestReportCountsSessionEnds(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{}, func(e *echo.Echo, r *wsmod.Registry) {
+	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{}, func(e *echo.Echo, r *wsmod.Registry) {
 		e.GET("/ws", r.WebSocket(echoHandler))
 	})
-	f.c.MarkStarted()
 	early := dial(t, f.srv.WSURL("/ws"), nil)
 	_ = early.Close() // the peer goes away: aborted, before D0
 	waittest.Eventually(t, waitTimeout, func() bool { return f.r.Stats().WebSocket.Aborted == 1 }, "the early session to end")
@@ -33,7 +32,7 @@ func TestReportCountsSessionEnds(t *testing.T) {
 	for range n {
 		<-results
 	}
-	r := f.c.Finish()
+	r := report(t, f.c)
 	if got, want := r.Sessions["websocket"], (lifecycle.SessionEnds{Clean: n}); got != want {
 		t.Errorf("Report.Sessions[websocket] = %+v, want %+v (all: %v)", got, want, r.Sessions)
 	}

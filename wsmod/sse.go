@@ -166,7 +166,7 @@ func (s *Stream) abort() {
 }
 
 // sendFinal writes the final event of an SSE session. Both the stop
-// goroutine and the handler's own return call it; [Stream.final] writes it
+// participant and the handler's own return call it; [Stream.final] writes it
 // once, whoever comes first, and never after the handler has returned.
 func (r *Registry) sendFinal(s *session) {
 	s.closing.Store(true)

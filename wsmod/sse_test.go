@@ -94,7 +94,7 @@ func TestSSEStop(t *testing.T) {
 	if st := f.r.Stats().SSE; st.Clean != readers || st.Forced != 0 || st.Active != 0 {
 		t.Errorf("stats %+v, want %d clean", st, readers)
 	}
-	if rep := f.c.Finish(); !rep.Clean() || rep.InFlightStop["sse"] != readers {
+	if rep := report(t, f.c); !rep.Clean() || rep.InFlightStop["sse"] != readers {
 		t.Errorf("report cut %v, in flight at stop %v", rep.Cut, rep.InFlightStop)
 	}
 }
@@ -106,7 +106,7 @@ func TestSSEHandlerIgnoringContext(t *testing.T) {
 	release := make(chan struct{})
 	sendErr := make(chan error, 1)
 	cfg := wsmod.Config{CloseTimeout: 50 * time.Millisecond, WriteTimeout: 50 * time.Millisecond}
-	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, cfg,
+	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, cfg,
 		func(e *echo.Echo, r *wsmod.Registry) {
 			e.GET("/events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 				if err := s.Send(wsmod.Event{Data: "hello"}); err != nil {
@@ -145,7 +145,7 @@ func TestSSEHandlerIgnoringContext(t *testing.T) {
 	if st := f.r.Stats().SSE; st.Active != 1 {
 		t.Fatalf("stats %+v, want the stuck handler still active", st)
 	}
-	if rep := f.c.Finish(); rep.Cut["sessions"] != 1 {
+	if rep := report(t, f.c); rep.Cut[lifecycle.CutSessions] != 1 {
 		t.Errorf("report cut %v, want 1 session", rep.Cut)
 	}
 	close(release)
@@ -178,7 +178,7 @@ func TestEventEncoding(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{},
+			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{},
 				func(e *echo.Echo, r *wsmod.Registry) {
 					e.GET("/events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 						return s.Send(tt.give)
@@ -213,7 +213,7 @@ func TestEventInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := wsmod.New(wsmod.Config{FinalEvent: tt.give}, newCoordinator(t))
+			_, err := wsmod.New(wsmod.Config{FinalEvent: tt.give}, newCoordinator(t, lifecycle.Config{DrainDelay: lifecycle.None}))
 			if !errors.Is(err, wsmod.ErrConfig) || !strings.Contains(err.Error(), "FinalEvent") {
 				t.Errorf("New: %v, want an ErrConfig naming FinalEvent", err)
 			}
@@ -224,7 +224,7 @@ func TestEventInvalid(t *testing.T) {
 // A reader that goes away ends its handler's context; the session counts as
 // aborted.
 func TestSSEClientGoesAway(t *testing.T) {
-	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{},
+	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{},
 		func(e *echo.Echo, r *wsmod.Registry) {
 			e.GET("/events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 				if err := s.Send(wsmod.Event{Data: "hello"}); err != nil {

@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/jonboulle/clockwork"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
+	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/wsmod"
@@ -39,18 +39,24 @@ func TestWebSocketStopThroughFx(t *testing.T) {
 	app := fxtest.New(t,
 		fx.NopLogger,
 		lifecycle.Module,
+		lifecycle.AppOptions, // serving once started: the drain runs its course
 		wsmod.Module,
-		fx.Supply(lifecycle.Config{DrainDelay: 20 * time.Millisecond, IgnoreSignals: true}),
-		// The HTTP server as httpmod runs it: it depends on the registry
-		// through its routes, so its OnStop runs before the registry's.
+		fx.Supply(lifecycle.Config{DrainDelay: 20 * time.Millisecond, DrainQuiet: lifecycle.None, IgnoreSignals: true}),
+		// The HTTP server as httpmod runs it: a stop participant that shuts
+		// the server down, in parallel with the registry's, and an OnStop
+		// that asks for the stop.
 		fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator, r *wsmod.Registry) {
 			e := newEcho(func(e *echo.Echo) { e.GET("/ws", r.WebSocket(handler)) })
+			var started atomic.Pointer[testServer]
+			c.AtStop("http", func(ctx context.Context) error {
+				if s := started.Load(); s != nil {
+					return s.Shutdown(ctx)
+				}
+				return nil // never started
+			})
 			lc.Append(fx.Hook{
-				OnStart: func(context.Context) error { srv = listen(t, e); return nil },
-				OnStop: func(ctx context.Context) error {
-					_ = c.DrainAndWait(ctx)
-					return srv.Shutdown(ctx)
-				},
+				OnStart: func(context.Context) error { srv = listen(t, e); started.Store(srv); return nil },
+				OnStop:  c.Stop,
 			})
 		}),
 		fx.Populate(&r, &c),
@@ -90,12 +96,17 @@ func TestWebSocketStopThroughFx(t *testing.T) {
 	if st.Active != 0 || st.Clean != clients || st.Forced != 0 || st.Aborted != 0 {
 		t.Errorf("stats %+v, want %d clean", st, clients)
 	}
-	rep, ok := c.Report()
-	if !ok {
-		t.Fatal("no report")
-	}
+	rep := report(t, c)
 	if !rep.Clean() || rep.InFlightStop["websocket"] != clients {
 		t.Errorf("report: clean=%v cut=%v in flight at stop=%v", rep.Clean(), rep.Cut, rep.InFlightStop)
+	}
+	if rep.DrainEndedBy != lifecycle.DrainEndedDelay {
+		t.Errorf("the drain ended by %q, want %q", rep.DrainEndedBy, lifecycle.DrainEndedDelay)
+	}
+	for _, h := range rep.Hooks {
+		if h.Err != "" || h.Overran {
+			t.Errorf("stop participant %q: err %q, overran %v", h.Name, h.Err, h.Overran)
+		}
 	}
 }
 
@@ -106,7 +117,7 @@ func TestWebSocketCloseWhileWriting(t *testing.T) {
 	start := make(chan struct{}) // all dialed: flood
 	var writing sync.WaitGroup
 	writing.Add(clients)
-	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{},
+	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{},
 		func(e *echo.Echo, r *wsmod.Registry) {
 			e.GET("/flood", r.WebSocket(func(ctx context.Context, conn wsmod.Conn) error {
 				msg := []byte(strings.Repeat("x", 512))
@@ -161,10 +172,10 @@ func TestWebSocketForceCloseAtDeadline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := clockwork.NewFakeClock()
+			clk := clocktest.New()
 			f := newFixture(t, lcfg, wsmod.Config{CloseTimeout: tt.closeTimeout},
 				func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) },
-				lifecycle.WithClock(clock))
+				lifecycle.WithClock(clk))
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 			defer cancel()
 
@@ -179,55 +190,66 @@ func TestWebSocketForceCloseAtDeadline(t *testing.T) {
 			f.c.BeginDrain("test")
 			stopped := make(chan error, 1)
 			go func() { stopped <- f.r.Stop(ctx) }()
-			if err := clock.BlockUntilContext(ctx, 1); err != nil { // the drain timer
-				t.Fatal(err)
-			}
-			clock.Advance(lcfg.DrainDelay)
-			stopAt := clock.Now()
+			waittest.BlockUntil(t, clk.FakeClock, 1, waitTimeout) // the drain's end
+			clk.Advance(lcfg.DrainDelay)
+			waittest.Recv(t, f.c.Reached(lifecycle.StateStopping), waitTimeout, "the stop phase")
+			stopAt := clk.Now()
 
-			if res := <-politeDone; res.code != websocket.CloseGoingAway {
+			if res := waittest.Recv(t, politeDone, waitTimeout, "the polite client's close"); res.code != websocket.CloseGoingAway {
 				t.Fatalf("polite client: close %d (%v), want 1001", res.code, res.err)
 			}
 			waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindWebSocket) == 1 }, "the polite session to end")
-			if err := clock.BlockUntilContext(ctx, 1); err != nil { // the close deadline
-				t.Fatal(err)
-			}
-			clock.Advance(tt.wantForceAt - time.Millisecond)
+			// The stop deadline, the teardown deadline (the coordinator's) and
+			// the close deadline (the registry's, set before its close frames).
+			waittest.BlockUntil(t, clk.FakeClock, 3, waitTimeout)
+			clk.Advance(tt.wantForceAt - time.Millisecond)
 			select {
 			case err := <-stopped:
 				t.Fatalf("stop returned %v before the close deadline", err)
 			default:
 			}
-			clock.Advance(time.Millisecond)
-			if err := <-stopped; err != nil {
+			if st := f.r.Stats().WebSocket; st.Forced != 0 {
+				t.Fatalf("stats %+v before the close deadline, want none forced", st)
+			}
+			clk.Advance(time.Millisecond)
+			if err := waittest.Recv(t, stopped, waitTimeout, "Stop"); err != nil {
 				t.Fatalf("stop: %v", err)
 			}
-			if took := clock.Since(stopAt); took != tt.wantForceAt {
-				t.Errorf("forced %v into the stop phase, want %v", took, tt.wantForceAt)
+			rep := report(t, f.c)
+			if took := clk.Since(stopAt); took != tt.wantForceAt {
+				t.Errorf("stopped %v into the stop phase, want %v", took, tt.wantForceAt)
 			}
-			if now, dl := clock.Now(), f.c.StopDeadline(); now.After(dl) {
+			if now, dl := clk.Now(), rep.D0.Add(f.c.Plan().StopDeadline); now.After(dl) {
 				t.Errorf("stop ended at %v, after the stop deadline %v", now, dl)
 			}
 			st := f.r.Stats().WebSocket
 			if st.Clean != 1 || st.Forced != 1 || st.Active != 0 {
 				t.Errorf("stats %+v, want 1 clean, 1 forced", st)
 			}
-			rep := f.c.Finish()
-			if rep.Cut["sessions"] != 1 || rep.ExitCode != 1 {
+			if rep.Cut[lifecycle.CutSessions] != 1 || rep.ExitCode != 1 {
 				t.Errorf("report cut %v exit %d, want 1 session cut, exit 1", rep.Cut, rep.ExitCode)
 			}
-			for _, p := range rep.Phases {
-				if p.Name == "stop" && p.Actual > p.Planned {
-					t.Errorf("stop phase took %v, planned %v", p.Actual, p.Planned)
+			var stopPhase *lifecycle.Phase
+			for i, p := range rep.Phases {
+				if p.Name == lifecycle.PhaseStop {
+					stopPhase = &rep.Phases[i]
 				}
+			}
+			switch {
+			case stopPhase == nil:
+				t.Errorf("no stop phase in %+v", rep.Phases)
+			case stopPhase.Actual != tt.wantForceAt || stopPhase.Actual > stopPhase.Planned:
+				t.Errorf("stop phase took %v, planned %v; want it to end at the force-close, %v", stopPhase.Actual, stopPhase.Planned, tt.wantForceAt)
 			}
 		})
 	}
 }
 
 // The drain phase still accepts sessions (the proxies may still route
-// here); the stop phase refuses them with 503 and Retry-After.
+// here); the stop phase refuses them with 503 and Retry-After. The clock is
+// fake: the hour of drain passes by advancing it.
 func TestNewSessionsDuringDrainAndStop(t *testing.T) {
+	clk := clocktest.New()
 	f := newFixture(t, lifecycle.Config{DrainDelay: time.Hour, GracePeriod: 2 * time.Hour}, wsmod.Config{RetryAfter: 1500 * time.Millisecond},
 		func(e *echo.Echo, r *wsmod.Registry) {
 			e.GET("/ws", r.WebSocket(echoHandler))
@@ -235,7 +257,7 @@ func TestNewSessionsDuringDrainAndStop(t *testing.T) {
 				<-ctx.Done()
 				return nil
 			}))
-		})
+		}, lifecycle.WithClock(clk))
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 
@@ -259,11 +281,19 @@ func TestNewSessionsDuringDrainAndStop(t *testing.T) {
 	waittest.Eventually(t, waitTimeout, func() bool {
 		return f.r.Len(wsmod.KindWebSocket) == 1 && f.r.Len(wsmod.KindSSE) == 1
 	}, "sessions opened during the drain")
+	if f.r.Stopping() {
+		t.Fatal("registry stopping during the drain")
+	}
 
-	// Begin the stop phase now, without waiting out the hour of drain.
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	_ = f.c.DrainAndWait(cancelled)
+	// The registry's Stop (its OnStop) asks for the stop; the stop phase
+	// begins once the hour of drain has passed.
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- f.r.Stop(ctx) }()
+	waittest.BlockUntil(t, clk.FakeClock, 1, waitTimeout) // the drain's end
+	clk.Advance(time.Hour)
+	waittest.Recv(t, f.c.Reached(lifecycle.StateStopping), waitTimeout, "the stop phase")
 	if !f.r.Stopping() {
 		t.Fatal("registry not stopping in the stop phase")
 	}
@@ -292,15 +322,13 @@ func TestNewSessionsDuringDrainAndStop(t *testing.T) {
 		}
 	}
 
-	ctx, cancel2 := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel2()
-	if err := f.r.Stop(ctx); err != nil {
+	if err := waittest.Recv(t, stopped, waitTimeout, "Stop"); err != nil {
 		t.Fatal(err)
 	}
-	if res := <-wsDone; res.code != websocket.CloseGoingAway {
+	if res := waittest.Recv(t, wsDone, waitTimeout, "the websocket's close"); res.code != websocket.CloseGoingAway {
 		t.Errorf("websocket opened during the drain: close %d (%v), want 1001", res.code, res.err)
 	}
-	if err := <-sseDone; err != io.EOF {
+	if err := waittest.Recv(t, sseDone, waitTimeout, "the stream's end"); err != io.EOF {
 		t.Errorf("SSE opened during the drain ended with %v, want EOF", err)
 	}
 	st := f.r.Stats()
@@ -313,7 +341,7 @@ func TestNewSessionsDuringDrainAndStop(t *testing.T) {
 // registry; one that answers stays.
 func TestWebSocketKeepAliveRemovesDeadPeer(t *testing.T) {
 	cfg := wsmod.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 20 * time.Millisecond}
-	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, cfg,
+	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, cfg,
 		func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
 
 	dead := dial(t, f.srv.WSURL("/ws"), nil) // never reads, so never answers a ping
@@ -357,7 +385,7 @@ func TestWebSocketHandlerReturns(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{},
+			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{},
 				func(e *echo.Echo, r *wsmod.Registry) {
 					e.GET("/ws/:name", r.WebSocket(func(ctx context.Context, conn wsmod.Conn) error {
 						name := wsmod.EchoContext(ctx).Param("name")
@@ -401,7 +429,7 @@ func TestWebSocketOrigin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{AllowedOrigins: tt.allowed},
+			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{AllowedOrigins: tt.allowed},
 				func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
 			hdr := http.Header{}
 			if tt.origin != "" {
@@ -427,7 +455,7 @@ func TestWebSocketOrigin(t *testing.T) {
 // A peer that drops its connection without a close frame ends its session
 // as aborted, not clean.
 func TestWebSocketPeerVanishes(t *testing.T) {
-	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{},
+	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{},
 		func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
 	conn := dial(t, f.srv.WSURL("/ws"), nil)
 	waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindWebSocket) == 1 }, "the session")
@@ -442,7 +470,7 @@ func TestWebSocketPeerVanishes(t *testing.T) {
 // an origin check supplied to the module.
 func TestWebSocketOptions(t *testing.T) {
 	t.Run("WithUpgrader", func(t *testing.T) {
-		c := newCoordinator(t)
+		c := newCoordinator(t, lifecycle.Config{DrainDelay: lifecycle.None})
 		r, err := wsmod.New(wsmod.Config{}, c,
 			wsmod.WithUpgrader(wsmod.Gorilla(&websocket.Upgrader{Subprotocols: []string{"chat"}})),
 			wsmod.WithLogger(nil))
@@ -478,7 +506,7 @@ func TestWebSocketOptions(t *testing.T) {
 			fx.NopLogger,
 			lifecycle.Module,
 			wsmod.Module,
-			fx.Supply(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}),
+			fx.Supply(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true}),
 			fx.Supply(wsmod.CheckOrigin(func(r *http.Request) bool { return r.Header.Get("Origin") == "https://ok.example" })),
 			fx.Populate(&r),
 		)
@@ -521,7 +549,7 @@ func TestWebSocketReadLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.NoDelay}, wsmod.Config{ReadLimit: tt.giveLimit},
+			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{ReadLimit: tt.giveLimit},
 				func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
 			conn := dial(t, f.srv.WSURL("/ws"), nil)
 			defer conn.Close()

@@ -32,7 +32,7 @@ type routeParams struct {
 	Logger   *zap.Logger `optional:"true"`
 }
 
-// newRoutes registers the public routes (the contract in DESIGN.md §4).
+// newRoutes registers the public routes: the route contract of README.md ("The example service"), which the Kubernetes manifests and the rollout check are written for.
 func newRoutes(p routeParams) httpmod.Route {
 	st, log := p.Store, p.Logger
 	if log == nil {

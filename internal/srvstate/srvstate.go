@@ -1,12 +1,13 @@
 // Package srvstate is the start and stop bookkeeping that the drainfx
-// servers (httpmod, grpcmod) share: a server starts once and stops once; it
-// joins the coordinator's stop phase when it starts
-// ([lifecycle.Coordinator.JoinStop]) and leaves it when its Stop returns;
-// a second Stop waits for the first ([State]). What is still in flight at
-// the stop deadline is counted and logged the same way ([RecordCut]).
+// servers (httpmod, grpcmod) share: a server starts once and stops once,
+// and a Start after its stop fails ([State]). What is still in flight at
+// the stop deadline is counted and logged the same way ([RecordCut]), and
+// the work a server begins and ends is counted the same way ([Work]).
 //
-// What a server does to start and stop (listen, serve, drain, shut down) stays
-// in the server: [State] only runs it at most once, in order.
+// What a server does to start and stop (listen, serve, shut down) stays in
+// the server: [State] only runs it at most once, in order. The server's
+// stop is its stop participant ([lifecycle.Coordinator.AtStop]), which the
+// coordinator calls whether or not the server ever started.
 package srvstate
 
 import (
@@ -23,28 +24,23 @@ import (
 // State tracks whether a server has started and stopped. It is safe for
 // concurrent use. Build it with [New].
 type State struct {
-	joinStop   func() (leave func())
 	errStarted error
 
-	mu        sync.Mutex
-	started   bool
-	stopping  bool
-	leaveStop func()        // from joinStop: the server is a stop-phase participant
-	stopDone  chan struct{} // closed when the first Stop has returned
+	mu       sync.Mutex
+	started  bool
+	stopping bool          // Stop has been called: no Start from now on
+	stopDone chan struct{} // closed when the first Stop has returned
 }
 
-// New returns the state of a server that has not started. joinStop
-// registers the server as a participant of the stop phase and returns the
-// function that ends it (the coordinator's JoinStop); errStarted is the
-// error of a Start after the first successful one.
-func New(joinStop func() (leave func()), errStarted error) *State {
-	return &State{joinStop: joinStop, errStarted: errStarted, stopDone: make(chan struct{})}
+// New returns the state of a server that has not started. errStarted is
+// the error of a Start after the first successful one, or after Stop.
+func New(errStarted error) *State {
+	return &State{errStarted: errStarted, stopDone: make(chan struct{})}
 }
 
-// Start calls start, unless the server has started already: then it
-// returns errStarted. If start succeeds, the server has started and is a
-// participant of the stop phase until its Stop returns; if start fails,
-// Start returns its error and the server may start again. start runs with
+// Start calls start, unless the server has started already or Stop has
+// been called: then it returns errStarted. If start fails, Start returns
+// its error and the server may start again (until Stop). start runs with
 // State's lock held, so a concurrent Start or Stop waits for it.
 func (st *State) Start(ctx context.Context, start func(context.Context) error) error {
 	st.mu.Lock()
@@ -56,21 +52,17 @@ func (st *State) Start(ctx context.Context, start func(context.Context) error) e
 		return err
 	}
 	st.started = true
-	st.leaveStop = st.joinStop()
 	return nil
 }
 
-// Stop calls stop once, for a server that has started, returns its error,
-// and leaves the stop phase when stop returns. A Stop before Start (or after
-// a failed one) returns nil without calling stop. A later Stop, while the
-// first runs or after it has returned, waits for the first and returns nil,
-// or ctx.Err() if ctx ends first.
+// Stop calls stop once, for a server that has started, and returns its
+// error. A Stop before Start (or after a failed one) returns nil without
+// calling stop. In either case no Start succeeds after it: the stop phase
+// has come for this server, and nothing would stop a server started after
+// it. A later Stop, while the first runs or after it has returned, waits
+// for the first and returns nil, or ctx.Err() if ctx ends first.
 func (st *State) Stop(ctx context.Context, stop func(context.Context) error) error {
 	st.mu.Lock()
-	if !st.started {
-		st.mu.Unlock()
-		return nil
-	}
 	if st.stopping {
 		st.mu.Unlock()
 		select {
@@ -81,21 +73,24 @@ func (st *State) Stop(ctx context.Context, stop func(context.Context) error) err
 		}
 	}
 	st.stopping = true
+	started := st.started
 	st.mu.Unlock()
 	defer close(st.stopDone)
-	defer st.leaveStop()
+	if !started {
+		return nil
+	}
 	return stop(ctx)
 }
 
 // RecordCut records that a server gave up at the stop deadline with n units
-// of kind (its in-flight gauge: "requests", "rpcs") still in flight: it
-// counts them with [lifecycle.Coordinator.RecordCut] and logs once, a
-// warning "<kind> cut" if n > 0, else that the connections were closed at
-// the deadline.
-func RecordCut(c *lifecycle.Coordinator, log *zap.Logger, kind string, n int64, deadline time.Time) {
-	c.RecordCut(kind, n)
+// of kind (its in-flight gauge: [lifecycle.CutRequests],
+// [lifecycle.CutRPCs]) still in flight: it counts them with
+// [lifecycle.Telemetry.RecordCut] and logs once, a warning "<kind> cut" if
+// n > 0, else that the connections were closed at the deadline.
+func RecordCut(c *lifecycle.Coordinator, log *zap.Logger, kind lifecycle.CutKind, n int64, deadline time.Time) {
+	c.Telemetry().RecordCut(kind, n)
 	if n > 0 {
-		log.Warn(kind+" cut", zap.Int64("count", n), zap.Time("deadline", deadline))
+		log.Warn(string(kind)+" cut", zap.Int64("count", n), zap.Time("deadline", deadline))
 	} else {
 		log.Info("connections closed at the stop deadline", zap.Time("deadline", deadline))
 	}
@@ -103,7 +98,7 @@ func RecordCut(c *lifecycle.Coordinator, log *zap.Logger, kind string, n int64, 
 
 // Work counts the requests (or RPCs) a server has begun and finished. The
 // in-flight count is their difference and the begun count is the arrival
-// counter of the adaptive drain ([lifecycle.Coordinator.TrackArrivals]):
+// counter of the adaptive drain ([lifecycle.Telemetry.TrackArrivals]):
 // one atomic add when work begins and one when it ends, as a plain
 // in-flight gauge costs, so the arrival count is free. The zero value is
 // ready to use.

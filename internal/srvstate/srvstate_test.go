@@ -27,25 +27,11 @@ const waitTimeout = 5 * time.Second
 
 var errStarted = errors.New("test: already started")
 
-// stopPhase counts the JoinStop calls and the participants still in.
-type stopPhase struct {
-	joined, in atomic.Int32
-}
-
-func (p *stopPhase) join() (leave func()) {
-	p.joined.Add(1)
-	p.in.Add(1)
-	return func() { p.in.Add(-1) }
-}
-
-func newState() (*srvstate.State, *stopPhase) {
-	p := &stopPhase{}
-	return srvstate.New(p.join, errStarted), p
-}
+func newState() *srvstate.State { return srvstate.New(errStarted) }
 
 func TestStartOnce(t *testing.T) {
 	t.Parallel()
-	st, p := newState()
+	st := newState()
 	var starts int
 	start := func(context.Context) error { starts++; return nil }
 	if err := st.Start(context.Background(), start); err != nil {
@@ -54,8 +40,8 @@ func TestStartOnce(t *testing.T) {
 	if err := st.Start(context.Background(), start); !errors.Is(err, errStarted) {
 		t.Errorf("second Start = %v, want %v", err, errStarted)
 	}
-	if starts != 1 || p.joined.Load() != 1 || p.in.Load() != 1 {
-		t.Errorf("start called %d times, JoinStop %d times, %d in the stop phase; want 1, 1, 1", starts, p.joined.Load(), p.in.Load())
+	if starts != 1 {
+		t.Errorf("start called %d times, want 1", starts)
 	}
 	if err := st.Stop(context.Background(), func(context.Context) error { return nil }); err != nil {
 		t.Fatal(err)
@@ -67,55 +53,63 @@ func TestStartOnce(t *testing.T) {
 
 func TestFailedStartMayBeRetried(t *testing.T) {
 	t.Parallel()
-	st, p := newState()
+	st := newState()
 	errListen := errors.New("listen: busy")
 	if err := st.Start(context.Background(), func(context.Context) error { return errListen }); !errors.Is(err, errListen) {
 		t.Fatalf("Start = %v, want %v", err, errListen)
-	}
-	if p.joined.Load() != 0 {
-		t.Error("a failed Start joined the stop phase")
-	}
-	stopped := false
-	if err := st.Stop(context.Background(), func(context.Context) error { stopped = true; return nil }); err != nil || stopped {
-		t.Errorf("Stop after a failed Start = %v, stop called %v; want nil, false", err, stopped)
 	}
 	if err := st.Start(context.Background(), func(context.Context) error { return nil }); err != nil {
 		t.Errorf("Start after a failed one: %v", err)
 	}
 }
 
+// The coordinator calls a server's stop participant whether or not it
+// started: a Stop after a failed Start calls nothing, and no Start succeeds
+// after it (nothing would stop that server).
+func TestStopAfterAFailedStart(t *testing.T) {
+	t.Parallel()
+	st := newState()
+	errListen := errors.New("listen: busy")
+	if err := st.Start(context.Background(), func(context.Context) error { return errListen }); !errors.Is(err, errListen) {
+		t.Fatalf("Start = %v, want %v", err, errListen)
+	}
+	stopped := false
+	if err := st.Stop(context.Background(), func(context.Context) error { stopped = true; return nil }); err != nil || stopped {
+		t.Errorf("Stop after a failed Start = %v, stop called %v; want nil, false", err, stopped)
+	}
+	started := false
+	if err := st.Start(context.Background(), func(context.Context) error { started = true; return nil }); !errors.Is(err, errStarted) || started {
+		t.Errorf("Start after Stop = %v, start called %v; want %v, false", err, started, errStarted)
+	}
+}
+
 func TestStopBeforeStart(t *testing.T) {
 	t.Parallel()
-	st, _ := newState()
+	st := newState()
 	stopped := false
 	if err := st.Stop(context.Background(), func(context.Context) error { stopped = true; return nil }); err != nil || stopped {
 		t.Errorf("Stop before Start = %v, stop called %v; want nil, false", err, stopped)
 	}
+	if err := st.Start(context.Background(), func(context.Context) error { return nil }); !errors.Is(err, errStarted) {
+		t.Errorf("Start after Stop = %v, want %v", err, errStarted)
+	}
 }
 
-func TestStopLeavesTheStopPhaseWhenStopReturns(t *testing.T) {
+func TestStopReturnsStopsError(t *testing.T) {
 	t.Parallel()
-	st, p := newState()
+	st := newState()
 	if err := st.Start(context.Background(), func(context.Context) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	errShutdown := errors.New("shutdown: broken")
-	var inDuringStop int32
-	err := st.Stop(context.Background(), func(context.Context) error {
-		inDuringStop = p.in.Load()
-		return errShutdown
-	})
-	if !errors.Is(err, errShutdown) {
+	if err := st.Stop(context.Background(), func(context.Context) error { return errShutdown }); !errors.Is(err, errShutdown) {
 		t.Errorf("Stop = %v, want stop's error %v", err, errShutdown)
-	}
-	if inDuringStop != 1 || p.in.Load() != 0 {
-		t.Errorf("participants during stop %d, after %d; want 1, 0", inDuringStop, p.in.Load())
 	}
 }
 
 func TestSecondStopWaitsForTheFirst(t *testing.T) {
 	t.Parallel()
-	st, p := newState()
+	st := newState()
 	if err := st.Start(context.Background(), func(context.Context) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -160,9 +154,6 @@ func TestSecondStopWaitsForTheFirst(t *testing.T) {
 	if n := stops.Load(); n != 1 {
 		t.Errorf("stop called %d times, want 1", n)
 	}
-	if p.in.Load() != 0 {
-		t.Error("still in the stop phase after Stop")
-	}
 }
 
 // doneWatch tells when Done is first asked for: a Stop waiting on its ctx.
@@ -201,8 +192,13 @@ func TestRecordCut(t *testing.T) {
 			}
 			core, logs := observer.New(zapcore.DebugLevel)
 			deadline := time.Unix(1700000000, 0)
-			srvstate.RecordCut(c, zap.New(core), "requests", tt.give, deadline)
-			if r := c.Finish(); r.Cut["requests"] != tt.give {
+			srvstate.RecordCut(c, zap.New(core), lifecycle.CutRequests, tt.give, deadline)
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+			if err := c.Stop(ctx); err != nil {
+				t.Fatalf("Stop: %v", err)
+			}
+			if r, _ := c.Telemetry().Report(); r.Cut[lifecycle.CutRequests] != tt.give {
 				t.Errorf("report cut %v, want requests=%d", r.Cut, tt.give)
 			}
 			all := logs.All()

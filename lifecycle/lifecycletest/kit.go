@@ -102,7 +102,7 @@ type Kit struct {
 	forced atomic.Bool // the clients were cut
 
 	mu          sync.Mutex
-	transitions []lifecycle.Transition
+	transitions []Transition
 
 	https  []*httpClient
 	wss    []*wsClient
@@ -111,7 +111,7 @@ type Kit struct {
 	result *Result
 }
 
-// Start subscribes to the coordinator's transitions, then starts the app
+// Start records the coordinator's transitions, then starts the app
 // (and marks the coordinator started, for apps that do not use the bundle
 // in package modules). c is the app's coordinator: get it with
 // fx.Populate.
@@ -124,15 +124,17 @@ func Start(ctx context.Context, app App, c *lifecycle.Coordinator, opts ...Optio
 		opt(&o)
 	}
 	if !o.propagationSet {
-		o.propagation = c.Plan().DrainDelay / 2
+		o.propagation = max(c.Plan().DrainDelay, 0) / 2
 	}
 	k := &Kit{app: app, c: c, o: o, stop: make(chan struct{})}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
-	c.Subscribe(func(tr lifecycle.Transition) {
-		k.mu.Lock()
-		k.transitions = append(k.transitions, tr)
-		k.mu.Unlock()
-	})
+	for st := c.State() + 1; st <= lifecycle.StateStopped; st++ {
+		c.OnState(st, func() {
+			k.mu.Lock()
+			k.transitions = append(k.transitions, Transition{To: st, At: time.Now()})
+			k.mu.Unlock()
+		})
+	}
 	if err := app.Start(ctx); err != nil {
 		k.cancel()
 		return nil, fmt.Errorf("lifecycletest: start: %w", err)
@@ -145,11 +147,11 @@ func Start(ctx context.Context, app App, c *lifecycle.Coordinator, opts ...Optio
 // propagation delay after D0 has passed (or the app has stopped), and then
 // refuses with errMoved.
 func (k *Kit) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	if d0, _ := k.c.D0(); !d0.IsZero() && !time.Now().Before(d0.Add(k.o.propagation)) {
+	if d0 := k.c.Telemetry().Snapshot().D0; !d0.IsZero() && !time.Now().Before(d0.Add(k.o.propagation)) {
 		return nil, errMoved
 	}
 	select {
-	case <-k.c.Stopped():
+	case <-k.c.Reached(lifecycle.StateStopped):
 		return nil, errMoved
 	default:
 	}
@@ -250,9 +252,9 @@ func (k *Kit) Terminate(ctx context.Context, how Termination) Result {
 	k.endClients(k.o.endWithin)
 
 	k.mu.Lock()
-	r.Transitions = append([]lifecycle.Transition(nil), k.transitions...)
+	r.Transitions = append([]Transition(nil), k.transitions...)
 	k.mu.Unlock()
-	r.Report, _ = k.c.Report()
+	r.Report, _ = k.c.Telemetry().Report()
 	for _, h := range k.https {
 		r.HTTP = append(r.HTTP, h.stats)
 	}

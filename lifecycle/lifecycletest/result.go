@@ -57,9 +57,9 @@ type SSEStats struct {
 type Result struct {
 	// Termination is "prestop", "signal" or "app stop".
 	Termination string
-	// Transitions are the coordinator's transitions, in order, from the
-	// start (Starting → Serving) to Stopped.
-	Transitions []lifecycle.Transition
+	// Transitions are the states the coordinator moved to, in order, from
+	// serving to stopped, and when.
+	Transitions []Transition
 	// Took is the time from the termination's start (the preStop call, the
 	// signal) to the app's Stop returning: SIGTERM→exit, less the exit.
 	Took time.Duration
@@ -107,13 +107,21 @@ func (r Result) Lost() Lost {
 	return l
 }
 
-// CleanPhases is the order of states of a clean termination.
-var CleanPhases = []lifecycle.State{
-	lifecycle.StateServing, lifecycle.StateDraining, lifecycle.StateStopping, lifecycle.StateStopped,
+// Transition is one state the coordinator moved to.
+type Transition struct {
+	To lifecycle.State
+	At time.Time
 }
 
-// Phases returns the states the coordinator went through, in order.
-func (r Result) Phases() []lifecycle.State {
+// CleanStates is the order of states of a clean termination: every phase
+// of the timeline, in order.
+var CleanStates = []lifecycle.State{
+	lifecycle.StateServing, lifecycle.StateDraining, lifecycle.StateDrained,
+	lifecycle.StateStopping, lifecycle.StateTearingDown, lifecycle.StateStopped,
+}
+
+// States returns the states the coordinator went through, in order.
+func (r Result) States() []lifecycle.State {
 	out := make([]lifecycle.State, 0, len(r.Transitions))
 	for _, tr := range r.Transitions {
 		out = append(out, tr.To)
@@ -121,8 +129,8 @@ func (r Result) Phases() []lifecycle.State {
 	return out
 }
 
-// Err returns nil if the termination was clean: nothing lost, the phases
-// in the order of [CleanPhases], the preStop call answered 200, the app's
+// Err returns nil if the termination was clean: nothing lost, the states
+// in the order of [CleanStates], the preStop call answered 200, the app's
 // Stop without error and its report clean. Otherwise it names every
 // problem, one a line.
 func (r Result) Err() error {
@@ -130,8 +138,8 @@ func (r Result) Err() error {
 	if r.PrestopErr != nil {
 		errs = append(errs, r.PrestopErr)
 	}
-	if got := r.Phases(); !slices.Equal(got, CleanPhases) {
-		errs = append(errs, fmt.Errorf("phases %s, want %s", phaseList(got), phaseList(CleanPhases)))
+	if got := r.States(); !slices.Equal(got, CleanStates) {
+		errs = append(errs, fmt.Errorf("states %s, want %s", stateList(got), stateList(CleanStates)))
 	}
 	for _, h := range r.HTTP {
 		if h.Lost > 0 {
@@ -156,7 +164,7 @@ func (r Result) Err() error {
 	return errors.Join(errs...)
 }
 
-func phaseList(states []lifecycle.State) string {
+func stateList(states []lifecycle.State) string {
 	names := make([]string, len(states))
 	for i, s := range states {
 		names[i] = s.String()
@@ -164,13 +172,22 @@ func phaseList(states []lifecycle.State) string {
 	return strings.Join(names, " → ")
 }
 
-// String is a summary: the phases with their reasons, then one line per
-// client, then the losses.
+// String is a summary: the states (with why the drain, the drain's end
+// and the stop began), then one line per client, then the losses.
 func (r Result) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "termination %s, took %v:", r.Termination, r.Took.Round(time.Millisecond))
 	for _, tr := range r.Transitions {
-		fmt.Fprintf(&b, " → %s (%s)", tr.To, tr.Reason)
+		switch tr.To {
+		case lifecycle.StateDraining:
+			fmt.Fprintf(&b, " → %s (%s)", tr.To, r.Report.Reason)
+		case lifecycle.StateDrained:
+			fmt.Fprintf(&b, " → %s (%s)", tr.To, r.Report.DrainEndedBy)
+		case lifecycle.StateStopping:
+			fmt.Fprintf(&b, " → %s (%s)", tr.To, r.Report.StopReason)
+		default:
+			fmt.Fprintf(&b, " → %s", tr.To)
+		}
 	}
 	b.WriteByte('\n')
 	for _, h := range r.HTTP {

@@ -45,27 +45,30 @@ func (cl *Client) Conn() *grpc.ClientConn { return cl.conn }
 func (cl *Client) Name() string { return cl.name }
 
 // Close closes the connection: RPCs still in flight on it fail with
-// CANCELED. Close it after everything that uses it has stopped; under fx,
-// [AsClient] does.
+// CANCELED. Close it after everything that uses it has stopped (in the
+// teardown); under fx, [AsClient] does.
 func (cl *Client) Close() error { return cl.conn.Close() }
 
 type clientParams struct {
 	fx.In
 
 	Coordinator *lifecycle.Coordinator
-	Lifecycle   fx.Lifecycle
 }
 
 // AsClient provides T — a generated stub such as pb.OrdersClient — over a
 // client connection to target owned by the app, and closes the connection
-// in the teardown, as the stop hook "grpc client NAME" with a deadline of
-// its own. fx closes it after every component built with the stub (HTTP
-// handlers, workers, gRPC services), since those depend on it.
+// in the teardown, as the teardown hook "grpc client NAME"
+// ([lifecycle.Coordinator.AtTeardown]) with a deadline of its own. The
+// teardown runs after the stop phase, once the servers and the session
+// registry have stopped, and in reverse order of registration: the
+// connection closes after the hooks of every component built with the stub
+// (workers), since those are built after it.
 //
 //	grpcmod.AsClient("orders", "dns:///orders:9000", pb.NewOrdersClient)
 //
 // Each T is provided once; for a target known only at run time, build the
-// stub yourself with [NewClient] and [lifecycle.Coordinator.StopHook].
+// stub yourself with [NewClient] and register [Client.Close] with
+// [lifecycle.Coordinator.AtTeardown].
 func AsClient[T any](name, target string, newStub func(grpc.ClientConnInterface) T, opts ...grpc.DialOption) fx.Option {
 	if newStub == nil {
 		return fx.Error(configErrorf("AsClient(%q): newStub is nil", name))
@@ -76,9 +79,7 @@ func AsClient[T any](name, target string, newStub func(grpc.ClientConnInterface)
 			var zero T
 			return zero, err
 		}
-		p.Lifecycle.Append(fx.Hook{
-			OnStop: p.Coordinator.StopHook("grpc client "+name, func(context.Context) error { return cl.Close() }),
-		})
+		p.Coordinator.AtTeardown("grpc client "+name, func(context.Context) error { return cl.Close() })
 		return newStub(cl.Conn()), nil
 	})
 }

@@ -21,13 +21,10 @@ type Config struct {
 // or a client that does not hold together.
 var ErrConfig = errors.New("grpcmod: invalid config")
 
-type configError struct{ msg string }
-
-func (e *configError) Error() string        { return "grpcmod: " + e.msg }
-func (e *configError) Is(target error) bool { return target == ErrConfig }
-
+// configErrorf returns an error matching [ErrConfig] with the message
+// "grpcmod: " and the formatted phrase.
 func configErrorf(format string, args ...any) error {
-	return &configError{fmt.Sprintf(format, args...)}
+	return confcheck.NewError(ErrConfig, "grpcmod: "+fmt.Sprintf(format, args...))
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -45,7 +42,7 @@ func (c Config) Validate() error {
 	var bad confcheck.Problems
 	bad.HostPort("Addr", c.Addr)
 	if len(bad) > 0 {
-		return &configError{bad.String()}
+		return confcheck.NewError(ErrConfig, "grpcmod: "+bad.String())
 	}
 	return nil
 }

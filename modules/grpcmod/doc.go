@@ -11,25 +11,33 @@
 //   - after start, the server ("") and every registered service answer
 //     SERVING;
 //   - from D0 every one answers NOT_SERVING, at once, to Check and to Watch
-//     streams ([health.Server.Shutdown]: sticky, a later SetServingStatus
-//     changes nothing), so health-checking clients and load balancers move
-//     away while everything is still served;
-//   - when the stop phase begins, Watch streams end with UNAVAILABLE.
+//     streams ([health.Server.Shutdown], in the transition to
+//     [lifecycle.StateDraining]: sticky, a later SetServingStatus changes
+//     nothing), so health-checking clients and load balancers move away
+//     while everything is still served;
+//   - when the stop phase begins ([lifecycle.StateStopping]), Watch streams
+//     end with UNAVAILABLE.
 //
-// [Server.Stop] (OnStop) waits for the drain, then calls
-// [grpc.Server.GracefulStop]: clients get GOAWAY, new RPCs go elsewhere, the
-// RPCs in flight finish. At the stop deadline (D0 + GracePeriod −
-// TeardownReserve − Margin) it calls [grpc.Server.Stop]: connections close,
-// the contexts of the RPCs left are cancelled, and those RPCs are counted
-// as cut ("rpcs") in the shutdown report.
+// The server stops in the stop phase, as the coordinator's stop participant
+// "grpc" ([lifecycle.Coordinator.AtStop]), in parallel with the other
+// servers: [grpc.Server.GracefulStop] — clients get GOAWAY, new RPCs go
+// elsewhere, the RPCs in flight finish. At the stop deadline (D0 +
+// GracePeriod − TeardownReserve − Margin) it calls [grpc.Server.Stop]:
+// connections close, the contexts of the RPCs left are cancelled, and those
+// RPCs are counted as cut ([lifecycle.CutRPCs]) in the shutdown report.
+// [Server.Stop] (OnStop) asks the coordinator for the stop and waits for
+// the whole shutdown ([lifecycle.Coordinator.Stop]), as every drainfx
+// OnStop does, so the order in which fx calls them does not matter.
 //
 // # Clients
 //
 // [AsClient] provides a generated stub over a connection from
-// [grpc.NewClient] and closes the connection in the teardown, as a stop
-// hook with a deadline of its own. fx closes it after everything built with
-// the stub — HTTP handlers, workers, the server's services — since those
-// depend on it. [NewClient] does the same without fx.
+// [grpc.NewClient] and closes the connection in the teardown, after the
+// stop phase, as a teardown hook with a deadline of its own
+// ([lifecycle.Coordinator.AtTeardown]): the server's handlers that call
+// through it have finished by then, and the hooks of the components built
+// with the stub run before it (reverse order of registration). [NewClient]
+// gives the connection without fx; register its Close the same way.
 //
 // # Limits
 //

@@ -16,10 +16,11 @@ func Example() {
 	var srv *grpcmod.Server
 	app := fx.New(fx.NopLogger,
 		fx.Supply(
-			lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true},
+			lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true},
 			grpcmod.Config{Addr: "127.0.0.1:0"},
 		),
 		lifecycle.Module,
+		lifecycle.AppOptions,
 		grpcmod.Module,
 		grpcmod.AsService(func() grpcmod.Service {
 			return grpcmod.ServiceFunc(func(s grpc.ServiceRegistrar) {

@@ -15,7 +15,7 @@ import (
 // client would hold the stop until its deadline.
 type healthService struct {
 	*health.Server
-	stop context.Context // ends when the stop phase begins
+	stop <-chan struct{} // closed when the stop phase begins
 }
 
 // watchStream is a Watch stream with a context that also ends at the stop.
@@ -31,11 +31,35 @@ func (w watchStream) Context() context.Context { return w.ctx }
 // health-checking client looks elsewhere.
 func (h healthService) Watch(in *healthgrpc.HealthCheckRequest, stream healthgrpc.Health_WatchServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	defer context.AfterFunc(h.stop, cancel)()
+	// The stream's context ends at the stop phase: a goroutine of this
+	// call's, which returns when either comes and is waited for.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-h.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
 	err := h.Server.Watch(in, watchStream{stream, ctx})
-	if h.stop.Err() != nil && stream.Context().Err() == nil {
+	if isClosed(h.stop) && stream.Context().Err() == nil {
 		return status.Error(codes.Unavailable, "server shutting down")
 	}
 	return err
+}
+
+// isClosed reports whether ch is closed, without blocking (ch is never
+// sent on).
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }

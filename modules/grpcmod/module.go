@@ -13,8 +13,10 @@ const servicesGroup = `group:"drainfx.grpcmod.services"`
 
 // Module provides the [*Server] for the [Config] in the graph (zero Config
 // if none: ":9000") with the services provided with [AsService], and runs
-// it: [Server.Start] in OnStart, [Server.Stop] in OnStop. It needs
-// [lifecycle.Module]. The server is built even if nothing asks for it.
+// it: [Server.Start] in OnStart; the server stops in the coordinator's
+// stop phase, and [Server.Stop] in OnStop asks for the stop and waits for
+// it. It needs [lifecycle.Module]. The server is built even if nothing asks
+// for it.
 var Module = fx.Module("grpc",
 	fx.Provide(NewFx),
 	fx.Invoke(func(*Server) {}),

@@ -46,6 +46,7 @@ func TestModuleServerThenClient(t *testing.T) {
 	app := fxtest.New(t,
 		fx.Supply(roomy, grpcmod.Config{Addr: "127.0.0.1:0"}),
 		lifecycle.Module,
+		lifecycle.AppOptions, // serving once started: the drain runs its course
 		grpcmod.Module,
 		grpcmod.AsClient("backend", backend, newSlowClient),
 		grpcmod.AsService(func(next *slowClient) grpcmod.Service {
@@ -69,9 +70,20 @@ func TestModuleServerThenClient(t *testing.T) {
 	if err := waittest.Recv(t, stopped, waitTimeout, "the app to stop"); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	r, _ := c.Report()
-	if len(r.Hooks) != 1 || r.Hooks[0].Name != "grpc client backend" || r.Hooks[0].Overran || !r.Clean() {
-		t.Fatalf("report hooks %+v cut %v, want the client closed on time and a clean stop", r.Hooks, r.Cut)
+	r := report(t, c)
+	// The server stopped in the stop phase, the client was closed after it,
+	// in the teardown, on time.
+	want := []lifecycle.HookReport{
+		{Name: "grpc", Phase: lifecycle.PhaseStop},
+		{Name: "grpc client backend", Phase: lifecycle.PhaseTeardown},
+	}
+	ok := len(r.Hooks) == len(want) && r.Clean()
+	for i := 0; ok && i < len(want); i++ {
+		h := r.Hooks[i]
+		ok = h.Name == want[i].Name && h.Phase == want[i].Phase && !h.Overran && h.Err == ""
+	}
+	if !ok {
+		t.Fatalf("report hooks %+v cut %v, want %+v on time and a clean stop", r.Hooks, r.Cut, want)
 	}
 }
 

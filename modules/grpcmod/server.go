@@ -17,9 +17,9 @@ import (
 )
 
 // InFlightGauge is the name under which a [Server] registers its count of
-// RPCs in flight with [lifecycle.Coordinator.TrackInFlight], and the kind
-// of work it passes to [lifecycle.Coordinator.RecordCut].
-const InFlightGauge = "rpcs"
+// RPCs in flight with [lifecycle.Telemetry.TrackInFlight]. It is also the
+// kind of work it cuts at the stop deadline: [lifecycle.CutRPCs].
+const InFlightGauge = string(lifecycle.CutRPCs)
 
 var errAlreadyStarted = errors.New("grpcmod: server already started")
 
@@ -94,7 +94,7 @@ type Server struct {
 
 	work srvstate.Work // RPCs begun and ended: the in-flight count and the arrivals
 
-	state     *srvstate.State // started once, stopped once, a stop-phase participant in between
+	state     *srvstate.State // started once, stopped once (by the stop participant)
 	serveDone chan struct{}   // closed when the serve goroutine has returned; set by start, read by stop (state orders them)
 
 	mu sync.Mutex
@@ -102,9 +102,11 @@ type Server struct {
 }
 
 // New builds a server for cfg whose drain follows c, with the health
-// service and the given services registered. It does not listen yet:
-// [Server.Start] does. It fails with an error matching [ErrConfig] if cfg
-// is invalid.
+// service and the given services registered, and registers it with c: its
+// stop participant "grpc" ([lifecycle.Coordinator.AtStop]), the health
+// switch to NOT_SERVING at D0, its in-flight gauge and its arrival counter.
+// It does not listen yet: [Server.Start] does. It fails with an error
+// matching [ErrConfig] if cfg is invalid.
 func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) {
 	if c == nil {
 		return nil, configErrorf("coordinator is nil")
@@ -112,7 +114,7 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg.WithDefaults(), c: c, log: zap.NewNop(), state: srvstate.New(c.JoinStop, errAlreadyStarted)}
+	s := &Server{cfg: cfg.WithDefaults(), c: c, log: zap.NewNop(), state: srvstate.New(errAlreadyStarted)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -123,21 +125,23 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 	}, s.serverOpts...)
 	s.grpc = grpc.NewServer(sopts...)
 	s.health = health.NewServer()
-	healthgrpc.RegisterHealthServer(s.grpc, healthService{Server: s.health, stop: c.StopContext()})
+	healthgrpc.RegisterHealthServer(s.grpc, healthService{Server: s.health, stop: c.Reached(lifecycle.StateStopping)})
 	for _, svc := range s.services {
 		if svc != nil {
 			svc.Register(s.grpc)
 		}
 	}
+
+	// Registered last, once nothing can fail: the coordinator holds on to
+	// what it is given.
+	//
 	// NOT_SERVING from D0, in the transition itself: a Watch client hears
 	// it at once. Shutdown is sticky: nothing sets SERVING again.
-	c.Subscribe(func(tr lifecycle.Transition) {
-		if tr.To >= lifecycle.StateDraining {
-			s.health.Shutdown()
-		}
-	})
-	c.TrackInFlight(InFlightGauge, s.InFlight)
-	c.TrackArrivals(s.work.Begun)
+	c.OnState(lifecycle.StateDraining, func() { s.health.Shutdown() })
+	c.AtStop("grpc", s.stopPhase)
+	tel := c.Telemetry()
+	tel.TrackInFlight(InFlightGauge, s.InFlight)
+	tel.TrackArrivals(s.work.Begun)
 	return s, nil
 }
 
@@ -165,8 +169,9 @@ func (s *Server) Addr() net.Addr {
 
 // Start listens on [Config.Addr] synchronously, so a bad or busy address
 // fails here, sets every registered service (and the server, "") SERVING
-// unless the drain has begun, and serves in a goroutine [Server.Stop]
-// waits for.
+// unless the drain has begun, and serves in a goroutine that the stop phase
+// waits for. A server starts once, and not at all once its stop phase has
+// come.
 func (s *Server) Start(ctx context.Context) error { return s.state.Start(ctx, s.start) }
 
 // start is Start's work, run by s.state once.
@@ -188,7 +193,7 @@ func (s *Server) start(ctx context.Context) error {
 			s.health.SetServingStatus(name, healthgrpc.HealthCheckResponse_SERVING)
 		}
 	}
-	if s.c.Draining() {
+	if s.c.State() >= lifecycle.StateDraining {
 		s.health.Shutdown()
 	}
 	s.serveDone = make(chan struct{})
@@ -208,25 +213,46 @@ func (s *Server) serve(ln net.Listener, done chan<- struct{}) {
 	}
 }
 
-// Stop waits for the drain to end ([lifecycle.Coordinator.DrainAndWait]),
-// then stops gracefully: no new connections or RPCs (clients get GOAWAY),
-// health Watch streams end, and the RPCs in flight finish — until the stop
-// deadline (D0 + GracePeriod − TeardownReserve − Margin) or ctx, whichever
-// is first. Then it stops hard ([grpc.Server.Stop]: connections closed,
-// the contexts of the RPCs left cancelled), counts those RPCs as cut
-// ("rpcs") and logs them. A handler that ignores its context is left
-// running. A cut is not an error: the shutdown report makes the exit
-// unclean.
-func (s *Server) Stop(ctx context.Context) error { return s.state.Stop(ctx, s.stop) }
+// Stop stops the service and waits for it: it is the coordinator's
+// [lifecycle.Coordinator.Stop], which begins the drain if nothing has yet,
+// lets it run its course, runs the stop phase — this server's part of it
+// among the others' — and the teardown, and returns once the report is
+// out. It is the module's OnStop; without fx, call it (or the
+// coordinator's Stop) once to shut down. Stop stops the whole service, not
+// this server alone.
+//
+// The server's own part is its stop participant, which the coordinator
+// calls when the stop phase begins: it stops gracefully
+// ([grpc.Server.GracefulStop]: no new connections or RPCs, clients get
+// GOAWAY; health Watch streams end; the RPCs in flight finish) until the
+// stop deadline (D0 + GracePeriod − TeardownReserve − Margin). Then it
+// stops hard ([grpc.Server.Stop]: connections closed, the contexts of the
+// RPCs left cancelled), counts those RPCs as cut ([lifecycle.CutRPCs]) and
+// logs them. A handler that ignores its context is left running.
+//
+// A cut is not an error of Stop: the coordinator's report carries it and
+// makes the exit code 1. If ctx ends first, the drain is cut short, the
+// stop deadline comes at once (what is in flight is cut), and Stop returns
+// ctx's error without waiting for the rest. A Stop without Start stops the
+// coordinator all the same; a second Stop waits for the first.
+func (s *Server) Stop(ctx context.Context) error {
+	if err := s.c.Stop(ctx); err != nil {
+		return fmt.Errorf("grpc stop: %w", err)
+	}
+	return nil
+}
 
-// stop is Stop's work, run by s.state once.
+// stopPhase is the server's stop participant: ctx ends at the stop
+// deadline (or sooner, if the ctx of the coordinator's Stop ends). It
+// returns nil at once for a server that never started.
+func (s *Server) stopPhase(ctx context.Context) error { return s.state.Stop(ctx, s.stop) }
+
+// stop is the stop participant's work, run by s.state once, for a server
+// that has started.
 func (s *Server) stop(ctx context.Context) error {
-	_ = s.c.DrainAndWait(ctx)
-	deadline := s.c.StopDeadline()
-	sctx, cancel := s.c.StopPhaseContext(ctx) // ends at deadline, or with ctx
-	defer cancel()
-
-	start := s.c.Clock().Now()
+	deadline, _ := ctx.Deadline()
+	clk := s.c.Clock()
+	start := clk.Now()
 	graceful := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -234,17 +260,14 @@ func (s *Server) stop(ctx context.Context) error {
 	}()
 	select {
 	case <-graceful:
-	case <-sctx.Done():
+	case <-ctx.Done():
 		cut := s.work.InFlight()
 		s.grpc.Stop() // GracefulStop returns once the connections are closed
 		<-graceful
-		srvstate.RecordCut(s.c, s.log, InFlightGauge, cut, deadline)
+		srvstate.RecordCut(s.c, s.log, lifecycle.CutRPCs, cut, deadline)
 	}
 	<-s.serveDone
-	s.log.Info("grpc stopped", zap.Duration("took", s.c.Clock().Since(start)))
-	if ctx.Err() != nil {
-		return fmt.Errorf("grpc stop: %w", ctx.Err())
-	}
+	s.log.Info("grpc stopped", zap.Duration("took", clk.Now().Sub(start)))
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/grpcmod"
@@ -29,13 +30,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 const waitTimeout = 5 * time.Second
 
 var (
-	roomy = lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}
+	roomy = lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true}
 	// tight: the stop phase ends 600ms after D0, the teardown 1s.
 	tight = lifecycle.Config{
 		GracePeriod:     time.Second,
-		DrainDelay:      lifecycle.NoDelay,
+		DrainDelay:      lifecycle.None,
+		DrainQuiet:      lifecycle.None,
 		TeardownReserve: 400 * time.Millisecond,
-		Margin:          lifecycle.NoDelay,
+		Margin:          lifecycle.None,
 		IgnoreSignals:   true,
 	}
 )
@@ -147,16 +149,39 @@ func (c *slowClient) Ticks(ctx context.Context) (grpc.ClientStream, error) {
 	return st, st.CloseSend()
 }
 
-func newCoordinator(t *testing.T, cfg lifecycle.Config) *lifecycle.Coordinator {
+// newCoordinator returns a coordinator for cfg, stopped at cleanup: what
+// the test left running is cut at once, and the cleanup waits for the
+// report, so that none of the coordinator's goroutines outlives the test.
+func newCoordinator(t *testing.T, cfg lifecycle.Config, opts ...lifecycle.Option) *lifecycle.Coordinator {
 	t.Helper()
-	c, err := lifecycle.New(cfg)
+	c, err := lifecycle.New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
+	t.Cleanup(func() {
+		cancelled, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = c.Stop(cancelled)
+		ctx, cancel2 := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel2()
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("the coordinator did not stop: %v", err)
+		}
+	})
 	return c
 }
 
+// report returns the shutdown report of a coordinator that has stopped.
+func report(t *testing.T, c *lifecycle.Coordinator) lifecycle.Report {
+	t.Helper()
+	r, ok := c.Telemetry().Report()
+	if !ok {
+		t.Fatal("no report: the coordinator has not stopped")
+	}
+	return r
+}
+
+// startServer builds and starts a server on c; c's stop phase stops it.
 func startServer(t *testing.T, c *lifecycle.Coordinator, opts ...grpcmod.Option) *grpcmod.Server {
 	t.Helper()
 	s, err := grpcmod.New(grpcmod.Config{Addr: "127.0.0.1:0"}, c, opts...)
@@ -166,7 +191,6 @@ func startServer(t *testing.T, c *lifecycle.Coordinator, opts ...grpcmod.Option)
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Stop(context.Background()) })
 	return s
 }
 
@@ -184,6 +208,7 @@ func TestHealthServingThenNotServingFromD0(t *testing.T) {
 	t.Parallel()
 	c := newCoordinator(t, roomy)
 	srv := startServer(t, c, grpcmod.WithServices(newSlow().service()))
+	c.MarkStarted()
 	hc := healthgrpc.NewHealthClient(dial(t, srv.Addr()))
 	ctx := t.Context()
 
@@ -224,7 +249,7 @@ func TestHealthServingThenNotServingFromD0(t *testing.T) {
 	if _, err := watch.Recv(); status.Code(err) != codes.Unavailable {
 		t.Fatalf("Watch after stop: %v, want UNAVAILABLE", err)
 	}
-	if r := c.Finish(); !r.Clean() {
+	if r := report(t, c); !r.Clean() {
 		t.Fatalf("report cut %v", r.Cut)
 	}
 }
@@ -234,6 +259,7 @@ func TestUnaryCallInFlightAtD0Completes(t *testing.T) {
 	c := newCoordinator(t, roomy)
 	svc := newSlow()
 	srv := startServer(t, c, grpcmod.WithServices(svc.service()))
+	c.MarkStarted()
 	client := newSlowClient(dial(t, srv.Addr()))
 
 	res := client.goWait("order 1")
@@ -255,15 +281,18 @@ func TestUnaryCallInFlightAtD0Completes(t *testing.T) {
 	if err := waittest.Recv(t, stopped, waitTimeout, "Stop"); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if r := c.Finish(); !r.Clean() || r.InFlightAtD0[grpcmod.InFlightGauge] != 1 {
+	if r := report(t, c); !r.Clean() || r.InFlightAtD0[grpcmod.InFlightGauge] != 1 {
 		t.Fatalf("report: cut %v, in flight at D0 %v; want clean with 1 rpc at D0", r.Cut, r.InFlightAtD0)
 	}
 }
 
+// The clock is fake: the stop deadline is reached by advancing it.
 func TestStreamThatNeverEndsIsCutAtTheStopDeadline(t *testing.T) {
 	t.Parallel()
-	c := newCoordinator(t, tight)
+	clk := clocktest.New()
+	c := newCoordinator(t, tight, lifecycle.WithClock(clk))
 	srv := startServer(t, c, grpcmod.WithServices(newSlow().service()))
+	c.MarkStarted()
 	client := newSlowClient(dial(t, srv.Addr()))
 	stream, err := client.Ticks(t.Context())
 	if err != nil {
@@ -274,22 +303,32 @@ func TestStreamThatNeverEndsIsCutAtTheStopDeadline(t *testing.T) {
 	}
 
 	c.BeginDrain("test")
-	d0, _ := c.D0()
-	if err := srv.Stop(context.Background()); err != nil {
+	d0 := c.Telemetry().Snapshot().D0
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Stop(context.Background()) }()
+	waittest.Recv(t, c.Reached(lifecycle.StateStopping), waitTimeout, "the stop phase")
+	waittest.BlockUntil(t, clk.FakeClock, 2, waitTimeout) // the stop and teardown deadlines
+	plan := c.Plan()
+	clk.Advance(plan.StopDeadline - time.Millisecond)
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) before the stop deadline: the stream was cut early", err)
+	default:
+	}
+	if srv.InFlight() != 1 {
+		t.Fatalf("%d RPCs in flight just before the stop deadline, want the stream", srv.InFlight())
+	}
+	clk.Advance(time.Millisecond)
+	if err := waittest.Recv(t, stopped, waitTimeout, "Stop"); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	took := time.Since(d0)
-	plan := c.Plan()
-	if took < plan.StopDeadline {
-		t.Fatalf("stopped %v after D0, before the stop deadline %v: the stream was cut early", took, plan.StopDeadline)
-	}
-	if took >= plan.TeardownDeadline {
-		t.Fatalf("stopped %v after D0, past the budget %v", took, plan.TeardownDeadline)
+	if took := clk.Since(d0); took < plan.StopDeadline || took >= plan.TeardownDeadline {
+		t.Fatalf("stopped %v after D0, want from the stop deadline %v, within the budget %v", took, plan.StopDeadline, plan.TeardownDeadline)
 	}
 	if err := stream.RecvMsg(new(wrapperspb.StringValue)); err == nil {
 		t.Fatal("the stream goes on after the stop")
 	}
-	if r := c.Finish(); r.Cut[grpcmod.InFlightGauge] != 1 || r.ExitCode != 1 {
+	if r := report(t, c); r.Cut[lifecycle.CutRPCs] != 1 || r.ExitCode != 1 {
 		t.Fatalf("report cut %v exit %d, want rpcs=1 exit 1", r.Cut, r.ExitCode)
 	}
 	waittest.Eventually(t, waitTimeout, func() bool { return srv.InFlight() == 0 }, "the stream's handler to return")
@@ -333,6 +372,12 @@ func TestStartFailsOnABusyAddress(t *testing.T) {
 	}
 	if err := srv.Stop(t.Context()); err != nil {
 		t.Fatalf("Stop of a server that never started: %v", err)
+	}
+	if err := srv.Start(t.Context()); err == nil {
+		t.Fatal("started after the stop phase")
+	}
+	if r := report(t, c); !r.Clean() {
+		t.Fatalf("report of a server that never started: cut %v, hooks %+v", r.Cut, r.Hooks)
 	}
 }
 

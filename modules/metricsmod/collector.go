@@ -19,16 +19,18 @@ const (
 
 // cutKinds are always exported, 0 until something is cut, so that rate()
 // and increase() see the series from the start.
-var cutKinds = []string{"requests", "sessions", "hooks"}
+var cutKinds = []lifecycle.CutKind{lifecycle.CutRequests, lifecycle.CutSessions, lifecycle.CutHooks}
 
+// states are every state, in order: drainfx_state has a series for each.
 var states = []lifecycle.State{
-	lifecycle.StateStarting, lifecycle.StateServing, lifecycle.StateDraining,
-	lifecycle.StateStopping, lifecycle.StateStopped,
+	lifecycle.StateStarting, lifecycle.StateServing, lifecycle.StateDraining, lifecycle.StateDrained,
+	lifecycle.StateStopping, lifecycle.StateTearingDown, lifecycle.StateStopped,
 }
 
 // Collector exports the coordinator's state, timeline, in-flight gauges,
-// cuts and hooks (the drainfx_ families but the checks'). It reads
-// [lifecycle.Coordinator.Snapshot] on every scrape and keeps no state.
+// cuts and hooks (the drainfx_ families but the checks'). It reads the
+// coordinator's [lifecycle.Telemetry.Snapshot] and
+// [lifecycle.Coordinator.Plan] on every scrape and keeps no state.
 type Collector struct {
 	c *lifecycle.Coordinator
 
@@ -51,7 +53,7 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 	return &Collector{
 		c:                c,
 		state:            d("state", "The lifecycle state: 1 for the current one, 0 for the others.", "state"),
-		stateNumber:      d("state_number", "The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 stopping, 4 stopped."),
+		stateNumber:      d("state_number", "The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 drained, 4 stopping, 5 tearing down, 6 stopped."),
 		d0:               d("drain_start_timestamp_seconds", "When the drain began (D0), in seconds since the epoch, and what began it.", "reason"),
 		inflightRequests: d("inflight_requests", "HTTP requests in flight."),
 		inflight:         d("inflight", "Work in flight other than HTTP requests and sessions, per gauge tracked with the coordinator.", "kind"),
@@ -60,7 +62,7 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 		phaseDuration:    d("phase_duration_seconds", "How long each shutdown phase begun so far has lasted; the running one grows.", "phase"),
 		phasePlanned:     d("phase_planned_seconds", "The budget's planned duration of each shutdown phase.", "phase"),
 		cuts:             d("cut_total", "Work cut at a deadline: requests, sessions, hooks, or another kind.", "kind"),
-		hookDuration:     d("hook_duration_seconds", "How long each teardown hook took.", "hook"),
+		hookDuration:     d("hook_duration_seconds", "How long each stop participant and teardown hook took.", "hook"),
 		drainArrivals:    d("drain_arrivals_total", "New connections that reached the public listeners after D0 (the proxies still sending)."),
 		drainLast:        d("drain_last_arrival_seconds", "When the last of them arrived, in seconds after D0: the propagation delay this pod observed."),
 		drainRate:        d("drain_traffic_rate_per_second", "The rate at which work arrived in the minute before D0, as the adaptive drain estimated it."),
@@ -83,7 +85,7 @@ func (x *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements [prometheus.Collector].
 func (x *Collector) Collect(ch chan<- prometheus.Metric) {
-	s := x.c.Snapshot()
+	s := x.c.Telemetry().Snapshot()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -131,14 +133,15 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 
 	for _, kind := range cutKinds {
 		if _, ok := s.Cut[kind]; !ok {
-			counter(x.cuts, 0, kind)
+			counter(x.cuts, 0, string(kind))
 		}
 	}
 	for kind, n := range s.Cut {
-		counter(x.cuts, float64(n), kind)
+		counter(x.cuts, float64(n), string(kind))
 	}
 
-	// Two hooks of one name (two pools named "sql") would be one series:
+	// The stop participants and the teardown hooks, as the report lists
+	// them. Two of one name (two pools named "sql") would be one series:
 	// the later one stands.
 	hooks := make(map[string]float64, len(s.Hooks))
 	for _, h := range s.Hooks {
@@ -148,7 +151,7 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(x.hookDuration, v, name)
 	}
 
-	counter(x.prestopRefused, float64(x.c.PrestopRefused()))
+	counter(x.prestopRefused, float64(s.PrestopRefused))
 }
 
 // CheckCollector exports the readiness checks' results and durations. It

@@ -5,16 +5,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jonboulle/clockwork"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/metricsmod"
@@ -29,7 +30,7 @@ func TestGaugeNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer stopNow(t, c)
 	if _, err := httpmod.New(httpmod.Config{}, c); err != nil {
 		t.Fatal(err)
 	}
@@ -52,41 +53,52 @@ drainfx_sessions{kind="websocket"} 0
 }
 
 // TestCollector follows a timeline on the fake clock and compares every
-// drainfx_ series with what the coordinator did.
+// drainfx_ series with what the coordinator did, scraped in the teardown.
 func TestCollector(t *testing.T) {
 	t.Parallel()
-	clk := clockwork.NewFakeClockAt(time.Unix(1_700_000_000, 0))
+	clk := clocktest.NewAt(time.Unix(1_700_000_000, 0))
 	c, err := lifecycle.New(lifecycle.Config{
-		GracePeriod: 10 * time.Second, DrainDelay: 2 * time.Second, TeardownReserve: 3 * time.Second, Margin: time.Second,
+		GracePeriod: 10 * time.Second, DrainDelay: 2 * time.Second, DrainQuiet: lifecycle.None,
+		TeardownReserve: 3 * time.Second, Margin: time.Second,
 	}, lifecycle.WithClock(clk))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	var requests, rpcs int64 = 4, 1
-	c.TrackInFlight("requests", func() int64 { return requests })
-	c.TrackInFlight("rpcs", func() int64 { return rpcs })
-	c.TrackInFlight("websocket", func() int64 { return 2 })
-	c.TrackSessions("websocket", func() lifecycle.SessionEnds { return lifecycle.SessionEnds{Clean: 7, Forced: 1} })
+	var requests, rpcs atomic.Int64 // read on the coordinator's goroutine
+	requests.Store(4)
+	rpcs.Store(1)
+	tel := c.Telemetry()
+	tel.TrackInFlight("requests", requests.Load)
+	tel.TrackInFlight("rpcs", rpcs.Load)
+	tel.TrackInFlight("websocket", func() int64 { return 2 })
+	tel.TrackSessions("websocket", func() lifecycle.SessionEnds { return lifecycle.SessionEnds{Clean: 7, Forced: 1} })
+	// A stop participant that holds the stop phase for 1s, and two
+	// teardown hooks: "sql" takes 0.25s, "hold" (registered first, run
+	// last) holds the teardown while the collector is read.
+	inStop, releaseStop := make(chan struct{}), make(chan struct{})
+	inHold, releaseHold := make(chan struct{}), make(chan struct{})
+	c.AtStop("http", func(context.Context) error { close(inStop); <-releaseStop; return nil })
+	c.AtTeardown("hold", func(context.Context) error { close(inHold); <-releaseHold; return nil })
+	c.AtTeardown("sql", func(context.Context) error { clk.Advance(250 * time.Millisecond); return nil })
 	col := metricsmod.NewCollector(c)
 
 	c.MarkStarted()
 	c.BeginDrain(lifecycle.ReasonPrestop)
-	waittest.BlockUntil(t, clk, 1, eventTimeout)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout) // the drain's timer
 	clk.Advance(1500 * time.Millisecond)
-	c.NoteAccept(nil) // a proxy still sending at D0+1.5s
+	tel.NoteAccept(nil) // a proxy still sending at D0+1.5s
 	clk.Advance(500 * time.Millisecond)
-	if err := c.DrainAndWait(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	requests, rpcs = 0, 0
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain's end")
+	requests.Store(0)
+	rpcs.Store(0)
+	stopped := make(chan error, 1)
+	go func() { stopped <- c.Stop(context.Background()) }()
+	waittest.Recv(t, inStop, eventTimeout, "the stop phase")
 	clk.Advance(time.Second)
-	c.RecordCut("sessions", 1)
-	c.RecordCut("queries", 2)
-	hook := c.StopHook("sql", func(context.Context) error { clk.Advance(250 * time.Millisecond); return nil })
-	if err := hook(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	tel.RecordCut(lifecycle.CutSessions, 1)
+	tel.RecordCut("queries", 2)
+	close(releaseStop)
+	waittest.Recv(t, inHold, eventTimeout, "the last teardown hook")
 	clk.Advance(250 * time.Millisecond)
 
 	want := `
@@ -114,8 +126,9 @@ drainfx_drain_start_timestamp_seconds{reason="prestop"} 1.7e+09
 # HELP drainfx_drain_traffic_rate_per_second The rate at which work arrived in the minute before D0, as the adaptive drain estimated it.
 # TYPE drainfx_drain_traffic_rate_per_second gauge
 drainfx_drain_traffic_rate_per_second 0
-# HELP drainfx_hook_duration_seconds How long each teardown hook took.
+# HELP drainfx_hook_duration_seconds How long each stop participant and teardown hook took.
 # TYPE drainfx_hook_duration_seconds gauge
+drainfx_hook_duration_seconds{hook="http"} 1
 drainfx_hook_duration_seconds{hook="sql"} 0.25
 # HELP drainfx_inflight Work in flight other than HTTP requests and sessions, per gauge tracked with the coordinator.
 # TYPE drainfx_inflight gauge
@@ -148,14 +161,16 @@ drainfx_sessions_ended_total{kind="websocket",outcome="clean"} 7
 drainfx_sessions_ended_total{kind="websocket",outcome="forced"} 1
 # HELP drainfx_state The lifecycle state: 1 for the current one, 0 for the others.
 # TYPE drainfx_state gauge
+drainfx_state{state="drained"} 0
 drainfx_state{state="draining"} 0
 drainfx_state{state="serving"} 0
 drainfx_state{state="starting"} 0
 drainfx_state{state="stopped"} 0
-drainfx_state{state="stopping"} 1
-# HELP drainfx_state_number The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 stopping, 4 stopped.
+drainfx_state{state="stopping"} 0
+drainfx_state{state="tearing down"} 1
+# HELP drainfx_state_number The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 drained, 4 stopping, 5 tearing down, 6 stopped.
 # TYPE drainfx_state_number gauge
-drainfx_state_number 3
+drainfx_state_number 5
 `
 	if err := testutil.CollectAndCompare(col, strings.NewReader(want)); err != nil {
 		t.Error(err)
@@ -169,7 +184,18 @@ drainfx_state_number 3
 	if problems, err := testutil.CollectAndLint(col); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
 	}
-	c.Finish()
+	close(releaseHold)
+	if err := waittest.Recv(t, stopped, eventTimeout, "the stop"); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	after := `
+# HELP drainfx_state_number The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 drained, 4 stopping, 5 tearing down, 6 stopped.
+# TYPE drainfx_state_number gauge
+drainfx_state_number 6
+`
+	if err := testutil.CollectAndCompare(col, strings.NewReader(after), "drainfx_state_number"); err != nil {
+		t.Errorf("after the stop: %v", err)
+	}
 }
 
 func TestCheckCollector(t *testing.T) {
@@ -178,7 +204,7 @@ func TestCheckCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer stopNow(t, c)
 	c.MarkStarted()
 	p, err := probemod.NewProbes(probemod.Config{}, c, []probemod.Check{
 		{Name: "db", Check: func(context.Context) error { return nil }},
@@ -234,7 +260,7 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer stopNow(t, c)
 
 	if _, err := metricsmod.New(metricsmod.Config{}, nil); err == nil {
 		t.Error("New with a nil coordinator: no error")

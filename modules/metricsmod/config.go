@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/drainfx/drainfx/internal/confcheck"
 )
 
 // DefaultPath is where the admin server serves the metrics by default.
@@ -37,7 +39,7 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	c = c.WithDefaults()
 	if !strings.HasPrefix(c.Path, "/") {
-		return fmt.Errorf("%w: Path=%q does not start with /", ErrConfig, c.Path)
+		return confcheck.NewError(ErrConfig, fmt.Sprintf("metricsmod: Path=%q does not start with /", c.Path))
 	}
 	return nil
 }

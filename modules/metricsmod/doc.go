@@ -5,19 +5,20 @@
 //
 // # Metrics
 //
-// From the [lifecycle.Coordinator] ([NewCollector]):
+// From the [lifecycle.Coordinator] ([NewCollector]), read from its
+// [lifecycle.Telemetry.Snapshot] and its [lifecycle.Plan]:
 //
-//	drainfx_state{state}                        1 for the current state, 0 for the others (starting, serving, draining, stopping, stopped)
-//	drainfx_state_number                        the current state as a number: 0 starting … 4 stopped
+//	drainfx_state{state}                        1 for the current state, 0 for the others (starting, serving, draining, drained, stopping, tearing down, stopped)
+//	drainfx_state_number                        the current state as a number: 0 starting, 1 serving, 2 draining, 3 drained, 4 stopping, 5 tearing down, 6 stopped
 //	drainfx_drain_start_timestamp_seconds{reason}  D0, once the drain has begun (reason: prestop, signal terminated, shutdowner, app stopping)
 //	drainfx_inflight_requests                   HTTP requests in flight (httpmod)
 //	drainfx_sessions{kind}                      open long-lived sessions: websocket, sse (wsmod)
 //	drainfx_sessions_ended_total{kind,outcome}  sessions ended: clean, forced, aborted (wsmod)
-//	drainfx_inflight{kind}                      any other gauge tracked with TrackInFlight (grpcmod: rpcs)
+//	drainfx_inflight{kind}                      any other gauge tracked with Telemetry.TrackInFlight (grpcmod: rpcs)
 //	drainfx_phase_duration_seconds{phase}       how long each phase begun so far has lasted (drain, wait, stop, teardown); the running one grows
 //	drainfx_phase_planned_seconds{phase}        the budget's plan for each phase
 //	drainfx_cut_total{kind}                     work cut at a deadline: requests, sessions, hooks, and any other kind recorded
-//	drainfx_hook_duration_seconds{hook}         how long each teardown hook (StopHook) took
+//	drainfx_hook_duration_seconds{hook}         how long each stop participant (AtStop: http, grpc, …) and teardown hook (AtTeardown) took
 //	drainfx_drain_arrivals_total                new connections on the public listeners after D0 (the proxies still sending)
 //	drainfx_drain_last_arrival_seconds          the last of them, after D0: the propagation delay this pod observed
 //	drainfx_drain_traffic_rate_per_second       the rate of work arriving in the minute before D0 (the adaptive drain's estimate)
@@ -48,8 +49,8 @@
 // Passing [prometheus.DefaultRegisterer]'s registry is allowed: collectors
 // it already has (Go, process) are not registered twice.
 //
-// The admin server stops last, after the shutdown report, so a scrape
-// during the drain, the stop and the teardown sees them happen.
+// The admin server stops last, once the shutdown report is out, so a
+// scrape during the drain, the stop and the teardown sees them happen.
 //
 // # Without fx
 //

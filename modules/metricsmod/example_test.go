@@ -17,11 +17,11 @@ import (
 
 // Without fx: the metrics' route is one more admin route.
 func Example() {
-	c, err := lifecycle.New(lifecycle.Config{IgnoreSignals: true})
+	c, err := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true})
 	if err != nil {
 		panic(err)
 	}
-	defer c.Finish()
+	defer c.Stop(context.Background())
 	m, err := metricsmod.New(metricsmod.Config{NoRuntimeMetrics: true}, c)
 	if err != nil {
 		panic(err)
@@ -40,11 +40,13 @@ func Example() {
 		}
 	}
 	// Output:
+	// drainfx_state{state="drained"} 0
 	// drainfx_state{state="draining"} 0
 	// drainfx_state{state="serving"} 1
 	// drainfx_state{state="starting"} 0
 	// drainfx_state{state="stopped"} 0
 	// drainfx_state{state="stopping"} 0
+	// drainfx_state{state="tearing down"} 0
 	// drainfx_state_number 1
 }
 
@@ -57,7 +59,7 @@ func ExampleModule() {
 
 	var m *metricsmod.Metrics
 	app := fx.New(fx.NopLogger,
-		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}, probemod.Config{Addr: "127.0.0.1:0"}, reg),
+		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true}, probemod.Config{Addr: "127.0.0.1:0"}, reg),
 		lifecycle.Module,
 		probemod.Module,
 		metricsmod.Module,

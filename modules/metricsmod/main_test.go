@@ -1,6 +1,7 @@
 package metricsmod_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/drainfx/drainfx/internal/waittest"
+	"github.com/drainfx/drainfx/lifecycle"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -24,6 +26,20 @@ const eventTimeout = 5 * time.Second
 
 // client keeps no idle connection, so no transport goroutine outlives a test.
 var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+
+// stopNow runs what is left of c's timeline at once — a Stop whose ctx has
+// ended cuts the drain short — and waits for the report.
+func stopNow(t *testing.T, c *lifecycle.Coordinator) {
+	t.Helper()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = c.Stop(ended) // returns at once
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		t.Errorf("waiting for the coordinator to stop: %v", err)
+	}
+}
 
 // families is one scrape, parsed.
 type families map[string]*dto.MetricFamily

@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jonboulle/clockwork"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/metricsmod"
@@ -36,12 +36,13 @@ func gathered(t *testing.T, g prometheus.Gatherer) families {
 }
 
 // TestScrapeDuringDrain follows one shutdown through /metrics on the admin
-// server: the state moves serving → draining → stopping, the request in
-// flight at D0 finishes and drainfx_inflight_requests falls to 0 while the
-// drain goes on, and the phases and the teardown hook show up as they run.
+// server: the state moves serving → draining → … → tearing down, the
+// request in flight at D0 finishes and drainfx_inflight_requests falls to
+// 0 while the drain goes on, and the phases, the server's stop participant
+// and the teardown hook show up as they run.
 func TestScrapeDuringDrain(t *testing.T) {
 	t.Parallel()
-	clk := clockwork.NewFakeClock()
+	clk := clocktest.New()
 	entered, release := make(chan struct{}), make(chan struct{})
 	inHook, releaseHook := make(chan struct{}), make(chan struct{})
 	var (
@@ -52,11 +53,11 @@ func TestScrapeDuringDrain(t *testing.T) {
 	)
 	app := fxtest.New(t, fx.NopLogger,
 		fx.Supply(
-			lifecycle.Config{DrainDelay: 5 * time.Second, IgnoreSignals: true},
+			lifecycle.Config{DrainDelay: 5 * time.Second, DrainQuiet: lifecycle.None, IgnoreSignals: true},
 			httpmod.Config{Addr: "127.0.0.1:0"},
 			probemod.Config{Addr: "127.0.0.1:0"},
 		),
-		fx.Provide(func() clockwork.Clock { return clk }),
+		fx.Provide(func() lifecycle.Clock { return clk }),
 		lifecycle.Module, httpmod.Module, probemod.Module, metricsmod.Module,
 		httpmod.AsRoute(func() httpmod.Route {
 			return httpmod.RouteFunc(func(e *echo.Echo) {
@@ -68,12 +69,12 @@ func TestScrapeDuringDrain(t *testing.T) {
 			})
 		}),
 		probemod.AsCheck("db", func(context.Context) error { return nil }),
-		fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator) {
-			lc.Append(fx.Hook{OnStop: c.StopHook("hold", func(context.Context) error {
+		fx.Invoke(func(c *lifecycle.Coordinator) {
+			c.AtTeardown("hold", func(context.Context) error {
 				close(inHook)
 				<-releaseHook
 				return nil
-			})})
+			})
 		}),
 		fx.Populate(&c, &srv, &admin, &m),
 	)
@@ -162,15 +163,21 @@ func TestScrapeDuringDrain(t *testing.T) {
 	}
 
 	// The stop: end the drain on the fake clock; the teardown hook holds
-	// the stop so the stop phase can be scraped.
+	// the timeline so the teardown can be scraped.
 	stopped := make(chan error, 1)
 	go func() { stopped <- app.Stop(context.Background()) }()
-	waittest.BlockUntil(t, clk, 1, eventTimeout) // the drain timer
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout) // the drain timer
 	clk.Advance(5 * time.Second)
 	waittest.Recv(t, inHook, eventTimeout, "the teardown hook")
 	f = scrape(t, metrics)
-	if got := f.state(t); got != "stopping" {
-		t.Errorf("state in the teardown = %s, want stopping", got)
+	if got := f.state(t); got != "tearing down" {
+		t.Errorf("state in the teardown = %s, want tearing down", got)
+	}
+	if v, _ := f.value("drainfx_state_number"); v != 5 {
+		t.Errorf("drainfx_state_number in the teardown = %v, want 5", v)
+	}
+	if _, ok := f.value("drainfx_hook_duration_seconds", "hook", "http"); !ok {
+		t.Error("no drainfx_hook_duration_seconds{hook=http}: the server's stop participant")
 	}
 	for _, phase := range []string{"drain", "wait", "stop", "teardown"} {
 		if _, ok := f.value("drainfx_phase_duration_seconds", "phase", phase); !ok {
@@ -199,7 +206,7 @@ func TestScrapeDuringDrain(t *testing.T) {
 	if _, ok := f.value("drainfx_hook_duration_seconds", "hook", "hold"); !ok {
 		t.Error("no drainfx_hook_duration_seconds{hook=hold}")
 	}
-	if r, _ := c.Report(); r.Reason != lifecycle.ReasonPrestop || r.InFlightAtD0["requests"] != 1 || r.ExitCode != 0 {
+	if r, _ := c.Telemetry().Report(); r.Reason != lifecycle.ReasonPrestop || r.InFlightAtD0["requests"] != 1 || r.ExitCode != 0 {
 		t.Errorf("report = %+v", r)
 	}
 }
@@ -216,7 +223,7 @@ func TestModuleUsesTheAppsRegistry(t *testing.T) {
 		m     *metricsmod.Metrics
 	)
 	app := fxtest.New(t, fx.NopLogger,
-		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}, probemod.Config{Addr: "127.0.0.1:0"},
+		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true}, probemod.Config{Addr: "127.0.0.1:0"},
 			metricsmod.Config{Path: "/custom/metrics"}, reg),
 		lifecycle.Module, probemod.Module, metricsmod.Module,
 		fx.Populate(&admin, &m),
@@ -247,7 +254,7 @@ func TestModuleWithoutProbes(t *testing.T) {
 	t.Parallel()
 	var m *metricsmod.Metrics
 	app := fxtest.New(t, fx.NopLogger,
-		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}),
+		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true}),
 		lifecycle.Module, metricsmod.Module,
 		fx.Populate(&m),
 	)

@@ -79,13 +79,10 @@ type Config struct {
 // returns.
 var ErrConfig = errors.New("sqlmod: invalid config")
 
-type configError struct{ msg string }
-
-func (e *configError) Error() string        { return "sqlmod: " + e.msg }
-func (e *configError) Is(target error) bool { return target == ErrConfig }
-
+// configErrorf returns an error matching [ErrConfig] whose message is
+// "sqlmod: " and the formatted phrase.
 func configErrorf(format string, args ...any) error {
-	return &configError{fmt.Sprintf(format, args...)}
+	return confcheck.NewError(ErrConfig, "sqlmod: "+fmt.Sprintf(format, args...))
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -142,7 +139,7 @@ func (c Config) Validate() error {
 	bad.Negative("StartBackoff", c.StartBackoff)
 	bad.Negative("MaxStartBackoff", c.MaxStartBackoff)
 	if len(bad) > 0 {
-		return &configError{bad[0]} // only the first: each check here returns at once
+		return confcheck.NewError(ErrConfig, "sqlmod: "+bad.String())
 	}
 	if c.MaxStartBackoff < c.StartBackoff {
 		return configErrorf("MaxStartBackoff=%v is below StartBackoff=%v", c.MaxStartBackoff, c.StartBackoff)

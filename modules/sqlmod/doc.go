@@ -27,17 +27,23 @@
 // readiness check "db" ([probemod.AsCheck]): /readyz?verbose lists
 // "[+]db ok" while pings pass.
 //
-// [Pool.Close] (OnStop, as the stop hook "sql") closes the pool and waits
-// for the queries running to finish, within the hook's share of the
-// teardown reserve. Note that [database/sql.DB.Close] alone does not wait
-// for connections in use — it returns at once and closes each when its
-// query is done — so without that wait a process can exit in the middle of
-// a query. A query still running at the deadline is cut: counted
-// ("queries" in the shutdown report), the hook reported as overrun, and the
-// next hook runs all the same.
+// [Pool.Close] is the teardown hook "sql" ([lifecycle.Coordinator.AtTeardown],
+// registered when [Module] builds the pool): the coordinator runs it in the
+// teardown phase, after the servers have stopped, and it closes the pool
+// and waits for the queries running to finish, within the hook's share of
+// the teardown reserve. Note that [database/sql.DB.Close] alone does not
+// wait for connections in use — it returns at once and closes each when
+// its query is done — so without that wait a process can exit in the
+// middle of a query. A query still running at the deadline is cut (the pool
+// gives up on it a moment before, so that the report counts it): counted
+// ("queries" in the shutdown report), the hook reported as overrun, and
+// the next hook runs all the same. A pool whose start failed or never ran
+// is closed all the same, at once.
 //
-// fx stops the pool after every component that depends on it — the HTTP
-// server, the handlers, workers — since those were built after it.
+// The coordinator runs the teardown hooks in reverse order of
+// registration, and the pool registers its hook when it is built: before
+// every component that depends on it — the handlers, workers — so it is
+// closed after them.
 //
 // # Limits
 //

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/zap"
@@ -17,9 +19,9 @@ import (
 // graph (zero Config if none: embedded SQLite in ./data), and the readiness
 // check "db" to probemod. The pool is built when something needs it (a
 // handler, a worker, the probes), so fx starts it after its dependencies
-// and stops it after everything that uses it: OnStart pings until the
-// database answers, OnStop closes it within its own deadline
-// ([lifecycle.Coordinator.StopHook] "sql").
+// and the coordinator closes it after everything that uses it: OnStart
+// pings until the database answers; the teardown hook "sql"
+// ([lifecycle.Coordinator.AtTeardown]) closes it within its own deadline.
 var Module = fx.Module("sql",
 	fx.Provide(NewFx),
 	probemod.AsCheck("db", func(p *Pool) func(context.Context) error { return p.Check }),
@@ -51,44 +53,110 @@ var ErrStartCut = errors.New("sqlmod: start cut short")
 
 // CutKind is the kind under which queries still running at the close
 // deadline are counted in the shutdown report
-// ([lifecycle.Coordinator.RecordCut]).
-const CutKind = "queries"
+// ([lifecycle.Telemetry.RecordCut]).
+const CutKind lifecycle.CutKind = "queries"
 
-// NewFx builds the pool and appends its hooks: [Pool.Start] in OnStart,
-// [Pool.Close] in OnStop as the stop hook "sql". Queries still running at
-// that hook's deadline are counted as cut ("queries") and the hook as
-// overrun; the next hook still runs.
+// NewFx builds the pool, registers [Pool.Close] as the teardown hook "sql"
+// ([lifecycle.Coordinator.AtTeardown]) and appends its fx hooks:
+// [Pool.Start] in OnStart; in OnStop, the coordinator's stop
+// ([lifecycle.Coordinator.Stop]), after which the hook's outcome is
+// returned. Queries still running at the hook's deadline are counted as cut
+// ("queries") and the hook as overrun; the next hook still runs. The hook
+// is registered here, in the constructor, after those of the pool's own
+// dependencies and before those of everything built on the pool, so the
+// coordinator runs it after the hooks of everything built on the pool.
 func NewFx(p Params) (Result, error) {
 	pool, err := New(p.Config, WithLogger(p.Logger))
 	if err != nil {
 		return Result{}, err
 	}
-	hook := p.Coordinator.StopHook("sql", pool.Close)
-	stop := func(ctx context.Context) error {
-		err := hook(ctx)
-		// Counted here, once the hook has returned, not in the function it
-		// wraps: that one may still be running, its result dropped, after
-		// the hook was cut — and after the report was written.
-		if errors.Is(err, lifecycle.ErrHookOverran) {
-			p.Coordinator.RecordCut(CutKind, int64(max(pool.InUse(), 1)))
-		}
-		return err
-	}
+	c := p.Coordinator
+	h := &closeHook{pool: pool, c: c, done: make(chan struct{})}
+	c.AtTeardown("sql", h.run)
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
-			ctx, stop := cancelAtDrain(ctx, p.Coordinator)
+			ctx, stop := cancelAtDrain(ctx, c)
 			err := pool.Start(ctx)
 			stop()
 			if err != nil {
-				// fx runs no OnStop for a hook whose OnStart failed.
+				// fx runs no OnStop for a hook whose OnStart failed; the
+				// teardown hook still runs and finds the pool closed.
 				_ = pool.DB().Close()
 				return err
 			}
 			return nil
 		},
-		OnStop: stop,
+		OnStop: func(ctx context.Context) error {
+			if err := c.Stop(ctx); err != nil {
+				return err
+			}
+			return h.result(ctx)
+		},
 	})
 	return Result{Pool: pool, DB: pool.DB()}, nil
+}
+
+// closeHook is the teardown hook "sql": [Pool.Close] within the hook's
+// deadline, counting the queries it cuts.
+type closeHook struct {
+	pool  *Pool
+	c     *lifecycle.Coordinator
+	began atomic.Bool
+	done  chan struct{} // closed once err is written
+	err   error
+}
+
+// cutLead is how long, at most, before its deadline the hook gives up
+// waiting for the queries running and counts them as cut (a tenth of its
+// share if that is less).
+const cutLead = 10 * time.Millisecond
+
+// run closes the pool and waits for the queries running, until shortly
+// before ctx's deadline. If queries still run then, it counts them as cut
+// ("queries", at least one) and waits for the deadline itself, so that the
+// coordinator reports the hook as overrun. The cut is counted before the
+// deadline, not at it nor once Close has returned: the coordinator moves on
+// from a hook as its deadline strikes, leaving a hook that has not returned
+// running, and writes the report as soon as the last hook is done — a cut
+// counted at that moment or later could be missing from the report. A
+// query that ends in those last moments still ends well: the pool is
+// closed, and the connection closes when the query is done.
+func (h *closeHook) run(ctx context.Context) error {
+	h.began.Store(true)
+	closeCtx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		clock := h.c.Clock()
+		lead := min(dl.Sub(clock.Now())/10, cutLead)
+		var cancel context.CancelFunc
+		closeCtx, cancel = lifecycle.ContextUntil(ctx, clock, dl.Add(-lead))
+		defer cancel()
+	}
+	err := h.pool.Close(closeCtx)
+	if errors.Is(err, ErrInUse) {
+		h.c.Telemetry().RecordCut(CutKind, int64(max(h.pool.InUse(), 1)))
+		<-ctx.Done()
+		// Matched by the OnStop's error, as the other drainfx hooks' are;
+		// the error wraps a deadline error (through ErrInUse), which the
+		// coordinator takes for an overrun.
+		err = fmt.Errorf("%w: %w", lifecycle.ErrHookOverran, err)
+	}
+	h.err = err
+	close(h.done)
+	return err
+}
+
+// result returns the outcome of the hook once the coordinator has
+// stopped; nil if the coordinator never ran it.
+func (h *closeHook) result(ctx context.Context) error {
+	if !h.began.Load() {
+		return nil
+	}
+	select {
+	case <-h.done:
+		return h.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // cancelAtDrain returns ctx cancelled, with a cause matching [ErrStartCut]
@@ -102,8 +170,8 @@ func cancelAtDrain(ctx context.Context, c *lifecycle.Coordinator) (_ context.Con
 	go func() {
 		defer close(done)
 		select {
-		case <-c.DrainStarted():
-			_, reason := c.D0()
+		case <-c.Reached(lifecycle.StateDraining):
+			reason := c.Telemetry().Snapshot().Reason
 			cancel(fmt.Errorf("%w: the drain began (%s)", ErrStartCut, reason))
 		case <-ctx.Done():
 		}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/sqlmod"
@@ -23,16 +24,42 @@ import (
 )
 
 var (
-	roomy = lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}
-	// tight: the teardown ends 600ms after D0.
+	roomy = lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true}
+	// tight: the teardown ends 600ms after D0 (on a fake clock).
 	tight = lifecycle.Config{
 		GracePeriod:     600 * time.Millisecond,
-		DrainDelay:      lifecycle.NoDelay,
+		DrainDelay:      lifecycle.None,
+		DrainQuiet:      lifecycle.None,
 		TeardownReserve: 200 * time.Millisecond,
-		Margin:          lifecycle.NoDelay,
+		Margin:          lifecycle.None,
 		IgnoreSignals:   true,
 	}
 )
+
+// report returns the coordinator's report; the shutdown must be over.
+func report(t *testing.T, c *lifecycle.Coordinator) lifecycle.Report {
+	t.Helper()
+	r, ok := c.Telemetry().Report()
+	if !ok {
+		t.Fatal("no report: the shutdown is not over")
+	}
+	return r
+}
+
+// wantSQLHookClean fails the test unless the report holds the teardown
+// hook "sql", on time and without error.
+func wantSQLHookClean(t *testing.T, r lifecycle.Report) {
+	t.Helper()
+	for _, h := range r.Hooks {
+		if h.Name == "sql" {
+			if h.Phase != lifecycle.PhaseTeardown || h.Overran || h.Err != "" {
+				t.Errorf("sql hook %+v, want a clean teardown", h)
+			}
+			return
+		}
+	}
+	t.Errorf("report hooks %+v: no sql hook", r.Hooks)
+}
 
 func TestModuleBootWithReadinessCheck(t *testing.T) {
 	t.Parallel()
@@ -50,7 +77,7 @@ func TestModuleBootWithReadinessCheck(t *testing.T) {
 		fx.Populate(&c, &admin, &db, &pool),
 	)
 	app.RequireStart()
-	c.MarkStarted() // the modules.Web bundle does this once fx has started
+	c.MarkStarted() // lifecycle.AppOptions does this once fx has started
 	if db != pool.DB() {
 		t.Fatal("the *sql.DB provided is not the pool's")
 	}
@@ -70,6 +97,7 @@ func TestModuleBootWithReadinessCheck(t *testing.T) {
 	if err := db.Ping(); err == nil {
 		t.Fatal("the pool is still open after stop")
 	}
+	wantSQLHookClean(t, report(t, c))
 }
 
 // An unreachable database fails start-up within the start timeout, with
@@ -77,11 +105,13 @@ func TestModuleBootWithReadinessCheck(t *testing.T) {
 func TestModuleStartFailsWhenUnreachable(t *testing.T) {
 	t.Parallel()
 	port := closedPort(t)
+	var c *lifecycle.Coordinator
 	app := fx.New(fx.NopLogger,
 		fx.Supply(roomy, sqlmod.Config{DSN: "postgres://app:s3cret@127.0.0.1:" + port + "/app", StartBackoff: 5 * time.Millisecond}),
 		lifecycle.Module,
 		sqlmod.Module,
 		fx.Invoke(func(*sql.DB) {}),
+		fx.Populate(&c),
 	)
 	if err := app.Err(); err != nil {
 		t.Fatal(err)
@@ -98,6 +128,44 @@ func TestModuleStartFailsWhenUnreachable(t *testing.T) {
 	}
 	if err := app.Stop(t.Context()); err != nil {
 		t.Fatalf("stop after a failed start: %v", err)
+	}
+	// fx's rollback stopped the coordinator: the teardown hook of the pool
+	// whose start failed closed it cleanly.
+	wantSQLHookClean(t, report(t, c))
+}
+
+// A pool whose start never ran (an earlier OnStart failed): its teardown
+// hook still runs, closes the pool at once and cleanly.
+func TestModuleTeardownClosesAPoolNeverStarted(t *testing.T) {
+	t.Parallel()
+	var (
+		c  *lifecycle.Coordinator
+		db *sql.DB
+	)
+	errEarlier := errors.New("an earlier start failed")
+	app := fx.New(fx.NopLogger,
+		fx.Supply(roomy, sqlmod.Config{DataDir: t.TempDir()}),
+		lifecycle.Module,
+		sqlmod.Module,
+		// Appended before the pool's hooks: fx runs it first.
+		fx.Invoke(func(lc fx.Lifecycle, _ *lifecycle.Coordinator) {
+			lc.Append(fx.StartHook(func() error { return errEarlier }))
+		}),
+		fx.Populate(&c, &db),
+	)
+	if err := app.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Start(t.Context()); !errors.Is(err, errEarlier) {
+		t.Fatalf("start: %v, want %v", err, errEarlier)
+	}
+	r := report(t, c)
+	wantSQLHookClean(t, r)
+	if !r.Clean() {
+		t.Fatalf("report not clean: %+v", r)
+	}
+	if err := db.Ping(); err == nil || !strings.Contains(err.Error(), "database is closed") {
+		t.Fatalf("ping after the teardown: %v, want the pool closed", err)
 	}
 }
 
@@ -139,8 +207,8 @@ func TestModuleStartCutByTheDrain(t *testing.T) {
 	}
 }
 
-// A query that outlives the pool's stop deadline is cut and reported; the
-// next stop hook still runs, on time.
+// A query that outlives the pool's teardown deadline is cut and reported
+// ("queries"); the next teardown hook still runs, on time.
 func TestModuleQueryOutlivingTheDeadlineIsCut(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, b backend) {
@@ -150,18 +218,20 @@ func TestModuleQueryOutlivingTheDeadlineIsCut(t *testing.T) {
 			mu sync.Mutex
 			ok []string
 		)
+		clk := clocktest.New()
 		app := fxtest.New(t,
 			fx.Supply(tight, b.config(t)),
+			fx.Supply(fx.Annotate(clk, fx.As(new(lifecycle.Clock)))),
 			lifecycle.Module,
 			sqlmod.Module,
-			// Appended before the pool's hooks: runs after them.
-			fx.Invoke(func(c *lifecycle.Coordinator, lc fx.Lifecycle) {
-				lc.Append(fx.Hook{OnStop: c.StopHook("next", func(context.Context) error {
+			// Registered before the pool's teardown hook: runs after it.
+			fx.Invoke(func(c *lifecycle.Coordinator) {
+				c.AtTeardown("next", func(context.Context) error {
 					mu.Lock()
 					ok = append(ok, "next")
 					mu.Unlock()
 					return nil
-				})})
+				})
 			}),
 			fx.Invoke(func(*sql.DB) {}),
 			fx.Populate(&c, &db),
@@ -169,16 +239,37 @@ func TestModuleQueryOutlivingTheDeadlineIsCut(t *testing.T) {
 		app.RequireStart()
 		release, res := b.runBlocked(t, db)
 
-		err := app.Stop(t.Context())
+		stopped := make(chan error, 1)
+		go func() { stopped <- app.Stop(t.Context()) }()
+		// The sql hook runs, with its deadline on the clock: half of the
+		// teardown (two hooks), and the moment shortly before it when the
+		// pool gives up on the query.
+		waittest.Recv(t, c.Reached(lifecycle.StateTearingDown), waitTimeout, "the teardown")
+		waittest.BlockUntil(t, clk.FakeClock, 2, waitTimeout)
+		waittest.Eventually(t, waitTimeout, func() bool { return db.Ping() != nil }, "the pool to refuse new queries")
+		clk.Advance(tight.GracePeriod/2 - time.Millisecond)
+		// The query is counted as cut before the hook's deadline: the
+		// coordinator writes the report as soon as the hooks are done.
+		waittest.Eventually(t, waitTimeout, func() bool {
+			return c.Telemetry().Snapshot().Cut[sqlmod.CutKind] == 1
+		}, "the query to be counted as cut")
+		if c.State() != lifecycle.StateTearingDown {
+			t.Fatalf("state %v before the sql hook's deadline, want tearing down", c.State())
+		}
+		clk.Advance(time.Millisecond)
+		err := waittest.Recv(t, stopped, waitTimeout, "the app to stop")
 		if !errors.Is(err, lifecycle.ErrHookOverran) || !errors.Is(err, lifecycle.ErrUnclean) {
 			t.Fatalf("Stop = %v, want the sql hook overran and an unclean report", err)
 		}
-		r, _ := c.Report()
-		if r.Cut[sqlmod.CutKind] != 1 || r.Cut["hooks"] != 1 {
+		r := report(t, c)
+		if r.Cut[sqlmod.CutKind] != 1 || r.Cut[lifecycle.CutHooks] != 1 {
 			t.Fatalf("report cut %v, want queries=1 hooks=1", r.Cut)
 		}
 		if len(r.Hooks) != 2 || r.Hooks[0].Name != "sql" || !r.Hooks[0].Overran || r.Hooks[1].Name != "next" || r.Hooks[1].Overran {
 			t.Fatalf("report hooks %+v, want sql overran, then next on time", r.Hooks)
+		}
+		if sql := r.Hooks[0]; sql.Planned != tight.GracePeriod/2 || sql.Actual != sql.Planned {
+			t.Fatalf("sql hook planned %v actual %v, want both %v", sql.Planned, sql.Actual, tight.GracePeriod/2)
 		}
 		if teardown := r.Hooks[0].Actual + r.Hooks[1].Actual; teardown > tight.GracePeriod {
 			t.Fatalf("teardown took %v, past the budget %v", teardown, tight.GracePeriod)

@@ -33,13 +33,10 @@ type Config struct {
 // or a [Worker] that does not hold together.
 var ErrConfig = errors.New("workermod: invalid config")
 
-type configError struct{ msg string }
-
-func (e *configError) Error() string        { return "workermod: " + e.msg }
-func (e *configError) Is(target error) bool { return target == ErrConfig }
-
+// configErrorf returns an error matching [ErrConfig] whose message is
+// "workermod: " and the formatted phrase.
 func configErrorf(format string, args ...any) error {
-	return &configError{fmt.Sprintf(format, args...)}
+	return confcheck.NewError(ErrConfig, "workermod: "+fmt.Sprintf(format, args...))
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -61,7 +58,7 @@ func (c Config) Validate() error {
 	bad.Negative("RestartBackoff", c.RestartBackoff)
 	bad.Negative("MaxRestartBackoff", c.MaxRestartBackoff)
 	if len(bad) > 0 {
-		return &configError{bad[0]} // only the first: each check here returns at once
+		return confcheck.NewError(ErrConfig, "workermod: "+bad.String())
 	}
 	if c.MaxRestartBackoff < c.RestartBackoff {
 		return configErrorf("MaxRestartBackoff=%v is below RestartBackoff=%v", c.MaxRestartBackoff, c.RestartBackoff)

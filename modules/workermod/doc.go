@@ -11,18 +11,23 @@
 //
 //   - [AtDrain]: at D0, the first moment of the drain. A consumer stops
 //     taking new messages while the pod is leaving the load balancer and
-//     finishes what it holds. It is waited for until the end of the stop
-//     phase (D0 + GracePeriod − TeardownReserve − Margin); if it is still
-//     running then it is counted as cut ("workers" in the shutdown report),
-//     logged, and left running.
+//     finishes what it holds. The coordinator waits for it in the stop
+//     phase, through the supervisor's stop participant "drain workers",
+//     until the end of the stop phase (D0 + GracePeriod − TeardownReserve
+//     − Margin); if it is still running then it is counted as cut
+//     ("workers" in the shutdown report), logged, and left running.
 //   - [AtTeardown] (the default): in the teardown phase, after the servers
-//     have stopped, in reverse order of registration. Each such worker has
-//     a stop hook of its own ([lifecycle.Coordinator.StopHook]) with its
-//     share of the teardown reserve; one that overruns it is cut and
-//     reported ("hooks") and the next stop hook still runs.
+//     have stopped, in reverse order of registration. Each such worker is a
+//     teardown hook of its own ("worker NAME",
+//     [lifecycle.Coordinator.AtTeardown]), registered when it is added,
+//     with its share of the teardown reserve; one that overruns it is cut
+//     and reported ("hooks") and the next teardown hook still runs.
 //
-// The drain workers are always waited for before any teardown worker is
-// stopped, so a consumer may feed a teardown worker.
+// The coordinator runs the teardown only once every stop participant has
+// returned (or overrun its deadline), so the drain workers are always waited for before any teardown
+// worker is stopped (a consumer may feed a teardown worker), and no
+// teardown worker stops while the servers still serve requests that use
+// it, whatever the order of the modules in fx.New.
 //
 // # Failures
 //
@@ -32,18 +37,20 @@
 // fx.Shutdowner. With [Config.Restart], the worker is run again after an
 // exponential backoff instead. A worker that returns nil early is done and
 // is not run again. An error returned after the context ended (other than
-// the context's own) is returned by the worker's stop, so fx logs it and
-// app.Run exits non-zero.
+// the context's own) is returned by the worker's stop — [Supervisor.Stop],
+// the worker's fx OnStop — so fx logs it and app.Run exits non-zero.
 //
 // # Under fx
 //
 // [Module] provides the [*Supervisor]. Register workers with [AsWorker], or
 // call [Supervisor.Add] from the constructor of the component that owns the
-// worker: its hooks are appended then, so fx stops the worker after the
-// components that depend on that one (the HTTP handlers) and before its own
-// dependencies (clients, pools) — reverse dependency order. fx orders
-// [AsWorker] workers by when the module builds the supervisor instead; see
-// [AsWorker].
+// worker: its teardown hook is registered then, after those of the
+// component's dependencies (clients, pools: built first), so the
+// coordinator stops the worker before them — reverse dependency order.
+// Each worker also has fx hooks: OnStart starts it, OnStop asks the
+// coordinator for the stop ([lifecycle.Coordinator.Stop]), waits for the
+// shutdown to be over and returns the worker's outcome, so fx logs a
+// worker's error and app.Run exits non-zero.
 //
 // Without fx, [New], [Supervisor.Add], [Supervisor.Start] and
 // [Supervisor.Stop] do the same.

@@ -12,7 +12,7 @@ import (
 
 func Example() {
 	app := fx.New(fx.NopLogger,
-		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}),
+		fx.Supply(lifecycle.Config{DrainDelay: lifecycle.None, IgnoreSignals: true}),
 		lifecycle.Module,
 		workermod.Module,
 		// Stops taking messages at D0, when the pod begins to leave.
@@ -42,7 +42,7 @@ func Example() {
 }
 
 func ExampleSupervisor_Add() {
-	c, _ := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.NoDelay})
+	c, _ := lifecycle.New(lifecycle.Config{DrainDelay: lifecycle.None})
 	s, _ := workermod.New(workermod.Config{}, c)
 	_ = s.Add(workermod.Worker{
 		Name: "refresher",
@@ -54,8 +54,9 @@ func ExampleSupervisor_Add() {
 	ctx := context.Background()
 	_ = s.Start(ctx)
 	fmt.Println(s.Running())
-	fmt.Println(s.Stop(ctx), s.Running())
-	fmt.Println(c.Finish().Clean())
+	fmt.Println(s.Stop(ctx), s.Running()) // the coordinator's stop: the report is out
+	r, _ := c.Telemetry().Report()
+	fmt.Println(r.Clean())
 	// Output:
 	// [refresher]
 	// <nil> []

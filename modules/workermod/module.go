@@ -13,7 +13,8 @@ import (
 
 // Module provides the [*Supervisor] and runs the workers registered with
 // [AsWorker]. Workers added with [Supervisor.Add] from a component's
-// constructor are run too.
+// constructor are run too. It needs the [*lifecycle.Coordinator]
+// ([lifecycle.Module]), which stops the workers.
 var Module = fx.Module("workers",
 	fx.Provide(NewFx),
 	fx.Invoke(func(*Supervisor) {}),
@@ -36,8 +37,10 @@ type Params struct {
 
 // NewFx builds the supervisor, adds the workers of the value group, and
 // gives every worker added (now or later, from a constructor) hooks of its
-// own: OnStart starts it, OnStop stops it (see [Supervisor.Stop]). A
-// failed worker stops the app through fx.Shutdowner with exit code 1.
+// own: OnStart starts it; OnStop asks the coordinator for the stop, waits
+// for the shutdown to be over and returns that worker's outcome (see
+// [Supervisor.Stop]). A failed worker stops the app through fx.Shutdowner
+// with exit code 1.
 func NewFx(p Params) (*Supervisor, error) {
 	s, err := New(p.Config, p.Coordinator,
 		WithLogger(p.Logger),
@@ -46,11 +49,11 @@ func NewFx(p Params) (*Supervisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Appended before any worker's hooks, so its OnStop runs after theirs:
-	// the drain workers are waited for even if no worker hook did it.
+	// Appended before any worker's hooks: its OnStart closes the
+	// supervisor to new workers before the first one starts.
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error { s.markStarted(); return nil },
-		OnStop:  s.awaitDrainWorkers,
+		OnStop:  p.Coordinator.Stop,
 	})
 	s.onAdd = func(e *entry) {
 		p.Lifecycle.Append(fx.Hook{
@@ -80,15 +83,15 @@ var (
 //	workermod.AsWorker("outbox", workermod.AtTeardown, newOutbox) // func(db *sql.DB) func(context.Context) error
 //	workermod.AsWorker("consumer", workermod.AtDrain, consume)    // func(ctx context.Context) error
 //
-// AsWorker is for workers nothing else depends on. Their hooks are appended
-// when the module builds the supervisor, and fx stops hooks in reverse
-// order of appending, so fx may call them before the HTTP server's (listed
-// after modules.Web, it does). Teardown workers still stop only after the
-// servers have: the coordinator queues wrapped teardown hooks until every
-// server of the stop phase has stopped ([lifecycle.Coordinator.JoinStop]).
-// A worker that the handlers feed or read from belongs to a component: add
-// it with [Supervisor.Add] in that component's constructor, and fx stops it
-// after the handlers and before the component's own dependencies.
+// AsWorker is for workers nothing else depends on. They are added when the
+// module builds the supervisor, after the dependencies of their
+// constructors. The order of the modules in fx.New does not matter to the
+// stop: the coordinator runs every teardown hook, these workers' included,
+// only after every stop participant (the servers) has returned, so a
+// teardown worker never stops while requests still use it. A worker that
+// the handlers feed or read from belongs to a component: add it with
+// [Supervisor.Add] in that component's constructor, and its teardown hook
+// runs before those of the component's own dependencies.
 func AsWorker(name string, stop When, fn any) fx.Option {
 	v := reflect.ValueOf(fn)
 	if !v.IsValid() || v.Kind() != reflect.Func || v.IsNil() {

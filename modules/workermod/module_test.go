@@ -66,28 +66,33 @@ func TestModuleFailedWorkerShutsAppDownWithExitCode1(t *testing.T) {
 	app.RequireStop()
 }
 
-// A component that adds its worker in its constructor gets the worker's
-// hooks at that point: the worker stops after what depends on the component
-// and before what the component depends on.
+// A component that adds its worker in its constructor registers the
+// worker's teardown hook at that point: the coordinator stops the worker
+// after what depends on the component (a handler: a stop participant) and
+// before what the component depends on (a pool: a teardown hook registered
+// before the worker's).
 func TestModuleWorkerAddedByConstructorStopsInDependencyOrder(t *testing.T) {
 	t.Parallel()
 	var rec recorder
 	type pool struct{}
 	type jobs struct{}
 	type handler struct{}
-	hook := func(lc fx.Lifecycle, name string) {
-		lc.Append(fx.StopHook(func() { rec.add(name) }))
+	record := func(name string) func(context.Context) error {
+		return func(context.Context) error { rec.add(name); return nil }
 	}
 	app := fxtest.New(t,
 		fx.Supply(roomy),
 		lifecycle.Module,
 		workermod.Module,
 		fx.Provide(
-			func(lc fx.Lifecycle) *pool { hook(lc, "pool"); return &pool{} },
+			func(c *lifecycle.Coordinator) *pool { c.AtTeardown("pool", record("pool")); return &pool{} },
 			func(_ *pool, s *workermod.Supervisor) (*jobs, error) {
 				return &jobs{}, s.Add(workermod.Worker{Name: "jobs", Run: untilDone(&rec, "jobs worker")})
 			},
-			func(lc fx.Lifecycle, _ *jobs) *handler { hook(lc, "handler"); return &handler{} },
+			func(c *lifecycle.Coordinator, _ *jobs) *handler {
+				c.AtStop("handler", record("handler"))
+				return &handler{}
+			},
 		),
 		fx.Invoke(func(*handler) {}),
 	)

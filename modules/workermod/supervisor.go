@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -20,7 +21,8 @@ type When int
 const (
 	// AtTeardown ends the worker's context in the teardown phase, after the
 	// servers have stopped, in reverse order of registration; the worker is
-	// waited for within a deadline of its own ([lifecycle.Coordinator.StopHook]).
+	// waited for within a deadline of its own: it is a teardown hook
+	// ([lifecycle.Coordinator.AtTeardown]).
 	// The zero value: for workers the traffic depends on (flushers,
 	// refreshers, outboxes).
 	AtTeardown When = iota
@@ -52,7 +54,8 @@ type Worker struct {
 	// again. Returning any other error earlier, or panicking, is a failure:
 	// the app shuts down with exit code 1, or the worker is restarted after
 	// a backoff if [Config.Restart] is set. An error returned after ctx
-	// ended (other than ctx's own) is returned by the worker's stop hook.
+	// ended (other than ctx's own) is returned by the worker's stop
+	// ([Supervisor.Stop], the worker's fx OnStop) and is in the report.
 	Run func(ctx context.Context) error
 	// Stop says when ctx ends. Default [AtTeardown].
 	Stop When
@@ -70,6 +73,10 @@ func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 // that ignored its context: the worker was counted as cut ("workers" in the
 // shutdown report) and left running.
 var ErrLeftRunning = errors.New("workermod: worker ignored its context and was left running")
+
+// CutWorkers is the kind under which drain workers still running at the
+// stop deadline are counted in the shutdown report.
+const CutWorkers lifecycle.CutKind = "workers"
 
 // ErrStarted is returned by [Supervisor.Add] once the supervisor has started.
 var ErrStarted = errors.New("workermod: supervisor already started")
@@ -95,8 +102,10 @@ func WithShutdown(fn func(exitCode int) error) Option {
 }
 
 // Supervisor runs background workers, each in a goroutine it owns, and
-// stops them on the drain timeline of a [lifecycle.Coordinator]. The zero
-// value is not usable; call [New].
+// stops them on the drain timeline of a [lifecycle.Coordinator]: the
+// coordinator itself runs the stops, as a stop participant ("drain
+// workers") and one teardown hook per [AtTeardown] worker ("worker NAME").
+// The zero value is not usable; call [New].
 type Supervisor struct {
 	cfg      Config
 	c        *lifecycle.Coordinator
@@ -110,24 +119,37 @@ type Supervisor struct {
 	mu      sync.Mutex
 	entries []*entry
 	started bool
-
-	waitMu      sync.Mutex // held while the drain workers are waited for
-	drainWaited bool       // guarded by waitMu
 }
+
+// The states of an entry.
+const (
+	entryIdle    int32 = iota // added, not started
+	entryRunning              // its goroutine was started
+	entryShut                 // stopped before it ever started: it never will
+)
 
 type entry struct {
 	Worker
-	ctx      context.Context
-	cancel   context.CancelFunc
-	started  atomic.Bool
-	done     chan struct{} // closed when the worker's goroutine returns
-	err      error         // written before done is closed
-	stopHook func(context.Context) error
+	ctx    context.Context
+	cancel context.CancelFunc
+	state  atomic.Int32  // entryIdle, entryRunning or entryShut
+	done   chan struct{} // closed when the worker's goroutine returns
+	err    error         // written before done is closed
+
+	// The outcome of the worker's stop, for [Supervisor.Stop] and the
+	// worker's fx OnStop: the coordinator runs the stop and keeps only
+	// the report.
+	stopBegan atomic.Bool
+	stopped   chan struct{} // closed once stopErr is written
+	stopErr   error
 }
 
+func (e *entry) running() bool { return e.state.Load() == entryRunning }
+
 // New returns a supervisor for the workers of the service whose shutdown c
-// coordinates. It fails with an error matching [ErrConfig] if cfg is
-// invalid.
+// coordinates. It registers with c the stop participant "drain workers",
+// which waits for the [AtDrain] workers in the stop phase. It fails with an
+// error matching [ErrConfig] if cfg is invalid.
 func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Supervisor, error) {
 	if c == nil {
 		return nil, configErrorf("coordinator is nil")
@@ -142,24 +164,22 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Supervisor, err
 	s.log = s.log.With(zap.String("component", "workers"))
 	s.drainCtx, s.drainCancel = context.WithCancel(context.Background())
 	// The drain workers' context ends in the transition itself, not in a
-	// goroutine watching for it: at D0, not a scheduling delay later.
-	c.Subscribe(func(tr lifecycle.Transition) {
-		if tr.To >= lifecycle.StateDraining {
-			s.drainCancel()
-		}
-	})
-	if c.Draining() {
-		s.drainCancel()
-	}
+	// goroutine watching for it: at D0, not a scheduling delay later. (At
+	// once if D0 has passed already.)
+	c.OnState(lifecycle.StateDraining, s.drainCancel)
+	c.AtStop("drain workers", s.awaitDrainWorkers)
 	return s, nil
 }
 
 // Add registers w; it starts with [Supervisor.Start] (under fx: in its own
-// OnStart hook, appended when Add is called, so a worker added in a
-// component's constructor starts after that component's dependencies and
-// stops before them). Add fails with an error matching [ErrConfig] if w is
-// incomplete or its name is taken, and with [ErrStarted] once the
-// supervisor has started.
+// OnStart hook, appended when Add is called). An [AtTeardown] worker's
+// teardown hook ("worker NAME") is registered with the coordinator now:
+// the coordinator runs the teardown hooks in reverse order of
+// registration, so a worker added in a component's constructor is stopped
+// before the teardown hooks of that component's dependencies (pools,
+// clients, built and registered before it). Add fails with an error
+// matching [ErrConfig] if w is incomplete or its name is taken, and with
+// [ErrStarted] once the supervisor has started.
 func (s *Supervisor) Add(w Worker) error {
 	switch {
 	case w.Name == "":
@@ -177,16 +197,14 @@ func (s *Supervisor) Add(w Worker) error {
 	if slices.ContainsFunc(s.entries, func(e *entry) bool { return e.Name == w.Name }) {
 		return configErrorf("worker Name=%q added twice", w.Name)
 	}
-	e := &entry{Worker: w, done: make(chan struct{})}
+	e := &entry{Worker: w, done: make(chan struct{}), stopped: make(chan struct{})}
 	parent := context.Background()
 	if w.Stop == AtDrain {
 		parent = s.drainCtx
 	}
 	e.ctx, e.cancel = context.WithCancel(parent)
 	if w.Stop == AtTeardown {
-		// Wrapped now, not when it runs: the count of registered stop
-		// hooks sizes each one's share of the teardown reserve.
-		e.stopHook = s.c.StopHook("worker "+w.Name, e.stop)
+		s.c.AtTeardown("worker "+w.Name, e.stop)
 	}
 	s.entries = append(s.entries, e)
 	if s.onAdd != nil {
@@ -205,20 +223,36 @@ func (s *Supervisor) Start(context.Context) error {
 	return nil
 }
 
-// Stop stops the workers: first it waits for the [AtDrain] workers (their
-// context ended at D0; Stop begins the drain if nothing has) until the end
-// of the stop phase, then stops the [AtTeardown] workers in reverse order of
+// Stop asks the coordinator for the stop ([lifecycle.Coordinator.Stop]:
+// it begins the drain if nothing has) and waits until the shutdown is
+// over. The coordinator waits for the [AtDrain] workers (their context
+// ended at D0) until the end of the stop phase, then stops the
+// [AtTeardown] workers in the teardown phase, in reverse order of
 // registration, each within its own deadline. A worker that ignores its
 // context is counted as cut, logged and left running; the rest are still
-// stopped. Under fx the module stops each worker in its own hook instead.
+// stopped. Stop returns what the workers' stops returned: their errors,
+// and errors matching [ErrLeftRunning] (a drain worker) or
+// [lifecycle.ErrHookOverran] (a teardown worker) for those left running.
+//
+// Stop stops the whole service that the coordinator coordinates, not only
+// the workers: call it where the service shuts down. Under fx each
+// worker's OnStop does the same and returns that worker's outcome.
 func (s *Supervisor) Stop(ctx context.Context) error {
-	errs := []error{s.awaitDrainWorkers(ctx)}
+	if err := s.c.Stop(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	entries := slices.Clone(s.entries)
 	s.mu.Unlock()
+	var errs []error
+	for _, e := range entries {
+		if e.Stop == AtDrain {
+			errs = append(errs, s.stopResult(ctx, e))
+		}
+	}
 	for _, e := range slices.Backward(entries) {
-		if e.Stop == AtTeardown && e.started.Load() {
-			errs = append(errs, e.stopHook(ctx))
+		if e.Stop == AtTeardown {
+			errs = append(errs, s.stopResult(ctx, e))
 		}
 	}
 	return errors.Join(errs...)
@@ -232,92 +266,115 @@ func (s *Supervisor) markStarted() []*entry {
 }
 
 func (s *Supervisor) startEntry(e *entry) {
-	if e.started.CompareAndSwap(false, true) {
+	if e.state.CompareAndSwap(entryIdle, entryRunning) {
 		s.log.Info("worker started", zap.String("worker", e.Name), zap.Stringer("stop", e.Stop))
 		go s.run(e)
 	}
 }
 
-// stopEntry is the fx OnStop of one worker: the drain workers are waited
-// for first (a consumer may feed a teardown worker), then a teardown
-// worker is stopped within its own deadline.
+// stopEntry is the fx OnStop of one worker: it asks the coordinator for
+// the stop, waits for the shutdown to be over, and returns the worker's
+// outcome.
 func (s *Supervisor) stopEntry(ctx context.Context, e *entry) error {
-	err := s.awaitDrainWorkers(ctx)
-	if e.Stop == AtTeardown {
-		err = errors.Join(err, e.stopHook(ctx))
+	if err := s.c.Stop(ctx); err != nil {
+		return err
 	}
-	return err
+	return s.stopResult(ctx, e)
 }
 
-// stop ends a teardown worker's context and waits for it until ctx ends
-// (the deadline [lifecycle.Coordinator.StopHook] gives it).
-func (e *entry) stop(ctx context.Context) error {
-	e.cancel()
-	select {
-	case <-e.done:
-		if e.err != nil {
-			return fmt.Errorf("worker %q: %w", e.Name, e.err)
-		}
+// stopResult returns the outcome of e's stop once the coordinator has
+// stopped. The coordinator moves on from a stop that overran as its
+// deadline strikes, perhaps a moment before the stop wrote its outcome:
+// wait for it, bounded by ctx. A stop the coordinator never began (e was
+// added after its stop phase) has no outcome.
+func (s *Supervisor) stopResult(ctx context.Context, e *entry) error {
+	if !e.stopBegan.Load() {
 		return nil
+	}
+	select {
+	case <-e.stopped:
+		return e.stopErr
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// awaitDrainWorkers begins the drain if nothing has, and waits for the
-// started AtDrain workers until the stop deadline or until ctx ends. Those
-// still running then are counted as cut ("workers") and left running. Only
-// the first call waits and reports; later calls return nil.
-func (s *Supervisor) awaitDrainWorkers(ctx context.Context) error {
-	s.waitMu.Lock()
-	defer s.waitMu.Unlock()
-	if s.drainWaited {
-		return nil
-	}
-	s.drainWaited = true
-	s.c.BeginDrain("app stopping")
-	s.drainCancel() // already done by the transition; harmless
+// finish records the outcome of e's stop.
+func (e *entry) finish(err error) error {
+	e.stopErr = err
+	close(e.stopped)
+	return err
+}
 
+// stop is the teardown hook of an [AtTeardown] worker: it ends the
+// worker's context and waits for it until ctx ends (the hook's deadline,
+// its share of the teardown reserve). A worker that never started returns
+// at once, and never will start. A worker still running at the deadline
+// is left running: the coordinator counts the hook as overrun ("hooks").
+func (e *entry) stop(ctx context.Context) error {
+	e.stopBegan.Store(true)
+	e.cancel()
+	if e.state.CompareAndSwap(entryIdle, entryShut) {
+		return e.finish(nil)
+	}
+	select {
+	case <-e.done:
+		if e.err != nil {
+			return e.finish(fmt.Errorf("worker %q: %w", e.Name, e.err))
+		}
+		return e.finish(nil)
+	case <-ctx.Done():
+		// ctx.Err() is wrapped too: the coordinator counts a hook that
+		// returns its context's deadline error as overrun.
+		return e.finish(fmt.Errorf("worker %q ignored its context: %w (%w)", e.Name, lifecycle.ErrHookOverran, ctx.Err()))
+	}
+}
+
+// awaitDrainWorkers is the stop participant "drain workers": it waits for
+// the started [AtDrain] workers, whose context ended at D0, until ctx ends
+// (the stop deadline). Those still running then are counted as cut
+// ("workers" in the report), logged and left running. Drain workers that
+// never started return at once, and never will start.
+func (s *Supervisor) awaitDrainWorkers(ctx context.Context) error {
+	s.drainCancel() // already done at D0; harmless
 	s.mu.Lock()
 	var drain []*entry
 	for _, e := range s.entries {
-		if e.Stop == AtDrain && e.started.Load() {
+		if e.Stop == AtDrain {
+			e.stopBegan.Store(true)
 			drain = append(drain, e)
 		}
 	}
 	s.mu.Unlock()
-	if len(drain) == 0 {
-		return nil
-	}
 
-	deadline := s.c.StopDeadline()
-	sctx, cancel := s.c.StopPhaseContext(ctx) // ends at deadline, or with ctx
-	defer cancel()
 	var errs []error
 	var left []string
 	for _, e := range drain {
+		if e.state.CompareAndSwap(entryIdle, entryShut) {
+			e.finish(nil)
+			continue
+		}
 		select {
 		case <-e.done:
-		default:
-			select {
-			case <-e.done:
-			case <-sctx.Done():
-			}
+		case <-ctx.Done():
 		}
 		select {
 		case <-e.done:
 			if e.err != nil {
-				errs = append(errs, fmt.Errorf("worker %q: %w", e.Name, e.err))
+				errs = append(errs, e.finish(fmt.Errorf("worker %q: %w", e.Name, e.err)))
+			} else {
+				e.finish(nil)
 			}
 		default:
 			left = append(left, e.Name)
+			dl, _ := ctx.Deadline()
 			s.log.Warn("worker ignored its context: left running",
-				zap.String("worker", e.Name), zap.Time("stopDeadline", deadline))
+				zap.String("worker", e.Name), zap.Time("stopDeadline", dl))
+			errs = append(errs, e.finish(fmt.Errorf("drain worker %q at the stop deadline: %w", e.Name, ErrLeftRunning)))
 		}
 	}
 	if len(left) > 0 {
-		s.c.RecordCut("workers", int64(len(left)))
-		errs = append(errs, fmt.Errorf("drain workers %q at the stop deadline: %w", left, ErrLeftRunning))
+		s.c.Telemetry().RecordCut(CutWorkers, int64(len(left)))
 	}
 	return errors.Join(errs...)
 }
@@ -354,19 +411,28 @@ func (s *Supervisor) run(e *entry) {
 			s.fail()
 			return
 		}
-		if clock.Since(began) >= s.cfg.MaxRestartBackoff {
+		if clock.Now().Sub(began) >= s.cfg.MaxRestartBackoff {
 			backoff = s.cfg.RestartBackoff
 		}
 		log.Error("worker failed: restarting", append(fields, zap.Duration("backoff", backoff))...)
-		t := clock.NewTimer(backoff)
-		select {
-		case <-t.Chan():
-		case <-e.ctx.Done():
-			t.Stop()
+		if !sleep(clock, backoff, e.ctx.Done()) {
 			log.Info("worker stopped")
 			return
 		}
 		backoff = min(2*backoff, s.cfg.MaxRestartBackoff)
+	}
+}
+
+// sleep waits d on clock; false if done closed first.
+func sleep(clock lifecycle.Clock, d time.Duration, done <-chan struct{}) bool {
+	fired := make(chan struct{})
+	stop := clock.AfterFunc(d, func() { close(fired) })
+	select {
+	case <-fired:
+		return true
+	case <-done:
+		stop()
+		return false
 	}
 }
 
@@ -394,7 +460,7 @@ func (s *Supervisor) Running() []string {
 	defer s.mu.Unlock()
 	var names []string
 	for _, e := range s.entries {
-		if !e.started.Load() {
+		if !e.running() {
 			continue
 		}
 		select {

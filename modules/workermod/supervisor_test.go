@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/workermod"
@@ -24,27 +25,57 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 const waitTimeout = 5 * time.Second
 
 // roomy is a budget nothing in these tests comes near; tight is one whose
-// deadlines the tests reach on purpose: StopDeadline D0+400ms,
-// TeardownDeadline D0+600ms.
+// deadlines the tests reach on purpose, on a fake clock: StopDeadline
+// D0+400ms, TeardownDeadline D0+600ms. Both drain for no time.
 var (
-	roomy = lifecycle.Config{DrainDelay: lifecycle.NoDelay, IgnoreSignals: true}
+	roomy = lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, IgnoreSignals: true}
 	tight = lifecycle.Config{
 		GracePeriod:     600 * time.Millisecond,
-		DrainDelay:      lifecycle.NoDelay,
+		DrainDelay:      lifecycle.None,
+		DrainQuiet:      lifecycle.None,
 		TeardownReserve: 200 * time.Millisecond,
-		Margin:          lifecycle.NoDelay,
+		Margin:          lifecycle.None,
 		IgnoreSignals:   true,
 	}
 )
 
-func newCoordinator(t *testing.T, cfg lifecycle.Config) *lifecycle.Coordinator {
+// newCoordinator returns a coordinator that is stopped when the test ends
+// (at once if the test stopped it).
+func newCoordinator(t *testing.T, cfg lifecycle.Config, opts ...lifecycle.Option) *lifecycle.Coordinator {
 	t.Helper()
-	c, err := lifecycle.New(cfg)
+	c, err := lifecycle.New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("cleanup: Stop: %v", err)
+		}
+	})
 	return c
+}
+
+// report returns the coordinator's report; the shutdown must be over.
+func report(t *testing.T, c *lifecycle.Coordinator) lifecycle.Report {
+	t.Helper()
+	r, ok := c.Telemetry().Report()
+	if !ok {
+		t.Fatal("no report: the shutdown is not over")
+	}
+	return r
+}
+
+// hookNames returns the names of the report's hooks of phase.
+func hookNames(r lifecycle.Report, phase string) []string {
+	var names []string
+	for _, h := range r.Hooks {
+		if h.Phase == phase {
+			names = append(names, h.Name)
+		}
+	}
+	return names
 }
 
 func newSupervisor(t *testing.T, cfg workermod.Config, c *lifecycle.Coordinator, opts ...workermod.Option) *workermod.Supervisor {
@@ -96,6 +127,7 @@ func untilDone(rec *recorder, name string) func(context.Context) error {
 func TestDrainWorkerStopsAtD0TeardownWorkerAtStop(t *testing.T) {
 	t.Parallel()
 	c := newCoordinator(t, roomy)
+	c.MarkStarted()
 	s := newSupervisor(t, workermod.Config{}, c)
 	var rec recorder
 	mustAdd(t, s,
@@ -121,8 +153,8 @@ func TestDrainWorkerStopsAtD0TeardownWorkerAtStop(t *testing.T) {
 	if got := s.Running(); len(got) != 0 {
 		t.Fatalf("Running() after Stop = %v", got)
 	}
-	if r := c.Finish(); !r.Clean() {
-		t.Fatalf("report not clean: %+v", r)
+	if r := report(t, c); !r.Clean() || !r.Served {
+		t.Fatalf("report not clean, or no drain: %+v", r)
 	}
 }
 
@@ -143,30 +175,83 @@ func TestTeardownWorkersStopInReverseOrder(t *testing.T) {
 	if got, want := rec.get(), []string{"c", "b", "a"}; !slices.Equal(got, want) {
 		t.Fatalf("stop order %v, want %v", got, want)
 	}
-	r := c.Finish()
-	var hooks []string
-	for _, h := range r.Hooks {
-		hooks = append(hooks, h.Name)
+	// The coordinator ran the teardown hooks, in reverse order of Add,
+	// after the supervisor's stop participant.
+	r := report(t, c)
+	if got, want := hookNames(r, lifecycle.PhaseStop), []string{"drain workers"}; !slices.Equal(got, want) {
+		t.Fatalf("report stop participants %v, want %v", got, want)
 	}
-	if want := []string{"worker c", "worker b", "worker a"}; !slices.Equal(hooks, want) {
-		t.Fatalf("report hooks %v, want %v", hooks, want)
+	if got, want := hookNames(r, lifecycle.PhaseTeardown), []string{"worker c", "worker b", "worker a"}; !slices.Equal(got, want) {
+		t.Fatalf("report teardown hooks %v, want %v", got, want)
+	}
+	if !r.Clean() {
+		t.Fatalf("report not clean: %+v", r)
+	}
+}
+
+// Workers whose start never came (a start that failed and rolled back):
+// their stops return at once — on a fake clock nothing advances, so a stop
+// that waited for a deadline would never return — and they never start
+// afterwards.
+func TestWorkersNeverStartedStopAtOnce(t *testing.T) {
+	t.Parallel()
+	clk := clocktest.New()
+	c := newCoordinator(t, tight, lifecycle.WithClock(clk))
+	s := newSupervisor(t, workermod.Config{}, c)
+	ran := make(chan string, 2)
+	run := func(ctx context.Context) error { ran <- "ran"; <-ctx.Done(); return nil }
+	mustAdd(t, s,
+		workermod.Worker{Name: "consumer", Run: run, Stop: workermod.AtDrain},
+		workermod.Worker{Name: "flusher", Run: run},
+	)
+	if err := s.Stop(t.Context()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	r := report(t, c)
+	if !r.Clean() || len(r.Hooks) != 2 {
+		t.Fatalf("report %+v, want clean with the two hooks", r)
+	}
+	for _, h := range r.Hooks {
+		if h.Actual != 0 || h.Err != "" {
+			t.Errorf("hook %+v, want it to return at once", h)
+		}
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Running(); len(got) != 0 || len(ran) != 0 {
+		t.Fatalf("Running() = %v after a Start that came after the stop, want none", got)
 	}
 }
 
 func TestTeardownWorkerIgnoringContextIsCutNextStillStops(t *testing.T) {
 	t.Parallel()
-	c := newCoordinator(t, tight)
+	clk := clocktest.New()
+	c := newCoordinator(t, tight, lifecycle.WithClock(clk))
 	s := newSupervisor(t, workermod.Config{}, c)
 	var rec recorder
 	release := make(chan struct{})
+	ctxEnded := make(chan struct{})
 	mustAdd(t, s,
 		workermod.Worker{Name: "polite", Run: untilDone(&rec, "polite")},
-		workermod.Worker{Name: "stuck", Run: func(context.Context) error { <-release; return nil }},
+		workermod.Worker{Name: "stuck", Run: func(ctx context.Context) error {
+			<-ctx.Done()
+			close(ctxEnded)
+			<-release
+			return nil
+		}},
 	)
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Stop(t.Context())
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop(t.Context()) }()
+	// The stuck worker's teardown hook runs first (the last added), with
+	// its deadline on the clock.
+	waittest.Recv(t, ctxEnded, waitTimeout, "the stuck worker's context to end")
+	waittest.BlockUntil(t, clk.FakeClock, 1, waitTimeout)
+	clk.Advance(tight.GracePeriod / 2)
+	err := waittest.Recv(t, stopped, waitTimeout, "Stop")
 	if !errors.Is(err, lifecycle.ErrHookOverran) {
 		t.Fatalf("Stop = %v, want ErrHookOverran", err)
 	}
@@ -176,17 +261,24 @@ func TestTeardownWorkerIgnoringContextIsCutNextStillStops(t *testing.T) {
 	if got := s.Running(); !slices.Equal(got, []string{"stuck"}) {
 		t.Fatalf("Running() = %v, want stuck left behind", got)
 	}
-	r := c.Finish()
-	if r.Clean() || r.Cut["hooks"] != 1 {
+	r := report(t, c)
+	if r.Clean() || r.Cut[lifecycle.CutHooks] != 1 {
 		t.Fatalf("report cut %v, want hooks=1", r.Cut)
 	}
-	if len(r.Hooks) != 2 || r.Hooks[0].Name != "worker stuck" || !r.Hooks[0].Overran || r.Hooks[1].Overran {
+	if got, want := hookNames(r, lifecycle.PhaseTeardown), []string{"worker stuck", "worker polite"}; !slices.Equal(got, want) {
+		t.Fatalf("report teardown hooks %v, want %v", got, want)
+	}
+	stuck, polite := r.Hooks[len(r.Hooks)-2], r.Hooks[len(r.Hooks)-1]
+	if !stuck.Overran || polite.Overran {
 		t.Fatalf("report hooks %+v, want stuck overran then polite on time", r.Hooks)
 	}
 	// The stuck worker was cut at its deadline: half of what was left of
-	// the teardown (two hooks), not the whole of it.
-	if h := r.Hooks[0]; h.Planned <= 0 || h.Planned > tight.GracePeriod/2 {
-		t.Fatalf("stuck's deadline %v, want a share of at most %v", h.Planned, tight.GracePeriod/2)
+	// the teardown (two hooks), not the whole of it; polite had the rest.
+	if stuck.Planned != tight.GracePeriod/2 || stuck.Actual != stuck.Planned {
+		t.Fatalf("stuck planned %v actual %v, want both %v", stuck.Planned, stuck.Actual, tight.GracePeriod/2)
+	}
+	if polite.Planned != tight.GracePeriod/2 {
+		t.Fatalf("polite planned %v, want what was left, %v", polite.Planned, tight.GracePeriod/2)
 	}
 
 	close(release)
@@ -195,7 +287,9 @@ func TestTeardownWorkerIgnoringContextIsCutNextStillStops(t *testing.T) {
 
 func TestDrainWorkerIgnoringContextIsCutAtStopDeadline(t *testing.T) {
 	t.Parallel()
-	c := newCoordinator(t, tight)
+	clk := clocktest.New()
+	c := newCoordinator(t, tight, lifecycle.WithClock(clk))
+	c.MarkStarted()
 	s := newSupervisor(t, workermod.Config{}, c)
 	var rec recorder
 	release := make(chan struct{})
@@ -207,18 +301,27 @@ func TestDrainWorkerIgnoringContextIsCutAtStopDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.BeginDrain("test")
-	d0, _ := c.D0()
-	err := s.Stop(t.Context())
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop(t.Context()) }()
+	// The stop phase has begun: its deadline and the teardown deadline are
+	// on the clock.
+	waittest.Recv(t, c.Reached(lifecycle.StateStopping), waitTimeout, "the stop phase")
+	waittest.BlockUntil(t, clk.FakeClock, 2, waitTimeout)
+	clk.Advance(c.Plan().StopDeadline)
+	err := waittest.Recv(t, stopped, waitTimeout, "Stop")
 	if !errors.Is(err, workermod.ErrLeftRunning) {
 		t.Fatalf("Stop = %v, want ErrLeftRunning", err)
 	}
-	if waited := time.Since(d0); waited < c.Plan().StopDeadline {
-		t.Fatalf("gave up on the drain worker after %v, before the stop deadline %v", waited, c.Plan().StopDeadline)
+	r := report(t, c)
+	// The participant gave up on the drain worker at the stop deadline, not
+	// before (the clock stood still until then).
+	if len(r.Hooks) == 0 || r.Hooks[0].Name != "drain workers" || r.Hooks[0].Actual < c.Plan().StopDeadline {
+		t.Fatalf("report hooks %+v, want drain workers waiting %v", r.Hooks, c.Plan().StopDeadline)
 	}
 	if got := rec.get(); !slices.Equal(got, []string{"flusher"}) {
 		t.Fatalf("stopped: %v, want the flusher stopped all the same", got)
 	}
-	if r := c.Finish(); r.Cut["workers"] != 1 || r.ExitCode != 1 {
+	if r.Cut[workermod.CutWorkers] != 1 || r.ExitCode != 1 {
 		t.Fatalf("report cut %v exit %d, want workers=1, exit 1", r.Cut, r.ExitCode)
 	}
 	close(release)
@@ -272,7 +375,8 @@ func TestFailureShutsDownWithExitCode1(t *testing.T) {
 
 func TestRestartWithBackoff(t *testing.T) {
 	t.Parallel()
-	c := newCoordinator(t, roomy)
+	clk := clocktest.New()
+	c := newCoordinator(t, roomy, lifecycle.WithClock(clk))
 	var shutdowns int
 	s := newSupervisor(t, workermod.Config{
 		Restart:           true,
@@ -296,9 +400,16 @@ func TestRestartWithBackoff(t *testing.T) {
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	// The backoff doubles after each failure, up to MaxRestartBackoff: the
+	// clock moves exactly that far before each restart.
+	backoffs := []time.Duration{time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond}
 	for want := 1; want <= 4; want++ {
 		if got := waittest.Recv(t, runs, waitTimeout, "a run"); got != want {
 			t.Fatalf("run %d, want %d", got, want)
+		}
+		if want <= len(backoffs) {
+			waittest.BlockUntil(t, clk.FakeClock, 1, waitTimeout)
+			clk.Advance(backoffs[want-1])
 		}
 	}
 	if err := s.Stop(t.Context()); err != nil {
@@ -388,6 +499,8 @@ func TestConfigValidate(t *testing.T) {
 		{"backoff above default max", workermod.Config{RestartBackoff: time.Minute}, ""},
 		{"negative backoff", workermod.Config{RestartBackoff: -time.Second}, "workermod: RestartBackoff=-1s is negative"},
 		{"negative max", workermod.Config{MaxRestartBackoff: -time.Second}, "workermod: MaxRestartBackoff=-1s is negative"},
+		{"both negative", workermod.Config{RestartBackoff: -time.Second, MaxRestartBackoff: -time.Second},
+			"workermod: RestartBackoff=-1s is negative; MaxRestartBackoff=-1s is negative"},
 		{"max below backoff", workermod.Config{RestartBackoff: 2 * time.Second, MaxRestartBackoff: time.Second},
 			"workermod: MaxRestartBackoff=1s is below RestartBackoff=2s"},
 	}

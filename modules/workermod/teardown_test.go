@@ -14,7 +14,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
-	"go.uber.org/fx/fxevent"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
@@ -27,93 +26,85 @@ import (
 	"github.com/drainfx/drainfx/modules/workermod"
 )
 
-// stopRecorder is an fx event logger that records, in order, which
-// module's OnStop hook ran, by the constructor that appended it.
-type stopRecorder struct {
-	mu    sync.Mutex
-	stops []string
-	errs  map[string]error
-}
-
-// hookOwners maps the constructor that appended a hook to a label. Order
-// matters: the first prefix that matches wins.
-var hookOwners = []struct{ caller, label string }{
-	{"github.com/drainfx/drainfx/httpmod.", "http server"},
-	{"github.com/drainfx/drainfx/modules/workermod.NewFx.", "worker"}, // a worker's own hooks
-	{"github.com/drainfx/drainfx/modules/workermod.NewFx", "supervisor"},
-	{"github.com/drainfx/drainfx/modules/grpcmod.AsClient", "grpc client"},
-	{"github.com/drainfx/drainfx/modules/sqlmod.", "db"},
-	{"github.com/drainfx/drainfx/lifecycle.", "report"},
-}
-
-func (r *stopRecorder) LogEvent(e fxevent.Event) {
-	ev, ok := e.(*fxevent.OnStopExecuted)
-	if !ok {
-		return
-	}
-	label := ev.CallerName
-	for _, o := range hookOwners {
-		if strings.HasPrefix(ev.CallerName, o.caller) {
-			label = o.label
-			break
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.stops = append(r.stops, label)
-	if r.errs == nil {
-		r.errs = map[string]error{}
-	}
-	r.errs[label] = ev.Err
-}
-
-func (r *stopRecorder) get() ([]string, map[string]error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.stops), r.errs
+// job is one unit of work the handler hands to the worker; done carries
+// the worker's result back to the handler.
+type job struct {
+	id   string
+	done chan error
 }
 
 // jobs is the component between the handler and its resources: the handler
 // enqueues, the worker calls the backend over gRPC and writes to the DB.
 type jobs struct {
-	queue chan string
+	queue    chan job
+	run      func(ctx context.Context) error
+	ctxEnded chan struct{} // closed when the worker's context ends
 }
 
-func newJobs(db *sql.DB, backend healthgrpc.HealthClient, s *workermod.Supervisor, stuck <-chan struct{}, ctxEnded chan<- struct{}) (*jobs, error) {
-	j := &jobs{queue: make(chan string, 1)}
+func newJobs(db *sql.DB, backend healthgrpc.HealthClient, stuck <-chan struct{}) (*jobs, error) {
 	if _, err := db.Exec("CREATE TABLE IF NOT EXISTS done (id TEXT, status TEXT)"); err != nil {
 		return nil, err
 	}
-	return j, s.Add(workermod.Worker{Name: "jobs", Run: func(ctx context.Context) error {
+	j := &jobs{queue: make(chan job), ctxEnded: make(chan struct{})}
+	j.run = func(ctx context.Context) error {
 		for {
 			select {
-			case id := <-j.queue:
+			case jb := <-j.queue:
 				resp, err := backend.Check(ctx, &healthgrpc.HealthCheckRequest{})
-				if err != nil {
-					return err
+				if err == nil {
+					_, err = db.ExecContext(ctx, "INSERT INTO done VALUES (?, ?)", jb.id, resp.Status.String())
 				}
-				if _, err := db.ExecContext(ctx, "INSERT INTO done VALUES (?, ?)", id, resp.Status.String()); err != nil {
+				jb.done <- err
+				if err != nil {
 					return err
 				}
 			case <-ctx.Done():
 				// Ignores its context: a flush that hangs.
-				close(ctxEnded)
+				close(j.ctxEnded)
 				<-stuck
 				return nil
 			}
 		}
-	}})
+	}
+	return j, nil
 }
 
-// The teardown order: HTTP server → handler → worker → gRPC
-// client → DB. The worker ignores its context: it is cut at its deadline,
-// and the gRPC client and the DB are still closed after it, in budget.
-func TestTeardownOrder(t *testing.T) {
+// With the driver, the coordinator runs every teardown hook after every
+// stop participant, whatever the order of the modules in fx.New and
+// however the worker was registered: a teardown worker does not stop while
+// a request that uses it is still in flight. The teardown then runs in
+// reverse order of registration — worker → gRPC client → DB —; the worker
+// ignores its context: it is cut at its deadline, and the gRPC client and
+// the DB are still closed after it, in budget.
+func TestTeardownAfterTheServers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give func(worker fx.Option) []fx.Option // the modules, in order
+	}{
+		{"worker added by its component, workers module after the server", func(worker fx.Option) []fx.Option {
+			return []fx.Option{lifecycle.Module, httpmod.Module, sqlmod.Module, workermod.Module, worker}
+		}},
+		{"worker added by its component, workers module first", func(worker fx.Option) []fx.Option {
+			return []fx.Option{workermod.Module, worker, sqlmod.Module, lifecycle.Module, httpmod.Module}
+		}},
+		{"AsWorker listed after the server", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			testTeardownAfterTheServers(t, tt.give)
+		})
+	}
+}
+
+func testTeardownAfterTheServers(t *testing.T, modules func(worker fx.Option) []fx.Option) {
 	budget := lifecycle.Config{
 		GracePeriod:     900 * time.Millisecond,
-		DrainDelay:      lifecycle.NoDelay,
+		DrainDelay:      lifecycle.None,
+		DrainQuiet:      lifecycle.None,
 		TeardownReserve: 300 * time.Millisecond,
-		Margin:          lifecycle.NoDelay,
+		Margin:          lifecycle.None,
 		IgnoreSignals:   true,
 	}
 
@@ -129,97 +120,146 @@ func TestTeardownOrder(t *testing.T) {
 	defer func() { backend.Stop(); <-served }()
 
 	stuck := make(chan struct{})
-	ctxEnded := make(chan struct{})
+	inHandler := make(chan struct{}, 1)
+	proceed := make(chan struct{})
 	var (
-		rec  stopRecorder
 		c    *lifecycle.Coordinator
 		srv  *httpmod.Server
 		db   *sql.DB
 		sup  *workermod.Supervisor
+		j    *jobs
 		stop sync.Once
 	)
 	release := func() { stop.Do(func() { close(stuck) }) }
 	defer release()
 
-	app := fx.New(
-		fx.WithLogger(func() fxevent.Logger { return &rec }),
+	newJobsFx := func(db *sql.DB, backend healthgrpc.HealthClient) (*jobs, error) {
+		return newJobs(db, backend, stuck)
+	}
+	var opts []fx.Option
+	if modules != nil {
+		// The component adds its worker in its constructor.
+		worker := fx.Provide(func(db *sql.DB, backend healthgrpc.HealthClient, s *workermod.Supervisor) (*jobs, error) {
+			j, err := newJobsFx(db, backend)
+			if err != nil {
+				return nil, err
+			}
+			return j, s.Add(workermod.Worker{Name: "jobs", Run: j.run})
+		})
+		opts = modules(worker)
+	} else {
+		opts = []fx.Option{
+			lifecycle.Module, httpmod.Module, sqlmod.Module, workermod.Module,
+			fx.Provide(newJobsFx),
+			workermod.AsWorker("jobs", workermod.AtTeardown, func(j *jobs) func(context.Context) error { return j.run }),
+		}
+	}
+	app := fx.New(append(opts,
+		fx.NopLogger,
 		fx.Supply(budget, httpmod.Config{Addr: "127.0.0.1:0"}, sqlmod.Config{DataDir: t.TempDir()}),
-		lifecycle.Module,
-		httpmod.Module,
-		workermod.Module,
-		sqlmod.Module,
 		grpcmod.AsClient("backend", ln.Addr().String(), healthgrpc.NewHealthClient),
-		fx.Provide(func(db *sql.DB, backend healthgrpc.HealthClient, s *workermod.Supervisor) (*jobs, error) {
-			return newJobs(db, backend, s, stuck, ctxEnded)
-		}),
 		httpmod.AsRoute(func(j *jobs) httpmod.Route {
 			return httpmod.RouteFunc(func(e *echo.Echo) {
 				e.POST("/jobs/:id", func(ec echo.Context) error {
-					j.queue <- ec.Param("id")
+					if ec.Param("id") == "in-flight" {
+						inHandler <- struct{}{}
+						<-proceed
+					}
+					jb := job{id: ec.Param("id"), done: make(chan error, 1)}
+					j.queue <- jb // hangs if the worker has stopped
+					if err := <-jb.done; err != nil {
+						return err
+					}
 					return ec.NoContent(http.StatusAccepted)
 				})
 			})
 		}),
-		fx.Populate(&c, &srv, &db, &sup),
-	)
+		fx.Populate(&c, &srv, &db, &sup, &j),
+	)...)
 	if err := app.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	post := func(id string) error {
+		resp, err := http.Post("http://"+srv.Addr().String()+"/jobs/"+id, "", nil)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return errors.New(resp.Status)
+		}
+		return nil
+	}
+	done := func(id string) bool {
+		var status string
+		return db.QueryRow("SELECT status FROM done WHERE id = ?", id).Scan(&status) == nil && status == "SERVING"
+	}
 
 	// One job through the whole chain.
-	resp, err := http.Post("http://"+srv.Addr().String()+"/jobs/42", "", nil)
-	if err != nil {
-		t.Fatal(err)
+	if err := post("42"); err != nil {
+		t.Fatalf("POST /jobs/42: %v", err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST /jobs/42: %s", resp.Status)
+	if !done("42") {
+		t.Fatal("job 42 not done")
 	}
-	waittest.Eventually(t, waitTimeout, func() bool {
-		var status string
-		return db.QueryRow("SELECT status FROM done WHERE id = '42'").Scan(&status) == nil && status == "SERVING"
-	}, "the job to be done")
 
-	err = app.Stop(context.Background())
+	// A request in flight when the app stops: the HTTP server's stop
+	// participant waits for it, and the worker it needs still runs.
+	posted := make(chan error, 1)
+	go func() { posted <- post("in-flight") }()
+	waittest.Recv(t, inHandler, waitTimeout, "the request to reach the handler")
+	stopped := make(chan error, 1)
+	go func() { stopped <- app.Stop(context.Background()) }()
+	waittest.Recv(t, c.Reached(lifecycle.StateStopping), waitTimeout, "the stop phase")
+	if waittest.Closed(j.ctxEnded) {
+		t.Fatal("the worker's context ended while a request that needs it was in flight")
+	}
+	close(proceed)
+	if err := waittest.Recv(t, posted, waitTimeout, "the request in flight"); err != nil {
+		t.Fatalf("the request in flight: %v", err)
+	}
+	if !done("in-flight") {
+		t.Fatal("the job of the request in flight is not done")
+	}
+
+	err = waittest.Recv(t, stopped, waitTimeout, "the app to stop")
 	if !errors.Is(err, lifecycle.ErrHookOverran) || !errors.Is(err, lifecycle.ErrUnclean) {
 		t.Fatalf("Stop = %v, want the worker's hook overran and an unclean report", err)
 	}
-	waittest.Recv(t, ctxEnded, waitTimeout, "the worker's context to end")
-
-	stops, errs := rec.get()
-	want := []string{"http server", "worker", "supervisor", "grpc client", "db", "report"}
-	if !slices.Equal(stops, want) {
-		t.Fatalf("stop order\n got %v\nwant %v", stops, want)
-	}
-	for _, label := range []string{"http server", "supervisor", "grpc client", "db"} {
-		if errs[label] != nil {
-			t.Errorf("%s stopped with %v", label, errs[label])
-		}
-	}
-	if !errors.Is(errs["worker"], lifecycle.ErrHookOverran) {
-		t.Errorf("worker's hook: %v, want ErrHookOverran", errs["worker"])
-	}
+	waittest.Recv(t, j.ctxEnded, waitTimeout, "the worker's context to end")
 	if err := db.Ping(); err == nil || !strings.Contains(err.Error(), "database is closed") {
 		t.Errorf("db after stop: ping = %v, want closed", err)
 	}
 
-	r, _ := c.Report()
-	var hooks []string
+	r, _ := c.Telemetry().Report()
+	// Every stop participant ran before every teardown hook.
+	var stops, teardowns []string
 	for _, h := range r.Hooks {
-		hooks = append(hooks, h.Name)
+		switch h.Phase {
+		case lifecycle.PhaseStop:
+			if len(teardowns) > 0 {
+				t.Errorf("stop participant %s reported after the teardown hooks %v", h.Name, teardowns)
+			}
+			stops = append(stops, h.Name)
+		case lifecycle.PhaseTeardown:
+			teardowns = append(teardowns, h.Name)
+		}
 		if h.Overran != (h.Name == "worker jobs") {
 			t.Errorf("hook %s overran=%v", h.Name, h.Overran)
 		}
 	}
-	if want := []string{"worker jobs", "grpc client backend", "sql"}; !slices.Equal(hooks, want) {
-		t.Fatalf("report hooks %v, want %v", hooks, want)
+	if !slices.Contains(stops, "http") {
+		t.Errorf("stop participants %v, want http among them", stops)
 	}
-	if r.Cut["hooks"] != 1 || r.ExitCode != 1 {
-		t.Fatalf("report cut %v exit %d, want hooks=1, exit 1", r.Cut, r.ExitCode)
+	if want := []string{"worker jobs", "grpc client backend", "sql"}; !slices.Equal(teardowns, want) {
+		t.Fatalf("report teardown hooks %v, want %v", teardowns, want)
+	}
+	if r.Cut[lifecycle.CutHooks] != 1 || r.Cut[lifecycle.CutRequests] != 0 || r.ExitCode != 1 {
+		t.Fatalf("report cut %v exit %d, want hooks=1 and no request cut, exit 1", r.Cut, r.ExitCode)
 	}
 	// The worker was cut at its deadline: its share of the teardown, not
 	// all of it; the teardown ended within the budget.
-	cutAt := r.Hooks[0]
+	cutAt := r.Hooks[len(stops)]
 	if cutAt.Planned <= 0 || cutAt.Planned > budget.GracePeriod/2 || cutAt.Actual < cutAt.Planned {
 		t.Errorf("worker hook planned %v actual %v", cutAt.Planned, cutAt.Actual)
 	}
