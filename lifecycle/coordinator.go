@@ -502,7 +502,7 @@ func (c *Coordinator) runDrain(d0 time.Time) {
 	if p.DrainQuiet > 0 {
 		n, _ := c.arrivals()
 		rate := c.traffic.freeze(sample{d0, n})
-		quiet = quietFor(rate.PerSecond, p.DrainMissProbability, p.DrainQuiet, p.MaxDrainDelay)
+		quiet = quietFor(rate, p.DrainMissProbability, p.DrainQuiet, p.MaxDrainDelay)
 		c.mu.Lock()
 		c.seen.Rate, c.seen.Quiet = rate, quiet
 		c.mu.Unlock()
