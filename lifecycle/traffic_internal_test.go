@@ -150,8 +150,8 @@ func TestTrafficWindowStartUp(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1000, 0)
 	tests := []struct {
-		name       string
-		perSecond  []int64
+		name          string
+		perSecond     []int64
 		wantWindow    time.Duration
 		wantRate      float64
 		wantUncertain bool
