@@ -499,9 +499,10 @@ func (c *Coordinator) runDrain(d0 time.Time) {
 		return
 	}
 	quiet := time.Duration(0)
+	var rate TrafficRate
 	if p.DrainQuiet > 0 {
 		n, _ := c.arrivals()
-		rate := c.traffic.freeze(sample{d0, n})
+		rate = c.traffic.freeze(sample{d0, n})
 		quiet = quietFor(rate, p.DrainMissProbability, p.DrainQuiet, p.MaxDrainDelay)
 		c.mu.Lock()
 		c.seen.Rate, c.seen.Quiet = rate, quiet
@@ -528,6 +529,21 @@ func (c *Coordinator) runDrain(d0 time.Time) {
 			last := time.Unix(0, c.lastAccept.Load())
 			if last.Before(d0) {
 				last = d0
+			}
+			// No arrival before D0 but some after it: the proxies do
+			// send here, at a rate the window did not see (a pod just
+			// added, a gap in sparse traffic). Judge the quiet period by
+			// the arrivals since D0 instead.
+			if rate.Window > 0 && rate.Arrivals == 0 && !rate.Uncertain {
+				if n, _, _ := c.afterD0.read(now); n > 0 {
+					since := TrafficRate{Window: now.Sub(d0), Arrivals: n, PerSecond: float64(n) / now.Sub(d0).Seconds()}
+					if q := quietFor(since, p.DrainMissProbability, p.DrainQuiet, p.MaxDrainDelay); q > quiet {
+						quiet = q
+						c.mu.Lock()
+						c.seen.Quiet = quiet
+						c.mu.Unlock()
+					}
+				}
 			}
 			quietAt := last.Add(quiet)
 			if !now.Before(quietAt) && quietAt.Before(most) {

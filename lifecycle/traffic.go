@@ -43,6 +43,12 @@ const (
 // would overstate the rate of a pod that saw a handful). A pod that saw
 // work but nothing after that first interval cannot estimate a rate: it is
 // Uncertain, and its drain waits up to MaxDrainDelay.
+//
+// After D0: a pod that saw no arrival in its window, and then sees new
+// connections during the drain, is being sent work after all (a pod just
+// added to a load balancer, a long gap in sparse traffic). Its quiet
+// period is then judged by the rate since D0, arrivals / time since D0,
+// re-read each time the drain wakes; it only ever grows.
 
 type sample struct {
 	at    time.Time
