@@ -305,3 +305,30 @@ func repeatCount(k int64, n int) []int64 {
 	}
 	return out
 }
+
+// A pod that saw nothing in its window but is sent connections during the
+// drain judges its quiet period by the rate since D0: two connections in
+// the first 4s (0.5/s) ask for ln(1000)/0.5 ≈ 13.8s without one.
+func TestAdaptiveDrainArrivalsAfterAnIdleWindow(t *testing.T) {
+	t.Parallel()
+	c, clk, _ := newFake(t, trafficConfig())
+	serveTraffic(t, c, clk, make([]int64, 60))
+	c.BeginDrain("test")
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	clk.Advance(2 * s)
+	c.Telemetry().NoteAccept(nil)
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	clk.Advance(2 * s)
+	c.Telemetry().NoteAccept(nil) // D0+4s: 2 since D0
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	clk.Advance(2 * s) // D0+6s: past DrainDelay + DrainQuiet of the last one
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
+		t.Fatal("the drain ended 1s after a connection, though connections kept coming after an idle window")
+	}
+	clk.Advance(30 * s)
+	r := finishReport(t, c)
+	if r.Drain.Quiet < 10*s || r.Drain.Arrivals != 2 {
+		t.Errorf("quiet %v, arrivals %d; want the quiet judged by the rate since D0 (≥ 10s), 2", r.Drain.Quiet, r.Drain.Arrivals)
+	}
+}

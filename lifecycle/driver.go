@@ -68,10 +68,11 @@ func (c *Coordinator) drain(d0 time.Time) string {
 		return end(DrainEndedNotServing)
 	}
 	quiet := time.Duration(0)
+	var rate TrafficRate
 	if p.adaptive() {
 		n, _ := c.tel.arrivals()
-		rate := c.tel.traffic.freeze(sample{d0, n})
-		quiet = quietFor(rate.PerSecond, p.DrainMissProbability, p.DrainQuiet, p.MaxDrainDelay)
+		rate = c.tel.traffic.freeze(sample{d0, n})
+		quiet = quietFor(rate, p.DrainMissProbability, p.DrainQuiet, p.MaxDrainDelay)
 		c.tel.setRate(rate, quiet)
 		c.log.Info("drain quiet period", zap.Object("rate", rate), zap.Duration("quiet", quiet),
 			zap.Duration("maxDrainDelay", p.MaxDrainDelay))
@@ -91,6 +92,19 @@ func (c *Coordinator) drain(d0 time.Time) string {
 		last := time.Unix(0, c.tel.lastAccept.Load())
 		if last.Before(d0) {
 			last = d0
+		}
+		// No arrival before D0 but some after it: the proxies do send
+		// here, at a rate the window did not see (a pod just added, a gap
+		// in sparse traffic). Judge the quiet period by the arrivals since
+		// D0 instead.
+		if rate.Window > 0 && rate.Arrivals == 0 && !rate.Uncertain {
+			if n, _, _ := c.tel.afterD0.read(now); n > 0 {
+				since := TrafficRate{Window: now.Sub(d0), Arrivals: n, PerSecond: float64(n) / now.Sub(d0).Seconds()}
+				if q := quietFor(since, p.DrainMissProbability, p.DrainQuiet, p.MaxDrainDelay); q > quiet {
+					quiet = q
+					c.tel.setRate(rate, quiet)
+				}
+			}
 		}
 		quietAt := last.Add(quiet)
 		if !now.Before(quietAt) && quietAt.Before(most) {

@@ -68,7 +68,7 @@ func TestPrestopBlocksUntilDrainEnd(t *testing.T) {
 
 	first := goPrestop(context.Background(), http.MethodGet, srv.URL, "")
 	waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "the preStop call to begin the drain")
-	if (c.State() == lifecycle.StateServing) {
+	if c.State() == lifecycle.StateServing {
 		t.Error("Ready() during the drain")
 	}
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
@@ -275,7 +275,7 @@ func TestPrestopRefusedLogBounded(t *testing.T) {
 	if m := refused[1].ContextMap(); m["suppressed"] != int64(300) || m["total"] != int64(302) {
 		t.Errorf("second line: %v, want suppressed=300 total=302", m)
 	}
-	if (c.State() >= lifecycle.StateDraining) {
+	if c.State() >= lifecycle.StateDraining {
 		t.Error("a refused call began the drain")
 	}
 }

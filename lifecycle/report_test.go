@@ -80,7 +80,7 @@ func TestReport(t *testing.T) {
 					{Name: "http", Phase: lifecycle.PhaseStop, Planned: 4 * s, Actual: s},
 					{Name: "pool", Phase: lifecycle.PhaseTeardown, Planned: 6 * s, Actual: 500 * ms},
 				},
-				ExitCode:     tt.wantCode,
+				ExitCode: tt.wantCode,
 			}
 			if !reflect.DeepEqual(r, want) {
 				t.Errorf("report =\n  %+v\nwant\n  %+v", r, want)
@@ -201,7 +201,7 @@ func TestReportSessions(t *testing.T) {
 	c.Telemetry().TrackSessions("websocket", ws.read)
 	c.Telemetry().TrackSessions("sse", sse.read)
 	c.Telemetry().TrackSessions("websocket", ws2.read) // a second source of a kind adds up
-	ws.add(5, 0, 2)                        // before D0: not the shutdown's doing
+	ws.add(5, 0, 2)                                    // before D0: not the shutdown's doing
 	c.MarkStarted()
 	c.BeginDrain(lifecycle.ReasonPrestop)
 	ws.add(3, 1, 0)

@@ -153,7 +153,7 @@ func TestSignalStopWithoutSignal(t *testing.T) {
 	stop := c.HandleSignals()
 	stop()
 	goleak.VerifyNone(t, leaks)
-	if (c.State() >= lifecycle.StateDraining) {
+	if c.State() >= lifecycle.StateDraining {
 		t.Error("draining without a signal")
 	}
 }

@@ -36,11 +36,19 @@ const (
 // rate is 0 and the plain DrainQuiet rule applies.
 //
 // Start-up: a pod that began serving less than a minute before D0 is judged
-// from the sampling interval of its first arrival on. Before that no proxy
-// routed to it (being added to a load balancer takes seconds, as being
-// removed does), and that time says nothing of its traffic. Beginning the
-// window at an arrival overstates the rate by about one arrival; for a pod
-// that saw a handful, that is a quiet period a little shorter than ε asks.
+// from the end of the sampling interval of its first arrival on. Before
+// that no proxy routed to it (being added to a load balancer takes
+// seconds, as being removed does), and that time says nothing of its
+// traffic; the first arrival itself only marks the start (counting it
+// would overstate the rate of a pod that saw a handful). A pod that saw
+// work but nothing after that first interval cannot estimate a rate: it is
+// Uncertain, and its drain waits up to MaxDrainDelay.
+//
+// After D0: a pod that saw no arrival in its window, and then sees new
+// connections during the drain, is being sent work after all (a pod just
+// added to a load balancer, a long gap in sparse traffic). Its quiet
+// period is then judged by the rate since D0, arrivals / time since D0,
+// re-read each time the drain wakes; it only ever grows.
 
 type sample struct {
 	at    time.Time
@@ -83,9 +91,14 @@ func (w *trafficWindow) freeze(last sample) TrafficRate {
 	ss = append(ss, last)
 	if w.n < len(w.ring) && last.count > ss[0].count {
 		// Start-up (the ring never filled: the first sample is the
-		// start of serving): from the interval of the first arrival.
-		for len(ss) > 2 && ss[1].count == ss[0].count {
+		// start of serving): from the end of the first interval with an
+		// arrival.
+		for len(ss) > 1 && ss[1].count == ss[0].count {
 			ss = ss[1:]
+		}
+		ss = ss[1:]
+		if len(ss) < 2 || last.count == ss[0].count {
+			return TrafficRate{Arrivals: last.count - ss[0].count, Uncertain: true}
 		}
 	}
 	return estimateRate(ss)
@@ -104,6 +117,10 @@ type TrafficRate struct {
 	// the occupancy rate (see the package's traffic notes); 0 with no
 	// arrival.
 	PerSecond float64 `json:"perSecond"`
+	// Uncertain: work arrived, but too little to estimate a rate (a pod
+	// that began serving moments before D0). The drain waits up to
+	// MaxDrainDelay, as for a rate near zero.
+	Uncertain bool `json:"uncertain,omitempty"`
 }
 
 // MarshalLogObject writes the rate as zap fields.
@@ -111,6 +128,9 @@ func (r TrafficRate) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddDuration("window", r.Window)
 	enc.AddInt64("arrivals", r.Arrivals)
 	enc.AddFloat64("perSecond", math.Round(r.PerSecond*1000)/1000)
+	if r.Uncertain {
+		enc.AddBool("uncertain", true)
+	}
 	return nil
 }
 
@@ -157,7 +177,11 @@ func estimateRate(ss []sample) TrafficRate {
 // while a proxy still sends at that rate. Never below floor (DrainQuiet),
 // never above most (MaxDrainDelay: the drain ends there anyway); the floor
 // alone with no traffic.
-func quietFor(perSecond, eps float64, floor, most time.Duration) time.Duration {
+func quietFor(r TrafficRate, eps float64, floor, most time.Duration) time.Duration {
+	perSecond := r.PerSecond
+	if r.Uncertain {
+		return max(floor, most)
+	}
 	if perSecond <= 0 {
 		return floor
 	}

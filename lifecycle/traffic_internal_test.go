@@ -86,7 +86,7 @@ func TestQuietFor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := quietFor(tt.perSecond, tt.eps, floor, most)
+			got := quietFor(TrafficRate{PerSecond: tt.perSecond}, tt.eps, floor, most)
 			if d := got - tt.want; d < -time.Microsecond || d > time.Microsecond {
 				t.Errorf("quietFor(%v/s, ε=%v) = %v, want %v", tt.perSecond, tt.eps, got, tt.want)
 			}
@@ -150,14 +150,20 @@ func TestTrafficWindowStartUp(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1000, 0)
 	tests := []struct {
-		name       string
-		perSecond  []int64
-		wantWindow time.Duration
-		wantRate   float64
+		name          string
+		perSecond     []int64
+		wantWindow    time.Duration
+		wantRate      float64
+		wantUncertain bool
 	}{
-		{"first arrival after 3 s", append([]int64{0, 0, 0}, repeat([]int64{10}, 5)...), 5 * time.Second, 10},
-		{"no arrival yet", make([]int64, 8), 8 * time.Second, 0},
-		{"arrivals from the start", repeat([]int64{1, 0}, 4), 8 * time.Second, 0.5},
+		// The window begins after the first busy second: 4 s, 40 arrivals.
+		{"first arrival after 3 s", append([]int64{0, 0, 0}, repeat([]int64{10}, 5)...), 4 * time.Second, 10, false},
+		{"no arrival yet", make([]int64, 8), 8 * time.Second, 0, false},
+		// After the first busy second: 7 s, 3 arrivals, 4 busy seconds of 7.
+		{"arrivals from the start", repeat([]int64{1, 0}, 4), 7 * time.Second, 3.0 / 7, false},
+		// One arrival, moments before D0: no rate to speak of.
+		{"one arrival", append(make([]int64, 5), 1), 0, 0, true},
+		{"one busy second", append(make([]int64, 5), 3, 0, 0), 0, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,8 +174,11 @@ func TestTrafficWindowStartUp(t *testing.T) {
 				w.add(s)
 			}
 			r := w.freeze(ss[len(ss)-1])
-			if r.Window != tt.wantWindow || math.Abs(r.PerSecond-tt.wantRate) > 1e-9 {
-				t.Errorf("freeze = %+v, want window %v, %v/s", r, tt.wantWindow, tt.wantRate)
+			if r.Window != tt.wantWindow || math.Abs(r.PerSecond-tt.wantRate) > 1e-9 || r.Uncertain != tt.wantUncertain {
+				t.Errorf("freeze = %+v, want window %v, %v/s, uncertain %v", r, tt.wantWindow, tt.wantRate, tt.wantUncertain)
+			}
+			if got := quietFor(r, 0.001, time.Second, 20*time.Second); tt.wantUncertain && got != 20*time.Second {
+				t.Errorf("quiet for an uncertain rate = %v, want the max", got)
 			}
 		})
 	}

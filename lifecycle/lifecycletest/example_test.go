@@ -87,14 +87,14 @@ func Example() {
 
 	res := k.Terminate(ctx, lifecycletest.Prestop("http://"+admin.Addr()+"/prestop", nil))
 	fmt.Println("error:", res.Err())
-	fmt.Println("phases:", res.Phases())
-	fmt.Println("drain began by:", res.Transitions[1].Reason)
+	fmt.Println("states:", res.States())
+	fmt.Println("drain began by:", res.Report.Reason)
 	fmt.Println("websocket closed with:", res.WebSocket[0].CloseCode, res.WebSocket[0].CloseText)
 	fmt.Println("last event:", res.SSE[0].LastEvent)
 	fmt.Println("lost:", res.Lost())
 	// Output:
 	// error: <nil>
-	// phases: [serving draining stopping stopped]
+	// states: [serving draining drained stopping tearing down stopped]
 	// drain began by: prestop
 	// websocket closed with: 1001 server shutting down
 	// last event: shutdown
