@@ -36,13 +36,13 @@ const (
 // rate is 0 and the plain DrainQuiet rule applies.
 //
 // Start-up: a pod that began serving less than a minute before D0 is judged
-// from the end of the sampling interval of its first arrival on. Before
-// that no proxy routed to it (being added to a load balancer takes
-// seconds, as being removed does), and that time says nothing of its
-// traffic; the first arrival itself only marks the start (counting it
-// would overstate the rate of a pod that saw a handful). A pod that saw
-// work but nothing after that first interval cannot estimate a rate: it is
-// Uncertain, and its drain waits up to MaxDrainDelay.
+// from the sampling interval of its first arrival on. Before that no proxy
+// routed to it (being added to a load balancer takes seconds, as being
+// removed does), and that time says nothing of its traffic. The first
+// arrival itself only marks the start: the rate is scaled by (n − 1)/n for
+// n arrivals, so a pod that saw a handful is not judged busier than it is,
+// and a pod that saw one cannot estimate a rate at all: it is Uncertain,
+// and its drain waits up to MaxDrainDelay.
 //
 // After D0: a pod that saw no arrival in its window, and then sees new
 // connections during the drain, is being sent work after all (a pod just
@@ -91,15 +91,16 @@ func (w *trafficWindow) freeze(last sample) TrafficRate {
 	ss = append(ss, last)
 	if w.n < len(w.ring) && last.count > ss[0].count {
 		// Start-up (the ring never filled: the first sample is the
-		// start of serving): from the end of the first interval with an
-		// arrival.
-		for len(ss) > 1 && ss[1].count == ss[0].count {
+		// start of serving): from the interval of the first arrival.
+		for len(ss) > 2 && ss[1].count == ss[0].count {
 			ss = ss[1:]
 		}
-		ss = ss[1:]
-		if len(ss) < 2 || last.count == ss[0].count {
-			return TrafficRate{Arrivals: last.count - ss[0].count, Uncertain: true}
+		r := estimateRate(ss)
+		if r.Arrivals <= 1 {
+			return TrafficRate{Window: r.Window, Arrivals: r.Arrivals, Uncertain: true}
 		}
+		r.PerSecond *= float64(r.Arrivals-1) / float64(r.Arrivals)
+		return r
 	}
 	return estimateRate(ss)
 }

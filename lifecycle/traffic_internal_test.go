@@ -156,14 +156,15 @@ func TestTrafficWindowStartUp(t *testing.T) {
 		wantRate      float64
 		wantUncertain bool
 	}{
-		// The window begins after the first busy second: 4 s, 40 arrivals.
-		{"first arrival after 3 s", append([]int64{0, 0, 0}, repeat([]int64{10}, 5)...), 4 * time.Second, 10, false},
+		// From the first busy second: 5 s, 50 arrivals, the first not counted.
+		{"first arrival after 3 s", append([]int64{0, 0, 0}, repeat([]int64{10}, 5)...), 5 * time.Second, 10 * 49.0 / 50, false},
 		{"no arrival yet", make([]int64, 8), 8 * time.Second, 0, false},
-		// After the first busy second: 7 s, 3 arrivals, 4 busy seconds of 7.
-		{"arrivals from the start", repeat([]int64{1, 0}, 4), 7 * time.Second, 3.0 / 7, false},
+		// 8 s, 4 arrivals: 0.5/s, less the first: 0.375/s.
+		{"arrivals from the start", repeat([]int64{1, 0}, 4), 8 * time.Second, 0.5 * 3 / 4, false},
 		// One arrival, moments before D0: no rate to speak of.
-		{"one arrival", append(make([]int64, 5), 1), 0, 0, true},
-		{"one busy second", append(make([]int64, 5), 3, 0, 0), 0, 0, true},
+		{"one arrival", append(make([]int64, 5), 1), time.Second, 0, true},
+		// One busy second of three: the occupancy rate, −ln(2/3), less the first arrival.
+		{"one busy second, three arrivals", append(make([]int64, 5), 3, 0, 0), 3 * time.Second, -math.Log(2.0/3) * 2 / 3, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
