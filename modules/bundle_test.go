@@ -24,7 +24,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func testConfig() modules.Config {
 	return modules.Config{
-		Lifecycle: lifecycle.Config{DrainDelay: 50 * time.Millisecond, IgnoreSignals: true},
+		// A fixed drain of 50ms: the tests here are about the bundle, not
+		// the adaptive drain's timing.
+		Lifecycle: lifecycle.Config{DrainDelay: 50 * time.Millisecond, DrainQuiet: lifecycle.None, IgnoreSignals: true},
 		HTTP:      httpmod.Config{Addr: "127.0.0.1:0"},
 		Probe:     probemod.Config{Addr: "127.0.0.1:0"},
 	}

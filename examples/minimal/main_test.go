@@ -18,7 +18,9 @@ func TestMain(m *testing.M) { proctest.Main(m, ".", &bin) }
 
 func start(t *testing.T, env ...string) proctest.Service {
 	t.Helper()
-	return proctest.StartService(t, bin, env...)
+	// A fixed drain: these tests time the drain to the DrainDelay they set
+	// (the adaptive drain, on by default, is timed by the rollout check).
+	return proctest.StartService(t, bin, append([]string{"SHUTDOWN_DRAIN_QUIET=0s"}, env...)...)
 }
 
 func TestSIGTERMDrainsThenExits(t *testing.T) {
@@ -130,7 +132,7 @@ func TestBadConfigExits1(t *testing.T) {
 		want string
 	}{
 		{"not a duration", []string{"SHUTDOWN_DRAIN_DELAY=abc"}, `SHUTDOWN_DRAIN_DELAY="abc"`},
-		{"drain longer than grace", []string{"SHUTDOWN_DRAIN_DELAY=40s"}, "SHUTDOWN_DRAIN_DELAY=40s"},
+		{"drain longer than grace", []string{"SHUTDOWN_DRAIN_DELAY=40s"}, `SHUTDOWN_DRAIN_DELAY="40s"`},
 		{"negative", []string{"SHUTDOWN_GRACE_PERIOD=-3s"}, `SHUTDOWN_GRACE_PERIOD="-3s"`},
 		{"bad port", []string{"PORT=http"}, `PORT="http"`},
 	}

@@ -23,8 +23,8 @@ func TestMetricsAndReport(t *testing.T) {
 		"drainfx_state_number 1",
 		"drainfx_inflight_requests 0",
 		`drainfx_cut_total{kind="requests"} 0`,
-		// the adaptive drain (on by default) may last up to 2 × DrainDelay
-		`drainfx_phase_planned_seconds{phase="drain"} 2`,
+		// the tests' fixed drain: DrainDelay
+		`drainfx_phase_planned_seconds{phase="drain"} 1`,
 		"go_goroutines ",
 		"process_resident_memory_bytes ",
 	} {
@@ -69,7 +69,7 @@ func TestMetricsAndReport(t *testing.T) {
 		t.Fatalf("report line %s: %v", reports[0], err)
 	}
 	r := entry.Report
-	if entry.Level != "info" || r.Reason != "signal terminated" || r.D0 == 0 || r.DrainEndedBy != "quiet" ||
+	if entry.Level != "info" || r.Reason != "signal terminated" || r.D0 == 0 || r.DrainEndedBy != "delay" ||
 		r.ExitCode == nil || *r.ExitCode != 0 || len(r.Cut) != 0 {
 		t.Errorf("report %s", reports[0])
 	}

@@ -375,7 +375,7 @@ func TestManifestCheckFails(t *testing.T) {
 			setEnv("SHUTDOWN_GRACE_PERIOD", "60s")(d)
 			setEnv("SHUTDOWN_MAX_DRAIN_DELAY", "40s")(d)
 		}, "terminationGracePeriodSeconds=30 is below"},
-		{"budget over SHUTDOWN_GRACE_PERIOD", setEnv("SHUTDOWN_MAX_DRAIN_DELAY", "28s"), "SHUTDOWN_MAX_DRAIN_DELAY=28s"},
+		{"budget over SHUTDOWN_GRACE_PERIOD", setEnv("SHUTDOWN_MAX_DRAIN_DELAY", "28s"), `SHUTDOWN_MAX_DRAIN_DELAY="28s"`},
 		{"not a duration", setEnv("SHUTDOWN_DRAIN_DELAY", "3"), `SHUTDOWN_DRAIN_DELAY="3"`},
 		{"wrong readiness path", func(d *appsv1.Deployment) {
 			d.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path = "/ready"

@@ -294,14 +294,14 @@ func TestPropagationLongerThanDrainLoses(t *testing.T) {
 	var a webApp
 	app := fxtest.New(t,
 		// A teardown that lasts past the propagation delay keeps the app
-		// (and the clients) running while the listener is closed. As a
-		// module listed first, its hook runs after the HTTP server's stop.
-		fx.Module("slow teardown", fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator) {
-			lc.Append(fx.Hook{OnStop: func(context.Context) error {
+		// (and the clients) running while the listener is closed: the
+		// coordinator runs it after the HTTP server's stop.
+		fx.Module("slow teardown", fx.Invoke(func(c *lifecycle.Coordinator) {
+			c.AtTeardown("slow", func(context.Context) error {
 				d0 := c.Telemetry().Snapshot().D0
 				time.Sleep(time.Until(d0.Add(propagation + 50*time.Millisecond))) // a point on the timeline
 				return nil
-			}})
+			})
 		})),
 		webOptions(lifecycle.Config{DrainDelay: drain, MaxDrainDelay: drain}), a.populate()) // a fixed drain, shorter than the propagation
 	ctx, k := startKit(t, app, a.Coord, lifecycletest.WithPropagation(propagation))
