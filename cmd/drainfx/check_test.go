@@ -201,7 +201,7 @@ func TestCheckInput(t *testing.T) {
 		wantCode int
 		want     string
 	}{
-		{"unknown field", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replica: 2}\n", nil, 2, `unknown field "replica"`},
+		{"unknown field", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replica: 2}\n", nil, 2, `unknown field "spec.replica"`},
 		{"no drainfx container", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {template: {spec: {containers: [{name: app}]}}}\n", nil, 0, "nothing checked"},
 		{"budget from flags", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {template: {spec: {containers: [{name: app}]}}}\n",
 			[]string{"-env", "SHUTDOWN_GRACE_PERIOD=10s"}, 1, "readinessProbe: none"},
@@ -213,6 +213,30 @@ func TestCheckInput(t *testing.T) {
 			code, out, errOut := runOut(t, tt.give, append(append([]string{"check"}, tt.args...), "-")...)
 			if code != tt.wantCode || !strings.Contains(out+errOut, tt.want) {
 				t.Errorf("exit %d, want %d with %q:\n%s%s", code, tt.wantCode, tt.want, out, errOut)
+			}
+		})
+	}
+}
+
+func TestRolloutFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give []string
+		want string
+	}{
+		{"no binary", nil, "-bin is required"},
+		{"bad request", []string{"-bin", "x", "-request", "GET"}, "want METHOD PATH"},
+		{"bad header", []string{"-bin", "x", "-header", "Content-Type"}, "want Name: value"},
+		{"no client", []string{"-bin", "x", "-keepalive", "0", "-newconn", "0", "-ws-path", "", "-sse-path", ""}, "no client"},
+		{"bad range", []string{"-bin", "x", "-propagation", "3s-1s"}, "-propagation"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := runOut(t, "", append([]string{"rollout"}, tt.give...)...)
+			if code != 2 || !strings.Contains(errOut, tt.want) {
+				t.Errorf("exit %d, want 2 with %q:\n%s%s", code, tt.want, out, errOut)
 			}
 		})
 	}

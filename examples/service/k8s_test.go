@@ -88,7 +88,7 @@ func TestManifestDecodeFails(t *testing.T) {
 		give string // replaces the anchor line
 		want string
 	}{
-		{"misspelt field", "      terminationGracePeriod: 30", `unknown field "terminationGracePeriod"`},
+		{"misspelt field", "      terminationGracePeriod: 30", `unknown field "spec.template.spec.terminationGracePeriod"`},
 		{"duplicate key", anchor + "\n      terminationGracePeriodSeconds: 60", "already set in map"},
 		{"wrong type", `      terminationGracePeriodSeconds: "30s"`, "cannot unmarshal string"},
 	}

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -68,9 +69,13 @@ func DecodeStrict(data []byte) (obj any, ok bool, err error) {
 		return nil, false, nil
 	}
 	obj = newObj()
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(obj); err != nil {
+	// Field names match case-sensitively, as the API server matches them
+	// (encoding/json would take "stringdata" for "stringData").
+	strict, err := sigsjson.UnmarshalStrict(js, obj)
+	if err == nil {
+		err = errors.Join(strict...)
+	}
+	if err != nil {
 		return nil, false, err
 	}
 	return obj, true, nil
@@ -90,7 +95,7 @@ func Decode(source string, r io.Reader) ([]Object, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", source, err)
 		}
-		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 || string(bytes.TrimSpace(stripComments(doc))) == "---" {
 			continue
 		}
 		docs = append(docs, doc)
