@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -84,26 +86,96 @@ func (r Range) draw(rng *rand.Rand) time.Duration {
 	return r.Min + time.Duration(rng.Int64N(int64(r.Max-r.Min)+1))
 }
 
+// Request is one request the HTTP clients of the load send.
+type Request struct {
+	// Method is the HTTP method. Default GET.
+	Method string
+	// Path is the path and query on the public port. A "{ms}" in it is
+	// replaced, per request, by a number of milliseconds drawn from
+	// [Load.Slow] (the example's GET /slow?ms={ms}).
+	Path string
+	// Header is sent with the request, after [Load.Header].
+	Header http.Header
+	// Body is sent as is (nil: none); it is never replayed.
+	Body []byte
+	// RandomBody sends a different body of random letters each time,
+	// instead of Body.
+	RandomBody bool
+	// Want, if not nil, is the body the answer must carry; Echo wants the
+	// body sent back. Otherwise any 2xx answer is right.
+	Want []byte
+	Echo bool
+}
+
+// Name is the request as the load table shows it: method and path without
+// the query.
+func (r Request) Name() string {
+	p, _, _ := strings.Cut(r.Path, "?")
+	return r.Method + " " + p
+}
+
+// ExampleRequests is the route contract of examples/service: GET / answers
+// "ok", POST /echo sends the body back, GET /slow?ms=N answers "ok" after N
+// ms.
+func ExampleRequests() []Request {
+	return []Request{
+		{Method: http.MethodGet, Path: "/", Want: []byte("ok")},
+		{Method: http.MethodPost, Path: "/echo", RandomBody: true, Echo: true},
+		{Method: http.MethodGet, Path: "/slow?ms={ms}", Want: []byte("ok")},
+	}
+}
+
+// ParseRequest parses "METHOD PATH [@BODYFILE]": the body is read from
+// BODYFILE now, and any 2xx answer is right.
+func ParseRequest(s string) (Request, error) {
+	f := strings.Fields(s)
+	if len(f) < 2 || len(f) > 3 || !strings.HasPrefix(f[1], "/") || (len(f) == 3 && !strings.HasPrefix(f[2], "@")) {
+		return Request{}, fmt.Errorf("request %q: want METHOD PATH [@BODYFILE] (like 'POST /orders @order.json')", s)
+	}
+	r := Request{Method: strings.ToUpper(f[0]), Path: f[1]}
+	if len(f) == 3 {
+		b, err := os.ReadFile(f[2][1:])
+		if err != nil {
+			return Request{}, fmt.Errorf("request %q: %w", s, err)
+		}
+		r.Body = b
+	}
+	return r, nil
+}
+
 // Load is the traffic sent through the proxy during the rollout. Every
 // client reconnects after every close, as long as the rollout lasts. With
 // no client count set, 4 clients of each kind; once one count is set, the
 // others are as given (0: none of that kind).
 type Load struct {
 	// KeepAlive is the number of keep-alive HTTP clients; each cycles
-	// through GET /, POST /echo (the body is never replayed: GetBody is nil)
-	// and GET /slow?ms=N.
+	// through Requests.
 	KeepAlive int
 	// NewConn is the number of clients that open a new connection per
-	// request and never retry (GET / and POST /echo).
+	// request and never retry; each cycles through NewConnRequests.
 	NewConn int
-	// WebSocket is the number of WebSocket echo clients.
+	// WebSocket is the number of WebSocket echo clients of WSPath.
 	WebSocket int
-	// SSE is the number of SSE readers of GET /events.
+	// SSE is the number of SSE readers of SSEPath.
 	SSE int
+	// Requests are the requests of the keep-alive clients. Default
+	// [ExampleRequests].
+	Requests []Request
+	// NewConnRequests are the requests of the new-connection clients.
+	// Default: Requests (with the default Requests, GET / and POST /echo).
+	NewConnRequests []Request
+	// Header is sent with every request (a Content-Type, a token).
+	Header http.Header
+	// WSPath is the WebSocket echo route: every message must come back.
+	// Default /ws.
+	WSPath string
+	// SSEPath is the event stream route. Default /events.
+	SSEPath string
 	// Interval paces each HTTP client (one request per Interval, at most)
 	// and each WebSocket client (one message per Interval). Default 20ms.
 	Interval time.Duration
-	// Slow is the range of N in GET /slow?ms=N. Default 50ms–250ms.
+	// Slow is the range of the milliseconds that replace "{ms}" in a
+	// request's path. Default 50ms–250ms.
 	Slow Range
 	// FinalEvent is the SSE event type that ends a stream cleanly when it
 	// is the last event before the body ends. Default "shutdown" (wsmod's
@@ -117,9 +189,9 @@ type Load struct {
 
 // Config is one rollout check.
 type Config struct {
-	// Bin is the service binary; it must serve the route contract of
-	// DESIGN §4 on $PORT and its probes and /prestop on $ADMIN_PORT. Run
-	// the server itself, not a wrapper that does not pass on signals.
+	// Bin is the service binary; it must answer the requests of Load on
+	// $PORT and its readiness probe and /prestop on $ADMIN_PORT. Run the
+	// server itself, not a wrapper that does not pass on signals.
 	Bin string
 	// Args are passed to Bin.
 	Args []string
@@ -183,6 +255,8 @@ func (c Config) withDefaults() Config {
 	def(&c.PreStop.Kind, PreStopNone)
 	def(&c.HAProxy, "haproxy")
 	def(&c.Load.FinalEvent, "shutdown")
+	def(&c.Load.WSPath, "/ws")
+	def(&c.Load.SSEPath, "/events")
 	if c.Replicas == 0 {
 		c.Replicas = 2
 	}
@@ -209,6 +283,22 @@ func (c Config) withDefaults() Config {
 		// No client counts given: the default mix. Any count given makes
 		// the others as given (0: none of that kind).
 		l.KeepAlive, l.NewConn, l.WebSocket, l.SSE = 4, 4, 4, 4
+	}
+	if l.Requests == nil {
+		l.Requests = ExampleRequests()
+		if l.NewConnRequests == nil {
+			l.NewConnRequests = l.Requests[:2]
+		}
+	}
+	if l.NewConnRequests == nil {
+		l.NewConnRequests = l.Requests
+	}
+	for _, rs := range [][]Request{l.Requests, l.NewConnRequests} {
+		for i := range rs {
+			if rs[i].Method == "" {
+				rs[i].Method = http.MethodGet
+			}
+		}
 	}
 	if l.Interval == 0 {
 		l.Interval = 20 * time.Millisecond
@@ -250,6 +340,9 @@ func (c Config) validate() error {
 		if n.v < 0 {
 			bad = append(bad, fmt.Sprintf("Load.%s=%d is negative", n.name, n.v))
 		}
+	}
+	if (c.Load.KeepAlive > 0 && len(c.Load.Requests) == 0) || (c.Load.NewConn > 0 && len(c.Load.NewConnRequests) == 0) {
+		bad = append(bad, "HTTP clients without requests")
 	}
 	if c.GracePeriod < 0 || c.ProbePeriod < 0 || c.StartTimeout < 0 || c.Load.Interval < 0 {
 		bad = append(bad, "a duration is negative")

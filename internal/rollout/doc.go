@@ -1,7 +1,11 @@
-// Package rollout is the rollout check of DESIGN §5: it plays a Kubernetes
-// rolling update around real processes of a service, under load, and counts
-// what is lost. [Run] does it; cmd/rollout runs it from the command line
-// against any binary that serves the route contract of DESIGN §4.
+// Package rollout is the rollout check: it plays a Kubernetes rolling update
+// around real processes of a service, under load, and counts what is lost.
+// [Run] does it; "drainfx rollout" (cmd/drainfx) runs it from the command
+// line against any binary: the requests to send are [Load.Requests], the
+// WebSocket and SSE routes [Load.WSPath] and [Load.SSEPath], and the
+// default is the route contract of examples/service (public GET /, POST
+// /echo, GET /slow?ms=N, GET /ws, GET /events; /readyz and /prestop on the
+// admin port).
 //
 // # The cluster it plays
 //
@@ -41,22 +45,23 @@
 // All traffic goes through the proxy; every client reconnects after every
 // close, for the whole rollout:
 //
-//   - keep-alive HTTP clients cycling through GET / ("ok"), POST /echo (the
-//     body must come back; GetBody is nil, so the body is never replayed)
-//     and GET /slow?ms=N. Every transport error, non-200 or wrong body is a
-//     loss. A GET that Go's transport resends on a new connection after a
+//   - keep-alive HTTP clients cycling through [Load.Requests] — by default
+//     GET / ("ok"), POST /echo (the body must come back) and GET
+//     /slow?ms=N; a body is never replayed (GetBody is nil). Every transport
+//     error, status other than 2xx, or body other than the request wants is
+//     a loss. A GET that Go's transport resends on a new connection after a
 //     reused one was closed is shown, not counted;
 //   - clients that open a new connection per request and never retry
 //     (DisableKeepAlives; Go never retries on a fresh connection), as many
 //     non-Go clients do: same rules;
-//   - WebSocket echo clients (gorilla): a numbered message every
+//   - WebSocket echo clients (gorilla) of [Load.WSPath]: a numbered message every
 //     [Load.Interval], echoes checked in order; the reader always reads, so
 //     a close frame is answered at once. A session lost = a failed dial, a
 //     wrong echo, or a close other than 1000, 1001 or 1012 (a broken
 //     connection is 1006). Messages sent while the server's close frame was
 //     on its way are shown as unanswered, not counted: the client sees the
 //     clean close and knows they were not answered;
-//   - SSE readers of GET /events: an event stream ends cleanly when its body
+//   - SSE readers of [Load.SSEPath]: an event stream ends cleanly when its body
 //     ends (the chunked terminator, io.EOF) right after the final event
 //     ([Load.FinalEvent], "shutdown" by default, as wsmod sends). Any other
 //     end, or a failed open (a 503 included), is a loss. Like an

@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,25 +17,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-)
 
-// The HTTP rows of the load table.
-const (
-	rowGet = iota
-	rowEcho
-	rowSlow
-	rowNewGet
-	rowNewEcho
-	nHTTPRows
+	"github.com/drainfx/drainfx/internal/loadclient"
 )
-
-var httpRowNames = [nHTTPRows]string{
-	"keep-alive GET /",
-	"keep-alive POST /echo",
-	"keep-alive GET /slow",
-	"new-conn GET /",
-	"new-conn POST /echo",
-}
 
 // The first losses of each kind are kept as samples.
 const (
@@ -58,8 +40,11 @@ type load struct {
 	wg     sync.WaitGroup
 	dialer *net.Dialer
 
-	http    [nHTTPRows]counter
-	replays [nHTTPRows]atomic.Int64 // GETs the Go transport sent again on a new connection
+	// One row per request: the keep-alive clients' Requests, then the
+	// new-connection clients' NewConnRequests.
+	rowNames []string
+	http     []counter
+	replays  []atomic.Int64 // GETs the Go transport sent again on a new connection
 
 	wsOpened, sseOpened                                         atomic.Int64 // sessions and streams opened
 	wsFailedDials, wsSessions, wsLost, wsMessages, wsUnanswered atomic.Int64
@@ -78,10 +63,24 @@ type load struct {
 
 func newLoad(cfg Load, proxyAddr string, start time.Time) *load {
 	n := cfg.KeepAlive + cfg.NewConn + cfg.WebSocket + cfg.SSE
+	var names []string
+	if cfg.KeepAlive > 0 {
+		for _, r := range cfg.Requests {
+			names = append(names, "keep-alive "+r.Name())
+		}
+	}
+	if cfg.NewConn > 0 {
+		for _, r := range cfg.NewConnRequests {
+			names = append(names, "new-conn "+r.Name())
+		}
+	}
 	return &load{
 		cfg:      cfg,
 		base:     "http://" + proxyAddr,
-		wsURL:    "ws://" + proxyAddr + "/ws",
+		wsURL:    "ws://" + proxyAddr + cfg.WSPath,
+		rowNames: names,
+		http:     make([]counter, len(names)),
+		replays:  make([]atomic.Int64, len(names)),
 		start:    start,
 		dialer:   &net.Dialer{Timeout: 5 * time.Second},
 		progress: make([]atomic.Int64, n),
@@ -209,34 +208,26 @@ func backoff(ctx context.Context) {
 }
 
 func (l *load) keepAliveClient(ctx context.Context, id int, rng *rand.Rand) {
-	c := &http.Client{Transport: l.transport(true), Timeout: time.Minute}
-	tick := time.NewTicker(l.cfg.Interval)
-	defer tick.Stop()
-	for n := 0; pace(ctx, tick); n++ {
-		switch n % 3 {
-		case 0:
-			l.request(ctx, c, id, rowGet, http.MethodGet, "/", nil, []byte("ok"))
-		case 1:
-			body := payload(rng, id, n)
-			l.request(ctx, c, id, rowEcho, http.MethodPost, "/echo", body, body)
-		case 2:
-			ms := l.cfg.Slow.draw(rng).Milliseconds()
-			l.request(ctx, c, id, rowSlow, http.MethodGet, "/slow?ms="+strconv.FormatInt(ms, 10), nil, []byte("ok"))
-		}
-	}
+	l.httpClient(ctx, id, rng, true, l.cfg.Requests, 0)
 }
 
 func (l *load) newConnClient(ctx context.Context, id int, rng *rand.Rand) {
-	c := &http.Client{Transport: l.transport(false), Timeout: time.Minute}
+	first := 0
+	if l.cfg.KeepAlive > 0 {
+		first = len(l.cfg.Requests)
+	}
+	l.httpClient(ctx, id, rng, false, l.cfg.NewConnRequests, first)
+}
+
+// httpClient sends reqs in turn, one per Interval; the row of reqs[i] is
+// firstRow+i.
+func (l *load) httpClient(ctx context.Context, id int, rng *rand.Rand, keepAlive bool, reqs []Request, firstRow int) {
+	c := &http.Client{Transport: l.transport(keepAlive), Timeout: time.Minute}
 	tick := time.NewTicker(l.cfg.Interval)
 	defer tick.Stop()
 	for n := 0; pace(ctx, tick); n++ {
-		if n%2 == 0 {
-			l.request(ctx, c, id, rowNewGet, http.MethodGet, "/", nil, []byte("ok"))
-		} else {
-			body := payload(rng, id, n)
-			l.request(ctx, c, id, rowNewEcho, http.MethodPost, "/echo", body, body)
-		}
+		i := n % len(reqs)
+		l.request(ctx, c, id, rng, n, firstRow+i, reqs[i])
 	}
 }
 
@@ -248,59 +239,55 @@ func payload(rng *rand.Rand, id, n int) []byte {
 	return b
 }
 
-// request sends one request and checks the answer: 200 and the body want.
-// The request body is never replayed (GetBody is nil), so the transport
-// cannot send a POST twice; a GET it sends again on a new connection after
-// a reused one was closed is counted in replays (not a loss: it is what Go
-// clients do).
-func (l *load) request(ctx context.Context, c *http.Client, id, row int, method, path string, body, want []byte) {
-	var conns atomic.Int32
-	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(httptrace.GotConnInfo) { conns.Add(1) },
-	})
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
+// request sends one request (the n-th of client id) and checks the answer:
+// 2xx, and the body the request wants. The request body is never replayed
+// (GetBody is nil), so the transport cannot send a POST twice; a GET it
+// sends again on a new connection after a reused one was closed is counted
+// in replays (not a loss: it is what Go clients do).
+func (l *load) request(ctx context.Context, c *http.Client, id int, rng *rand.Rand, n, row int, r Request) {
+	path := r.Path
+	if strings.Contains(path, "{ms}") {
+		path = strings.ReplaceAll(path, "{ms}", strconv.FormatInt(l.cfg.Slow.draw(rng).Milliseconds(), 10))
 	}
-	got, err := l.roundTrip(tctx, c, method, path, rd)
+	body := r.Body
+	if r.RandomBody {
+		body = payload(rng, id, n)
+	}
+	want := r.Want
+	if r.Echo {
+		want = body
+		if want == nil {
+			want = []byte{}
+		}
+	}
+	header := l.cfg.Header
+	if len(r.Header) > 0 {
+		header = header.Clone()
+		if header == nil {
+			header = http.Header{}
+		}
+		for k, vs := range r.Header {
+			header[k] = append(header[k], vs...)
+		}
+	}
+	a, err := loadclient.Send(ctx, c, r.Method, l.base+path, header, body)
 	if ctx.Err() != nil {
 		return // the run ended
 	}
 	l.http[row].seen.Add(1)
-	if conns.Load() > 1 {
+	if a.Conns > 1 {
 		l.replays[row].Add(1)
 	}
 	switch {
 	case err != nil:
-	case !bytes.Equal(got, want):
-		err = fmt.Errorf("body %.40q, want %.40q", got, want)
+	case want != nil && !bytes.Equal(a.Body, want):
+		err = fmt.Errorf("body %.40q, want %.40q", a.Body, want)
 	default:
 		l.ok(id)
 		return
 	}
 	l.http[row].lost.Add(1)
-	l.lose(httpRowNames[row], err)
-}
-
-func (l *load) roundTrip(ctx context.Context, c *http.Client, method, path string, body io.Reader) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, l.base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	req.GetBody = nil // never replayed
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %s", resp.Status)
-	}
-	return b, nil
+	l.lose(l.rowNames[row], err)
 }
 
 func (l *load) wsClient(ctx context.Context, id int) {
@@ -310,12 +297,6 @@ func (l *load) wsClient(ctx context.Context, id int) {
 			backoff(ctx)
 		}
 	}
-}
-
-// cleanClose reports whether a WebSocket close code ends a session without
-// loss: 1000 (normal), 1001 (going away), 1012 (service restart).
-func cleanClose(code int) bool {
-	return code == websocket.CloseNormalClosure || code == websocket.CloseGoingAway || code == websocket.CloseServiceRestart
 }
 
 // wsSession runs one WebSocket session: a writer sends a numbered message
@@ -385,17 +366,14 @@ func (l *load) wsSession(ctx context.Context, d *websocket.Dialer, id int) bool 
 	}
 	l.wsSessions.Add(1)
 	l.wsMessages.Add(echoed)
-	code := websocket.CloseAbnormalClosure // no close frame: the connection broke
-	var ce *websocket.CloseError
-	if errors.As(end, &ce) {
-		code = ce.Code
-	} else if errors.Is(end, errWrongEcho) {
+	code := loadclient.CloseCode(end) // 1006 without a close frame: the connection broke
+	if errors.Is(end, errWrongEcho) {
 		code = 0
 	}
 	l.mu.Lock()
 	l.wsCodes[code]++
 	l.mu.Unlock()
-	if !cleanClose(code) {
+	if !loadclient.CleanClose(code) {
 		l.wsLost.Add(1)
 		l.lose("WebSocket session", end)
 	} else if u := sent.Load() - echoed; u > 0 {
@@ -432,7 +410,7 @@ func (l *load) sseClient(ctx context.Context, id int) {
 // (io.EOF, the chunked terminator) right after the final event. It returns
 // false if the stream could not be opened. A "retry:" field sets *retry.
 func (l *load) sseSession(ctx context.Context, c *http.Client, id int, retry *time.Duration) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base+"/events", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base+l.cfg.SSEPath, nil)
 	var resp *http.Response
 	if err == nil {
 		req.Header.Set("Accept", "text/event-stream")
@@ -456,46 +434,27 @@ func (l *load) sseSession(ctx context.Context, c *http.Client, id int, retry *ti
 	l.sseOpened.Add(1)
 
 	var (
-		br            = bufio.NewReader(resp.Body)
-		typ, last     string
-		hasData       bool
-		events, final int64
-		end           error
+		er     = loadclient.NewEventReader(resp.Body)
+		last   string
+		events int64
+		end    error
 	)
 	for {
-		line, err := br.ReadString('\n')
+		ev, err := er.Next()
+		if r := er.Retry(); r > 0 {
+			*retry = r
+		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) || line != "" {
+			if !errors.Is(err, io.EOF) {
 				end = fmt.Errorf("stream broken after %d events: %w", events, err)
 			} else if last != l.cfg.FinalEvent {
 				end = fmt.Errorf("stream ended after %d events without the final event %q", events, l.cfg.FinalEvent)
 			}
 			break
 		}
-		line = strings.TrimRight(line, "\r\n")
-		switch field, value, _ := strings.Cut(line, ":"); {
-		case line == "":
-			if hasData || typ != "" {
-				last = typ
-				if last == "" {
-					last = "message"
-				}
-				if last == l.cfg.FinalEvent {
-					final++
-				} else {
-					events++
-					l.ok(id)
-				}
-			}
-			typ, hasData = "", false
-		case field == "event":
-			typ = strings.TrimPrefix(value, " ")
-		case field == "data":
-			hasData = true
-		case field == "retry":
-			if ms, err := strconv.ParseUint(strings.TrimPrefix(value, " "), 10, 32); err == nil {
-				*retry = time.Duration(ms) * time.Millisecond
-			}
+		if last = ev.Type; last != l.cfg.FinalEvent {
+			events++
+			l.ok(id)
 		}
 	}
 	if ctx.Err() != nil {
@@ -515,12 +474,12 @@ func (l *load) sseSession(ctx context.Context, c *http.Client, id int, retry *ti
 // rows is the load table.
 func (l *load) rows() []Row {
 	var rows []Row
-	for i := range nHTTPRows {
+	for i := range l.rowNames {
 		note := ""
 		if n := l.replays[i].Load(); n > 0 {
 			note = fmt.Sprintf("%d resent by the Go transport on a new connection", n)
 		}
-		rows = append(rows, Row{Name: httpRowNames[i], Seen: l.http[i].seen.Load(), Lost: l.http[i].lost.Load(), Note: note})
+		rows = append(rows, Row{Name: l.rowNames[i], Seen: l.http[i].seen.Load(), Lost: l.http[i].lost.Load(), Note: note})
 	}
 	l.mu.Lock()
 	codes := make([]int, 0, len(l.wsCodes))
@@ -551,10 +510,12 @@ func (l *load) rows() []Row {
 	if f := l.sseFailedOpens.Load(); f > 0 {
 		sseNote += fmt.Sprintf("; %d opens failed", f)
 	}
-	rows = append(rows,
-		Row{Name: "WebSocket sessions", Seen: l.wsOpened.Load() + l.wsFailedDials.Load(), Lost: l.wsLost.Load(), Note: wsNote},
-		Row{Name: "SSE streams", Seen: l.sseOpened.Load() + l.sseFailedOpens.Load(), Lost: l.sseLost.Load(), Note: sseNote},
-	)
+	if l.cfg.WebSocket > 0 {
+		rows = append(rows, Row{Name: "WebSocket sessions", Seen: l.wsOpened.Load() + l.wsFailedDials.Load(), Lost: l.wsLost.Load(), Note: wsNote})
+	}
+	if l.cfg.SSE > 0 {
+		rows = append(rows, Row{Name: "SSE streams", Seen: l.sseOpened.Load() + l.sseFailedOpens.Load(), Lost: l.sseLost.Load(), Note: sseNote})
+	}
 	return rows
 }
 

@@ -3,8 +3,11 @@ package rollout
 import (
 	"context"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +20,20 @@ import (
 
 func testLoad(t *testing.T, h http.Handler) *load {
 	t.Helper()
+	return testLoadCfg(t, h, func(*Load) {})
+}
+
+// testLoadCfg is testLoad with the load's configuration changed by set
+// before the defaults apply.
+func testLoadCfg(t *testing.T, h http.Handler, set func(*Load)) *load {
+	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	cfg := Config{Bin: "x"}.withDefaults().Load
-	cfg.Interval = 5 * time.Millisecond
-	return newLoad(cfg, strings.TrimPrefix(srv.URL, "http://"), time.Now())
+	cfg := Config{Bin: "x"}
+	set(&cfg.Load)
+	lc := cfg.withDefaults().Load
+	lc.Interval = 5 * time.Millisecond
+	return newLoad(lc, strings.TrimPrefix(srv.URL, "http://"), time.Now())
 }
 
 func TestSSESession(t *testing.T) {
@@ -166,10 +178,14 @@ func TestRequest(t *testing.T) {
 			t.Parallel()
 			l := testLoad(t, tt.give)
 			c := &http.Client{Transport: l.transport(false)}
-			body := []byte("hello")
-			l.request(context.Background(), c, 0, rowNewEcho, http.MethodPost, "/echo", body, body)
+			const row = 4 // new-conn POST /echo
+			if l.rowNames[row] != "new-conn POST /echo" {
+				t.Fatalf("rows %q", l.rowNames)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			l.request(context.Background(), c, 0, rng, 0, row, l.cfg.NewConnRequests[1])
 			l.wait()
-			if seen, lost := l.http[rowNewEcho].seen.Load(), l.http[rowNewEcho].lost.Load(); seen != 1 || lost != tt.wantLost {
+			if seen, lost := l.http[row].seen.Load(), l.http[row].lost.Load(); seen != 1 || lost != tt.wantLost {
 				t.Errorf("seen %d lost %d, want 1 and %d (samples %q)", seen, lost, tt.wantLost, l.samples)
 			}
 		})
@@ -216,5 +232,73 @@ func TestParsePreStop(t *testing.T) {
 		if (err != nil) != tt.wantErr || got != tt.want {
 			t.Errorf("ParsePreStop(%q) = %v, %v; want %v, error %v", tt.give, got, err, tt.want, tt.wantErr)
 		}
+	}
+}
+
+func TestParseRequest(t *testing.T) {
+	t.Parallel()
+	body := filepath.Join(t.TempDir(), "order.json")
+	if err := os.WriteFile(body, []byte(`{"item":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		give    string
+		want    string // method, path, body
+		wantErr string
+	}{
+		{"GET /", "GET / ", ""},
+		{"post /orders @" + body, `POST /orders {"item":1}`, ""},
+		{"GET", "", "want METHOD PATH"},
+		{"GET orders", "", "want METHOD PATH"},
+		{"POST /orders order.json", "", "want METHOD PATH"},
+		{"POST /orders @/nonexistent", "", "no such file"},
+	}
+	for _, tt := range tests {
+		r, err := ParseRequest(tt.give)
+		if got := r.Method + " " + r.Path + " " + string(r.Body); err == nil && got != tt.want || err != nil && (tt.wantErr == "" || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("ParseRequest(%q) = %q, %v; want %q, %q", tt.give, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// Client counts: none set is 4 of each kind; once one is set, the others
+// are as given.
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		give Load
+		want [4]int
+	}{
+		{Load{}, [4]int{4, 4, 4, 4}},
+		{Load{NewConn: 2}, [4]int{0, 2, 0, 0}},
+	}
+	for _, tt := range tests {
+		l := Config{Bin: "x", Load: tt.give}.withDefaults().Load
+		if got := [4]int{l.KeepAlive, l.NewConn, l.WebSocket, l.SSE}; got != tt.want {
+			t.Errorf("%+v: counts %v, want %v", tt.give, got, tt.want)
+		}
+	}
+}
+
+// A request of the user's own: its headers are sent, any 2xx answer is
+// right, and the row is named after it.
+func TestUserRequest(t *testing.T) {
+	t.Parallel()
+	l := testLoadCfg(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Content-Type") != "application/json" || r.Header.Get("X-Tenant") != "a" {
+			w.WriteHeader(http.StatusUnsupportedMediaType)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	}), func(c *Load) {
+		c.Requests = []Request{{Method: http.MethodPost, Path: "/orders?x=1", Body: []byte("{}"), Header: http.Header{"X-Tenant": {"a"}}}}
+		c.NewConnRequests = nil
+		c.Header = http.Header{"Content-Type": {"application/json"}}
+	})
+	c := &http.Client{Transport: l.transport(true)}
+	l.request(context.Background(), c, 0, rand.New(rand.NewPCG(1, 2)), 0, 0, l.cfg.Requests[0])
+	l.wait()
+	if rows := l.rows(); rows[0].Name != "keep-alive POST /orders" || rows[0].Seen != 1 || rows[0].Lost != 0 {
+		t.Errorf("row %+v, want keep-alive POST /orders seen 1, lost 0 (samples %q)", rows[0], l.samples)
 	}
 }

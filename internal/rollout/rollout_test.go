@@ -81,7 +81,7 @@ func serviceEnv(t *testing.T, env ...string) []string {
 	return append([]string{"DATA_DIR=" + filepath.Join(t.TempDir(), "data")}, env...)
 }
 
-// TestServiceZeroLoss is the rollout check of DESIGN §5 against
+// TestServiceZeroLoss is the rollout check against
 // examples/service: 2 replicas, 5 replacements, propagation 0.5–2.5 s, a
 // fixed 3 s drain, with the preStop hook and with SIGTERM only. Nothing may
 // be lost.

@@ -1,17 +1,16 @@
 package lifecycletest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/drainfx/drainfx/internal/loadclient"
 )
 
 // keptErrors is how many error messages a client keeps.
@@ -25,22 +24,36 @@ const stillOpen = "still open after the app had stopped"
 type httpClient struct {
 	k      *Kit
 	body   []byte
+	header http.Header
 	tr     *http.Transport
 	client *http.Client
 	stats  HTTPStats
 }
 
+// HTTPOption sets a request of a [Kit.HTTP] client.
+type HTTPOption func(*httpClient)
+
+// Header adds a header to every request of a [Kit.HTTP] client (repeat it
+// for several): Header("Content-Type", "application/json").
+func Header(key, value string) HTTPOption {
+	return func(h *httpClient) { h.header.Add(key, value) }
+}
+
 // HTTP attaches a keep-alive client that sends method url (with body, if
-// not nil) again and again until the drain is over, and returns once its
-// first request has been answered 2xx. Every later request that fails or
-// gets another status is lost; a body is never replayed.
-func (k *Kit) HTTP(method, url string, body []byte) error {
+// not nil, and the headers of opts) again and again until the drain is
+// over, and returns once its first request has been answered 2xx. Every
+// later request that fails or gets another status is lost; a body is never
+// replayed.
+func (k *Kit) HTTP(method, url string, body []byte, opts ...HTTPOption) error {
 	if err := k.attachable(); err != nil {
 		return err
 	}
 	tr := k.transport()
-	h := &httpClient{k: k, body: body, tr: tr, client: &http.Client{Transport: tr},
+	h := &httpClient{k: k, body: body, header: http.Header{}, tr: tr, client: &http.Client{Transport: tr},
 		stats: HTTPStats{Method: method, URL: url}}
+	for _, o := range opts {
+		o(h)
+	}
 	ctx, cancel := context.WithTimeout(k.ctx, k.o.attachWithin)
 	closeConn, err := h.do(ctx)
 	cancel()
@@ -96,27 +109,8 @@ func (h *httpClient) record(closeConn bool, err error) {
 // do sends one request and reads its answer in full; closeConn is true if
 // the answer carried Connection: close.
 func (h *httpClient) do(ctx context.Context) (closeConn bool, err error) {
-	var body io.Reader
-	if h.body != nil {
-		body = bytes.NewReader(h.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, h.stats.Method, h.stats.URL, body)
-	if err != nil {
-		return false, err
-	}
-	req.GetBody = nil // never replayed
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return resp.Close, fmt.Errorf("%s: body: %w", resp.Status, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return resp.Close, fmt.Errorf("answered %s", resp.Status)
-	}
-	return resp.Close, nil
+	a, err := loadclient.Send(ctx, h.client, h.stats.Method, h.stats.URL, h.header, h.body)
+	return a.Close, err
 }
 
 // wsClient is one WebSocket session of echo round trips.
@@ -214,8 +208,7 @@ func isCloseError(err error) bool {
 func (w *wsClient) end(err error) {
 	if ce, ok := errors.AsType[*websocket.CloseError](err); ok {
 		w.stats.CloseCode, w.stats.CloseText = ce.Code, ce.Text
-		switch ce.Code {
-		case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseServiceRestart:
+		if loadclient.CleanClose(ce.Code) {
 			return
 		}
 		if !w.k.forced.Load() {
@@ -232,14 +225,12 @@ func (w *wsClient) end(err error) {
 
 // sseClient reads one event stream to its end.
 type sseClient struct {
-	k       *Kit
-	tr      *http.Transport
-	body    io.ReadCloser
-	br      *bufio.Reader
-	cancel  context.CancelFunc
-	typ     string // the event type of the event being read
-	pending bool   // a field of an event has been read
-	stats   SSEStats
+	k      *Kit
+	tr     *http.Transport
+	body   io.ReadCloser
+	events *loadclient.EventReader
+	cancel context.CancelFunc
+	stats  SSEStats
 }
 
 // SSE attaches a client that opens one event stream at url and reads it to
@@ -267,7 +258,7 @@ func (k *Kit) SSE(url string) error {
 		timer.Stop()
 		return fail(err)
 	}
-	s := &sseClient{k: k, tr: tr, body: resp.Body, br: bufio.NewReader(resp.Body), cancel: cancel,
+	s := &sseClient{k: k, tr: tr, body: resp.Body, events: loadclient.NewEventReader(resp.Body), cancel: cancel,
 		stats: SSEStats{URL: url}}
 	if resp.StatusCode != http.StatusOK {
 		timer.Stop()
@@ -300,35 +291,15 @@ func (s *sseClient) run() {
 	}
 }
 
-// readEvent reads lines until one event is complete (the HTML event
-// stream format: fields, then an empty line).
+// readEvent reads one event.
 func (s *sseClient) readEvent() error {
-	for {
-		line, err := s.br.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		line = strings.TrimRight(line, "\r\n")
-		switch {
-		case line == "":
-			if s.pending {
-				s.stats.Events++
-				s.stats.LastEvent = s.typ
-				if s.stats.LastEvent == "" {
-					s.stats.LastEvent = "message"
-				}
-				s.typ, s.pending = "", false
-				return nil
-			}
-		case strings.HasPrefix(line, ":"): // a comment
-		default:
-			s.pending = true
-			field, value, _ := strings.Cut(line, ":")
-			if field == "event" {
-				s.typ = strings.TrimPrefix(value, " ")
-			}
-		}
+	ev, err := s.events.Next()
+	if err != nil {
+		return err
 	}
+	s.stats.Events++
+	s.stats.LastEvent = ev.Type
+	return nil
 }
 
 func (s *sseClient) end(err error) {

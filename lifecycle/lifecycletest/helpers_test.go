@@ -52,6 +52,12 @@ func webOptions(lc lifecycle.Config) fx.Option {
 					}
 					return c.Blob(http.StatusOK, echo.MIMEOctetStream, b)
 				})
+				e.POST("/orders", func(c echo.Context) error { // JSON only
+					if c.Request().Header.Get(echo.HeaderContentType) != echo.MIMEApplicationJSON {
+						return c.String(http.StatusUnsupportedMediaType, "want JSON")
+					}
+					return c.String(http.StatusCreated, "taken")
+				})
 				e.GET("/slow", func(c echo.Context) error {
 					ms, _ := strconv.Atoi(c.QueryParam("ms"))
 					select {

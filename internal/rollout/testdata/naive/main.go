@@ -1,4 +1,4 @@
-// Command naive serves the route contract of DESIGN §4 the way a textbook
+// Command naive serves the example service's route contract (README.md, "The example service") the way a textbook
 // echo service does: on SIGTERM it calls e.Shutdown with a 10 s timeout and
 // nothing else — no drain, readiness never fails, /prestop answers at once,
 // WebSocket and SSE sessions are left to the process exit. The rollout check

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+)
+
+const exampleK8s = "../../examples/service/k8s"
+
+func runOut(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCheckExampleManifests(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := runOut(t, "", "check", exampleK8s)
+	if code != 0 || strings.Contains(out, "error:") {
+		t.Fatalf("drainfx check %s = %d, want 0\n%s%s", exampleK8s, code, out, errOut)
+	}
+	if !strings.Contains(out, "2 workloads: 0 errors, 0 warnings") {
+		t.Errorf("summary: %q, want both Deployments checked clean", out)
+	}
+}
+
+// The broken manifests: each changes the example's deployment.yaml in one
+// way, goes through the command with the example's Secret and Service on
+// stdin, and must exit 1 with a line naming the field at fault.
+func TestCheckBrokenManifests(t *testing.T) {
+	t.Parallel()
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(exampleK8s, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var base appsv1.Deployment
+	if err := yaml.UnmarshalStrict(read("deployment.yaml"), &base); err != nil {
+		t.Fatal(err)
+	}
+	others := "---\n" + string(read("secret.yaml")) + "---\n" + string(read("service.yaml"))
+	ct := func(d *appsv1.Deployment) *corev1.Container { return &d.Spec.Template.Spec.Containers[0] }
+	setEnv := func(name, value string) func(*appsv1.Deployment) {
+		return func(d *appsv1.Deployment) {
+			env := ct(d).Env
+			for i := range env {
+				if env[i].Name == name {
+					env[i].Value = value
+				}
+			}
+		}
+	}
+	const c0 = "spec.template.spec.containers[0]"
+	tests := []struct {
+		name      string
+		give      func(d *appsv1.Deployment)
+		wantField string
+		want      string
+	}{
+		{"shorter grace period", func(d *appsv1.Deployment) {
+			*d.Spec.Template.Spec.TerminationGracePeriodSeconds = 15
+		}, "spec.template.spec.terminationGracePeriodSeconds", "15 is below preStop sleep 0s + drain (max) 15s"},
+		{"grace period unlike SHUTDOWN_GRACE_PERIOD", func(d *appsv1.Deployment) {
+			*d.Spec.Template.Spec.TerminationGracePeriodSeconds = 60
+		}, "spec.template.spec.terminationGracePeriodSeconds", "60, want 30"},
+		{"grace period left to the default, drain too long for it", func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.TerminationGracePeriodSeconds = nil
+			setEnv("SHUTDOWN_GRACE_PERIOD", "60s")(d)
+			setEnv("SHUTDOWN_MAX_DRAIN_DELAY", "40s")(d)
+		}, "spec.template.spec.terminationGracePeriodSeconds", "30 is below"},
+		{"budget over SHUTDOWN_GRACE_PERIOD", setEnv("SHUTDOWN_MAX_DRAIN_DELAY", "28s"), c0 + ".env", "SHUTDOWN_MAX_DRAIN_DELAY=28s"},
+		{"not a duration", setEnv("SHUTDOWN_DRAIN_DELAY", "3"), c0 + ".env", `SHUTDOWN_DRAIN_DELAY="3"`},
+		{"wrong readiness path", func(d *appsv1.Deployment) {
+			ct(d).ReadinessProbe.HTTPGet.Path = "/ready"
+		}, c0 + ".readinessProbe.httpGet.path", `"/ready", want /readyz`},
+		{"readiness too slow to see the drain", func(d *appsv1.Deployment) {
+			ct(d).ReadinessProbe.PeriodSeconds = 10
+			ct(d).ReadinessProbe.FailureThreshold = 3
+		}, c0 + ".readinessProbe", "periodSeconds 10 × failureThreshold 3 = 30s"},
+		{"liveness on the public port", func(d *appsv1.Deployment) {
+			ct(d).LivenessProbe.HTTPGet.Port = intstr.FromString("http")
+		}, c0 + ".livenessProbe.httpGet.port", "http, want the admin port 9090"},
+		{"liveness on the readiness path", func(d *appsv1.Deployment) {
+			ct(d).LivenessProbe.HTTPGet.Path = "/readyz"
+		}, c0 + ".livenessProbe.httpGet.path", "the kubelet kills the container"},
+		{"startup probe on a wrong port number", func(d *appsv1.Deployment) {
+			ct(d).StartupProbe.HTTPGet.Port = intstr.FromInt32(8080)
+		}, c0 + ".startupProbe.httpGet.port", "8080, want the admin port 9090"},
+		{"ADMIN_PORT unlike the container port", setEnv("ADMIN_PORT", "9091"), c0 + ".ports[1].containerPort", "port admin is 9090, but ADMIN_PORT=9091"},
+		{"wrong preStop path", func(d *appsv1.Deployment) {
+			ct(d).Lifecycle.PreStop.HTTPGet.Path = "/pre-stop"
+		}, c0 + ".lifecycle.preStop.httpGet.path", `"/pre-stop", want /prestop`},
+		{"preStop without the token", func(d *appsv1.Deployment) {
+			ct(d).Lifecycle.PreStop.HTTPGet.HTTPHeaders = nil
+		}, c0 + ".lifecycle.preStop.httpGet.httpHeaders", "does not carry PRESTOP_TOKEN"},
+		{"preStop with a stale token", func(d *appsv1.Deployment) {
+			ct(d).Lifecycle.PreStop.HTTPGet.HTTPHeaders[0].Value = "old-token"
+		}, c0 + ".lifecycle.preStop.httpGet.httpHeaders", "does not carry PRESTOP_TOKEN"},
+		{"preStop sleep without a longer grace period", func(d *appsv1.Deployment) {
+			ct(d).Lifecycle.PreStop = &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}
+		}, "spec.template.spec.terminationGracePeriodSeconds", "30, want 35"},
+		{"preStop exec through a shell", func(d *appsv1.Deployment) {
+			ct(d).Lifecycle.PreStop = &corev1.LifecycleHandler{
+				Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "sleep 5"}}}
+		}, c0 + ".lifecycle.preStop.exec.command", "a distroless image has no shell"},
+		{"maxUnavailable 1", func(d *appsv1.Deployment) {
+			mu := intstr.FromInt32(1)
+			d.Spec.Strategy.RollingUpdate.MaxUnavailable = &mu
+		}, "spec.strategy.rollingUpdate.maxUnavailable", "1: a pod leaves before its replacement is ready"},
+		{"token Secret missing", func(d *appsv1.Deployment) {
+			env := ct(d).Env
+			env[len(env)-1].ValueFrom.SecretKeyRef.Name = "other"
+		}, c0 + ".env[8].valueFrom", `no Secret "other" in the input`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := base.DeepCopy()
+			tt.give(d)
+			y, err := yaml.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runOut(t, string(y)+others, "check", "-")
+			if code != 1 {
+				t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
+			}
+			var line string
+			for l := range strings.Lines(out) {
+				if strings.HasPrefix(l, "error: ") && strings.Contains(l, ": "+tt.wantField+": ") && strings.Contains(l, tt.want) {
+					line = l
+				}
+			}
+			if line == "" {
+				t.Fatalf("no error line naming %s with %q in:\n%s", tt.wantField, tt.want, out)
+			}
+			t.Log(strings.TrimSpace(line))
+		})
+	}
+}
+
+func TestCheckAdminPortInService(t *testing.T) {
+	t.Parallel()
+	dep, err := os.ReadFile(filepath.Join(exampleK8s, "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := os.ReadFile(filepath.Join(exampleK8s, "secret.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := func(clusterIP string) string {
+		return `apiVersion: v1
+kind: Service
+metadata: {name: admin}
+spec:
+  clusterIP: ` + clusterIP + `
+  selector: {app.kubernetes.io/name: drainfx-service}
+  ports: [{name: admin, port: 9090, targetPort: admin}]
+`
+	}
+	tests := []struct {
+		name     string
+		give     string
+		wantCode int
+	}{
+		{"routed", svc(`""`), 1},
+		{"headless", svc("None"), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, _ := runOut(t, string(dep)+"---\n"+string(sec)+"---\n"+tt.give, "check", "-")
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\n%s", code, tt.wantCode, out)
+			}
+			if tt.wantCode == 1 && !strings.Contains(out, "stdin#3: Service/admin: spec.ports[0].targetPort: admin is the admin port 9090") {
+				t.Errorf("no line naming the Service's port:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestCheckInput(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		give     string
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{"unknown field", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replica: 2}\n", nil, 2, `unknown field "spec.replica"`},
+		{"no drainfx container", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {template: {spec: {containers: [{name: app}]}}}\n", nil, 0, "nothing checked"},
+		{"budget from flags", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {template: {spec: {containers: [{name: app}]}}}\n",
+			[]string{"-env", "SHUTDOWN_GRACE_PERIOD=10s"}, 1, "readinessProbe: none"},
+		{"other kinds skipped", "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: x}\n", nil, 0, "0 objects"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := runOut(t, tt.give, append(append([]string{"check"}, tt.args...), "-")...)
+			if code != tt.wantCode || !strings.Contains(out+errOut, tt.want) {
+				t.Errorf("exit %d, want %d with %q:\n%s%s", code, tt.wantCode, tt.want, out, errOut)
+			}
+		})
+	}
+}
+
+func TestRolloutFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give []string
+		want string
+	}{
+		{"no binary", nil, "-bin is required"},
+		{"bad request", []string{"-bin", "x", "-request", "GET"}, "want METHOD PATH"},
+		{"bad header", []string{"-bin", "x", "-header", "Content-Type"}, "want Name: value"},
+		{"no client", []string{"-bin", "x", "-keepalive", "0", "-newconn", "0", "-ws-path", "", "-sse-path", ""}, "no client"},
+		{"bad range", []string{"-bin", "x", "-propagation", "3s-1s"}, "-propagation"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := runOut(t, "", append([]string{"rollout"}, tt.give...)...)
+			if code != 2 || !strings.Contains(errOut, tt.want) {
+				t.Errorf("exit %d, want 2 with %q:\n%s%s", code, tt.want, out, errOut)
+			}
+		})
+	}
+}

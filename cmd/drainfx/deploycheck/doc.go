@@ -1,0 +1,39 @@
+// Package deploycheck checks Kubernetes manifests of a drainfx service
+// against the service's own shutdown budget, before they reach a cluster.
+// The drainfx command runs it (drainfx check PATH…); a test can call it on
+// the output of a deploy tool.
+//
+// # What it checks
+//
+// Every container of a Deployment, StatefulSet or DaemonSet that runs a
+// drainfx service — one with a SHUTDOWN_* variable in its environment, or
+// one named in [Options.Containers] — is read the way the service reads
+// itself: its environment (literal values, and the keys of Secrets and
+// ConfigMaps found in the input) goes through [modules.FromEnv], the budget
+// through [lifecycle.NewPlan], so the defaults are the service's own. Then:
+//
+//   - terminationGracePeriodSeconds = preStop sleep + SHUTDOWN_GRACE_PERIOD,
+//     and at least preStop sleep + the longest drain + [MinStopPhase] +
+//     teardown reserve + margin;
+//   - the readiness probe is an httpGet of /readyz on the admin port, and
+//     periodSeconds × failureThreshold lets the kubelet see its 503 within
+//     the drain; startup and liveness probes, where present, are httpGets of
+//     /startupz and /livez (or /healthz) on the admin port, and liveness is
+//     never on the readiness path;
+//   - the preStop hook is an httpGet of /prestop on the admin port carrying
+//     PRESTOP_TOKEN in X-Prestop-Token, a sleep, the service's own exec
+//     subcommand ([BINARY, "prestop"]), or none;
+//   - the container's ports named http and admin are PORT and ADMIN_PORT;
+//   - no Service that selects the pods exposes the admin port (a headless
+//     Service, which routes nothing, may: a ServiceMonitor needs one);
+//   - a Deployment rolls with maxUnavailable 0, and has 2 replicas or more
+//     (a warning); a PodDisruptionBudget leaves a pod to evict (a warning).
+//
+// # Limits
+//
+// Only what the input holds is known: a Secret or ConfigMap kept elsewhere
+// must be given with [Options.Env] (the -env flag), and envFrom sources are
+// read only from the input. Kubernetes' own validation (required fields,
+// name formats) is not repeated; unknown fields and duplicate keys in the
+// kinds above are errors, other kinds are skipped.
+package deploycheck
