@@ -79,7 +79,7 @@ func TestCheckBrokenManifests(t *testing.T) {
 			setEnv("SHUTDOWN_GRACE_PERIOD", "60s")(d)
 			setEnv("SHUTDOWN_MAX_DRAIN_DELAY", "40s")(d)
 		}, "spec.template.spec.terminationGracePeriodSeconds", "30 is below"},
-		{"budget over SHUTDOWN_GRACE_PERIOD", setEnv("SHUTDOWN_MAX_DRAIN_DELAY", "28s"), c0 + ".env", "SHUTDOWN_MAX_DRAIN_DELAY=28s"},
+		{"budget over SHUTDOWN_GRACE_PERIOD", setEnv("SHUTDOWN_MAX_DRAIN_DELAY", "28s"), c0 + ".env", `SHUTDOWN_MAX_DRAIN_DELAY="28s"`},
 		{"not a duration", setEnv("SHUTDOWN_DRAIN_DELAY", "3"), c0 + ".env", `SHUTDOWN_DRAIN_DELAY="3"`},
 		{"wrong readiness path", func(d *appsv1.Deployment) {
 			ct(d).ReadinessProbe.HTTPGet.Path = "/ready"

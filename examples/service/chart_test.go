@@ -68,9 +68,9 @@ func TestChart(t *testing.T) {
 		{"monitoring", map[string]any{"monitoring": map[string]any{"enabled": true}}, "Deployment PodDisruptionBudget Secret Service Service", ""},
 		{"a new token, in both places", map[string]any{"preStop": map[string]any{"token": "s3cret"}}, "Deployment PodDisruptionBudget Secret Service", ""},
 		{"max drain beyond the grace period", map[string]any{"shutdown": map[string]any{"maxDrainDelay": "28s"}}, "",
-			"containers[0].env: SHUTDOWN_GRACE_PERIOD=30s SHUTDOWN_DRAIN_DELAY=3s SHUTDOWN_MAX_DRAIN_DELAY=28s"},
+			`containers[0].env: SHUTDOWN_GRACE_PERIOD="30s", SHUTDOWN_DRAIN_DELAY="3s", SHUTDOWN_DRAIN_QUIET="1s", SHUTDOWN_MAX_DRAIN_DELAY="28s"`},
 		{"shorter grace period, drain left as it was", map[string]any{"shutdown": map[string]any{"gracePeriodSeconds": 15}}, "",
-			"SHUTDOWN_MAX_DRAIN_DELAY=15s: lifecycle: MaxDrainDelay=15s + TeardownReserve=3s + Margin=1s = 19s must be below GracePeriod=15s"},
+			`SHUTDOWN_MAX_DRAIN_DELAY="15s", SHUTDOWN_TEARDOWN_RESERVE="3s": lifecycle: MaxDrainDelay=15s + TeardownReserve=3s + Margin=1s = 19s must be below GracePeriod=15s`},
 		{"slow readiness probe", map[string]any{"readinessProbe": map[string]any{"periodSeconds": 10, "failureThreshold": 3}}, "",
 			"readinessProbe: periodSeconds 10 × failureThreshold 3 = 30s"},
 	}
