@@ -1,24 +1,29 @@
-// Package httpmod is the public HTTP server of drainfx: an echo v4 server
-// that follows the drain timeline of a [lifecycle.Coordinator], so that a
-// service leaves a Kubernetes cluster without losing a request.
+// Package httpmod is the public HTTP server of drainfx: a
+// [net/http.Server] for any [net/http.Handler] that follows the drain
+// timeline of a [lifecycle.Coordinator], so that a service leaves a
+// Kubernetes cluster without losing a request. Its parts — the drain
+// middleware, the listener wrapper, the stop participant — are exported as
+// [Drain] for apps that run their own http.Server.
+//
+// # The server
 //
 // Use [Module] under fx, or [New] with [Server.Start] and [Server.Stop]
-// without it. Handlers are registered by values of type [Route]: under fx,
-// provide them with [AsRoute]; without fx, pass them with [WithRoutes].
-//
-// # Serving
+// without it. Under fx the server serves the app's whole handler, provided
+// with [AsHandler] (a chi, gin or gorilla/mux router, a ServeMux), or else
+// a [net/http.ServeMux] with the routes ([Route]) provided with [AsRoute] — not
+// both (the app fails to build); with neither, an empty ServeMux that
+// answers 404. Without fx, pass the handler to [New].
 //
 // [Server.Start] listens synchronously, so a bad or busy address fails
-// start-up with an error naming it, then serves in a goroutine that
-// [Server.Stop] waits for. If [net/http.Server.Serve] fails for any other
-// reason than a stop, the error is logged and the function given with
+// start-up with an error naming it, then serves in a goroutine that the
+// stop waits for. If [net/http.Server.Serve] fails for any other reason
+// than a stop, the error is logged and the function given with
 // [WithServeError] is called; under fx it stops the app with exit code 1.
 // Every connection accepted is reported to
-// [lifecycle.Telemetry.NoteAccept] (once per connection, not per
-// request), which ends the adaptive drain once connections stop arriving,
-// and every request counts as an arrival
-// ([lifecycle.Telemetry.TrackArrivals]), from which the adaptive drain
-// learns this pod's traffic.
+// [lifecycle.Telemetry.NoteAccept] (once per connection, not per request),
+// which ends the adaptive drain once connections stop arriving, and every
+// request counts as an arrival ([lifecycle.Telemetry.TrackArrivals]), from
+// which the adaptive drain learns this pod's traffic.
 //
 // [Config] sets the address and timeouts; ReadTimeout and WriteTimeout
 // default to none because streamed responses need that. With [Config.H2C]
@@ -27,26 +32,25 @@
 //
 // # The drain
 //
-// Every request passes through a middleware in front of echo that:
+// Every request passes through a middleware in front of the handler
+// ([Drain.Handler]) that:
 //
 //   - counts the requests in flight ([Server.InFlight], registered with
-//     [lifecycle.Telemetry.TrackInFlight] as "requests");
+//     [lifecycle.Telemetry.TrackInFlight] as [InFlightGauge]);
 //   - once the drain has begun (the coordinator's state is
-//     [lifecycle.StateDraining] or later), sets
-//     Connection: close on the response, so net/http closes the connection
-//     after it and a keep-alive client reconnects through the proxy, which
-//     sends it to another pod (over HTTP/2 the same header makes net/http
-//     send GOAWAY). A request that asks to switch protocols — a WebSocket
+//     [lifecycle.StateDraining] or later), sets Connection: close on the
+//     response, so net/http closes the connection after it and a
+//     keep-alive client reconnects through the proxy, which sends it to
+//     another pod (over HTTP/2 the same header makes net/http send
+//     GOAWAY). A request that asks to switch protocols — a WebSocket
 //     handshake — is exempt: its 101 must keep Connection: Upgrade;
 //   - turns a panic into a 500 with Connection: close, logs it with its
 //     stack, and keeps the server and the in-flight count right.
 //     [net/http.ErrAbortHandler] is passed on to net/http, which aborts the
 //     response quietly.
 //
-// The middleware is a plain [net/http.Handler] around echo, not an echo
-// middleware: echo applies its middleware chain per request, which
-// allocates. It costs two atomic adds and an atomic load per request and
-// allocates nothing while serving (see BenchmarkMiddleware).
+// It costs two atomic adds and an atomic load per request and allocates
+// nothing while serving (see BenchmarkMiddleware).
 //
 // # The stop
 //
@@ -73,6 +77,34 @@
 // waits past its context: if it ends first, the drain is cut short and
 // the stop deadline comes at once.
 //
+// # Your own http.Server
+//
+// An app that builds its own [net/http.Server] (for TLS, its own
+// ConnState hook, or a server a framework hands it) gets the same drain
+// from a [Drain], which is what [Server] is built on:
+//
+//	d, err := httpmod.NewDrain(coord)             // the gauge and the arrivals
+//	srv := &http.Server{Handler: d.Handler(mux)}  // the middleware, outermost
+//	err = d.Manage(srv)                           // the stop participant and the keep-alive switch
+//	go srv.Serve(d.Listener(ln))                  // or d.Serve(srv, ln): a goroutine the stop waits for
+//
+// [Drain.Manage] registers the stop participant that shuts srv down;
+// the app's Serve then returns [net/http.ErrServerClosed]. [Drain.Serve]
+// also serves srv in a goroutine of the drain's, which the participant
+// waits for, and reports a Serve error as [Server.Start]'s does. Call
+// Manage when the server is built (under fx, in its constructor), before
+// the stop phase.
+//
+// # Echo and other routers
+//
+// Any router is an [net/http.Handler]: provide it with [AsHandler], or pass
+// it to [New] or [Drain.Handler]. Package
+// [github.com/drainfx/drainfx/httpmod/echoroute] does it for echo: its
+// Module builds the *echo.Echo from echo routes and hands it to this
+// module as its handler. The drain middleware wraps a router as a plain
+// handler, not as one of the router's middleware (echo v4, for one,
+// applies its middleware chain per request, which allocates).
+//
 // # Long-lived handlers
 //
 // [net/http.Server.Shutdown] does not cancel request contexts, so a
@@ -88,9 +120,9 @@
 //		case ev := <-events:
 //			// write ev and flush
 //		case <-stopping:
-//			return nil // the chunked body ends cleanly
-//		case <-c.Request().Context().Done():
-//			return nil
+//			return // the chunked body ends cleanly
+//		case <-r.Context().Done():
+//			return
 //		}
 //	}
 //
@@ -99,10 +131,10 @@
 //   - Connection: close is decided when a request arrives. A request that
 //     arrived before the drain began is answered without it; its
 //     connection closes after the next response on it, or as an idle
-//     connection when Shutdown begins. (Setting the header when the
-//     response is written instead would take an echo middleware and echo's
-//     Response.Before hook: three allocations per request, and about twice
-//     the time of a small echo handler.)
+//     connection when Shutdown begins. (Setting it when the response is
+//     written instead would wrap every ResponseWriter: an allocation per
+//     request, and a wrapper that hides the writer's optional interfaces
+//     from handlers that look for them.)
 //   - [net/http.Server.Shutdown] does not close nor wait for hijacked
 //     connections (WebSocket); their handlers still count in
 //     [Server.InFlight], and one still running at the stop deadline is
@@ -111,11 +143,15 @@
 //     500 ms, so the stop phase may end up to that long after the last
 //     request.
 //   - A panic after the handler has begun its response cannot become a
-//     500: the response ends where the handler stopped (as with echo's
-//     Recover middleware) and net/http logs a superfluous WriteHeader.
-//   - Routes are registered when the server is built. Add echo middleware
-//     with [Server.Echo] before [Server.Start]; do not call the echo
-//     instance's own Start or Shutdown.
-//   - One Server per [lifecycle.Coordinator]: a second one would register
-//     a second "requests" gauge and a second "http" stop participant.
+//     500: the response ends where the handler stopped and net/http logs a
+//     superfluous WriteHeader.
+//   - Only what passes through [Drain.Handler] is counted and drained: put
+//     it outermost. A [Drain] manages one [net/http.Server]; a server the
+//     app serves itself is shut down, but its Serve goroutine is the app's
+//     to wait for.
+//   - Routes given with [AsRoute] are registered when the server is built;
+//     a pattern that [net/http.ServeMux] rejects fails the app's build.
+//   - One Server (or Drain) per [lifecycle.Coordinator]: a second one would
+//     add to the "requests" gauge and register a second "http" stop
+//     participant.
 package httpmod

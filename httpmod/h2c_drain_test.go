@@ -6,9 +6,8 @@ import (
 	"net/http/httptrace"
 	"testing"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/httpmod/internal/servertest"
 	"github.com/drainfx/drainfx/internal/waittest"
 )
 
@@ -18,8 +17,7 @@ import (
 // (through the proxy, to another pod) — with every response intact.
 func TestH2CDrainMovesClientsWithGOAWAY(t *testing.T) {
 	t.Parallel()
-	s, c := startServer(t, quick, httpmod.Config{H2C: true},
-		routes(func(e *echo.Echo) { e.GET("/", okHandler) }))
+	s, c := servertest.Start(t, quick, httpmod.Config{H2C: true}, okMux())
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	t.Cleanup(tr.CloseIdleConnections)

@@ -10,26 +10,50 @@ import (
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
-// ServeHTTP serves r through the drain middleware, then the echo instance.
-// It is the handler of the server's [net/http.Server]; tests and
-// benchmarks may call it directly.
+// Handler returns h behind the drain middleware, which:
 //
-// The middleware wraps echo as a plain [net/http.Handler] rather than an
-// echo middleware on purpose: echo v4 applies its middleware chain on every
-// request, which allocates a closure per middleware per request, while this
-// costs two atomic adds (the in-flight count, which is also the adaptive
-// drain's arrival count), one atomic load (the coordinator's state) and a
-// deferred call, and no allocation while not draining.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.work.Begin()
+//   - counts the requests in flight ([Drain.InFlight], the gauge
+//     [InFlightGauge]); the requests begun are the adaptive drain's
+//     arrivals;
+//   - once the drain has begun (the coordinator's state is
+//     [lifecycle.StateDraining] or later), sets Connection: close on the
+//     response, except on a request that asks to switch protocols (a
+//     WebSocket handshake), whose 101 must keep Connection: Upgrade;
+//   - turns a panic into a 500 with Connection: close, logged with its
+//     stack; [net/http.ErrAbortHandler] is passed on to net/http.
+//
+// A nil h serves 404s. Put the middleware outermost, so that it counts
+// and recovers what every other middleware does. Every handler a drain
+// wraps shares its count.
+func (d *Drain) Handler(h http.Handler) http.Handler {
+	if h == nil {
+		h = http.NotFoundHandler()
+	}
+	return &middleware{d: d, next: h}
+}
+
+// middleware is the drain middleware: a plain [net/http.Handler] around the
+// app's handler. It costs two atomic adds (the in-flight count, which is
+// also the adaptive drain's arrival count), one atomic load (the
+// coordinator's state) and a deferred call, and allocates nothing while
+// not draining. (A router's own middleware chain may cost more: echo v4
+// builds a closure per middleware per request.)
+type middleware struct {
+	d    *Drain
+	next http.Handler
+}
+
+func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d := m.d
+	d.work.Begin()
 	defer func() {
 		// A panic becomes a 500; the in-flight count goes down whatever
 		// happened.
 		v := recover()
 		if v != nil {
-			v = s.recovered(w, r, v)
+			v = d.recovered(w, r, v)
 		}
-		s.work.End()
+		d.work.End()
 		if v != nil {
 			// Only http.ErrAbortHandler comes back: net/http's documented
 			// way to abort a response (httputil.ReverseProxy uses it).
@@ -38,7 +62,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(v)
 		}
 	}()
-	if s.c.State() >= lifecycle.StateDraining && !isUpgrade(r.Header) {
+	if d.c.State() >= lifecycle.StateDraining && !isUpgrade(r.Header) {
 		// net/http closes the connection after a response whose handler
 		// set Connection: close (HTTP/2 sends GOAWAY instead). Set
 		// allocates the value, only while draining; one shared []string
@@ -46,16 +70,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// every other response.
 		w.Header().Set("Connection", "close")
 	}
-	s.echo.ServeHTTP(w, r)
+	m.next.ServeHTTP(w, r)
 }
 
 // recovered handles a handler's panic v; it returns what must be panicked
 // again (only [net/http.ErrAbortHandler]).
-func (s *Server) recovered(w http.ResponseWriter, r *http.Request, v any) any {
+func (d *Drain) recovered(w http.ResponseWriter, r *http.Request, v any) any {
 	if v == http.ErrAbortHandler { // net/http compares with == too
 		return v
 	}
-	s.log.Error("handler panic",
+	d.log.Error("handler panic",
 		zap.String("panic", fmt.Sprint(v)),
 		zap.String("method", r.Method),
 		zap.String("path", r.URL.Path),
@@ -63,7 +87,7 @@ func (s *Server) recovered(w http.ResponseWriter, r *http.Request, v any) any {
 	)
 	// The response may already be under way: then this header and status
 	// are ignored (net/http logs a superfluous WriteHeader) and the
-	// response ends where the handler stopped, as with echo's Recover.
+	// response ends where the handler stopped.
 	h := w.Header()
 	clear(h)
 	h.Set("Connection", "close")

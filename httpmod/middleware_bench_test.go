@@ -2,6 +2,8 @@ package httpmod_test
 
 import (
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -9,7 +11,6 @@ import (
 
 	"github.com/drainfx/drainfx/httpmod"
 	"github.com/drainfx/drainfx/lifecycle"
-	"github.com/labstack/echo/v4"
 )
 
 // discardWriter is a reusable http.ResponseWriter, so that the figures are
@@ -21,49 +22,58 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
-// BenchmarkMiddleware compares a bare echo handler ("bare") with the same
-// handler behind the drain middleware — in-flight count, drain check, panic
-// recovery — while serving ("drain", the hot path) and while draining
-// ("draining": one more allocation, the Connection: close header value).
-// "bare+inflight" is the bare handler with only the in-flight count's two
-// atomic adds around it: the floor of any exact count of the requests in
-// flight, and nearly all of what "drain" adds to "bare".
-func BenchmarkMiddleware(b *testing.B) {
-	handler := func(c echo.Context) error { return c.String(http.StatusOK, "ok") }
-	bare := echo.New()
-	bare.GET("/", handler)
+// okBytes is the body of the benchmarks' handler.
+var okBytes = []byte("ok")
 
-	newServer := func(drain bool) *httpmod.Server {
-		c, err := lifecycle.New(lifecycle.Config{})
+// benchHandler is a bare handler writing "ok".
+var benchHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(okBytes) })
+
+// newBenchCoordinator returns a coordinator (default budget: a 5s drain at
+// least) stopped at cleanup; the service is marked started.
+func newBenchCoordinator(b *testing.B) *lifecycle.Coordinator {
+	b.Helper()
+	c, err := lifecycle.New(lifecycle.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		// An ended ctx cuts the drain short; the second Stop waits for
+		// the timeline's goroutines.
+		ended, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = c.Stop(ended)
+		if err := c.Stop(context.Background()); err != nil {
+			b.Error(err)
+		}
+	})
+	c.MarkStarted()
+	return c
+}
+
+// BenchmarkMiddleware compares a bare handler served in-process ("bare")
+// with the same handler behind the drain middleware — in-flight count,
+// drain check, panic recovery — while serving ("drain", the hot path) and
+// while draining ("draining": one more allocation, the Connection: close
+// header value). "bare+inflight" is the bare handler with only the
+// in-flight count's two atomic adds around it: the floor of any exact
+// count of the requests in flight, and nearly all of what "drain" adds to
+// "bare".
+func BenchmarkMiddleware(b *testing.B) {
+	drainOf := func(draining bool) http.Handler {
+		c := newBenchCoordinator(b)
+		d, err := httpmod.NewDrain(c)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() {
-			// An ended ctx cuts the drain short; the second Stop waits
-			// for the timeline's goroutines.
-			ended, cancel := context.WithCancel(context.Background())
-			cancel()
-			_ = c.Stop(ended)
-			if err := c.Stop(context.Background()); err != nil {
-				b.Error(err)
-			}
-		})
-		s, err := httpmod.New(httpmod.Config{}, c,
-			httpmod.WithRoutes(httpmod.RouteFunc(func(e *echo.Echo) { e.GET("/", handler) })))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if drain {
-			c.MarkStarted()
+		if draining {
 			c.BeginDrain("benchmark") // a 5s drain at least: draining throughout
 		}
-		return s
+		return d.Handler(benchHandler)
 	}
-
 	var inFlight atomic.Int64
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inFlight.Add(1)
-		bare.ServeHTTP(w, r)
+		benchHandler.ServeHTTP(w, r)
 		inFlight.Add(-1)
 	})
 
@@ -72,10 +82,10 @@ func BenchmarkMiddleware(b *testing.B) {
 		name string
 		give http.Handler
 	}{
-		{"bare", bare},
+		{"bare", benchHandler},
 		{"bare+inflight", counted},
-		{"drain", newServer(false)},
-		{"draining", newServer(true)},
+		{"drain", drainOf(false)},
+		{"draining", drainOf(true)},
 	}
 	for _, tt := range tests {
 		b.Run(tt.name, func(b *testing.B) {
@@ -83,6 +93,73 @@ func BenchmarkMiddleware(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				tt.give.ServeHTTP(w, req)
+			}
+		})
+	}
+}
+
+// BenchmarkLoopback compares the requests of one keep-alive client over
+// real TCP on 127.0.0.1 to a plain http.Server ("bare") and to the
+// httpmod.Server ("drainfx"), both serving the same handler with the same
+// timeouts. Client and
+// server run in this process: the figures (allocations too) are those of a
+// whole round trip, of which the drain middleware is a small part.
+func BenchmarkLoopback(b *testing.B) {
+	bareURL := func(b *testing.B) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The timeouts of httpmod's defaults: a deadline per request and
+		// one per idle wait cost the same on both sides.
+		srv := &http.Server{
+			Handler:           benchHandler,
+			ReadHeaderTimeout: httpmod.DefaultReadHeaderTimeout,
+			IdleTimeout:       httpmod.DefaultIdleTimeout,
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(ln) }()
+		b.Cleanup(func() {
+			_ = srv.Close()
+			<-done
+		})
+		return "http://" + ln.Addr().String() + "/"
+	}
+	drainfxURL := func(b *testing.B) string {
+		c := newBenchCoordinator(b)
+		s, err := httpmod.New(httpmod.Config{Addr: "127.0.0.1:0"}, c, benchHandler)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		return "http://" + s.Addr().String() + "/"
+	}
+	tests := []struct {
+		name string
+		give func(*testing.B) string
+	}{
+		{"bare", bareURL},
+		{"drainfx", drainfxURL},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			url := tt.give(b)
+			tr := &http.Transport{}
+			b.Cleanup(tr.CloseIdleConnections)
+			client := &http.Client{Transport: tr}
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := client.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
 			}
 		})
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/drainfx/drainfx/lifecycle"
-	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 )
@@ -51,7 +50,7 @@ func TestServeErrorIsReported(t *testing.T) {
 	}
 	defer stopCoordinator(t, c)
 	serveErr := make(chan error, 1)
-	s, err := New(Config{Addr: "127.0.0.1:0"}, c, WithServeError(func(err error) { serveErr <- err }))
+	s, err := New(Config{Addr: "127.0.0.1:0"}, c, nil, WithServeError(func(err error) { serveErr <- err }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,14 +102,14 @@ func TestNoteAcceptOncePerConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stopCoordinator(t, c)
-	s, err := New(Config{Addr: "127.0.0.1:0"}, c, WithRoutes(RouteFunc(func(e *echo.Echo) {
-		e.GET("/", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
-	})))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	s, err := New(Config{Addr: "127.0.0.1:0"}, c, mux)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var accepts atomic.Int64
-	s.noteAccept = func(net.Addr) { accepts.Add(1) }
+	s.d.noteAccept = func(net.Addr) { accepts.Add(1) }
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/httpmod/internal/servertest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
-	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/zap"
@@ -27,8 +27,8 @@ type greeter struct{ greeting string }
 
 func newGreeter(greeting string) *greeter { return &greeter{greeting} }
 
-func (g *greeter) Register(e *echo.Echo) {
-	e.GET("/greet", func(c echo.Context) error { return c.String(http.StatusOK, g.greeting) })
+func (g *greeter) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /greet", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, g.greeting) })
 }
 
 func TestModule(t *testing.T) {
@@ -46,7 +46,7 @@ func TestModule(t *testing.T) {
 		fx.Supply("hello"),
 		httpmod.AsRoute(newGreeter),
 		httpmod.AsRoute(func() httpmod.RouteFunc {
-			return func(e *echo.Echo) { e.GET("/", okHandler) }
+			return func(mux *http.ServeMux) { mux.HandleFunc("GET /{$}", okHandler) }
 		}),
 		fx.Populate(&srv, &coord),
 	).RequireStart()
@@ -54,7 +54,7 @@ func TestModule(t *testing.T) {
 		t.Fatalf("state after start = %v, want serving", st)
 	}
 
-	client := newClient(t)
+	client := servertest.NewClient(t)
 	tests := []struct {
 		givePath string
 		wantBody string
@@ -63,7 +63,7 @@ func TestModule(t *testing.T) {
 		{"/greet", "hello"},
 	}
 	for _, tt := range tests {
-		status, body := get(t, client, "http://"+srv.Addr().String()+tt.givePath)
+		status, body := servertest.Get(t, client, "http://"+srv.Addr().String()+tt.givePath)
 		if status != http.StatusOK || body != tt.wantBody {
 			t.Errorf("GET %s = %d %q, want 200 %q", tt.givePath, status, body, tt.wantBody)
 		}
@@ -99,7 +99,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = httpmod.New(tt.give, c)
+			_, err = httpmod.New(tt.give, c, nil)
 			if !errors.Is(err, httpmod.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("New error = %v, want ErrConfig naming %q", err, tt.want)
 			}
@@ -109,7 +109,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 func TestNewRequiresCoordinator(t *testing.T) {
 	t.Parallel()
-	if _, err := httpmod.New(httpmod.Config{}, nil); err == nil {
+	if _, err := httpmod.New(httpmod.Config{}, nil, nil); err == nil {
 		t.Error("New with a nil coordinator succeeded")
 	}
 }
@@ -138,7 +138,7 @@ func TestStartFailsOnBadAddress(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := httpmod.New(httpmod.Config{Addr: tt.giveAddr}, c)
+			s, err := httpmod.New(httpmod.Config{Addr: tt.giveAddr}, c, nil)
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
@@ -173,7 +173,7 @@ func TestStartFailsOnBadAddress(t *testing.T) {
 
 func TestStartTwice(t *testing.T) {
 	t.Parallel()
-	s, _ := startServer(t, quick, httpmod.Config{})
+	s, _ := servertest.Start(t, quick, httpmod.Config{}, nil)
 	if err := s.Start(context.Background()); err == nil {
 		t.Error("second Start succeeded")
 	}
@@ -188,9 +188,9 @@ func TestStartTwice(t *testing.T) {
 func TestKeepAlivesOffInTheStopPhase(t *testing.T) {
 	t.Parallel()
 	h := newStuck()
-	s, c := startServer(t, quick, httpmod.Config{}, h.route())
-	rc := dialRaw(t, s.Addr())
-	if _, err := io.WriteString(rc.conn, "GET /block HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
+	s, c := servertest.Start(t, quick, httpmod.Config{}, h.mux())
+	rc := servertest.Dial(t, s.Addr())
+	if _, err := io.WriteString(rc.Conn, "GET /block HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	waittest.Recv(t, h.entered, waitTimeout, "the handler") // arrived while serving
@@ -202,7 +202,7 @@ func TestKeepAlivesOffInTheStopPhase(t *testing.T) {
 	got := make(chan result, 1)
 	c.OnState(lifecycle.StateStopping, func() {
 		close(h.release)
-		resp, err := http.ReadResponse(rc.br, nil)
+		resp, err := http.ReadResponse(rc.R, nil)
 		if err != nil {
 			got <- result{err: err}
 			return
@@ -238,16 +238,15 @@ func TestDrainClosesKeepAliveConnections(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, c := startServer(t, quick,
-				httpmod.Config{}, routes(func(e *echo.Echo) { e.GET("/", okHandler) }))
-			rc := dialRaw(t, s.Addr())
-			if resp := rc.do("GET", "/"); resp.StatusCode != http.StatusOK || resp.Close {
+			s, c := servertest.Start(t, quick, httpmod.Config{}, okMux())
+			rc := servertest.Dial(t, s.Addr())
+			if resp := rc.Do("GET", "/"); resp.StatusCode != http.StatusOK || resp.Close {
 				t.Fatalf("first response: %d close=%v, want 200 keep-alive", resp.StatusCode, resp.Close)
 			}
 			if tt.giveDrain {
 				c.BeginDrain("test")
 			}
-			resp := rc.do("GET", "/", "Connection: keep-alive")
+			resp := rc.Do("GET", "/", "Connection: keep-alive")
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status = %d, want 200", resp.StatusCode)
 			}
@@ -257,12 +256,12 @@ func TestDrainClosesKeepAliveConnections(t *testing.T) {
 			}
 			if !tt.wantClose {
 				// the connection is reused: a third request on it works
-				if resp := rc.do("GET", "/"); resp.StatusCode != http.StatusOK {
+				if resp := rc.Do("GET", "/"); resp.StatusCode != http.StatusOK {
 					t.Errorf("reused connection: status %d", resp.StatusCode)
 				}
 				return
 			}
-			if !rc.closedByServer() {
+			if !rc.ClosedByServer() {
 				t.Error("the server kept the connection open after Connection: close")
 			}
 		})
@@ -275,12 +274,12 @@ func TestDrainClosesKeepAliveConnections(t *testing.T) {
 // set by the middleware would show.
 func TestDrainKeepsUpgrade(t *testing.T) {
 	t.Parallel()
-	s, c := startServer(t, quick, httpmod.Config{},
-		routes(func(e *echo.Echo) { e.GET("/ws", switchProtocols) }))
+	s, c := servertest.Start(t, quick, httpmod.Config{},
+		muxOf(map[string]http.HandlerFunc{"GET /ws": switchProtocols}))
 	c.BeginDrain("test")
 
-	rc := dialRaw(t, s.Addr())
-	resp := rc.do("GET", "/ws", "Connection: Upgrade", "Upgrade: websocket")
+	rc := servertest.Dial(t, s.Addr())
+	resp := rc.Do("GET", "/ws", "Connection: Upgrade", "Upgrade: websocket")
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("status = %d, want 101", resp.StatusCode)
 	}
@@ -288,40 +287,41 @@ func TestDrainKeepsUpgrade(t *testing.T) {
 		t.Errorf("Connection = %q, want [Upgrade]", got)
 	}
 	// the switched connection works: the handler echoes one line
-	if _, err := io.WriteString(rc.conn, "ping\n"); err != nil {
+	if _, err := io.WriteString(rc.Conn, "ping\n"); err != nil {
 		t.Fatal(err)
 	}
-	line, err := rc.br.ReadString('\n')
+	line, err := rc.R.ReadString('\n')
 	if err != nil || line != "ping\n" {
 		t.Errorf("echo = %q, %v; want ping", line, err)
 	}
 }
 
 // switchProtocols answers 101 and echoes one line on the raw connection.
-func switchProtocols(c echo.Context) error {
-	h := c.Response().Header()
+func switchProtocols(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
 	h.Add("Upgrade", "websocket")
 	h.Add("Connection", "Upgrade")
-	conn, brw, err := http.NewResponseController(c.Response()).Hijack()
+	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return err
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
 	}
 	defer conn.Close()
 	res := &http.Response{StatusCode: http.StatusSwitchingProtocols, ProtoMajor: 1, ProtoMinor: 1, Header: h}
 	if err := res.Write(brw); err != nil {
-		return err
+		return
 	}
 	if err := brw.Flush(); err != nil {
-		return err
+		return
 	}
 	line, err := brw.ReadString('\n')
 	if err != nil {
-		return err
+		return
 	}
 	if _, err := brw.WriteString(line); err != nil {
-		return err
+		return
 	}
-	return brw.Flush()
+	_ = brw.Flush()
 }
 
 // A 1.5 s request begun before the drain ends completes with 200, and the
@@ -345,19 +345,20 @@ func TestSlowRequestOutlivesTheDrain(t *testing.T) {
 		fx.Supply(lifecycle.Config{DrainDelay: drainDelay, DrainQuiet: lifecycle.None, IgnoreSignals: true}),
 		fx.Supply(httpmod.Config{Addr: "127.0.0.1:0"}),
 		httpmod.AsRoute(func() httpmod.RouteFunc {
-			return func(e *echo.Echo) {
-				e.GET("/slow", func(c echo.Context) error {
+			return func(mux *http.ServeMux) {
+				mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
 					close(entered)
 					defer func() { handlerDone <- time.Now() }()
 					select {
 					case <-time.After(slow):
-					case <-c.Request().Context().Done():
-						return c.Request().Context().Err()
+					case <-r.Context().Done():
+						return
 					}
 					if !waittest.Closed(coord.Reached(lifecycle.StateDrained)) {
-						return errors.New("the request did not outlive the drain")
+						http.Error(w, "the request did not outlive the drain", http.StatusInternalServerError)
+						return
 					}
-					return c.String(http.StatusOK, "done")
+					_, _ = io.WriteString(w, "done")
 				})
 			}
 		}),
@@ -377,7 +378,7 @@ func TestSlowRequestOutlivesTheDrain(t *testing.T) {
 		err    error
 	}
 	got := make(chan result, 1)
-	client := newClient(t)
+	client := servertest.NewClient(t)
 	go func() {
 		resp, err := client.Get("http://" + srv.Addr().String() + "/slow")
 		if err != nil {
@@ -415,12 +416,11 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 	h := newStuck()
 	core, logs := observer.New(zap.InfoLevel)
 	// stop deadline = D0 + 1s − 200ms − 100ms = D0 + 700ms
-	s, c := startServer(t,
+	s, c := servertest.Start(t,
 		lifecycle.Config{GracePeriod: time.Second, DrainDelay: 100 * time.Millisecond, DrainQuiet: lifecycle.None,
 			TeardownReserve: 200 * time.Millisecond, Margin: 100 * time.Millisecond},
-		httpmod.Config{},
-		httpmod.WithLogger(zap.New(core)),
-		h.route())
+		httpmod.Config{}, h.mux(),
+		httpmod.WithLogger(zap.New(core)))
 	clientErr := h.request(t, s)
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -460,9 +460,8 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 func TestStopHonoursItsContext(t *testing.T) {
 	t.Parallel()
 	h := newStuck()
-	s, c := startServer(t, lifecycle.Config{}, // 5s drain at least, stop deadline 26s after D0
-		httpmod.Config{},
-		h.route())
+	s, c := servertest.Start(t, lifecycle.Config{}, // 5s drain at least, stop deadline 26s after D0
+		httpmod.Config{}, h.mux())
 	clientErr := h.request(t, s)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -475,7 +474,7 @@ func TestStopHonoursItsContext(t *testing.T) {
 	}
 	// The rest of the timeline hurries on: the drain was cut short and
 	// the stop deadline came at once.
-	if r := waitReport(t, c); r.Cut[lifecycle.CutRequests] != 1 || r.DrainEndedBy != lifecycle.DrainEndedAbort {
+	if r := servertest.WaitReport(t, c); r.Cut[lifecycle.CutRequests] != 1 || r.DrainEndedBy != lifecycle.DrainEndedAbort {
 		t.Errorf("report cut %v, drain ended by %q; want requests=1, abort", r.Cut, r.DrainEndedBy)
 	}
 	close(h.release)
@@ -485,21 +484,21 @@ func TestStopHonoursItsContext(t *testing.T) {
 func TestPanicAnswers500(t *testing.T) {
 	t.Parallel()
 	core, logs := observer.New(zap.InfoLevel)
-	s, _ := startServer(t, quick, httpmod.Config{},
-		httpmod.WithLogger(zap.New(core)),
-		routes(func(e *echo.Echo) {
-			e.GET("/", okHandler)
-			e.GET("/panic", func(echo.Context) error { panic("boom") })
-			e.GET("/abort", func(c echo.Context) error {
-				c.Response().Header().Set("Content-Length", "10")
-				c.Response().WriteHeader(http.StatusOK)
-				_, _ = c.Response().Write([]byte("part"))
-				c.Response().Flush()
+	s, _ := servertest.Start(t, quick, httpmod.Config{},
+		muxOf(map[string]http.HandlerFunc{
+			"GET /{$}":   okHandler,
+			"GET /panic": func(http.ResponseWriter, *http.Request) { panic("boom") },
+			"GET /abort": func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Length", "10")
+				w.WriteHeader(http.StatusOK)
+				_, _ = w.Write([]byte("part"))
+				_ = http.NewResponseController(w).Flush()
 				panic(http.ErrAbortHandler)
-			})
-		}))
+			},
+		}),
+		httpmod.WithLogger(zap.New(core)))
 	base := "http://" + s.Addr().String()
-	client := newClient(t)
+	client := servertest.NewClient(t)
 
 	tests := []struct {
 		givePath   string
@@ -549,8 +548,7 @@ func TestH2C(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, c := startServer(t, quick, httpmod.Config{H2C: tt.giveH2C},
-				routes(func(e *echo.Echo) { e.GET("/", okHandler) }))
+			s, c := servertest.Start(t, quick, httpmod.Config{H2C: tt.giveH2C}, okMux())
 			if tt.giveDrain {
 				c.BeginDrain("test")
 			}

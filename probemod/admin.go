@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
-	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
 	"github.com/drainfx/drainfx/lifecycle"
@@ -23,13 +22,14 @@ const PathPrestop = "/prestop"
 
 // AdminRoute is a route the admin server serves beside the probes and
 // /prestop, such as /metrics. Provide it under fx with [AsAdminRoute], or
-// pass it to [New] with [WithRoutes].
+// pass it to [New] with [WithHandler] or [WithRoutes].
 type AdminRoute struct {
-	// Method is the HTTP method. Default GET.
-	Method string
-	// Path is the route's path; it must start with "/" and may not be one of
-	// the probe paths or /prestop.
-	Path string
+	// Pattern is the route's [http.ServeMux] pattern, "[METHOD ]/path":
+	// "GET /metrics" (GET and HEAD), "POST /flags/{name}", "/debug/pprof/"
+	// (a subtree, every method). Without a method, every method is routed
+	// to Handler. It takes no host, and its path may not be one of the
+	// probe paths or /prestop.
+	Pattern string
 	// Handler serves the route. Like every admin handler, it must return
 	// when its request's context ends: the admin server is the last thing
 	// to stop and waits for its handlers only briefly.
@@ -82,6 +82,14 @@ func WithRoutes(routes ...AdminRoute) Option {
 	return func(o *options) { o.routes = append(o.routes, routes...) }
 }
 
+// WithHandler adds the route pattern, served by h, to the admin server
+// ([New] only); see [AdminRoute] for the pattern. For example:
+//
+//	probemod.WithHandler("GET /metrics", promhttp.Handler())
+func WithHandler(pattern string, h http.Handler) Option {
+	return WithRoutes(AdminRoute{Pattern: pattern, Handler: h})
+}
+
 // OnServeError sets what to do when the admin server stops serving on an
 // error other than a normal stop ([New] only). The error is logged first.
 // Under fx, [Module] asks the app to stop with exit code 1. Default: only
@@ -129,11 +137,10 @@ func New(cfg Config, c *lifecycle.Coordinator, checks []Check, opts ...Option) (
 		return nil, err
 	}
 	o := newOptions(opts)
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	probes.Register(e)
-	e.Any(PathPrestop, echo.WrapHandler(c.PrestopHandler()))
-	if err := addRoutes(e, o.routes); err != nil {
+	mux := http.NewServeMux()
+	probes.Register(mux)
+	mux.Handle(PathPrestop, c.PrestopHandler()) // every method: the handler answers 405 itself
+	if err := addRoutes(mux, o.routes); err != nil {
 		return nil, err
 	}
 	stopTimeout := o.stopTimeout
@@ -155,7 +162,7 @@ func New(cfg Config, c *lifecycle.Coordinator, checks []Check, opts ...Option) (
 				return
 			}
 			defer a.reqs.done()
-			e.ServeHTTP(w, r)
+			mux.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -164,28 +171,50 @@ func New(cfg Config, c *lifecycle.Coordinator, checks []Check, opts ...Option) (
 	return a, nil
 }
 
-func addRoutes(e *echo.Echo, routes []AdminRoute) error {
+// addRoutes validates routes and mounts them on mux. The error matches
+// [ErrConfig] and names the pattern at fault.
+func addRoutes(mux *http.ServeMux, routes []AdminRoute) error {
 	reserved := map[string]bool{PathLivez: true, PathHealthz: true, PathReadyz: true, PathStartupz: true, PathPrestop: true}
 	seen := make(map[string]bool, len(routes))
 	for _, r := range routes {
-		method := r.Method
-		if method == "" {
-			method = http.MethodGet
+		var method, path string
+		switch f := strings.Fields(r.Pattern); len(f) {
+		case 1:
+			path = f[0]
+		case 2:
+			method, path = f[0], f[1]
+		default:
+			return configErrorf("admin route Pattern=%q is not \"[METHOD ]/path\"", r.Pattern)
 		}
-		switch key := method + " " + r.Path; {
-		case !strings.HasPrefix(r.Path, "/"):
-			return configErrorf("admin route Path=%q does not start with /", r.Path)
-		case reserved[r.Path]:
-			return configErrorf("admin route Path=%q is taken by the admin server", r.Path)
+		key := strings.TrimSpace(method + " " + path)
+		switch {
+		case !strings.HasPrefix(path, "/"):
+			return configErrorf("admin route Pattern=%q: the path does not start with / (a host is not allowed)", r.Pattern)
+		case reserved[path]:
+			return configErrorf("admin route Pattern=%q: path %q is taken by the admin server", r.Pattern, path)
 		case seen[key]:
 			return configErrorf("admin route %q registered twice", key)
 		case r.Handler == nil:
 			return configErrorf("admin route %q: Handler is nil", key)
-		default:
-			seen[key] = true
 		}
-		e.Add(method, r.Path, echo.WrapHandler(r.Handler))
+		seen[key] = true
+		if err := handle(mux, key, r.Handler); err != nil {
+			return configErrorf("admin route %q: %v", key, err)
+		}
 	}
+	return nil
+}
+
+// handle is [http.ServeMux.Handle] returning its panic — an invalid
+// pattern, or one that conflicts with a route already there — as an error:
+// a bad route is a config error of the admin server, reported by [New].
+func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	mux.Handle(pattern, h)
 	return nil
 }
 

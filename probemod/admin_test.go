@@ -118,15 +118,31 @@ func TestBusyPortFailsStart(t *testing.T) {
 func TestAdminRoutes(t *testing.T) {
 	t.Parallel()
 	c := newCoordinator(t, testLifecycle)
-	metrics := probemod.AdminRoute{Path: "/metrics", Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, "drain_requests_cut_total 0\n")
-	})}
-	_, url := startAdmin(t, c, probemod.Config{}, nil, probemod.WithRoutes(metrics))
-	if code, body := get(t, url+"/metrics"); code != 200 || body != "drain_requests_cut_total 0\n" {
-		t.Errorf("/metrics = %d %q", code, body)
+	})
+	item := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s", r.Method, r.PathValue("id"))
+	})
+	_, url := startAdmin(t, c, probemod.Config{}, nil,
+		probemod.WithHandler("GET /metrics", metrics),
+		probemod.WithRoutes(probemod.AdminRoute{Pattern: "/items/{id}", Handler: item}))
+	tests := []struct {
+		method, path string
+		wantCode     int
+		wantBody     string
+	}{
+		{http.MethodGet, "/metrics", 200, "drain_requests_cut_total 0\n"},
+		{http.MethodHead, "/metrics", 200, ""},
+		{http.MethodPost, "/metrics", 405, "Method Not Allowed\n"},
+		{http.MethodGet, "/items/7", 200, "GET 7"},
+		{http.MethodDelete, "/items/7", 200, "DELETE 7"}, // no method in the pattern: every method
+		{http.MethodGet, "/nothing", 404, "404 page not found\n"},
 	}
-	if code, _ := get(t, url+"/nothing"); code != 404 {
-		t.Errorf("/nothing = %d, want 404", code)
+	for _, tt := range tests {
+		if code, body := do(t, tt.method, url+tt.path); code != tt.wantCode || body != tt.wantBody {
+			t.Errorf("%s %s = %d %q, want %d %q", tt.method, tt.path, code, body, tt.wantCode, tt.wantBody)
+		}
 	}
 }
 
@@ -139,11 +155,17 @@ func TestAdminRoutesValidated(t *testing.T) {
 		give []probemod.AdminRoute
 		want string
 	}{
-		{"probe path", []probemod.AdminRoute{{Path: "/readyz", Handler: h}}, `Path="/readyz" is taken`},
-		{"prestop", []probemod.AdminRoute{{Method: http.MethodPost, Path: "/prestop", Handler: h}}, `Path="/prestop" is taken`},
-		{"no slash", []probemod.AdminRoute{{Path: "metrics", Handler: h}}, `Path="metrics" does not start with /`},
-		{"twice", []probemod.AdminRoute{{Path: "/metrics", Handler: h}, {Method: http.MethodGet, Path: "/metrics", Handler: h}}, `"GET /metrics" registered twice`},
-		{"no handler", []probemod.AdminRoute{{Path: "/metrics"}}, `"GET /metrics": Handler is nil`},
+		{"probe path", []probemod.AdminRoute{{Pattern: "GET /readyz", Handler: h}}, `path "/readyz" is taken`},
+		{"probe path, any method", []probemod.AdminRoute{{Pattern: "/startupz", Handler: h}}, `path "/startupz" is taken`},
+		{"prestop", []probemod.AdminRoute{{Pattern: "POST /prestop", Handler: h}}, `path "/prestop" is taken`},
+		{"no slash", []probemod.AdminRoute{{Pattern: "GET metrics", Handler: h}}, `Pattern="GET metrics": the path does not start with /`},
+		{"host", []probemod.AdminRoute{{Pattern: "example.com/metrics", Handler: h}}, `the path does not start with /`},
+		{"empty", []probemod.AdminRoute{{Handler: h}}, `Pattern="" is not "[METHOD ]/path"`},
+		{"three fields", []probemod.AdminRoute{{Pattern: "GET /a /b", Handler: h}}, `Pattern="GET /a /b" is not`},
+		{"twice", []probemod.AdminRoute{{Pattern: "GET /metrics", Handler: h}, {Pattern: "GET  /metrics", Handler: h}}, `"GET /metrics" registered twice`},
+		{"conflict", []probemod.AdminRoute{{Pattern: "GET /{name}", Handler: h}}, `admin route "GET /{name}": pattern "GET /{name}"`},
+		{"bad wildcard", []probemod.AdminRoute{{Pattern: "/items/{id", Handler: h}}, `admin route "/items/{id": `},
+		{"no handler", []probemod.AdminRoute{{Pattern: "GET /metrics"}}, `"GET /metrics": Handler is nil`},
 	}
 	for _, tt := range tests {
 		_, err := probemod.New(probemod.Config{}, c, nil, probemod.WithRoutes(tt.give...))

@@ -46,9 +46,12 @@
 //
 // # The admin server
 //
-// [Admin] serves the probes, the coordinator's preStop handler at /prestop
-// (GET and POST, see [lifecycle.Coordinator.PrestopHandler]) and the routes
-// added with [AsAdminRoute]. Under fx ([Module]) it listens in OnStart, so
+// [Admin] is a plain [net/http.Server] with an [net/http.ServeMux]: the
+// probes (GET and HEAD; another method gets 405), the coordinator's preStop
+// handler at /prestop (GET and POST, see
+// [lifecycle.Coordinator.PrestopHandler]) and the routes added with
+// [AsAdminRoute] or [WithHandler], each a ServeMux pattern and an
+// [net/http.Handler]. Under fx ([Module]) it listens in OnStart, so
 // a busy port fails the start naming the address, and it stops last: its
 // OnStop first waits for the coordinator's whole timeline
 // ([lifecycle.Coordinator.Stop] returns once the shutdown report is out),
@@ -63,7 +66,10 @@
 // [New] returns the admin server; call [Admin.Start] and [Admin.Stop]
 // yourself, Stop after everything else: after the coordinator's
 // [lifecycle.Coordinator.Stop] has returned. [NewProbes] returns the probes
-// alone, to mount with [Probes.Register] on any [echo.Echo].
+// alone, to mount with [Probes.Register] on any [net/http.ServeMux]. Their
+// handlers are [net/http.HandlerFunc]s, for any other router; on echo:
+//
+//	e.GET(probemod.PathReadyz, echo.WrapHandler(http.HandlerFunc(p.Readyz)))
 //
 // # Limits
 //

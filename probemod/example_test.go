@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 
 	"github.com/drainfx/drainfx/lifecycle"
@@ -84,12 +83,12 @@ func ExampleProbes_Register() {
 		return
 	}
 	defer p.Close(context.Background())
-	e := echo.New() // any echo server, such as the public one
-	p.Register(e)
+	mux := http.NewServeMux() // any ServeMux, such as the public server's
+	p.Register(mux)
 	c.MarkStarted()
 
 	rec := httptest.NewRecorder()
-	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	fmt.Print(rec.Code, "\n", rec.Body)
 	// Output:
 	// 503

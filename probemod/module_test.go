@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/zap"
@@ -215,11 +214,11 @@ func TestAsCheck(t *testing.T) {
 			if err := app.Err(); err != nil {
 				t.Fatal(err)
 			}
-			defer closeProbes(t, p) // the app is not started: its probes serve through echo alone
+			defer closeProbes(t, p) // the app is not started: its probes serve through a ServeMux alone
 			c.MarkStarted()
-			e := echo.New()
-			p.Register(e)
-			if rec := serve(e, "/readyz?verbose"); rec.Body.String() != tt.wantBody {
+			mux := http.NewServeMux()
+			p.Register(mux)
+			if rec := serve(mux, "/readyz?verbose"); rec.Body.String() != tt.wantBody {
 				t.Errorf("/readyz?verbose = %d\n%s\nwant\n%s", rec.Code, rec.Body, tt.wantBody)
 			}
 		})
@@ -234,10 +233,12 @@ func TestAsAdminRoute(t *testing.T) {
 	var admin *probemod.Admin
 	app := testApp(t,
 		fx.Supply("from the graph"),
-		probemod.AsAdminRoute(probemod.AdminRoute{Path: "/value", Handler: hello("value")}),
-		probemod.AsAdminRoute(func(s string) probemod.AdminRoute { return probemod.AdminRoute{Path: "/ctor", Handler: hello(s)} }),
+		probemod.AsAdminRoute(probemod.AdminRoute{Pattern: "GET /value", Handler: hello("value")}),
+		probemod.AsAdminRoute(func(s string) probemod.AdminRoute {
+			return probemod.AdminRoute{Pattern: "GET /ctor", Handler: hello(s)}
+		}),
 		probemod.AsAdminRoute(func() (probemod.AdminRoute, error) {
-			return probemod.AdminRoute{Method: http.MethodPost, Path: "/post", Handler: hello("posted")}, nil
+			return probemod.AdminRoute{Pattern: "POST /post", Handler: hello("posted")}, nil
 		}),
 		fx.Populate(&admin),
 	).RequireStart()

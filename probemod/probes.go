@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/jonboulle/clockwork"
-	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
 	"github.com/drainfx/drainfx/lifecycle"
@@ -24,8 +23,10 @@ const (
 )
 
 // Probes answers the Kubernetes probes from the coordinator's state and the
-// readiness checks. Mount it on the admin server (as [New] does) or on any
-// [echo.Echo] with [Probes.Register]. It is safe for concurrent use.
+// readiness checks. Mount it on the admin server (as [New] does), on any
+// [http.ServeMux] with [Probes.Register], or route its handlers
+// ([Probes.Livez], [Probes.Readyz], [Probes.Startupz]) on any router. It is
+// safe for concurrent use.
 type Probes struct {
 	c      *lifecycle.Coordinator
 	clock  clockwork.Clock
@@ -73,14 +74,15 @@ func (p *Probes) CheckStats() []CheckStats {
 	return out
 }
 
-// Register mounts /livez, /healthz, /readyz and /startupz (GET and HEAD)
-// on e.
-func (p *Probes) Register(e *echo.Echo) {
-	get := []string{http.MethodGet, http.MethodHead}
-	e.Match(get, PathLivez, p.Livez)
-	e.Match(get, PathHealthz, p.Livez)
-	e.Match(get, PathReadyz, p.Readyz)
-	e.Match(get, PathStartupz, p.Startupz)
+// Register mounts /livez, /healthz, /readyz and /startupz on mux, for GET
+// and HEAD (patterns "GET /livez" and so on; mux answers another method
+// with 405). It panics, as [http.ServeMux.Handle] does, if mux already has
+// a pattern that conflicts with one of them.
+func (p *Probes) Register(mux *http.ServeMux) {
+	mux.HandleFunc(http.MethodGet+" "+PathLivez, p.Livez)
+	mux.HandleFunc(http.MethodGet+" "+PathHealthz, p.Livez)
+	mux.HandleFunc(http.MethodGet+" "+PathReadyz, p.Readyz)
+	mux.HandleFunc(http.MethodGet+" "+PathStartupz, p.Startupz)
 }
 
 // Close stops starting check runs, cancels the context of the runs in
@@ -97,48 +99,53 @@ func (p *Probes) Close(ctx context.Context) error {
 
 // Livez is the liveness probe: 200 "ok" as long as the process serves HTTP.
 // The drain never touches it: a failing liveness probe gets the container
-// killed.
-func (p *Probes) Livez(ec echo.Context) error {
-	if !verbose(ec.Request()) {
-		return writeBody(ec, http.StatusOK, okBody)
+// killed. It serves every method: mount it for GET (which covers HEAD).
+func (p *Probes) Livez(w http.ResponseWriter, r *http.Request) {
+	if !verbose(r) {
+		writeBody(w, http.StatusOK, okBody)
+		return
 	}
-	return writeBody(ec, http.StatusOK, livezVerbose)
+	writeBody(w, http.StatusOK, livezVerbose)
 }
 
 // Startupz is the startup probe: 503 until the coordinator has left
-// [lifecycle.StateStarting] (every OnStart hook has run), then 200.
-func (p *Probes) Startupz(ec echo.Context) error {
+// [lifecycle.StateStarting] (every OnStart hook has run), then 200. It
+// serves every method: mount it for GET (which covers HEAD).
+func (p *Probes) Startupz(w http.ResponseWriter, r *http.Request) {
 	var line report
 	if p.c.State() == lifecycle.StateStarting {
 		line = report{"starting", errNotStarted}
 	} else {
 		line = report{"started", nil}
 	}
-	return p.answer(ec, "startupz", []report{line}, verbose(ec.Request()))
+	p.answer(w, "startupz", []report{line}, verbose(r))
 }
 
 // Readyz is the readiness probe: 200 "ok" while the coordinator is serving
 // ([lifecycle.StateServing]) and every check passes; 503 before the
 // start, from D0 on, and while a check fails. While not ready from the
 // coordinator's state it runs no check, unless ?verbose asks for every line.
-func (p *Probes) Readyz(ec echo.Context) error {
-	req := ec.Request()
-	v := verbose(req)
+// A check run waits no longer than the request's context. It serves every
+// method: mount it for GET (which covers HEAD).
+func (p *Probes) Readyz(w http.ResponseWriter, r *http.Request) {
+	v := verbose(r)
 	st := p.stateLine()
 	if !v {
 		if st.err != nil {
-			return p.answer(ec, "readyz", []report{st}, false)
+			p.answer(w, "readyz", []report{st}, false)
+			return
 		}
 		if p.cachedPass() { // the hot path: no allocation
-			return writeBody(ec, http.StatusOK, okBody)
+			writeBody(w, http.StatusOK, okBody)
+			return
 		}
 	}
 	lines := make([]report, 0, 1+len(p.checks))
 	lines = append(lines, st)
-	for i, err := range p.run(req.Context()) {
+	for i, err := range p.run(r.Context()) {
 		lines = append(lines, report{p.checks[i].Name, err})
 	}
-	return p.answer(ec, "readyz", lines, v)
+	p.answer(w, "readyz", lines, v)
 }
 
 // cachedPass reports whether every check has a fresh passing outcome,
@@ -205,13 +212,14 @@ type report struct {
 
 // answer writes the probe's answer: 200 "ok" or 503 with the failed lines;
 // with verbose, every line and "<probe> check passed|failed".
-func (p *Probes) answer(ec echo.Context, probe string, lines []report, verbose bool) error {
+func (p *Probes) answer(w http.ResponseWriter, probe string, lines []report, verbose bool) {
 	failed := false
 	for _, l := range lines {
 		failed = failed || l.err != nil
 	}
 	if !failed && !verbose {
-		return writeBody(ec, http.StatusOK, okBody)
+		writeBody(w, http.StatusOK, okBody)
+		return
 	}
 	var b strings.Builder
 	for _, l := range lines {
@@ -229,7 +237,7 @@ func (p *Probes) answer(ec echo.Context, probe string, lines []report, verbose b
 	} else {
 		fmt.Fprintf(&b, "%s check passed\n", probe)
 	}
-	return writeBody(ec, code, []byte(b.String()))
+	writeBody(w, code, []byte(b.String()))
 }
 
 var (
@@ -243,15 +251,15 @@ var (
 	noStore   = []string{"no-store"}[:1:1]
 )
 
-func writeBody(ec echo.Context, code int, body []byte) error {
-	w := ec.Response()
+// writeBody writes a probe's answer. A write error means the prober went
+// away: there is no one left to tell.
+func writeBody(w http.ResponseWriter, code int, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = textPlain
 	h["X-Content-Type-Options"] = nosniff
 	h["Cache-Control"] = noStore
 	w.WriteHeader(code)
-	_, err := w.Write(body)
-	return err
+	_, _ = w.Write(body)
 }
 
 // verbose reports whether the query has a "verbose" key, with any value or

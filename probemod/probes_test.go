@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
-	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -77,6 +76,44 @@ func TestReadyzFollowsDrainLivezDoesNot(t *testing.T) {
 	}
 	if code, body := get(t, url+"/livez?verbose"); code != 200 || body != lines("[+]ping ok", "livez check passed") {
 		t.Errorf("/livez?verbose = %d %q", code, body)
+	}
+}
+
+// The probes answer GET and HEAD; another method gets 405 from the
+// ServeMux, naming the methods allowed.
+func TestProbeMethods(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, testLifecycle)
+	c.MarkStarted()
+	_, url := startAdmin(t, c, probemod.Config{}, nil)
+	for _, path := range []string{"/livez", "/healthz", "/readyz", "/startupz"} {
+		tests := []struct {
+			method   string
+			wantCode int
+			wantBody string
+		}{
+			{http.MethodGet, 200, "ok"},
+			{http.MethodHead, 200, ""},
+			{http.MethodPost, 405, "Method Not Allowed\n"},
+			{http.MethodDelete, 405, "Method Not Allowed\n"},
+		}
+		for _, tt := range tests {
+			if code, body := do(t, tt.method, url+path); code != tt.wantCode || body != tt.wantBody {
+				t.Errorf("%s %s = %d %q, want %d %q", tt.method, path, code, body, tt.wantCode, tt.wantBody)
+			}
+		}
+	}
+	req, err := http.NewRequest(http.MethodPost, url+"/readyz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Allow"); got != "GET, HEAD" {
+		t.Errorf("POST /readyz: Allow %q, want %q", got, "GET, HEAD")
 	}
 }
 
@@ -300,8 +337,8 @@ func TestCacheExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeProbes(t, p)
-	e := echo.New()
-	p.Register(e)
+	mux := http.NewServeMux()
+	p.Register(mux)
 
 	tests := []struct {
 		advance  time.Duration
@@ -314,7 +351,7 @@ func TestCacheExpires(t *testing.T) {
 	}
 	for _, tt := range tests {
 		clk.Advance(tt.advance)
-		if code := serve(e, "/readyz").Code; code != 200 {
+		if code := serve(mux, "/readyz").Code; code != 200 {
 			t.Fatalf("/readyz = %d", code)
 		}
 		if n := runs.Load(); n != tt.wantRuns {
@@ -396,9 +433,9 @@ func TestCloseWaitsForAHangingRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := echo.New()
-	p.Register(e)
-	if rec := serve(e, "/readyz"); rec.Code != 503 {
+	mux := http.NewServeMux()
+	p.Register(mux)
+	if rec := serve(mux, "/readyz"); rec.Code != 503 {
 		t.Fatalf("/readyz = %d %q, want 503", rec.Code, rec.Body)
 	}
 
@@ -411,7 +448,7 @@ func TestCloseWaitsForAHangingRun(t *testing.T) {
 	if err := p.Close(context.Background()); err != nil {
 		t.Errorf("Close after the run returned = %v", err)
 	}
-	if rec := serve(e, "/readyz"); rec.Code != 503 || rec.Body.String() != lines("[-]hang failed: probemod: closed", "readyz check failed") {
+	if rec := serve(mux, "/readyz"); rec.Code != 503 || rec.Body.String() != lines("[-]hang failed: probemod: closed", "readyz check failed") {
 		t.Errorf("/readyz after Close = %d %q", rec.Code, rec.Body)
 	}
 }
@@ -426,9 +463,9 @@ func TestPanickingCheckFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeProbes(t, p)
-	e := echo.New()
-	p.Register(e)
-	if rec := serve(e, "/readyz"); rec.Code != 503 || rec.Body.String() != lines("[-]boom failed: panicked: kaboom", "readyz check failed") {
+	mux := http.NewServeMux()
+	p.Register(mux)
+	if rec := serve(mux, "/readyz"); rec.Code != 503 || rec.Body.String() != lines("[-]boom failed: panicked: kaboom", "readyz check failed") {
 		t.Errorf("/readyz = %d %q", rec.Code, rec.Body)
 	}
 }

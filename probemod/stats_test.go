@@ -3,12 +3,12 @@ package probemod_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/jonboulle/clockwork"
-	"github.com/labstack/echo/v4"
 
 	"github.com/drainfx/drainfx/probemod"
 )
@@ -31,8 +31,8 @@ func TestCheckStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeProbes(t, p)
-	e := echo.New()
-	p.Register(e)
+	mux := http.NewServeMux()
+	p.Register(mux)
 
 	if got, want := p.CheckStats(), []probemod.CheckStats{{Name: "cache"}, {Name: "db"}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("CheckStats() before any probe = %+v, want %+v", got, want)
@@ -48,7 +48,7 @@ func TestCheckStats(t *testing.T) {
 	}
 	for i, tt := range tests {
 		clk.Advance(time.Millisecond) // past the last result's NoCache expiry
-		if code := serve(e, "/readyz").Code; code != tt.wantCode {
+		if code := serve(mux, "/readyz").Code; code != tt.wantCode {
 			t.Errorf("probe %d: /readyz = %d, want %d", i, code, tt.wantCode)
 		}
 		st := p.CheckStats()

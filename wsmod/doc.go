@@ -10,9 +10,9 @@
 //
 // # The contract
 //
-// Sessions are opened through the registry's echo handlers,
-// [Registry.WebSocket] and [Registry.SSE]. Each handler gets a context that
-// the registry cancels when the coordinator's stop phase begins
+// Sessions are opened through the registry's handlers, [Registry.WebSocket]
+// and [Registry.SSE]. Each session handler gets a context that the registry
+// cancels when the coordinator's stop phase begins
 // ([lifecycle.StateStopping]), or that ends with the request.
 //
 //   - Drain phase: nothing changes; new sessions are still accepted, since the
@@ -38,6 +38,36 @@
 // ([lifecycle.Coordinator.Stop]) and waits until the shutdown is over, all
 // of that included. Every drainfx module's OnStop does the same, so the
 // order in which fx calls them does not matter.
+//
+// # Routers
+//
+// Both are plain [net/http.Handler]s. On an [net/http.ServeMux]:
+//
+//	mux.Handle("GET /rooms/{room}", reg.WebSocket(chat))
+//	mux.Handle("GET /events", reg.SSE(feed))
+//
+// On echo, through echo.WrapHandler:
+//
+//	e.GET("/events", echo.WrapHandler(reg.SSE(feed)))
+//
+// A session handler's context carries the request's values (those set by
+// middleware on the request's context); [Request] returns the request, for
+// its headers and its path values:
+//
+//	func chat(ctx context.Context, conn wsmod.Conn) error {
+//		room := wsmod.Request(ctx).PathValue("room")
+//		…
+//	}
+//
+// A router with path parameters of its own, such as echo, keeps them out of
+// the request: copy them in with [net/http.Request.SetPathValue].
+//
+//	ws := reg.WebSocket(chat)
+//	e.GET("/rooms/:room", func(c echo.Context) error {
+//		c.Request().SetPathValue("room", c.Param("room"))
+//		ws.ServeHTTP(c.Response(), c.Request())
+//		return nil
+//	})
 //
 // # Writing handlers
 //

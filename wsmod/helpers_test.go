@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/labstack/echo/v4"
 
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/wsmod"
@@ -24,19 +23,19 @@ import (
 // failure, not a timing.
 const waitTimeout = 10 * time.Second
 
-// testServer is an echo app on a real loopback listener, as httpmod runs it.
+// testServer is a net/http server on a real loopback listener, as httpmod
+// runs one.
 type testServer struct {
 	Addr string // 127.0.0.1:port
 	srv  *http.Server
 	done chan struct{}
 }
 
-func newEcho(register func(e *echo.Echo)) *echo.Echo {
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.Logger.SetOutput(io.Discard)
-	register(e)
-	return e
+// newMux returns a ServeMux with the routes register adds.
+func newMux(register func(mux *http.ServeMux)) *http.ServeMux {
+	mux := http.NewServeMux()
+	register(mux)
+	return mux
 }
 
 // listen starts serving h; Close (also a test cleanup) stops it.
@@ -131,7 +130,7 @@ func report(t testing.TB, c *lifecycle.Coordinator) lifecycle.Report {
 	return r
 }
 
-func newFixture(t testing.TB, lcfg lifecycle.Config, cfg wsmod.Config, routes func(e *echo.Echo, r *wsmod.Registry), opts ...lifecycle.Option) *fixture {
+func newFixture(t testing.TB, lcfg lifecycle.Config, cfg wsmod.Config, routes func(mux *http.ServeMux, r *wsmod.Registry), opts ...lifecycle.Option) *fixture {
 	t.Helper()
 	c := coordinator(t, lcfg, opts...)
 	r, err := wsmod.New(cfg, c)
@@ -140,7 +139,7 @@ func newFixture(t testing.TB, lcfg lifecycle.Config, cfg wsmod.Config, routes fu
 		t.Fatal(err)
 	}
 	f := &fixture{c: c, r: r}
-	f.srv = listen(t, newEcho(func(e *echo.Echo) { routes(e, r) }))
+	f.srv = listen(t, newMux(func(mux *http.ServeMux) { routes(mux, r) }))
 	// Registered after the server's cleanup (Close), so it runs first:
 	// whatever the test did, the stop phase ends the sessions, then the
 	// server closes.

@@ -406,6 +406,28 @@ func (r *Registry) snapshot() []*session {
 	return list
 }
 
+type requestKey struct{}
+
+// withRequest is the base of a session handler's context: the request's own
+// context, which carries its values, and the request.
+func withRequest(req *http.Request) context.Context {
+	return context.WithValue(req.Context(), requestKey{}, req)
+}
+
+// Request returns the request that opened the session a handler of
+// [Registry.WebSocket] or [Registry.SSE] runs in — its path values
+// ([http.Request.PathValue]), headers, URL — or nil for another context.
+// The request is valid until the handler returns; its body is not to be
+// read.
+//
+// Path parameters of a router other than [http.ServeMux] are the router's:
+// copy them into the request with [http.Request.SetPathValue] before
+// calling the handler (see the package doc for echo).
+func Request(ctx context.Context) *http.Request {
+	r, _ := ctx.Value(requestKey{}).(*http.Request)
+	return r
+}
+
 // refuse answers a new session in the stop phase: 503 with Retry-After.
 func (r *Registry) refuse(w http.ResponseWriter, k Kind) {
 	r.rejected[k].Add(1)

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/labstack/echo/v4"
 
 	"github.com/drainfx/drainfx/lifecycle"
 )
@@ -197,10 +196,8 @@ func openSessions(b *testing.B, n int) *liveSessions {
 	b.Helper()
 	r, c := benchRegistry(b)
 	ls := &liveSessions{b: b, c: c, r: r, served: make(chan struct{})}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.Logger.SetOutput(io.Discard)
-	e.GET("/ws", r.WebSocket(func(ctx context.Context, conn Conn) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", r.WebSocket(func(ctx context.Context, conn Conn) error {
 		for {
 			if _, _, err := conn.ReadMessage(); err != nil {
 				return err
@@ -211,7 +208,7 @@ func openSessions(b *testing.B, n int) *liveSessions {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ls.srv = &http.Server{Handler: e, ErrorLog: log.New(io.Discard, "", 0)}
+	ls.srv = &http.Server{Handler: mux, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() { defer close(ls.served); _ = ls.srv.Serve(ln) }()
 
 	ls.child = exec.Command(os.Args[0], "-test.run=^TestBenchClients$", "-test.count=1")

@@ -1,9 +1,8 @@
 package wsmod_test
 
 import (
+	"net/http"
 	"testing"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
@@ -14,8 +13,8 @@ import (
 // the client closed before D0 is not the shutdown's.
 func TestReportCountsSessionEnds(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{}, func(e *echo.Echo, r *wsmod.Registry) {
-		e.GET("/ws", r.WebSocket(echoHandler))
+	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{}, func(mux *http.ServeMux, r *wsmod.Registry) {
+		mux.Handle("GET /ws", r.WebSocket(echoHandler))
 	})
 	early := dial(t, f.srv.WSURL("/ws"), nil)
 	_ = early.Close() // the peer goes away: aborted, before D0

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 )
 
@@ -173,10 +172,11 @@ func (r *Registry) sendFinal(s *session) {
 	s.stream.final(r.cfg.FinalEvent, r.cfg.WriteTimeout)
 }
 
-// SSE returns an echo handler that opens an event stream (status 200,
+// SSE returns a handler that opens an event stream (status 200,
 // Content-Type text/event-stream, Cache-Control no-cache, flushed at once),
 // registers the session and runs h with the stream and a context that ends
-// when the stop phase begins (or the client goes away).
+// when the stop phase begins (or the client goes away). The context carries
+// the request's values; [Request] returns the request itself.
 //
 // At the stop phase the registry writes [Config.FinalEvent] (serialized with
 // Send; Send fails with [ErrStreamClosed] afterwards) and cancels the
@@ -187,36 +187,39 @@ func (r *Registry) sendFinal(s *session) {
 // counted as forced.
 //
 // In the stop phase a new request gets 503 with Retry-After. An error
-// returned by h before any write failed is passed on to echo (logged by its
-// error handler); the response is already committed.
-func (r *Registry) SSE(h func(ctx context.Context, s *Stream) error) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		return r.serveSSE(c, h)
-	}
+// returned by h before any write failed is logged (warn level): the
+// response is already committed, and the body ends as if h had returned
+// nil.
+//
+// The handler mounts on any router: [http.ServeMux] takes it as is
+// (mux.Handle("GET /events", reg.SSE(fn))), echo through echo.WrapHandler.
+// The response writer must support flushing ([http.ResponseController]).
+func (r *Registry) SSE(h func(ctx context.Context, s *Stream) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.serveSSE(w, req, h)
+	})
 }
 
-func (r *Registry) serveSSE(c echo.Context, h func(context.Context, *Stream) error) error {
-	resp, req := c.Response(), c.Request()
+func (r *Registry) serveSSE(w http.ResponseWriter, req *http.Request, h func(context.Context, *Stream) error) {
 	if r.Stopping() {
-		r.refuse(resp, KindSSE)
-		return nil
+		r.refuse(w, KindSSE)
+		return
 	}
-	// Flush and deadlines go to the writer under echo's: echo's own Flush
-	// panics where flushing is not supported.
-	rc := http.NewResponseController(resp.Writer)
-	hd := resp.Header()
-	hd.Set(echo.HeaderContentType, "text/event-stream")
-	hd.Set(echo.HeaderCacheControl, "no-cache")
+	rc := http.NewResponseController(w)
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	resp.WriteHeader(http.StatusOK)
+	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
-		return fmt.Errorf("sse flush: %w", err)
+		r.log.Warn("sse flush", zap.Error(err), zap.String("remote", req.RemoteAddr))
+		return
 	}
 
-	ctx, cancel := context.WithCancel(context.WithValue(req.Context(), echoContextKey{}, c))
+	ctx, cancel := context.WithCancel(withRequest(req))
 	defer cancel()
 	s := r.newSession(KindSSE, cancel)
-	s.stream = &Stream{w: resp, rc: rc}
+	s.stream = &Stream{w: w, rc: rc}
 	defer func() {
 		if r.stopping.Load() {
 			r.sendFinal(s)
@@ -235,11 +238,11 @@ func (r *Registry) serveSSE(c echo.Context, h func(context.Context, *Stream) err
 	herr := h(ctx, s.stream)
 	if herr != nil && !errors.Is(herr, ErrStreamClosed) && !errors.Is(herr, context.Canceled) {
 		if werr := s.stream.writeErr(); werr == nil || !errors.Is(herr, werr) {
-			return fmt.Errorf("sse handler: %w", herr)
+			r.log.Warn("sse handler", zap.Error(herr))
+			return
 		}
 		r.log.Debug("sse client gone", zap.Error(herr))
 	}
-	return nil
 }
 
 func (s *Stream) writeErr() error {

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/wsmod"
@@ -27,8 +25,8 @@ func TestSSEStop(t *testing.T) {
 	const readers = 50
 	var returned atomic.Int64
 	f := newFixture(t, lifecycle.Config{DrainDelay: 20 * time.Millisecond}, wsmod.Config{},
-		func(e *echo.Echo, r *wsmod.Registry) {
-			e.GET("/events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
+		func(mux *http.ServeMux, r *wsmod.Registry) {
+			mux.Handle("GET /events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 				defer returned.Add(1)
 				for i := 0; ; i++ {
 					if err := s.Send(wsmod.Event{ID: strconv.Itoa(i), Data: fmt.Sprintf("%d", i)}); err != nil {
@@ -107,8 +105,8 @@ func TestSSEHandlerIgnoringContext(t *testing.T) {
 	sendErr := make(chan error, 1)
 	cfg := wsmod.Config{CloseTimeout: 50 * time.Millisecond, WriteTimeout: 50 * time.Millisecond}
 	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, cfg,
-		func(e *echo.Echo, r *wsmod.Registry) {
-			e.GET("/events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
+		func(mux *http.ServeMux, r *wsmod.Registry) {
+			mux.Handle("GET /events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 				if err := s.Send(wsmod.Event{Data: "hello"}); err != nil {
 					return err
 				}
@@ -179,8 +177,8 @@ func TestEventEncoding(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{},
-				func(e *echo.Echo, r *wsmod.Registry) {
-					e.GET("/events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
+				func(mux *http.ServeMux, r *wsmod.Registry) {
+					mux.Handle("GET /events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 						return s.Send(tt.give)
 					}))
 				})
@@ -225,8 +223,8 @@ func TestEventInvalid(t *testing.T) {
 // aborted.
 func TestSSEClientGoesAway(t *testing.T) {
 	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{},
-		func(e *echo.Echo, r *wsmod.Registry) {
-			e.GET("/events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
+		func(mux *http.ServeMux, r *wsmod.Registry) {
+			mux.Handle("GET /events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 				if err := s.Send(wsmod.Event{Data: "hello"}); err != nil {
 					return err
 				}

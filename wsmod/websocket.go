@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 )
 
@@ -152,35 +151,29 @@ func originChecker(allowed []string) func(*http.Request) bool {
 	}
 }
 
-type echoContextKey struct{}
-
-// EchoContext returns the echo context of the request that opened the
-// session a handler runs in (path parameters, values set by middleware), or
-// nil. It is valid until the handler returns.
-func EchoContext(ctx context.Context) echo.Context {
-	c, _ := ctx.Value(echoContextKey{}).(echo.Context)
-	return c
-}
-
-// WebSocket returns an echo handler that upgrades the request, registers the
+// WebSocket returns a handler that upgrades the request, registers the
 // session and runs h with the connection and a context that ends when the
-// stop phase begins (or the request ends). When h returns the session is
-// closed: with 1000, or 1011 if h returned an error that is not about the
-// connection closing, or with [Config.CloseCode] in the stop phase; the
-// handler then waits (bounded) for the peer's close reply.
+// stop phase begins (or the request ends). The context carries the
+// request's values; [Request] returns the request itself. When h returns
+// the session is closed: with 1000, or 1011 if h returned an error that is
+// not about the connection closing, or with [Config.CloseCode] in the stop
+// phase; the handler then waits (bounded) for the peer's close reply.
 //
 // In the stop phase (not before: the drain phase still accepts sessions), a
 // new request gets 503 with Retry-After. A failed upgrade has been answered
-// by the upgrader (400, 403) and is not an error of the route.
-func (r *Registry) WebSocket(h func(ctx context.Context, conn Conn) error) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r.serveWebSocket(c, h)
-		return nil
-	}
+// by the upgrader (400, 403) and is logged at debug level.
+//
+// The handler mounts on any router: [http.ServeMux] takes it as is
+// (mux.Handle("GET /ws", reg.WebSocket(fn))), echo through
+// echo.WrapHandler. The response writer must support hijacking, as
+// net/http's does.
+func (r *Registry) WebSocket(h func(ctx context.Context, conn Conn) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.serveWebSocket(w, req, h)
+	})
 }
 
-func (r *Registry) serveWebSocket(c echo.Context, h func(context.Context, Conn) error) {
-	w, req := c.Response(), c.Request()
+func (r *Registry) serveWebSocket(w http.ResponseWriter, req *http.Request, h func(context.Context, Conn) error) {
 	if r.Stopping() {
 		r.refuse(w, KindWebSocket)
 		return
@@ -193,7 +186,7 @@ func (r *Registry) serveWebSocket(c echo.Context, h func(context.Context, Conn) 
 	if r.cfg.ReadLimit > 0 { // negative: no limit
 		sock.SetReadLimit(r.cfg.ReadLimit)
 	}
-	ctx, cancel := context.WithCancel(context.WithValue(req.Context(), echoContextKey{}, c))
+	ctx, cancel := context.WithCancel(withRequest(req))
 	defer cancel()
 	s := r.newSession(KindWebSocket, cancel)
 	s.sock = sock

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
@@ -46,7 +45,7 @@ func TestWebSocketStopThroughFx(t *testing.T) {
 		// the server down, in parallel with the registry's, and an OnStop
 		// that asks for the stop.
 		fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator, r *wsmod.Registry) {
-			e := newEcho(func(e *echo.Echo) { e.GET("/ws", r.WebSocket(handler)) })
+			e := newMux(func(mux *http.ServeMux) { mux.Handle("GET /ws", r.WebSocket(handler)) })
 			var started atomic.Pointer[testServer]
 			c.AtStop("http", func(ctx context.Context) error {
 				if s := started.Load(); s != nil {
@@ -118,8 +117,8 @@ func TestWebSocketCloseWhileWriting(t *testing.T) {
 	var writing sync.WaitGroup
 	writing.Add(clients)
 	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{},
-		func(e *echo.Echo, r *wsmod.Registry) {
-			e.GET("/flood", r.WebSocket(func(ctx context.Context, conn wsmod.Conn) error {
+		func(mux *http.ServeMux, r *wsmod.Registry) {
+			mux.Handle("GET /flood", r.WebSocket(func(ctx context.Context, conn wsmod.Conn) error {
 				msg := []byte(strings.Repeat("x", 512))
 				var once sync.Once
 				<-start
@@ -174,7 +173,7 @@ func TestWebSocketForceCloseAtDeadline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := clocktest.New()
 			f := newFixture(t, lcfg, wsmod.Config{CloseTimeout: tt.closeTimeout},
-				func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) },
+				func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(echoHandler)) },
 				lifecycle.WithClock(clk))
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 			defer cancel()
@@ -251,9 +250,9 @@ func TestWebSocketForceCloseAtDeadline(t *testing.T) {
 func TestNewSessionsDuringDrainAndStop(t *testing.T) {
 	clk := clocktest.New()
 	f := newFixture(t, lifecycle.Config{DrainDelay: time.Hour, GracePeriod: 2 * time.Hour}, wsmod.Config{RetryAfter: 1500 * time.Millisecond},
-		func(e *echo.Echo, r *wsmod.Registry) {
-			e.GET("/ws", r.WebSocket(echoHandler))
-			e.GET("/events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
+		func(mux *http.ServeMux, r *wsmod.Registry) {
+			mux.Handle("GET /ws", r.WebSocket(echoHandler))
+			mux.Handle("GET /events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 				<-ctx.Done()
 				return nil
 			}))
@@ -342,7 +341,7 @@ func TestNewSessionsDuringDrainAndStop(t *testing.T) {
 func TestWebSocketKeepAliveRemovesDeadPeer(t *testing.T) {
 	cfg := wsmod.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 20 * time.Millisecond}
 	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, cfg,
-		func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
+		func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(echoHandler)) })
 
 	dead := dial(t, f.srv.WSURL("/ws"), nil) // never reads, so never answers a ping
 	defer dead.Close()
@@ -386,9 +385,9 @@ func TestWebSocketHandlerReturns(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{},
-				func(e *echo.Echo, r *wsmod.Registry) {
-					e.GET("/ws/:name", r.WebSocket(func(ctx context.Context, conn wsmod.Conn) error {
-						name := wsmod.EchoContext(ctx).Param("name")
+				func(mux *http.ServeMux, r *wsmod.Registry) {
+					mux.Handle("GET /ws/{name}", r.WebSocket(func(ctx context.Context, conn wsmod.Conn) error {
+						name := wsmod.Request(ctx).PathValue("name")
 						if err := conn.WriteMessage(websocket.TextMessage, []byte("hello "+name)); err != nil {
 							return err
 						}
@@ -430,7 +429,7 @@ func TestWebSocketOrigin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{AllowedOrigins: tt.allowed},
-				func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
+				func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(echoHandler)) })
 			hdr := http.Header{}
 			if tt.origin != "" {
 				hdr.Set("Origin", strings.Replace(tt.origin, "HOST", f.srv.Addr, 1))
@@ -456,7 +455,7 @@ func TestWebSocketOrigin(t *testing.T) {
 // as aborted, not clean.
 func TestWebSocketPeerVanishes(t *testing.T) {
 	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{},
-		func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
+		func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(echoHandler)) })
 	conn := dial(t, f.srv.WSURL("/ws"), nil)
 	waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindWebSocket) == 1 }, "the session")
 	_ = conn.NetConn().Close()
@@ -477,8 +476,8 @@ func TestWebSocketOptions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := listen(t, newEcho(func(e *echo.Echo) {
-			e.GET("/ws", r.WebSocket(func(ctx context.Context, conn wsmod.Conn) error {
+		srv := listen(t, newMux(func(mux *http.ServeMux) {
+			mux.Handle("GET /ws", r.WebSocket(func(ctx context.Context, conn wsmod.Conn) error {
 				return conn.WriteMessage(wsmod.TextMessage, []byte(conn.Subprotocol()))
 			}))
 		}))
@@ -512,7 +511,7 @@ func TestWebSocketOptions(t *testing.T) {
 		)
 		app.RequireStart()
 		defer app.RequireStop()
-		srv := listen(t, newEcho(func(e *echo.Echo) { e.GET("/ws", r.WebSocket(echoHandler)) }))
+		srv := listen(t, newMux(func(mux *http.ServeMux) { mux.Handle("GET /ws", r.WebSocket(echoHandler)) }))
 		for _, tt := range []struct {
 			origin string
 			wantOK bool
@@ -550,7 +549,7 @@ func TestWebSocketReadLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{ReadLimit: tt.giveLimit},
-				func(e *echo.Echo, r *wsmod.Registry) { e.GET("/ws", r.WebSocket(echoHandler)) })
+				func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(echoHandler)) })
 			conn := dial(t, f.srv.WSURL("/ws"), nil)
 			defer conn.Close()
 			// The write runs apart: the server may close before it has taken

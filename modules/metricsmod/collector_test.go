@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -270,7 +269,7 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := m.Route(); r.Path != "/metrics" || r.Handler == nil {
+	if r := m.Route(); r.Pattern != "GET /metrics" || r.Handler == nil {
 		t.Errorf("Route() = %+v", r)
 	}
 	f := gathered(t, m.Registry())
@@ -307,9 +306,7 @@ func TestNew(t *testing.T) {
 }
 
 func serveReadyz(p *probemod.Probes) int {
-	e := echo.New()
-	p.Register(e)
 	rec := httptest.NewRecorder()
-	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	http.HandlerFunc(p.Readyz).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	return rec.Code
 }

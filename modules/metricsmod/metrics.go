@@ -122,8 +122,9 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // the scraper asks) format.
 func (m *Metrics) Handler() http.Handler { return m.handler }
 
-// Route is the admin route at [Config.Path], for [probemod.WithRoutes] or
-// [probemod.AsAdminRoute].
+// Route is the admin route "GET <Config.Path>" (GET and HEAD), for
+// [probemod.WithRoutes] or [probemod.AsAdminRoute]. Without the route,
+// mount [Metrics.Handler] with [probemod.WithHandler].
 func (m *Metrics) Route() probemod.AdminRoute {
-	return probemod.AdminRoute{Path: m.cfg.Path, Handler: m.handler}
+	return probemod.AdminRoute{Pattern: http.MethodGet + " " + m.cfg.Path, Handler: m.handler}
 }

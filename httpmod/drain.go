@@ -1,0 +1,278 @@
+package httpmod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/internal/srvstate"
+	"github.com/drainfx/drainfx/lifecycle"
+)
+
+// InFlightGauge is the name under which a [Drain] (and so a [Server])
+// registers its in-flight request count with
+// [lifecycle.Telemetry.TrackInFlight]. It is also the kind of work it cuts
+// at the stop deadline: [lifecycle.CutRequests].
+const InFlightGauge = string(lifecycle.CutRequests)
+
+var (
+	errNoCoordinator = errors.New("httpmod: nil *lifecycle.Coordinator")
+	errNilServer     = errors.New("httpmod: nil *http.Server")
+	errNilListener   = errors.New("httpmod: nil net.Listener")
+	errOtherServer   = errors.New("httpmod: the drain manages another *http.Server already")
+	errServing       = errors.New("httpmod: already serving")
+	errStopping      = errors.New("httpmod: the stop phase has begun")
+)
+
+// Option configures a [Server] built by [New] or a [Drain] built by
+// [NewDrain].
+type Option func(*options)
+
+type options struct {
+	log          *zap.Logger
+	onServeError func(error)
+}
+
+func newOptions(opts []Option) options {
+	o := options{log: zap.NewNop()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	o.log = o.log.With(zap.String("component", "http"))
+	return o
+}
+
+// WithLogger sets the logger (default [zap.NewNop]). The server adds the
+// field component=http.
+func WithLogger(l *zap.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
+
+// WithServeError sets the function called (once, from the serve goroutine)
+// when [net/http.Server.Serve] fails with an error other than
+// [net/http.ErrServerClosed] — the server has stopped accepting and the
+// process should stop. The error is logged whether or not fn is set. Under
+// fx, [Module] passes a function that calls
+// [go.uber.org/fx.Shutdowner.Shutdown] with exit code 1. It applies to the
+// goroutine of [Server.Start] and [Drain.Serve], not to a server the app
+// serves itself.
+func WithServeError(fn func(error)) Option {
+	return func(o *options) { o.onServeError = fn }
+}
+
+// Drain is the drain of one HTTP server, taken apart for an app that runs
+// its own [net/http.Server]; [Server] is built on it. Its three parts:
+//
+//   - [Drain.Handler], the middleware: in-flight count and arrivals,
+//     Connection: close from D0 on, panic → 500;
+//   - [Drain.Listener], the listener wrapper that tells the adaptive drain
+//     of every accepted connection;
+//   - [Drain.Manage] (or [Drain.Serve], which also serves), the stop
+//     participant: keep-alives off as the stop phase begins, then
+//     [net/http.Server.Shutdown] bounded by the stop deadline, and
+//     [net/http.Server.Close] with a count of the cut requests at the
+//     deadline.
+//
+// A Drain manages one [net/http.Server]. It is safe for concurrent use.
+// Build it with [NewDrain].
+type Drain struct {
+	c            *lifecycle.Coordinator
+	log          *zap.Logger
+	onServeError func(error)
+	noteAccept   func(net.Addr) // c.Telemetry().NoteAccept; a field so tests can count
+
+	work srvstate.Work // requests begun and ended: the in-flight count and the arrivals
+
+	mu        sync.Mutex
+	srv       *http.Server  // the managed server; nil before Manage
+	serveDone chan struct{} // closed when Serve's goroutine has returned; nil unless Serve
+	stopping  bool          // the stop participant has begun: no Serve from now on
+}
+
+// NewDrain returns the drain of one server that follows c, and registers
+// its in-flight gauge ([InFlightGauge]) and arrival counter with c's
+// telemetry. Wrap the server's handler with [Drain.Handler] and its
+// listener with [Drain.Listener], and hand the server to [Drain.Manage] or
+// [Drain.Serve].
+func NewDrain(c *lifecycle.Coordinator, opts ...Option) (*Drain, error) {
+	if c == nil {
+		return nil, errNoCoordinator
+	}
+	return newDrain(c, newOptions(opts)), nil
+}
+
+func newDrain(c *lifecycle.Coordinator, o options) *Drain {
+	tel := c.Telemetry()
+	d := &Drain{
+		c:            c,
+		log:          o.log,
+		onServeError: o.onServeError,
+		noteAccept:   tel.NoteAccept,
+	}
+	tel.TrackInFlight(InFlightGauge, d.InFlight)
+	tel.TrackArrivals(d.work.Begun)
+	return d
+}
+
+// InFlight returns the number of requests in [Drain.Handler] whose handler
+// has not returned yet, hijacked ones (WebSocket) included.
+func (d *Drain) InFlight() int64 { return d.work.InFlight() }
+
+// Listener returns ln wrapped so that every connection it accepts is
+// reported to [lifecycle.Telemetry.NoteAccept] (once per connection, never
+// per request): the adaptive drain ends once connections stop arriving.
+// Wrap the public listener only, not an admin one.
+func (d *Drain) Listener(ln net.Listener) net.Listener {
+	return &acceptListener{Listener: ln, note: d.noteAccept}
+}
+
+// Manage makes srv this drain's server and registers its part in the
+// shutdown with the coordinator: a switch that turns srv's keep-alives off
+// as the stop phase begins ([lifecycle.Coordinator.OnState]), and the stop
+// participant "http" ([lifecycle.Coordinator.AtStop]), which, when the
+// stop phase begins:
+//
+//  1. calls [net/http.Server.Shutdown], bounded by the stop deadline: the
+//     listeners close, idle connections close, active requests finish;
+//  2. at the deadline, calls [net/http.Server.Close]: the requests still
+//     in [Drain.Handler] are cut, counted with
+//     [lifecycle.Telemetry.RecordCut] ([lifecycle.CutRequests]) and logged
+//     once;
+//  3. waits for the goroutine of [Drain.Serve], if it serves srv.
+//
+// Serve srv yourself (go srv.Serve(d.Listener(ln))), or with
+// [Drain.Serve]. The participant shuts srv down whether or not it is
+// serving: a Serve after it returns [net/http.ErrServerClosed]. Call
+// Manage once, before the stop phase (a participant registered later is
+// never called); a second call with the same srv does nothing, one with
+// another server fails.
+func (d *Drain) Manage(srv *http.Server) error {
+	if srv == nil {
+		return errNilServer
+	}
+	d.mu.Lock()
+	switch {
+	case d.srv == srv:
+		d.mu.Unlock()
+		return nil
+	case d.srv != nil:
+		d.mu.Unlock()
+		return errOtherServer
+	}
+	d.srv = srv
+	d.mu.Unlock()
+
+	// From the stop phase on, a response ends its connection: a stream that
+	// the session registry (wsmod) ends then closes its keep-alive
+	// connection instead of leaving it open for a reconnect that this
+	// stopping pod would refuse. The switch happens in the transition,
+	// before any stop participant runs; Shutdown, a moment later, closes
+	// the idle connections anyway.
+	d.c.OnState(lifecycle.StateStopping, func() { srv.SetKeepAlivesEnabled(false) })
+	d.c.AtStop("http", d.stop)
+	return nil
+}
+
+// Serve manages srv ([Drain.Manage]) and serves it on ln, wrapped with
+// [Drain.Listener], in a goroutine that the stop participant waits for. It
+// returns at once. srv's Handler should be wrapped with [Drain.Handler].
+// If [net/http.Server.Serve] fails with an error other than
+// [net/http.ErrServerClosed], the error is logged and the function of
+// [WithServeError] is called. Serve fails if the drain serves already or
+// its stop phase has begun; ln is then left to the caller.
+func (d *Drain) Serve(srv *http.Server, ln net.Listener) error {
+	if ln == nil {
+		return errNilListener
+	}
+	if err := d.Manage(srv); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.stopping:
+		return errStopping
+	case d.serveDone != nil:
+		return errServing
+	}
+	done := make(chan struct{})
+	d.serveDone = done
+	go d.serve(srv, d.Listener(ln), done)
+	d.log.Info("http serving", zap.Stringer("addr", ln.Addr()),
+		zap.Bool("h2c", srv.Protocols != nil && srv.Protocols.UnencryptedHTTP2()))
+	return nil
+}
+
+// stoppingNow reports whether the stop participant has begun.
+func (d *Drain) stoppingNow() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stopping
+}
+
+func (d *Drain) serve(srv *http.Server, ln net.Listener, done chan<- struct{}) {
+	defer close(done)
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return
+	}
+	d.log.Error("http serve", zap.Error(err))
+	if d.onServeError != nil {
+		d.onServeError(err)
+	}
+}
+
+// stop is the stop participant: ctx ends at the stop deadline (or sooner,
+// if the ctx of the coordinator's Stop ends).
+func (d *Drain) stop(ctx context.Context) error {
+	d.mu.Lock()
+	d.stopping = true
+	srv, done := d.srv, d.serveDone
+	d.mu.Unlock()
+
+	deadline, _ := ctx.Deadline()
+	clk := d.c.Clock()
+	start := clk.Now()
+	err := srv.Shutdown(ctx) // at once for a server that never served
+	if ctx.Err() != nil && err != nil {
+		// Shutdown gave up: whatever is still in flight is cut.
+		cut := d.work.InFlight()
+		_ = srv.Close() // its only error is closing the already closed listener
+		srvstate.RecordCut(d.c, d.log, lifecycle.CutRequests, cut, deadline)
+		err = nil
+	}
+	if done != nil {
+		// Not bounded by ctx: once Shutdown or Close has closed the
+		// listener, Serve returns at once.
+		<-done
+	}
+	d.log.Info("http stopped", zap.Duration("took", clk.Now().Sub(start)))
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// acceptListener reports every accepted connection to the coordinator's
+// adaptive drain: once per connection, never per request.
+type acceptListener struct {
+	net.Listener
+	note func(remote net.Addr)
+}
+
+func (l *acceptListener) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
+	if err == nil {
+		l.note(conn.RemoteAddr())
+	}
+	return conn, err
+}
