@@ -115,8 +115,10 @@ type TrafficRate struct {
 	// opens, RPCs).
 	Arrivals int64 `json:"arrivals"`
 	// PerSecond is the estimated rate λ: the smaller of the count rate and
-	// the occupancy rate (see the package's traffic notes); 0 with no
-	// arrival.
+	// the occupancy rate (see "The adaptive drain" in the package
+	// documentation); 0 with no arrival. At start-up the first arrival
+	// is not counted in it, only in Arrivals: (n − 1)/n of the rate over
+	// Window.
 	PerSecond float64 `json:"perSecond"`
 	// Uncertain: work arrived, but too little to estimate a rate (a pod
 	// that began serving moments before D0). The drain waits up to
