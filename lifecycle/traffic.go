@@ -84,6 +84,21 @@ func (w *trafficWindow) freeze(last sample) TrafficRate {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.frozen = true
+	return w.estimateLocked(last)
+}
+
+// peek estimates the rate as freeze would now, without ending the
+// sampling (metrics before D0); false once frozen.
+func (w *trafficWindow) peek(last sample) (TrafficRate, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.frozen || w.n == 0 {
+		return TrafficRate{}, false
+	}
+	return w.estimateLocked(last), true
+}
+
+func (w *trafficWindow) estimateLocked(last sample) TrafficRate {
 	ss := make([]sample, 0, w.n+1)
 	for i := range w.n {
 		ss = append(ss, w.ring[(w.next-w.n+i+len(w.ring))%len(w.ring)])
