@@ -32,7 +32,8 @@ const (
 // (DrainDelay, DrainQuiet, TeardownReserve, Margin): a zero field means
 // its default, as in [net/http.Server], and a negative one means none, as
 // [net.Dialer.KeepAlive] does. In the environment ([modules.FromEnv]) the
-// same is written "0s". None for DrainQuiet turns the adaptive drain off.
+// same is written "0s" (Margin has no variable). None for DrainQuiet turns
+// the adaptive drain off.
 const None time.Duration = -1
 
 // Config is the one time budget of a shutdown. All durations count from D0,
@@ -72,8 +73,10 @@ type Config struct {
 	// DrainDelay.
 	MaxDrainDelay time.Duration `yaml:"maxDrainDelay" json:"maxDrainDelay"`
 	// TeardownReserve is the time kept at the end for the teardown hooks
-	// that release resources (workers, clients, pools), shared among them
-	// ([Coordinator.AtTeardown]). Default 3s; [None] for none.
+	// that release resources (workers, clients, pools): the teardown
+	// deadline is GracePeriod − Margin, and the hooks share what is left
+	// until then ([Coordinator.AtTeardown]) — the reserve, or more if the
+	// stop phase ended early. Default 3s; [None] for none.
 	TeardownReserve time.Duration `yaml:"teardownReserve" json:"teardownReserve"`
 	// Margin is kept free before SIGKILL for the shutdown report and the
 	// logger sync. Default 1s; [None] for none.

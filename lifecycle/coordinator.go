@@ -83,6 +83,7 @@ type Coordinator struct {
 	base       time.Time // the deadlines count from here: D0, or later after ReasonNoStop
 	stopReq    chan struct{}
 	stopOnce   sync.Once
+	stopHint   atomic.Pointer[string] // why the next Stop comes, if known (a signal app.Run caught)
 	stopCtx    context.Context
 	stopReason string
 	abort      chan struct{} // closed when stopCtx ends: the drain is cut short
@@ -177,8 +178,10 @@ func (c *Coordinator) AtStop(name string, fn func(ctx context.Context) error) {
 
 // AtTeardown registers a teardown hook: a pool, a client, a worker. After
 // the stop phase the coordinator runs the hooks one after another, in
-// reverse order of registration, each with an equal share of what is left
-// of the teardown reserve. Register in a constructor: under fx the
+// reverse order of registration, each with an equal share of the time left
+// until the teardown deadline (D0 + GracePeriod − Margin; at least the
+// teardown reserve, more if the stop phase ended early; a hook that
+// returns early leaves its time to the next). Register in a constructor: under fx the
 // constructors run in dependency order, so the teardown runs in reverse
 // dependency order, whatever the order of the modules in fx.New. A hook
 // that overruns its share is cut, counted and reported, left running, and
@@ -229,7 +232,11 @@ func (c *Coordinator) BeginDrain(reason string) bool {
 // fx OnStop hook of drainfx calls it: the order in which fx calls them does
 // not matter. Without fx, call it once to shut down.
 func (c *Coordinator) Stop(ctx context.Context) error {
-	c.requestStop(ctx, ReasonAppStopping)
+	reason := ReasonAppStopping
+	if hint := c.stopHint.Load(); hint != nil {
+		reason = *hint
+	}
+	c.requestStop(ctx, reason)
 	select {
 	case <-c.reached[StateStopped]:
 		c.wg.Wait()

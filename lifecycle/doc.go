@@ -27,6 +27,27 @@
 //   - stopped: the shutdown report ([Report]), one zap event; under fx the
 //     process exits 0 if nothing was cut, 1 otherwise.
 //
+// # The adaptive drain
+//
+// With DrainQuiet set (the default), the drain ends, after DrainDelay, at the
+// first moment with no new connection on a public listener for the quiet
+// period, at most MaxDrainDelay after D0. The quiet period is
+// max(DrainQuiet, ln(1/ε)/λ), ε = [Config.DrainMissProbability] and λ the
+// rate at which work reached the pod in the minute before D0: a proxy still
+// sending at that rate leaves no gap so long with probability 1 − ε.
+//
+// The servers count the work they begin ([Telemetry.TrackArrivals]: the
+// counters their in-flight gauges keep anyway) and the coordinator samples
+// them once a second while serving. λ is the smaller of two rates read off
+// the last minute: arrivals per second, and −ln(1 − p) per second for p
+// the share of seconds with any arrival — the same for steady traffic, but
+// a burst once a minute counts once. A pod that served for less than a
+// minute is judged from its first busy second on, its first arrival not
+// counted; one that saw a single arrival cannot estimate a rate and waits
+// up to MaxDrainDelay. A pod that saw no arrival at all keeps DrainQuiet,
+// unless new connections reach it during the drain: then the rate since D0
+// sets the quiet period. What the drain saw is in the report ([DrainSeen]).
+//
 // # Taking part
 //
 // Modules register with the coordinator in their constructors. Under fx

@@ -234,6 +234,11 @@ func TestAdaptiveDrainBusyTrafficKeepsDrainQuiet(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, trafficConfig())
 	serveTraffic(t, c, clk, repeatCount(20, 60))
+	// While serving, the snapshot shows what a drain beginning now would
+	// judge by (metrics export it).
+	if d := c.Telemetry().Snapshot().Drain; d.Rate.PerSecond != 20 || d.Quiet != s {
+		t.Errorf("snapshot before D0: rate %v, quiet %v; want 20/s, 1s", d.Rate.PerSecond, d.Quiet)
+	}
 	c.BeginDrain("test")
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)

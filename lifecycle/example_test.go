@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"go.uber.org/fx"
@@ -88,4 +90,44 @@ func ExampleModule() {
 	// pool closes
 	// stop: <nil>
 	// stopped app stopping delay 0
+}
+
+// Without fx: the coordinator drives the same participants. A preStop
+// call drains; the stop that the kubelet's SIGTERM would ask for is asked
+// here with Stop; the report says whether anything was cut.
+func Example_withoutFx() {
+	c, err := lifecycle.New(lifecycle.Config{
+		GracePeriod: 2 * time.Second, DrainDelay: 100 * time.Millisecond, DrainQuiet: lifecycle.None,
+		TeardownReserve: 500 * time.Millisecond, Margin: 100 * time.Millisecond, IgnoreSignals: true,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	c.AtStop("server", func(context.Context) error { fmt.Println("server stops"); return nil })
+	c.AtTeardown("db", func(context.Context) error { fmt.Println("db closes"); return nil })
+	admin := httptest.NewServer(c.PrestopHandler())
+	defer admin.Close()
+	c.MarkStarted()
+
+	resp, err := http.Get(admin.URL) // the kubelet's preStop hook: answers when the drain is over
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Println("preStop:", resp.Status, c.State())
+
+	if err := c.Stop(context.Background()); err != nil { // SIGTERM
+		fmt.Println(err)
+		return
+	}
+	<-c.Reached(lifecycle.StateStopped)
+	r, _ := c.Telemetry().Report()
+	fmt.Println(r.Reason, "→", c.State(), "clean:", r.Clean())
+	// Output:
+	// preStop: 200 OK drained
+	// server stops
+	// db closes
+	// prestop → stopped clean: true
 }

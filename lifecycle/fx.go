@@ -103,8 +103,12 @@ type drainShutdowner struct {
 }
 
 func (s *drainShutdowner) Shutdown(opts ...fx.ShutdownOption) error {
-	if c := s.c.Load(); c != nil && c.BeginDrain(ReasonShutdowner) {
-		c.log.Info("shutdown requested: draining")
+	if c := s.c.Load(); c != nil {
+		reason := ReasonShutdowner
+		c.stopHint.CompareAndSwap(nil, &reason)
+		if c.BeginDrain(reason) {
+			c.log.Info("shutdown requested: draining")
+		}
 	}
 	return s.next.Shutdown(opts...)
 }
@@ -122,7 +126,11 @@ func (l fxWatch) LogEvent(e fxevent.Event) {
 		// before the first OnStop begins the drain as "app stopping".
 		// (After a Shutdowner call fx reports SIGTERM too, but the drain
 		// has begun already and this does nothing.)
-		l.c.BeginDrain(ReasonSignal + " " + s.Signal.String())
+		reason := ReasonSignal + " " + s.Signal.String()
+		l.c.BeginDrain(reason)
+		// The stop that follows is the signal's too (unless a Shutdowner
+		// call, which fx reports as SIGTERM, came first and said so).
+		l.c.stopHint.CompareAndSwap(nil, &reason)
 	}
 	l.Logger.LogEvent(e)
 	if s, ok := e.(*fxevent.Started); ok && s.Err == nil {

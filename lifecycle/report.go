@@ -101,8 +101,10 @@ type Report struct {
 	Sessions map[string]SessionEnds `json:"sessions,omitempty"`
 	// Hooks are the stop participants, then the teardown hooks, as they
 	// ran.
-	Hooks    []HookReport `json:"hooks"`
-	ExitCode int          `json:"exitCode"`
+	Hooks []HookReport `json:"hooks"`
+	// ExitCode is 1 if work was cut, else 0. (A start that failed exits
+	// 1 by itself, whatever the report says.)
+	ExitCode int `json:"exitCode"`
 }
 
 // SessionEnds counts how long-lived sessions (WebSocket, SSE) ended.

@@ -313,7 +313,8 @@ type Snapshot struct {
 	// Hooks are the stop participants and teardown hooks that have run.
 	Hooks []HookReport `json:"hooks"`
 	// Drain is what the drain has seen so far: the arrivals after D0 count
-	// up while it runs.
+	// up while it runs. Before D0 (adaptive drain), Rate and Quiet are what
+	// a drain beginning now would judge by.
 	Drain DrainSeen `json:"drain"`
 	// PrestopRefused counts the preStop calls refused for a bad or
 	// missing token.
@@ -344,6 +345,18 @@ func (t *Telemetry) Snapshot() Snapshot {
 		s.Phases = slices.Clone(t.report.Phases)
 	} else {
 		s.Phases = t.phasesLocked(now)
+	}
+	if t.d0.IsZero() && t.plan.adaptive() {
+		// Before D0: the rate the drain would judge by now, and its quiet
+		// period, so that an operator can see them before a rollout.
+		var n int64
+		for _, read := range t.arrivalSrcs {
+			n += read()
+		}
+		if rate, ok := t.traffic.peek(sample{now, n}); ok {
+			s.Drain.Rate = rate
+			s.Drain.Quiet = quietFor(rate, t.plan.DrainMissProbability, t.plan.DrainQuiet, t.plan.MaxDrainDelay)
+		}
 	}
 	if !t.d0.IsZero() && t.drainEndedBy == "" {
 		n, last, _ := t.afterD0.read(t.d0)

@@ -84,6 +84,21 @@ func (w *trafficWindow) freeze(last sample) TrafficRate {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.frozen = true
+	return w.estimateLocked(last)
+}
+
+// peek estimates the rate as freeze would now, without ending the
+// sampling (metrics before D0); false once frozen.
+func (w *trafficWindow) peek(last sample) (TrafficRate, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.frozen || w.n == 0 {
+		return TrafficRate{}, false
+	}
+	return w.estimateLocked(last), true
+}
+
+func (w *trafficWindow) estimateLocked(last sample) TrafficRate {
 	ss := make([]sample, 0, w.n+1)
 	for i := range w.n {
 		ss = append(ss, w.ring[(w.next-w.n+i+len(w.ring))%len(w.ring)])
@@ -115,8 +130,10 @@ type TrafficRate struct {
 	// opens, RPCs).
 	Arrivals int64 `json:"arrivals"`
 	// PerSecond is the estimated rate λ: the smaller of the count rate and
-	// the occupancy rate (see the package's traffic notes); 0 with no
-	// arrival.
+	// the occupancy rate (see "The adaptive drain" in the package
+	// documentation); 0 with no arrival. At start-up the first arrival
+	// is not counted in it, only in Arrivals: (n − 1)/n of the rate over
+	// Window.
 	PerSecond float64 `json:"perSecond"`
 	// Uncertain: work arrived, but too little to estimate a rate (a pod
 	// that began serving moments before D0). The drain waits up to

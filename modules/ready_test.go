@@ -76,6 +76,9 @@ func TestWebReadyWhateverTheFxLogger(t *testing.T) {
 				t.Errorf("drain reason = %q, want \"signal terminated\"", reason)
 			}
 			app.RequireStop()
+			if r, _ := c.Telemetry().Report(); r.StopReason != "signal terminated" {
+				t.Errorf("stop reason %q, want the signal's", r.StopReason)
+			}
 			if tt.want != "" {
 				if got := rec.String(); got != tt.want {
 					t.Errorf("the app's fx logger saw %q, want %q", got, tt.want)

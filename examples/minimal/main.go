@@ -4,8 +4,9 @@
 //	go run ./examples/minimal
 //
 // Environment: PORT, ADMIN_PORT, SHUTDOWN_GRACE_PERIOD (30s),
-// SHUTDOWN_DRAIN_DELAY (5s), SHUTDOWN_DRAIN_QUIET (0s, off),
-// SHUTDOWN_MAX_DRAIN_DELAY, PRESTOP_TOKEN (empty = none). A bad value exits
+// SHUTDOWN_DRAIN_DELAY (5s), SHUTDOWN_DRAIN_QUIET (1s; 0s: a fixed drain),
+// SHUTDOWN_MAX_DRAIN_DELAY, SHUTDOWN_DRAIN_MISS_PROBABILITY (0.001),
+// PRESTOP_TOKEN (empty = none). A bad value exits
 // 1 with one line naming the variable.
 package main
 

@@ -18,8 +18,9 @@
 // readiness check "db"), /startupz, /prestop.
 //
 // Environment: PORT, ADMIN_PORT, SHUTDOWN_GRACE_PERIOD (30s),
-// SHUTDOWN_DRAIN_DELAY (5s), SHUTDOWN_DRAIN_QUIET (0s, off),
-// SHUTDOWN_MAX_DRAIN_DELAY, SHUTDOWN_TEARDOWN_RESERVE (3s), PRESTOP_TOKEN
+// SHUTDOWN_DRAIN_DELAY (5s), SHUTDOWN_DRAIN_QUIET (1s; 0s: a fixed drain),
+// SHUTDOWN_MAX_DRAIN_DELAY, SHUTDOWN_DRAIN_MISS_PROBABILITY (0.001),
+// SHUTDOWN_TEARDOWN_RESERVE (3s), PRESTOP_TOKEN
 // (empty = none), DATABASE_URL (empty = an embedded SQLite file; or
 // postgres://…), DATA_DIR (where that file lives; default
 // $TMPDIR/drainfx-service). A bad value exits 1 with one line naming the
@@ -87,11 +88,10 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 // app is the whole service as fx options, for main and for the in-process
 // tests.
 //
-// The order matters for the stop: fx runs OnStop hooks in reverse order of
-// their appending, and the modules' invokes append them in the order the
-// modules are listed. workermod comes first so that the worker (and the pool
-// it uses) is built before the HTTP server: the server then stops first
-// (drain, Shutdown, sessions), the worker next, the pool last.
+// The order of the options does not matter for the stop: the coordinator
+// stops the servers and sessions first, then runs the teardown hooks in
+// reverse order of registration — the worker (built after the pool it
+// uses) before the pool.
 func app(cfg config) fx.Option {
 	return fx.Options(
 		workermod.Module,

@@ -54,12 +54,13 @@
 // every app of every parallel test. The signal handling itself is covered
 // by tests of real processes (internal/proctest).
 //
-// # Phases
+// # States
 //
-// The kit subscribes to the coordinator's transitions before it starts the
-// app. A clean run is serving → draining → stopping → stopped; [Result.Err]
-// reports any other order (an app whose servers do not drain goes from
-// serving straight to stopped).
+// The kit records the coordinator's transitions before it starts the app.
+// A clean run is serving → draining → drained → stopping → tearing down →
+// stopped ([CleanStates]); [Result.Err] reports any other order. The
+// coordinator passes through every state whatever the app does, so an app
+// whose own servers do not drain shows in the losses, not in the states.
 //
 // # Limits
 //

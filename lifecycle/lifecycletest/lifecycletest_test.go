@@ -177,7 +177,8 @@ func naiveOptions(addr *string, held chan<- struct{}) fx.Option {
 
 // The kit reports what a service without a drain loses: the request in
 // flight, the WebSocket session (left open, never closed), the SSE stream
-// (cut), and the phases that skipped the drain.
+// (cut): the losses show what the states, which the coordinator passes
+// through all the same, cannot.
 func TestReportsLosses(t *testing.T) {
 	t.Parallel()
 	var (

@@ -65,8 +65,8 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 		hookDuration:     d("hook_duration_seconds", "How long each stop participant and teardown hook took.", "hook"),
 		drainArrivals:    d("drain_arrivals_total", "New connections that reached the public listeners after D0 (the proxies still sending)."),
 		drainLast:        d("drain_last_arrival_seconds", "When the last of them arrived, in seconds after D0: the propagation delay this pod observed."),
-		drainRate:        d("drain_traffic_rate_per_second", "The rate at which work arrived in the minute before D0, as the adaptive drain estimated it."),
-		drainQuiet:       d("drain_quiet_seconds", "The quiet period the adaptive drain used: how long without a new connection ends it."),
+		drainRate:        d("drain_traffic_rate_per_second", "The rate at which work arrives, as the adaptive drain estimates it: over the last minute while serving, over the minute before D0 once draining."),
+		drainQuiet:       d("drain_quiet_seconds", "The adaptive drain's quiet period — how long without a new connection ends it: the one it would use now while serving, the one it used once draining."),
 		drainEnded:       d("drain_ended", "1 once the drain has ended, labelled with why: delay, quiet, max, abort or not serving.", "by"),
 		prestopRefused:   d("prestop_refused_total", "PreStop calls refused for a bad or missing token."),
 	}
@@ -97,6 +97,11 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(x.state, boolValue(s.State == st), st.String())
 	}
 	gauge(x.stateNumber, float64(s.State))
+	if s.D0.IsZero() && s.Drain.Rate.Window > 0 {
+		// Before D0: what a drain beginning now would judge by.
+		gauge(x.drainRate, s.Drain.Rate.PerSecond)
+		gauge(x.drainQuiet, s.Drain.Quiet.Seconds())
+	}
 	if !s.D0.IsZero() {
 		gauge(x.d0, float64(s.D0.UnixNano())/1e9, s.Reason)
 		counter(x.drainArrivals, float64(s.Drain.Arrivals))

@@ -116,13 +116,13 @@ drainfx_drain_ended{by="delay"} 1
 # HELP drainfx_drain_last_arrival_seconds When the last of them arrived, in seconds after D0: the propagation delay this pod observed.
 # TYPE drainfx_drain_last_arrival_seconds gauge
 drainfx_drain_last_arrival_seconds 1.5
-# HELP drainfx_drain_quiet_seconds The quiet period the adaptive drain used: how long without a new connection ends it.
+# HELP drainfx_drain_quiet_seconds The adaptive drain's quiet period — how long without a new connection ends it: the one it would use now while serving, the one it used once draining.
 # TYPE drainfx_drain_quiet_seconds gauge
 drainfx_drain_quiet_seconds 0
 # HELP drainfx_drain_start_timestamp_seconds When the drain began (D0), in seconds since the epoch, and what began it.
 # TYPE drainfx_drain_start_timestamp_seconds gauge
 drainfx_drain_start_timestamp_seconds{reason="prestop"} 1.7e+09
-# HELP drainfx_drain_traffic_rate_per_second The rate at which work arrived in the minute before D0, as the adaptive drain estimated it.
+# HELP drainfx_drain_traffic_rate_per_second The rate at which work arrives, as the adaptive drain estimates it: over the last minute while serving, over the minute before D0 once draining.
 # TYPE drainfx_drain_traffic_rate_per_second gauge
 drainfx_drain_traffic_rate_per_second 0
 # HELP drainfx_hook_duration_seconds How long each stop participant and teardown hook took.

@@ -21,8 +21,8 @@
 //	drainfx_hook_duration_seconds{hook}         how long each stop participant (AtStop: http, grpc, …) and teardown hook (AtTeardown) took
 //	drainfx_drain_arrivals_total                new connections on the public listeners after D0 (the proxies still sending)
 //	drainfx_drain_last_arrival_seconds          the last of them, after D0: the propagation delay this pod observed
-//	drainfx_drain_traffic_rate_per_second       the rate of work arriving in the minute before D0 (the adaptive drain's estimate)
-//	drainfx_drain_quiet_seconds                 the quiet period the adaptive drain used
+//	drainfx_drain_traffic_rate_per_second       the rate of work arriving (the adaptive drain's estimate): live while serving, the minute before D0 after it
+//	drainfx_drain_quiet_seconds                 the adaptive drain's quiet period: the one it would use now while serving, the one it used after D0
 //	drainfx_drain_ended{by}                     1 once the drain has ended: delay, quiet, max, abort, not serving
 //	drainfx_prestop_refused_total               preStop calls refused for a bad or missing token (the log shows the first, then one a PrestopRefusedLogEvery)
 //

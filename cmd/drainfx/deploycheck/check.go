@@ -362,7 +362,7 @@ func (c *checker) env(at string, ct corev1.Container) (map[string]string, map[st
 			}
 			unresolved[e.Name] = true
 			delete(env, e.Name)
-			c.add(Error, eat+".valueFrom", "%s: %s (put it in the input, or give it with -env %s=VALUE)", e.Name, err, e.Name)
+			c.add(Error, eat+".valueFrom", "%s: %s (put it in the input, or give it with -env %s=VALUE and name the service's container with -container)", e.Name, err, e.Name)
 			continue
 		}
 		env[e.Name] = v
