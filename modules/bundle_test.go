@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules"
 	"github.com/drainfx/drainfx/probemod"
@@ -54,8 +55,9 @@ func TestWebBundle(t *testing.T) {
 	)
 	app := fxtest.New(t,
 		modules.Web(testConfig()),
-		httpmod.AsRoute(func() httpmod.Route {
-			return httpmod.RouteFunc(func(e *echo.Echo) {
+		echoroute.Module,
+		echoroute.AsRoute(func() echoroute.Route {
+			return echoroute.RouteFunc(func(e *echo.Echo) {
 				e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
 			})
 		}),

@@ -1,7 +1,7 @@
 // Package modules bundles the drainfx modules for fx.Options composition.
 //
 // [Web] is the usual start: the drain coordinator ([lifecycle.Module]), the
-// public echo server ([httpmod.Module]), the admin server with probes and
+// public server for any http.Handler ([httpmod.Module]; echo routes with [echoroute.Module]), the admin server with probes and
 // preStop ([probemod.Module]) and Prometheus metrics on it
 // ([metricsmod.Module]), fx's own events through zap, and an fx stop
 // timeout derived from the shutdown budget instead of fx's 15 s default.

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules"
@@ -45,8 +46,9 @@ func TestTeardownWaitsForServersWhateverTheModuleOrder(t *testing.T) {
 	)
 	app := fxtest.New(t,
 		modules.Web(testConfig()),
-		httpmod.AsRoute(func() httpmod.Route {
-			return httpmod.RouteFunc(func(e *echo.Echo) {
+		echoroute.Module,
+		echoroute.AsRoute(func() echoroute.Route {
+			return echoroute.RouteFunc(func(e *echo.Echo) {
 				e.GET("/slow", func(c echo.Context) error {
 					close(entered)
 					<-release

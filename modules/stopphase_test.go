@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/wsmod"
 )
@@ -34,15 +35,15 @@ func TestStreamEndedAtStopClosesItsConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := httpmod.New(httpmod.Config{Addr: "127.0.0.1:0"}, c, httpmod.WithRoutes(httpmod.RouteFunc(func(e *echo.Echo) {
+	srv, err := httpmod.New(httpmod.Config{Addr: "127.0.0.1:0"}, c, echoroute.New(echoroute.RouteFunc(func(e *echo.Echo) {
 		e.GET("/", func(ec echo.Context) error { return ec.String(http.StatusOK, "ok") })
-		e.GET("/events", reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
+		e.GET("/events", echo.WrapHandler(reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 			if err := s.Send(wsmod.Event{Data: "hello"}); err != nil {
 				return err
 			}
 			<-ctx.Done()
 			return nil
-		}))
+		})))
 	})))
 	if err != nil {
 		t.Fatal(err)

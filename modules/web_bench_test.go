@@ -11,6 +11,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules"
 	"github.com/drainfx/drainfx/probemod"
@@ -43,8 +44,9 @@ func BenchmarkWebStartStop(b *testing.B) {
 				HTTP:      httpmod.Config{Addr: "127.0.0.1:0"},
 				Probe:     probemod.Config{Addr: "127.0.0.1:0"},
 			}),
-			httpmod.AsRoute(func() httpmod.Route {
-				return httpmod.RouteFunc(func(e *echo.Echo) { e.GET("/", ok) })
+			echoroute.Module,
+			echoroute.AsRoute(func() echoroute.Route {
+				return echoroute.RouteFunc(func(e *echo.Echo) { e.GET("/", ok) })
 			}),
 		)
 	})

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 
-	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -41,8 +40,13 @@ func main() {
 	).Run() // exits 1 if start-up failed or the shutdown cut anything
 }
 
+// newRoutes serves GET / on the standard library's ServeMux: the service
+// links no router, no WebSocket library, no database driver.
 func newRoutes() httpmod.Route {
-	return httpmod.RouteFunc(func(e *echo.Echo) {
-		e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+	return httpmod.RouteFunc(func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = w.Write([]byte("ok"))
+		})
 	})
 }

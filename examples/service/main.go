@@ -41,7 +41,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
-	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/modules"
 	"github.com/drainfx/drainfx/modules/sqlmod"
 	"github.com/drainfx/drainfx/modules/workermod"
@@ -101,7 +101,8 @@ func app(cfg config) fx.Option {
 		modules.Web(cfg.Web), // lifecycle + httpmod + probemod, StopTimeout from the budget
 		wsmod.Module,
 		fx.Provide(newStore),
-		httpmod.AsRoute(newRoutes),
+		echoroute.Module, // the public routes on echo
+		echoroute.AsRoute(newRoutes),
 	)
 }
 

@@ -14,7 +14,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
-	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/wsmod"
 )
 
@@ -33,7 +33,7 @@ type routeParams struct {
 }
 
 // newRoutes registers the public routes: the route contract of README.md ("The example service"), which the Kubernetes manifests and the rollout check are written for.
-func newRoutes(p routeParams) httpmod.Route {
+func newRoutes(p routeParams) echoroute.Route {
 	st, log := p.Store, p.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -50,12 +50,13 @@ func newRoutes(p routeParams) httpmod.Route {
 		return c.String(http.StatusOK, strconv.FormatInt(n, 10))
 	}
 	reg := p.Registry
-	return httpmod.RouteFunc(func(e *echo.Echo) {
+	return echoroute.RouteFunc(func(e *echo.Echo) {
 		e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
 		e.POST("/echo", echoBody)
 		e.GET("/slow", slow)
-		e.GET("/ws", reg.WebSocket(wsEcho))
-		e.GET("/events", reg.SSE(events))
+		// wsmod's handlers are http.Handlers: echo mounts them as any other.
+		e.GET("/ws", echo.WrapHandler(reg.WebSocket(wsEcho)))
+		e.GET("/events", echo.WrapHandler(reg.SSE(events)))
 		e.POST("/hits", func(c echo.Context) error { return hits(c, st.Hit) })
 		e.GET("/hits", func(c echo.Context) error { return hits(c, st.Hits) })
 		e.GET("/instances", func(c echo.Context) error {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/lifecycle/lifecycletest"
 	"github.com/drainfx/drainfx/modules"
@@ -34,10 +35,11 @@ func Example() {
 			Probe:     probemod.Config{Addr: "127.0.0.1:0"},
 		}),
 		wsmod.Module,
-		httpmod.AsRoute(func(reg *wsmod.Registry) httpmod.RouteFunc {
+		echoroute.Module,
+		echoroute.AsRoute(func(reg *wsmod.Registry) echoroute.RouteFunc {
 			return func(e *echo.Echo) {
 				e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
-				e.GET("/ws", reg.WebSocket(func(_ context.Context, conn wsmod.Conn) error {
+				e.GET("/ws", echo.WrapHandler(reg.WebSocket(func(_ context.Context, conn wsmod.Conn) error {
 					for {
 						mt, p, err := conn.ReadMessage()
 						if err != nil {
@@ -47,8 +49,8 @@ func Example() {
 							return err
 						}
 					}
-				}))
-				e.GET("/events", reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
+				})))
+				e.GET("/events", echo.WrapHandler(reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 					for n := 0; ; n++ {
 						if err := s.Send(wsmod.Event{Data: fmt.Sprint(n)}); err != nil {
 							return err
@@ -59,7 +61,7 @@ func Example() {
 						case <-time.After(50 * time.Millisecond):
 						}
 					}
-				}))
+				})))
 			}
 		}),
 		fx.Populate(&coord, &srv, &admin),

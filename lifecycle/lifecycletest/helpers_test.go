@@ -11,6 +11,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules"
 	"github.com/drainfx/drainfx/probemod"
@@ -42,8 +43,9 @@ func webOptions(lc lifecycle.Config) fx.Option {
 			Probe:     probemod.Config{Addr: "127.0.0.1:0"},
 		}),
 		wsmod.Module,
-		httpmod.AsRoute(func(reg *wsmod.Registry) httpmod.Route {
-			return httpmod.RouteFunc(func(e *echo.Echo) {
+		echoroute.Module,
+		echoroute.AsRoute(func(reg *wsmod.Registry) echoroute.Route {
+			return echoroute.RouteFunc(func(e *echo.Echo) {
 				e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
 				e.POST("/echo", func(c echo.Context) error {
 					b, err := io.ReadAll(c.Request().Body)
@@ -67,7 +69,7 @@ func webOptions(lc lifecycle.Config) fx.Option {
 						return nil
 					}
 				})
-				e.GET("/ws", reg.WebSocket(func(_ context.Context, conn wsmod.Conn) error {
+				e.GET("/ws", echo.WrapHandler(reg.WebSocket(func(_ context.Context, conn wsmod.Conn) error {
 					for {
 						mt, p, err := conn.ReadMessage()
 						if err != nil {
@@ -77,8 +79,8 @@ func webOptions(lc lifecycle.Config) fx.Option {
 							return err
 						}
 					}
-				}))
-				e.GET("/events", reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
+				})))
+				e.GET("/events", echo.WrapHandler(reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 					t := time.NewTicker(50 * time.Millisecond)
 					defer t.Stop()
 					for n := 0; ; n++ {
@@ -91,7 +93,7 @@ func webOptions(lc lifecycle.Config) fx.Option {
 						case <-t.C:
 						}
 					}
-				}))
+				})))
 			})
 		}),
 	)

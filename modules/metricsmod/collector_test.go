@@ -30,7 +30,7 @@ func TestGaugeNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stopNow(t, c)
-	if _, err := httpmod.New(httpmod.Config{}, c); err != nil {
+	if _, err := httpmod.New(httpmod.Config{}, c, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := wsmod.New(wsmod.Config{}, c); err != nil {

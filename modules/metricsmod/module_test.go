@@ -15,6 +15,7 @@ import (
 	"go.uber.org/fx/fxtest"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
@@ -59,8 +60,9 @@ func TestScrapeDuringDrain(t *testing.T) {
 		),
 		fx.Provide(func() lifecycle.Clock { return clk }),
 		lifecycle.Module, httpmod.Module, probemod.Module, metricsmod.Module,
-		httpmod.AsRoute(func() httpmod.Route {
-			return httpmod.RouteFunc(func(e *echo.Echo) {
+		echoroute.Module,
+		echoroute.AsRoute(func() echoroute.Route {
+			return echoroute.RouteFunc(func(e *echo.Echo) {
 				e.GET("/slow", func(ec echo.Context) error {
 					close(entered)
 					<-release

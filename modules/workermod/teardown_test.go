@@ -19,6 +19,7 @@ import (
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules/grpcmod"
@@ -158,8 +159,9 @@ func testTeardownAfterTheServers(t *testing.T, modules func(worker fx.Option) []
 		fx.NopLogger,
 		fx.Supply(budget, httpmod.Config{Addr: "127.0.0.1:0"}, sqlmod.Config{DataDir: t.TempDir()}),
 		grpcmod.AsClient("backend", ln.Addr().String(), healthgrpc.NewHealthClient),
-		httpmod.AsRoute(func(j *jobs) httpmod.Route {
-			return httpmod.RouteFunc(func(e *echo.Echo) {
+		echoroute.Module,
+		echoroute.AsRoute(func(j *jobs) echoroute.Route {
+			return echoroute.RouteFunc(func(e *echo.Echo) {
 				e.POST("/jobs/:id", func(ec echo.Context) error {
 					if ec.Param("id") == "in-flight" {
 						inHandler <- struct{}{}
