@@ -33,6 +33,10 @@
 package main
 
 import (
+	// The database drivers this service uses: sqlmod imports none.
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
+
 	"context"
 	"fmt"
 	"os"

@@ -191,6 +191,14 @@ const (
 	DriverPostgres = "pgx"    // github.com/jackc/pgx/v5/stdlib
 )
 
+// driverPackage is the package an app imports for each driver: sqlmod
+// imports none (as database/sql expects), so that a service links only the
+// driver it uses.
+var driverPackage = map[string]string{
+	DriverSQLite:   "modernc.org/sqlite",
+	DriverPostgres: "github.com/jackc/pgx/v5/stdlib",
+}
+
 func driverFor(dsn string) (string, error) {
 	lower := strings.ToLower(dsn)
 	switch {

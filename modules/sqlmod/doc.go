@@ -5,6 +5,14 @@
 //
 // # Drivers
 //
+// sqlmod imports no driver, as database/sql expects: the app imports the one
+// it uses, so that a service links only that one —
+//
+//	import _ "modernc.org/sqlite"            // the embedded default
+//	import _ "github.com/jackc/pgx/v5/stdlib" // postgres:// DSNs
+//
+// Without it, [New] fails naming the import.
+//
 // An empty [Config.DSN] opens an embedded SQLite database
 // (modernc.org/sqlite: pure Go, no cgo, nothing to install) in a file in
 // [Config.DataDir] ("./data/app.db" by default), in WAL mode so readers do

@@ -9,10 +9,14 @@ import (
 	"path/filepath"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	"slices"
+
 	"go.uber.org/zap"
-	_ "modernc.org/sqlite" // registers "sqlite"
 )
+
+// registeredDrivers is [sql.Drivers]; a variable so a test can see the app
+// that forgot its driver import.
+var registeredDrivers = sql.Drivers
 
 // ErrInUse is matched by the error of [Pool.Close] when connections were
 // still in use (queries running) as its context ended.
@@ -78,6 +82,11 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		}}
 		dsn = p.sqlite + "?" + q.Encode()
 		p.redacted = "sqlite " + p.sqlite
+	}
+	if !slices.Contains(registeredDrivers(), p.driver) {
+		// sqlmod imports no driver: the app links only the one it uses.
+		return nil, fmt.Errorf("sqlmod: open %s: database/sql driver %q not registered: import _ %q in the app",
+			p.redacted, p.driver, driverPackage[p.driver])
 	}
 	db, err := sql.Open(p.driver, dsn)
 	if err != nil {
