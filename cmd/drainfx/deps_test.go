@@ -39,3 +39,50 @@ func TestLibraryDependencies(t *testing.T) {
 		t.Fatalf("go list listed %d packages:\n%s", n, out)
 	}
 }
+
+// Each module brings only what it needs: a service on lifecycle and the
+// net/http server (examples/minimal) links no router, no WebSocket
+// library, no gRPC and no database driver; the net/http example with
+// sessions links gorilla/websocket but no echo; sqlmod links no driver.
+func TestEachModuleBringsOnlyWhatItNeeds(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("go list: skipped in -short mode")
+	}
+	tests := []struct {
+		give    string
+		wantNot []string
+		want    []string // sanity: what it does link
+	}{
+		{"github.com/drainfx/drainfx/examples/minimal",
+			[]string{"github.com/labstack/", "github.com/gorilla/", "google.golang.org/grpc", "modernc.org/", "github.com/jackc/"},
+			[]string{"github.com/drainfx/drainfx/httpmod", "go.uber.org/fx"}},
+		{"github.com/drainfx/drainfx/examples/nethttp",
+			[]string{"github.com/labstack/", "google.golang.org/grpc", "modernc.org/", "github.com/jackc/"},
+			[]string{"github.com/gorilla/websocket"}},
+		{"github.com/drainfx/drainfx/modules/sqlmod",
+			[]string{"modernc.org/", "github.com/jackc/", "github.com/labstack/"},
+			[]string{"database/sql"}},
+		{"github.com/drainfx/drainfx/httpmod",
+			[]string{"github.com/labstack/", "github.com/gorilla/"},
+			[]string{"net/http"}},
+	}
+	for _, tt := range tests {
+		out, err := exec.Command("go", "list", "-deps", tt.give).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", tt.give, err)
+		}
+		deps := string(out)
+		for _, bad := range tt.wantNot {
+			if strings.Contains(deps, "\n"+bad) || strings.HasPrefix(deps, bad) {
+				t.Errorf("%s links %s*", tt.give, bad)
+			}
+		}
+		for _, good := range tt.want {
+			if !strings.Contains(deps, good) {
+				t.Errorf("%s does not link %s: the check would prove nothing", tt.give, good)
+			}
+		}
+	}
+}
+

@@ -17,6 +17,7 @@ import (
 
 const (
 	servicePkg = "../../examples/service"
+	nethttpPkg = "../../examples/nethttp"
 	naivePkg   = "./testdata/naive"
 )
 
@@ -265,3 +266,30 @@ func TestShortDrainDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestNetHTTPZeroLoss: the same route contract on the standard library's
+// ServeMux alone (examples/nethttp, no echo) loses nothing either, with the
+// preStop hook and with SIGTERM only.
+func TestNetHTTPZeroLoss(t *testing.T) {
+	needRollout(t)
+	bin := binary(t, nethttpPkg)
+	for _, preStop := range []rollout.PreStop{{Kind: rollout.PreStopHTTP}, {Kind: rollout.PreStopNone}} {
+		t.Run(preStop.String(), func(t *testing.T) {
+			res := check(t, rollout.Config{
+				Bin:          bin,
+				Env:          []string{"SHUTDOWN_GRACE_PERIOD=10s", "SHUTDOWN_DRAIN_DELAY=3s", "SHUTDOWN_DRAIN_QUIET=0s"},
+				Replicas:     2,
+				Replacements: 4,
+				PreStop:      preStop,
+				GracePeriod:  10 * time.Second,
+				Propagation:  rollout.Range{Min: 500 * time.Millisecond, Max: 2500 * time.Millisecond},
+				Load:         rollout.Load{SSEIgnoreRetry: true},
+			})
+			if !res.Pass() {
+				logPods(t, res)
+				t.Errorf("%d lost, want none", res.Lost())
+			}
+		})
+	}
+}
+
