@@ -2,8 +2,10 @@ package httpmod
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -90,7 +92,8 @@ type Drain struct {
 	onServeError func(error)
 	noteAccept   func(net.Addr) // c.Telemetry().NoteAccept; a field so tests can count
 
-	work srvstate.Work // requests begun and ended: the in-flight count and the arrivals
+	work     srvstate.Work // requests begun and ended: the in-flight count and the arrivals
+	hijacked hijackedConns // connections taken over by a handler (WebSocket)
 
 	mu        sync.Mutex
 	srv       *http.Server  // the managed server; nil before Manage
@@ -132,7 +135,7 @@ func (d *Drain) InFlight() int64 { return d.work.InFlight() }
 // per request): the adaptive drain ends once connections stop arriving.
 // Wrap the public listener only, not an admin one.
 func (d *Drain) Listener(ln net.Listener) net.Listener {
-	return &acceptListener{Listener: ln, note: d.noteAccept}
+	return &acceptListener{Listener: ln, note: d.noteAccept, conns: &d.hijacked}
 }
 
 // Manage makes srv this drain's server and registers its part in the
@@ -178,6 +181,17 @@ func (d *Drain) Manage(srv *http.Server) error {
 	// before any stop participant runs; Shutdown, a moment later, closes
 	// the idle connections anyway.
 	d.c.OnState(lifecycle.StateStopping, func() { srv.SetKeepAlivesEnabled(false) })
+	// Hijacked connections: Shutdown neither waits for them nor closes
+	// them. The stop participant does both (see hijackedConns).
+	next := srv.ConnState
+	srv.ConnState = func(conn net.Conn, st http.ConnState) {
+		if st == http.StateHijacked {
+			d.hijacked.hijacked(conn)
+		}
+		if next != nil {
+			next(conn, st)
+		}
+	}
 	d.c.AtStop("http", d.stop)
 	return nil
 }
@@ -255,6 +269,16 @@ func (d *Drain) stop(ctx context.Context) error {
 		// listener, Serve returns at once.
 		<-done
 	}
+	// Shutdown does not wait for hijacked connections (WebSocket): wait for
+	// them until the deadline, then close and count those still open. A
+	// session of wsmod's registry is closed before (1001); one that a
+	// handler runs on its own gets cut here, and the report says so.
+	if n := d.hijacked.waitClosed(ctx); n > 0 {
+		d.c.Telemetry().RecordCut(CutHijacked, int64(n))
+		d.log.Warn("hijacked connections cut at the stop deadline: a WebSocket handler not through wsmod? "+
+			"wsmod's registry closes sessions with 1001 before the deadline",
+			zap.Int("count", n), zap.Time("deadline", deadline))
+	}
 	d.log.Info("http stopped", zap.Duration("took", clk.Now().Sub(start)))
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("http shutdown: %w", err)
@@ -263,16 +287,130 @@ func (d *Drain) stop(ctx context.Context) error {
 }
 
 // acceptListener reports every accepted connection to the coordinator's
-// adaptive drain: once per connection, never per request.
+// adaptive drain (once per connection, never per request), and hands out
+// connections that know when they are closed, so that the stop can find
+// the hijacked ones still open.
 type acceptListener struct {
 	net.Listener
-	note func(remote net.Addr)
+	note  func(remote net.Addr)
+	conns *hijackedConns
 }
 
 func (l *acceptListener) Accept() (net.Conn, error) {
 	conn, err := l.Listener.Accept()
-	if err == nil {
-		l.note(conn.RemoteAddr())
+	if err != nil {
+		return conn, err
 	}
-	return conn, err
+	l.note(conn.RemoteAddr())
+	if _, ok := conn.(*tls.Conn); ok {
+		// net/http must see a *tls.Conn: wrap the listener below TLS
+		// (http.Server.ServeTLS does) for hijacked connections to be
+		// tracked.
+		return conn, nil
+	}
+	return &trackedConn{Conn: conn, set: l.conns}, nil
+}
+
+// CutHijacked is the kind of cut work counted for hijacked connections
+// (WebSocket handlers not run through wsmod) still open at the stop
+// deadline.
+const CutHijacked lifecycle.CutKind = "hijacked"
+
+// hijackedConns is the set of connections a handler took over and has
+// not closed yet.
+type hijackedConns struct {
+	mu      sync.Mutex
+	open    map[*trackedConn]struct{}
+	changed chan struct{} // size 1: a hijacked connection closed
+}
+
+func (h *hijackedConns) hijacked(c net.Conn) {
+	tc, ok := c.(*trackedConn)
+	if !ok {
+		return // not from Drain.Listener: not tracked
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if tc.closed {
+		return
+	}
+	if h.open == nil {
+		h.open = make(map[*trackedConn]struct{})
+		h.changed = make(chan struct{}, 1)
+	}
+	tc.hijacked = true
+	h.open[tc] = struct{}{}
+}
+
+func (h *hijackedConns) closed(tc *trackedConn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tc.closed = true
+	if !tc.hijacked {
+		return
+	}
+	delete(h.open, tc)
+	select {
+	case h.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitClosed waits until every hijacked connection has closed or ctx
+// ends; then it closes the ones left and returns how many.
+func (h *hijackedConns) waitClosed(ctx context.Context) int {
+	for {
+		h.mu.Lock()
+		n, changed := len(h.open), h.changed
+		h.mu.Unlock()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-changed:
+			continue
+		case <-ctx.Done():
+		}
+		h.mu.Lock()
+		left := make([]*trackedConn, 0, len(h.open))
+		for tc := range h.open {
+			left = append(left, tc)
+		}
+		h.mu.Unlock()
+		for _, tc := range left {
+			_ = tc.Close()
+		}
+		return len(left)
+	}
+}
+
+// trackedConn is an accepted connection that tells the set when it
+// closes. It passes ReadFrom and CloseWrite through, which net/http uses
+// when the connection is a *net.TCPConn (sendfile, graceful close).
+type trackedConn struct {
+	net.Conn
+	set      *hijackedConns
+	hijacked bool // guarded by set.mu
+	closed   bool // guarded by set.mu
+	once     sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.set.closed(c) })
+	return err
+}
+
+func (c *trackedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
