@@ -85,4 +85,3 @@ func TestEachModuleBringsOnlyWhatItNeeds(t *testing.T) {
 		}
 	}
 }
-

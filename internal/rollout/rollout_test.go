@@ -292,4 +292,3 @@ func TestNetHTTPZeroLoss(t *testing.T) {
 		})
 	}
 }
-
