@@ -130,7 +130,9 @@ func (c *Coordinator) logDrainEnd(by string, took time.Duration, seen DrainSeen)
 	fields := []zap.Field{zap.String("endedBy", by), zap.Duration("took", took), zap.Object("seen", seen)}
 	// Connections still arriving within DrainQuiet of the end: the proxies
 	// had not stopped routing here when the budget ran out.
-	stillArriving := seen.Arrivals > 0 && took-seen.LastArrival < max(eff(c.plan.DrainQuiet), sampleEvery)
+	// (Measured against MaxDrainDelay, not the end: a late timer moves the
+	// end, not the question.)
+	stillArriving := seen.Arrivals > 0 && c.plan.MaxDrainDelay-seen.LastArrival < max(eff(c.plan.DrainQuiet), sampleEvery)
 	switch {
 	case by == DrainEndedMax && stillArriving:
 		c.log.Warn("drain ended at MaxDrainDelay while connections still arrived: the load balancer had not caught up; "+

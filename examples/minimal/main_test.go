@@ -76,6 +76,38 @@ func TestPrestopThenSIGTERM(t *testing.T) {
 	}
 }
 
+// A preStop call that no SIGTERM follows (someone else's call, or a
+// kubelet that gave up) does not leave the pod unready for good: at
+// GracePeriod after D0 the service stops by itself, with a whole stop
+// phase, exits 0 (Kubernetes restarts the container), and its report says
+// why.
+func TestPrestopWithoutSIGTERMStopsByItself(t *testing.T) {
+	t.Parallel()
+	const grace = 2 * time.Second
+	s := start(t, "SHUTDOWN_GRACE_PERIOD=2s", "SHUTDOWN_DRAIN_DELAY=200ms", "SHUTDOWN_TEARDOWN_RESERVE=0s")
+	began := time.Now()
+	if resp, _ := proctest.Get(t, s.AdminURL("/prestop")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/prestop = %d, want 200 after the drain", resp.StatusCode)
+	}
+	if resp, _ := proctest.Get(t, s.AdminURL("/readyz")); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz after preStop = %d, want 503", resp.StatusCode)
+	}
+	code, at := s.Wait(t, 10*time.Second)
+	took := at.Sub(began)
+	t.Logf("preStop, no SIGTERM → exit %d after %v", code, took.Round(time.Millisecond))
+	if code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if took < grace {
+		t.Errorf("exited %v after preStop, before the grace period %v: a slow SIGTERM would have found it gone", took, grace)
+	}
+	for _, want := range []string{"nothing asked for the stop within the grace period", `"stopReason":"no stop followed the drain"`} {
+		if !strings.Contains(s.Output(), want) {
+			t.Errorf("no %q in the output", want)
+		}
+	}
+}
+
 func TestPrestopToken(t *testing.T) {
 	t.Parallel()
 	s := start(t, "SHUTDOWN_DRAIN_DELAY=200ms", "PRESTOP_TOKEN=s3cret")
