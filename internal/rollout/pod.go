@@ -214,7 +214,6 @@ func (r *runner) terminate(ctx context.Context, p *pod) {
 	p.PropagationTarget = r.draw(r.cfg.Propagation)
 	var prop sync.WaitGroup
 	prop.Go(func() { r.propagate(ctx, p) })
-	defer prop.Wait()
 
 	r.logf("%s terminating: preStop %v, leaves the proxy in %.3fs", p.Name, r.cfg.PreStop, p.PropagationTarget.Seconds())
 	kill := time.NewTimer(r.cfg.GracePeriod)
@@ -248,6 +247,9 @@ func (r *runner) terminate(ctx context.Context, p *pod) {
 		<-p.done
 	}
 	p.exitStatus()
+	// The endpoint's removal writes p.Propagation: wait for it before the
+	// report is read (the log below copies the whole PodReport).
+	prop.Wait()
 	r.logf("%s exited %d%s: T0→exit %.3fs, SIGTERM→exit %.3fs%s", p.Name, p.ExitCode, sigNote(p.Signal),
 		p.StopTime().Seconds(), p.SIGTERMToExit().Seconds(), map[bool]string{true: " (SIGKILL at the grace period)"}[p.Killed])
 }
