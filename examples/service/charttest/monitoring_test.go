@@ -1,4 +1,4 @@
-package main
+package charttest
 
 import (
 	"bytes"
@@ -33,7 +33,7 @@ func decodeOperator(t *testing.T, path string, obj any) {
 
 func TestServiceMonitor(t *testing.T) {
 	var sm monitoringv1.ServiceMonitor
-	decodeOperator(t, filepath.Join("k8s", "monitoring", "servicemonitor.yaml"), &sm)
+	decodeOperator(t, filepath.Join("..", "k8s", "monitoring", "servicemonitor.yaml"), &sm)
 	if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "admin" || sm.Spec.Endpoints[0].Path != "/metrics" {
 		t.Errorf("endpoints %+v, want the admin port's /metrics", sm.Spec.Endpoints)
 	}
@@ -44,7 +44,7 @@ func TestServiceMonitor(t *testing.T) {
 // the second half skips, naming the package; under CI=true it fails.
 func TestPrometheusRule(t *testing.T) {
 	var pr monitoringv1.PrometheusRule
-	decodeOperator(t, filepath.Join("k8s", "monitoring", "prometheusrule.yaml"), &pr)
+	decodeOperator(t, filepath.Join("..", "k8s", "monitoring", "prometheusrule.yaml"), &pr)
 	alerts := map[string]bool{}
 	for _, g := range pr.Spec.Groups {
 		for _, r := range g.Rules {

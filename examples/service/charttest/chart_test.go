@@ -1,6 +1,7 @@
-package main
+package charttest
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ import (
 // (values given as a map over values.yaml) and decodes its objects.
 func renderChart(t *testing.T, set map[string]any) []deploycheck.Object {
 	t.Helper()
-	ch, err := loader.Load("chart")
+	ch, err := loader.Load(filepath.Join("..", "chart"))
 	if err != nil {
 		t.Fatal(err)
 	}
