@@ -120,13 +120,16 @@ func (t *Telemetry) RecordCut(kind CutKind, n int64) {
 // arrivals reads the sum of the arrival counters; false if there are none.
 func (t *Telemetry) arrivals() (int64, bool) {
 	t.mu.Lock()
-	srcs := t.arrivalSrcs
-	t.mu.Unlock()
+	defer t.mu.Unlock()
+	return t.arrivalsLocked()
+}
+
+func (t *Telemetry) arrivalsLocked() (int64, bool) {
 	var n int64
-	for _, read := range srcs {
+	for _, read := range t.arrivalSrcs {
 		n += read()
 	}
-	return n, len(srcs) > 0
+	return n, len(t.arrivalSrcs) > 0
 }
 
 func (t *Telemetry) sampleLocked() map[string]int64 {
@@ -349,10 +352,7 @@ func (t *Telemetry) Snapshot() Snapshot {
 	if t.d0.IsZero() && t.plan.adaptive() {
 		// Before D0: the rate the drain would judge by now, and its quiet
 		// period, so that an operator can see them before a rollout.
-		var n int64
-		for _, read := range t.arrivalSrcs {
-			n += read()
-		}
+		n, _ := t.arrivalsLocked()
 		if rate, ok := t.traffic.peek(sample{now, n}); ok {
 			s.Drain.Rate = rate
 			s.Drain.Quiet = quietFor(rate, t.plan.DrainMissProbability, t.plan.DrainQuiet, t.plan.MaxDrainDelay)

@@ -69,14 +69,14 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	lc := &cfg.Lifecycle
 	budget := []struct {
 		name     string
-		dst      *time.Duration
+		field    func(*lifecycle.Config) *time.Duration
 		zeroNone bool // "0s" means none (lifecycle.None); else it is refused
 	}{
-		{EnvGracePeriod, &lc.GracePeriod, false},
-		{EnvDrainDelay, &lc.DrainDelay, true},
-		{EnvDrainQuiet, &lc.DrainQuiet, true}, // none: a fixed drain
-		{EnvMaxDrainDelay, &lc.MaxDrainDelay, false},
-		{EnvTeardownReserve, &lc.TeardownReserve, true},
+		{EnvGracePeriod, func(c *lifecycle.Config) *time.Duration { return &c.GracePeriod }, false},
+		{EnvDrainDelay, func(c *lifecycle.Config) *time.Duration { return &c.DrainDelay }, true},
+		{EnvDrainQuiet, func(c *lifecycle.Config) *time.Duration { return &c.DrainQuiet }, true}, // none: a fixed drain
+		{EnvMaxDrainDelay, func(c *lifecycle.Config) *time.Duration { return &c.MaxDrainDelay }, false},
+		{EnvTeardownReserve, func(c *lifecycle.Config) *time.Duration { return &c.TeardownReserve }, true},
 	}
 	for _, d := range budget {
 		v, ok := lookup(d.name)
@@ -92,7 +92,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		case dur == 0:
 			dur = lifecycle.None
 		}
-		*d.dst = dur
+		*d.field(lc) = dur
 	}
 	if v, ok := lookup(EnvDrainMissProbability); ok && v != "" {
 		p, err := strconv.ParseFloat(v, 64)
@@ -112,18 +112,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 				written = append(written, fmt.Sprintf("%s=%q", d.name, v))
 				continue
 			}
-			shown := def.GracePeriod
-			switch d.dst {
-			case &lc.DrainDelay:
-				shown = def.DrainDelay
-			case &lc.DrainQuiet:
-				shown = def.DrainQuiet
-			case &lc.MaxDrainDelay:
-				shown = def.MaxDrainDelay
-			case &lc.TeardownReserve:
-				shown = def.TeardownReserve
-			}
-			written = append(written, fmt.Sprintf("%s unset (%v)", d.name, shown))
+			written = append(written, fmt.Sprintf("%s unset (%v)", d.name, *d.field(&def)))
 		}
 		return Config{}, fmt.Errorf("%s: %w", strings.Join(written, ", "), err)
 	}
