@@ -88,7 +88,14 @@ type Coordinator struct {
 	stopReason string
 	abort      chan struct{} // closed when stopCtx ends: the drain is cut short
 	stopAbort  func() bool
-	wg         sync.WaitGroup // the driver and the sampler
+	// The real SIGKILL, when it comes before base + GracePeriod
+	// (ShortenGrace), and when it became known; moved is closed and
+	// replaced each time it moves, to wake the drain.
+	kill, killLearned time.Time
+	moved             chan struct{}
+	// prestopCalled: an authorised preStop call has reached the drain.
+	prestopCalled atomic.Bool
+	wg            sync.WaitGroup // the driver and the sampler
 }
 
 // New returns a coordinator for the budget in cfg, in [StateStarting].
@@ -105,6 +112,7 @@ func New(cfg Config, opts ...Option) (*Coordinator, error) {
 		exit:    os.Exit,
 		stopReq: make(chan struct{}),
 		abort:   make(chan struct{}),
+		moved:   make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(c)
@@ -278,6 +286,7 @@ func (c *Coordinator) enter(to State, reason string, apply func(now time.Time)) 
 	// service still ready).
 	c.state.Store(int32(to))
 	c.tel.markPhase(to, now)
+	c.log.Info("state changed", zap.Stringer("from", from), zap.Stringer("to", to), zap.String("reason", reason))
 	if apply != nil {
 		apply(now)
 	}
@@ -289,7 +298,6 @@ func (c *Coordinator) enter(to State, reason string, apply func(now time.Time)) 
 		fn()
 	}
 	close(c.reached[to])
-	c.log.Info("state changed", zap.Stringer("from", from), zap.Stringer("to", to), zap.String("reason", reason))
 	return true
 }
 

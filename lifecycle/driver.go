@@ -36,14 +36,18 @@ func (c *Coordinator) run(d0 time.Time) {
 	c.teardownPhase()
 
 	// the report.
-	var r Report
-	c.enter(StateStopped, "stopped", func(now time.Time) { r = c.tel.finish(now) })
-	if r.Clean() {
-		c.log.Info("shutdown report", zap.Object("report", r))
-	} else {
-		c.log.Warn("shutdown report", zap.Object("report", r))
-	}
-	_ = c.log.Sync()
+	// Stopped means reported: the report is logged and the log synced
+	// inside the transition, before Reached(StateStopped) closes, so that
+	// a program that exits as soon as it closes loses no line.
+	c.enter(StateStopped, "stopped", func(now time.Time) {
+		r := c.tel.finish(now)
+		if r.Clean() {
+			c.log.Info("shutdown report", zap.Object("report", r))
+		} else {
+			c.log.Warn("shutdown report", zap.Object("report", r))
+		}
+		_ = c.log.Sync()
+	})
 	c.mu.Lock()
 	if c.stopAbort != nil {
 		c.stopAbort()
@@ -77,15 +81,22 @@ func (c *Coordinator) drain(d0 time.Time) string {
 		c.log.Info("drain quiet period", zap.Object("rate", rate), zap.Duration("quiet", quiet),
 			zap.Duration("maxDrainDelay", p.MaxDrainDelay))
 	}
-	if !sleepUntil(c.clock, d0.Add(eff(p.DrainDelay)), c.abort) {
-		return end(DrainEndedAbort)
-	}
-	if !p.adaptive() || p.MaxDrainDelay <= eff(p.DrainDelay) {
-		return end(DrainEndedDelay)
-	}
-	most := d0.Add(p.MaxDrainDelay)
 	for {
 		now := c.clock.Now()
+		dl := c.deadlines() // read afresh: a shorter grace period moves them
+		if now.Before(dl.drainMin) {
+			if !c.sleepUntil(dl.drainMin) {
+				return end(DrainEndedAbort)
+			}
+			continue
+		}
+		shortened := dl.drainMax.Before(d0.Add(p.DrainEnd))
+		if !p.adaptive() || p.MaxDrainDelay <= eff(p.DrainDelay) {
+			if shortened && dl.drainMin.Before(d0.Add(eff(p.DrainDelay))) {
+				return end(DrainEndedDeadline)
+			}
+			return end(DrainEndedDelay)
+		}
 		// Quiet since the last new connection, or since D0: a connection
 		// accepted before D0 says nothing of the proxies after it
 		// (keep-alive traffic may not open one for minutes).
@@ -107,15 +118,40 @@ func (c *Coordinator) drain(d0 time.Time) string {
 			}
 		}
 		quietAt := last.Add(quiet)
-		if !now.Before(quietAt) && quietAt.Before(most) {
+		if !now.Before(quietAt) && quietAt.Before(dl.drainMax) {
 			return end(DrainEndedQuiet)
 		}
-		if !now.Before(most) {
+		if !now.Before(dl.drainMax) {
+			if shortened {
+				return end(DrainEndedDeadline)
+			}
 			return end(DrainEndedMax)
 		}
-		if !sleepUntil(c.clock, earlier(quietAt, most), c.abort) {
+		if !c.sleepUntil(earlier(quietAt, dl.drainMax)) {
 			return end(DrainEndedAbort)
 		}
+	}
+}
+
+// sleepUntil waits until t, or until the deadlines move (and returns true
+// early: the caller reads them again); false if the drain is cut short
+// (Stop's ctx ended).
+func (c *Coordinator) sleepUntil(t time.Time) bool {
+	moved := c.movedCh()
+	d := t.Sub(c.clock.Now())
+	if d <= 0 {
+		return true
+	}
+	fired := make(chan struct{})
+	stop := c.clock.AfterFunc(d, func() { close(fired) })
+	defer stop()
+	select {
+	case <-fired:
+		return true
+	case <-moved:
+		return true
+	case <-c.abort:
+		return false
 	}
 }
 
@@ -188,10 +224,11 @@ func (c *Coordinator) stopPhase() {
 	if parent == nil {
 		parent = context.Background()
 	}
-	stopDL := c.fromBase(c.plan.StopDeadline)
+	dl := c.deadlines()
+	stopDL := dl.stop
 	ctx, cancel := ContextUntil(parent, c.clock, stopDL)
 	defer cancel()
-	hard, hardCancel := ContextUntil(context.Background(), c.clock, c.fromBase(c.plan.TeardownDeadline))
+	hard, hardCancel := ContextUntil(context.Background(), c.clock, dl.teardown)
 	defer hardCancel()
 	planned := stopDL.Sub(c.clock.Now())
 	type result struct {
@@ -238,9 +275,9 @@ func (c *Coordinator) teardownPhase() {
 	c.mu.Lock()
 	hooks := slices.Clone(c.teardowns)
 	c.mu.Unlock()
-	end := c.fromBase(c.plan.TeardownDeadline)
 	for i, h := range slices.Backward(hooks) {
-		left := i + 1 // this hook and those after it
+		end := c.deadlines().teardown // read afresh: a shorter grace period moves it
+		left := i + 1                 // this hook and those after it
 		share := max(end.Sub(c.clock.Now())/time.Duration(left), 0)
 		c.runHook(h, share)
 	}

@@ -126,8 +126,7 @@ func (l fxWatch) LogEvent(e fxevent.Event) {
 		// before the first OnStop begins the drain as "app stopping".
 		// (After a Shutdowner call fx reports SIGTERM too, but the drain
 		// has begun already and this does nothing.)
-		reason := ReasonSignal + " " + s.Signal.String()
-		l.c.BeginDrain(reason)
+		reason := l.c.signalled(s.Signal)
 		// The stop that follows is the signal's too (unless a Shutdowner
 		// call, which fx reports as SIGTERM, came first and said so).
 		l.c.stopHint.CompareAndSwap(nil, &reason)

@@ -55,6 +55,7 @@ func (c *Coordinator) PrestopHandler() http.Handler {
 			return
 		}
 		start := c.clock.Now()
+		c.prestopCalled.Store(true) // before the drain begins: a signal after it knows
 		if c.BeginDrain(ReasonPrestop) {
 			c.log.Info("prestop: draining", zap.String("remote", r.RemoteAddr))
 		}

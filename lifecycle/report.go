@@ -41,6 +41,10 @@ const (
 	DrainEndedQuiet = "quiet" // adaptive drain: no new connection for the quiet period
 	DrainEndedMax   = "max"   // adaptive drain: MaxDrainDelay reached
 	DrainEndedAbort = "abort" // cut short: the ctx of [Coordinator.Stop] ended first
+	// DrainEndedDeadline: the real deadline came sooner than the budget's
+	// (a shortened grace period, [Coordinator.ShortenGrace]) and left no
+	// more time for the drain.
+	DrainEndedDeadline = "deadline"
 	// DrainEndedNotServing: the drain began before the service was ever
 	// serving (a start that failed or was cut short by a signal): nothing
 	// was routed here, so there is nothing to drain.
@@ -64,6 +68,10 @@ const (
 	CutSessions CutKind = "sessions" // WebSocket/SSE sessions force-closed (wsmod)
 	CutRPCs     CutKind = "rpcs"     // gRPC calls in flight at the stop deadline (grpcmod)
 	CutHooks    CutKind = "hooks"    // stop participants and teardown hooks that overran their deadline
+	// CutHookErrors counts stop participants and teardown hooks that
+	// returned an error (a flush that failed, a delete refused): the work
+	// they stood for was not done, so the shutdown is not clean.
+	CutHookErrors CutKind = "hook_errors"
 )
 
 // HookReport is one stop participant or teardown hook in the report.
@@ -102,8 +110,13 @@ type Report struct {
 	// Hooks are the stop participants, then the teardown hooks, as they
 	// ran.
 	Hooks []HookReport `json:"hooks"`
-	// ExitCode is 1 if work was cut, else 0. (A start that failed exits
-	// 1 by itself, whatever the report says.)
+	// Grace is set when the real grace period was shorter than the
+	// budget's and the deadlines moved earlier ([Coordinator.ShortenGrace]).
+	Grace *GraceShortened `json:"grace,omitempty"`
+	// ExitCode is 1 if the shutdown was not clean — work was cut at a
+	// deadline, or a stop participant or teardown hook failed (every
+	// [CutKind], [CutHookErrors] included) — else 0. (A start that failed
+	// exits 1 by itself, whatever the report says.)
 	ExitCode int `json:"exitCode"`
 }
 
@@ -199,6 +212,9 @@ func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		}
 		return nil
 	}))
+	if r.Grace != nil {
+		_ = enc.AddObject("grace", *r.Grace)
+	}
 	enc.AddInt("exitCode", r.ExitCode)
 	return nil
 }
@@ -211,6 +227,10 @@ func (r Report) clone() Report {
 	r.Sessions = maps.Clone(r.Sessions)
 	r.Hooks = slices.Clone(r.Hooks)
 	r.Drain = r.Drain.clone()
+	if r.Grace != nil {
+		g := *r.Grace
+		r.Grace = &g
+	}
 	return r
 }
 

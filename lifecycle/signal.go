@@ -75,8 +75,7 @@ func (h *signalHandler) run() {
 			}
 			first = false
 			h.c.log.Info("signal received: draining", zap.Stringer("signal", sig))
-			reason = ReasonSignal + " " + sig.String()
-			h.c.BeginDrain(reason)
+			reason = h.c.signalled(sig)
 			drained = h.c.Reached(StateDrained)
 		case <-drained:
 			drained = nil
@@ -93,4 +92,20 @@ func exitCode(sig os.Signal) int {
 		return 128 + int(s)
 	}
 	return 1
+}
+
+// signalled is the one place a stop signal acts on the coordinator, whoever
+// caught it (the signal handler, or fx's app.Run through [AppOptions]): it
+// begins the drain, and if the signal came while a preStop call was still
+// waiting for the drain, the kubelet gave up on the hook — its grace period
+// ran out — and SIGKILL comes [KubeletMinGrace] after the signal: the
+// deadlines move to fit ([GraceFromSignal]). It returns the drain's reason
+// for this signal.
+func (c *Coordinator) signalled(sig os.Signal) string {
+	reason := ReasonSignal + " " + sig.String()
+	c.BeginDrain(reason)
+	if c.State() == StateDraining && c.prestopCalled.Load() {
+		c.ShortenGrace(c.clock.Now().Add(KubeletMinGrace), GraceFromSignal)
+	}
+	return reason
 }

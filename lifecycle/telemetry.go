@@ -43,6 +43,7 @@ type Telemetry struct {
 	atD0, atStop map[string]int64
 	sessAtD0     map[string]SessionEnds
 	hooks        []HookReport
+	grace        *GraceShortened
 	report       *Report
 }
 
@@ -221,12 +222,24 @@ func (t *Telemetry) setStopReason(reason string) {
 	t.mu.Unlock()
 }
 
+// addHook records a participant or hook that has run. One that overran
+// counts as [CutHooks]; one that returned an error of its own as
+// [CutHookErrors]: either makes the shutdown unclean.
 func (t *Telemetry) addHook(h HookReport, overran bool) {
 	t.mu.Lock()
 	t.hooks = append(t.hooks, h)
-	if overran {
+	switch {
+	case overran:
 		t.cuts[CutHooks]++
+	case h.Err != "":
+		t.cuts[CutHookErrors]++
 	}
+	t.mu.Unlock()
+}
+
+func (t *Telemetry) setShortened(g GraceShortened) {
+	t.mu.Lock()
+	t.grace = &g
 	t.mu.Unlock()
 }
 
@@ -251,6 +264,10 @@ func (t *Telemetry) finish(now time.Time) Report {
 		Cut:          maps.Clone(t.cuts),
 		Sessions:     sess,
 		Hooks:        slices.Clone(t.hooks),
+	}
+	if t.grace != nil {
+		g := *t.grace
+		r.Grace = &g
 	}
 	for _, n := range t.cuts {
 		if n > 0 {

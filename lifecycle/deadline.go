@@ -1,0 +1,154 @@
+package lifecycle
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// KubeletMinGrace is the least time the kubelet leaves a container between
+// SIGTERM and SIGKILL, whatever the grace period: after a preStop hook that
+// ran out the grace period, the container still gets this long
+// (minimumGracePeriodInSeconds in the kubelet's kuberuntime_container.go).
+const KubeletMinGrace = 2 * time.Second
+
+// Where a shorter deadline came from ([GraceShortened.Source]).
+const (
+	// GraceFromSignal: a signal came while a preStop call was still
+	// waiting for the drain. The kubelet sends SIGTERM only after the hook
+	// has ended; a /prestop hook ends with the drain, so the kubelet gave
+	// up on it — its grace period ran out — and SIGKILL comes
+	// [KubeletMinGrace] after the signal.
+	GraceFromSignal = "signal during prestop"
+)
+
+// GraceShortened says that the real deadline came before the one the
+// budget planned for: Kubernetes shortened the grace period (kubectl
+// delete --grace-period, an eviction, a node shutdown).
+type GraceShortened struct {
+	// Source is who told: [GraceFromSignal], or the caller of
+	// [Coordinator.ShortenGrace] (the pod's deletionTimestamp, read from
+	// the API, for instance).
+	Source string `json:"source"`
+	// Configured is the grace period of the budget ([Config.GracePeriod]).
+	Configured time.Duration `json:"configured"`
+	// Real is the grace period the pod had, from D0 to the SIGKILL it
+	// expects.
+	Real time.Duration `json:"real"`
+	// LearnedAt is when the real deadline became known, from D0.
+	LearnedAt time.Duration `json:"learnedAt"`
+}
+
+// MarshalLogObject writes the shortened grace period as zap fields.
+func (g GraceShortened) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("source", g.Source)
+	enc.AddDuration("configured", g.Configured)
+	enc.AddDuration("real", g.Real)
+	enc.AddDuration("learnedAt", g.LearnedAt)
+	return nil
+}
+
+// deadlines are the moments the timeline keeps after D0.
+type deadlines struct {
+	drainMin time.Time // the fixed drain's end, the adaptive drain's least
+	drainMax time.Time // the drain's latest end
+	stop     time.Time // the stop phase's end: what is left is cut
+	teardown time.Time // the last teardown hook's end
+}
+
+// deadlinesLocked returns the deadlines from base (D0, or later after
+// ReasonNoStop), moved earlier if the real SIGKILL comes before base +
+// GracePeriod ([Coordinator.ShortenGrace]). c.mu must be held.
+//
+// With a real deadline K learned at A, the phases after the drain keep
+// their planned lengths (the stop phase's share, the teardown reserve, the
+// margin) and the drain is shortened first; if there is not room for them
+// from A on, the drain ends at A and what is left until K is split between
+// the stop phase, the teardown and the margin in the proportions the budget
+// gives them.
+func (c *Coordinator) deadlinesLocked() deadlines {
+	base := c.base
+	if base.IsZero() {
+		base = c.clock.Now()
+	}
+	p := c.plan
+	d := deadlines{
+		drainMin: base.Add(eff(p.DrainDelay)),
+		drainMax: base.Add(p.DrainEnd),
+		stop:     base.Add(p.StopDeadline),
+		teardown: base.Add(p.TeardownDeadline),
+	}
+	if c.kill.IsZero() || !c.kill.Before(base.Add(p.GracePeriod)) {
+		return d
+	}
+	at := c.killLearned
+	if at.Before(base) {
+		at = base
+	}
+	stopShare, reserve, margin := p.StopDeadline-p.DrainEnd, eff(p.TeardownReserve), eff(p.Margin)
+	after := stopShare + reserve + margin
+	var s deadlines
+	if room := c.kill.Sub(at); room >= after {
+		s = deadlines{drainMax: c.kill.Add(-after), stop: c.kill.Add(-reserve - margin), teardown: c.kill.Add(-margin)}
+	} else {
+		scale := func(x time.Duration) time.Duration {
+			return time.Duration(float64(max(room, 0)) * float64(x) / float64(after))
+		}
+		s.drainMax = at
+		s.stop = at.Add(scale(stopShare))
+		s.teardown = s.stop.Add(scale(reserve))
+	}
+	d.drainMax = earlier(d.drainMax, s.drainMax)
+	d.drainMin = earlier(d.drainMin, d.drainMax)
+	d.stop = earlier(d.stop, s.stop)
+	d.teardown = earlier(d.teardown, s.teardown)
+	return d
+}
+
+// deadlines returns the deadlines now.
+func (c *Coordinator) deadlines() deadlines {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadlinesLocked()
+}
+
+// ShortenGrace tells the coordinator that SIGKILL comes at kill, earlier
+// than its budget planned (D0 + GracePeriod): every deadline moves so that
+// the stop phase, the teardown and the margin end before kill, the drain
+// shortened first (a drain under way ends early). source says who knew
+// (it goes into the report and a WARN). A kill no earlier than the plan's,
+// or later than one already given, changes nothing and returns false.
+//
+// The coordinator calls it itself when a signal comes while a preStop call
+// is still waiting ([GraceFromSignal]); a module that reads the pod's
+// deletionTimestamp from the Kubernetes API calls it at D0. The stop phase
+// takes its deadline when it begins: a call after that moves only the
+// teardown.
+func (c *Coordinator) ShortenGrace(kill time.Time, source string) bool {
+	now := c.clock.Now()
+	c.mu.Lock()
+	planned := c.deadlinesLocked().teardown.Add(eff(c.plan.Margin))
+	if c.base.IsZero() || !kill.Before(planned) || (!c.kill.IsZero() && !kill.Before(c.kill)) {
+		c.mu.Unlock()
+		return false
+	}
+	c.kill, c.killLearned = kill, now
+	g := GraceShortened{Source: source, Configured: c.plan.GracePeriod, Real: kill.Sub(c.base), LearnedAt: now.Sub(c.base)}
+	close(c.moved)
+	c.moved = make(chan struct{})
+	d := c.deadlinesLocked()
+	c.mu.Unlock()
+	c.tel.setShortened(g)
+	c.log.Warn("the grace period is shorter than the budget's: deadlines moved earlier",
+		zap.Object("grace", g), zap.Duration("drainEndsIn", max(d.drainMax.Sub(now), 0)),
+		zap.Duration("stopEndsIn", d.stop.Sub(now)), zap.Duration("killIn", kill.Sub(now)))
+	return true
+}
+
+// movedCh returns a channel closed when the deadlines next move.
+func (c *Coordinator) movedCh() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.moved
+}
