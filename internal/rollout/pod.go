@@ -45,6 +45,9 @@ type PodReport struct {
 	PropagationTarget, Propagation time.Duration
 	PreStopTook                    time.Duration // how long the preStop hook ran
 	PreStopErr                     string        // a failed preStop request (the kubelet goes on to SIGTERM)
+	// PreStopTimedOut: the hook was still running at the grace period;
+	// the kubelet stopped waiting and sent SIGTERM, with 2 s to SIGKILL.
+	PreStopTimedOut bool
 	SIGTERM                        time.Time     // zero if the pod exited before
 	Exited                         time.Time
 	// ExitCode is the process's exit status, or 128+signal if a signal
@@ -203,26 +206,43 @@ func (r *runner) probe(ctx context.Context, url string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// terminate plays the pod's deletion: at T0 the endpoint removal starts
-// (the pod leaves the proxy after a drawn propagation delay) and, at the
-// same time, the kubelet runs the preStop hook, sends SIGTERM, and sends
-// SIGKILL at T0 + GracePeriod. It returns once the pod has exited and its
-// endpoint has been removed.
+// terminate plays the pod's deletion as the kubelet does
+// (kuberuntime_container.go, killContainer): at T0 the endpoint removal
+// starts (the pod leaves the proxy after a drawn propagation delay) and, at
+// the same time, the kubelet runs the preStop hook for at most the grace
+// period G — an httpGet hook's request is not cancelled when the kubelet
+// stops waiting for it — then sends SIGTERM, and sends SIGKILL
+// max(G − the hook's time, 2 s) after it. It returns once the pod has exited
+// and its endpoint has been removed.
 func (r *runner) terminate(ctx context.Context, p *pod) {
 	p.T0 = time.Now()
 	p.Crashed = p.exited()
 	p.PropagationTarget = r.draw(r.cfg.Propagation)
-	var prop sync.WaitGroup
+	var prop, hook sync.WaitGroup
 	prop.Go(func() { r.propagate(ctx, p) })
+	var hookErr string // written by the hook's goroutine, read after hook.Wait
 
-	r.logf("%s terminating: preStop %v, leaves the proxy in %.3fs", p.Name, r.cfg.PreStop, p.PropagationTarget.Seconds())
-	kill := time.NewTimer(r.cfg.GracePeriod)
-	defer kill.Stop()
+	grace := r.cfg.GracePeriod
+	r.logf("%s terminating: preStop %v, grace %v, leaves the proxy in %.3fs", p.Name, r.cfg.PreStop, grace,
+		p.PropagationTarget.Seconds())
+	hookTimeout := time.NewTimer(grace)
+	defer hookTimeout.Stop()
 	switch r.cfg.PreStop.Kind {
 	case PreStopHTTP:
-		r.preStopHTTP(ctx, p)
+		answered := make(chan struct{})
+		hook.Go(func() {
+			defer close(answered)
+			hookErr = r.preStopHTTP(ctx, p)
+		})
+		select {
+		case <-answered:
+		case <-hookTimeout.C:
+			p.PreStopTimedOut = true
+			r.logf("%s preStop still running at the grace period (%v): the kubelet gives up on it", p.Name, grace)
+		case <-ctx.Done():
+		}
 	case PreStopSleep:
-		t := time.NewTimer(min(r.cfg.PreStop.Sleep, r.cfg.GracePeriod))
+		t := time.NewTimer(min(r.cfg.PreStop.Sleep, grace))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -231,11 +251,13 @@ func (r *runner) terminate(ctx context.Context, p *pod) {
 		t.Stop()
 	}
 	p.PreStopTook = time.Since(p.T0)
-	// A hook that outlasts the grace period gets no SIGTERM: SIGKILL is due.
-	if !p.exited() && p.PreStopTook < r.cfg.GracePeriod {
+	rest := max(grace-p.PreStopTook, kubeletMinGrace)
+	if !p.exited() {
 		p.SIGTERM = time.Now()
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	}
+	kill := time.NewTimer(rest)
+	defer kill.Stop()
 	select {
 	case <-p.done:
 	case <-kill.C:
@@ -247,12 +269,24 @@ func (r *runner) terminate(ctx context.Context, p *pod) {
 		<-p.done
 	}
 	p.exitStatus()
+	// A hook request the kubelet stopped waiting for ends with the pod.
+	hook.Wait()
+	if !p.PreStopTimedOut && hookErr != "" {
+		// (A request the kubelet stopped waiting for ends with the pod's
+		// exit: not the hook's failure.)
+		p.PreStopErr = hookErr
+		r.logf("%s preStop failed: %s", p.Name, hookErr)
+	}
 	// The endpoint's removal writes p.Propagation: wait for it before the
 	// report is read (the log below copies the whole PodReport).
 	prop.Wait()
 	r.logf("%s exited %d%s: T0→exit %.3fs, SIGTERM→exit %.3fs%s", p.Name, p.ExitCode, sigNote(p.Signal),
 		p.StopTime().Seconds(), p.SIGTERMToExit().Seconds(), map[bool]string{true: " (SIGKILL at the grace period)"}[p.Killed])
 }
+
+// kubeletMinGrace is the least the kubelet leaves between SIGTERM and
+// SIGKILL (minimumGracePeriodInSeconds).
+const kubeletMinGrace = 2 * time.Second
 
 func sigNote(sig string) string {
 	if sig == "" {
@@ -261,32 +295,28 @@ func sigNote(sig string) string {
 	return " (" + sig + ")"
 }
 
-// preStopHTTP calls the preStop path and waits for the answer, at most
-// until the grace period ends (the kubelet then kills the container).
-func (r *runner) preStopHTTP(ctx context.Context, p *pod) {
-	ctx, cancel := context.WithDeadline(ctx, p.T0.Add(r.cfg.GracePeriod))
-	defer cancel()
+// preStopHTTP calls the preStop path and waits for the answer. Like the
+// kubelet's, the request is not cancelled when the kubelet stops waiting
+// for it: it ends with the answer, the pod's exit, or the rollout's end.
+func (r *runner) preStopHTTP(ctx context.Context, p *pod) string {
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", p.AdminPort, r.cfg.PreStopPath)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		p.PreStopErr = err.Error()
-		return
+		return err.Error()
 	}
 	if r.cfg.PreStopToken != "" {
 		req.Header.Set("X-Prestop-Token", r.cfg.PreStopToken)
 	}
 	resp, err := r.kubelet.Do(req)
 	if err != nil {
-		p.PreStopErr = err.Error()
-		r.logf("%s preStop failed: %v", p.Name, err)
-		return
+		return err.Error()
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		p.PreStopErr = resp.Status
-		r.logf("%s preStop answered %s", p.Name, resp.Status)
+		return "answered " + resp.Status
 	}
+	return ""
 }
 
 // propagate removes the pod from the proxy PropagationTarget after T0.

@@ -123,6 +123,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 		prestop := "-"
 		if r.PreStop.Kind != PreStopNone {
 			prestop = secs(p.PreStopTook)
+			if p.PreStopTimedOut {
+				prestop += " (timed out: SIGTERM, SIGKILL 2s later)"
+			}
 			if p.PreStopErr != "" {
 				prestop += " (" + p.PreStopErr + ")"
 			}

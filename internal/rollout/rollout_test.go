@@ -292,3 +292,36 @@ func TestNetHTTPZeroLoss(t *testing.T) {
 		})
 	}
 }
+
+// TestShortenedGrace: the kubelet's grace period (12 s: kubectl delete
+// --grace-period, an eviction, a node shutdown) is shorter than the
+// service's budget (SHUTDOWN_GRACE_PERIOD 30 s). On sparse traffic the
+// adaptive drain would wait up to 21 s; the kubelet gives up on the
+// /prestop hook at 12 s, sends SIGTERM, and SIGKILL 2 s later. The service
+// reads that SIGTERM as the end of its grace: it ends the drain and closes
+// its sessions in the 2 s left. No pod is killed, no session cut.
+func TestShortenedGrace(t *testing.T) {
+	needRollout(t)
+	res := check(t, rollout.Config{
+		Bin:          binary(t, servicePkg),
+		Env:          serviceEnv(t, "SHUTDOWN_GRACE_PERIOD=30s"),
+		Replicas:     2,
+		Replacements: 3,
+		PreStop:      rollout.PreStop{Kind: rollout.PreStopHTTP},
+		GracePeriod:  12 * time.Second,
+		Propagation:  rollout.Range{Min: 6 * time.Second, Max: 9 * time.Second},
+		Entry:        rollout.Range{Min: 500 * time.Millisecond, Max: time.Second},
+		Load:         rollout.Load{NewConn: 2, WebSocket: 2, SSE: 1, Interval: 1500 * time.Millisecond},
+	})
+	if !res.Pass() {
+		logPods(t, res)
+		t.Errorf("%d lost, want none", res.Lost())
+	}
+	for _, p := range res.Terminated() {
+		t.Logf("%s: propagation %.3fs, preStop %.3fs (timed out %v), T0→exit %.3fs", p.Name,
+			p.Propagation.Seconds(), p.PreStopTook.Seconds(), p.PreStopTimedOut, p.StopTime().Seconds())
+		if !p.PreStopTimedOut {
+			t.Errorf("%s: the preStop hook ended before the kubelet's grace: the case was not played", p.Name)
+		}
+	}
+}
