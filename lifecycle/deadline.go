@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -140,7 +141,9 @@ func (c *Coordinator) ShortenGrace(kill time.Time, source string) bool {
 	d := c.deadlinesLocked()
 	c.mu.Unlock()
 	c.tel.setShortened(g)
-	c.log.Warn("the grace period is shorter than the budget's: deadlines moved earlier",
+	c.log.Warn(fmt.Sprintf("the grace period is shorter than the budget's: Kubernetes gave this pod %v from D0, "+
+		"not GracePeriod (SHUTDOWN_GRACE_PERIOD) %v (%s); the drain, the stop phase and the teardown now end before SIGKILL",
+		g.Real.Round(time.Millisecond), g.Configured, source),
 		zap.Object("grace", g), zap.Duration("drainEndsIn", max(d.drainMax.Sub(now), 0)),
 		zap.Duration("stopEndsIn", d.stop.Sub(now)), zap.Duration("killIn", kill.Sub(now)))
 	return true
