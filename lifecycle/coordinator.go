@@ -95,7 +95,10 @@ type Coordinator struct {
 	moved             chan struct{}
 	// prestopCalled: an authorised preStop call has reached the drain.
 	prestopCalled atomic.Bool
-	wg            sync.WaitGroup // the driver and the sampler
+	// interrupted: SIGINT began the drain (a terminal, not a kubelet): the
+	// drain is a fixed DrainDelay.
+	interrupted atomic.Bool
+	wg          sync.WaitGroup // the driver and the sampler
 }
 
 // New returns a coordinator for the budget in cfg, in [StateStarting].

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -247,5 +248,33 @@ func TestStoppedMeansReported(t *testing.T) {
 	}
 	if waittest.Recv(t, core.reachedSeen, eventTimeout, "the report's entry") {
 		t.Error("Reached(StateStopped) closed before the report was logged")
+	}
+}
+
+// SIGINT is a terminal's Ctrl-C (Kubernetes never sends it): no proxy to
+// wait for, so the drain lasts DrainDelay, not the adaptive drain's wait
+// for a sparse pod's quiet period; the line at D0 says so, and that a
+// second signal exits at once. Not parallel: a real signal.
+func TestSignalInterruptDrainsDrainDelayOnly(t *testing.T) {
+	cfg := trafficConfig()
+	cfg.IgnoreSignals = false
+	c, clk, logs := newFake(t, cfg, lifecycle.WithShutdown(func() error { return nil }))
+	serveTraffic(t, c, clk, append([]int64{600}, make([]int64, 59)...)) // bursty: quiet period = the max
+	stopSignals := c.HandleSignals()
+	defer stopSignals()
+	kill(t, syscall.SIGINT)
+	waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "the drain")
+	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
+	clk.Advance(2 * s)
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain's end at DrainDelay")
+	waittest.Recv(t, c.Reached(lifecycle.StateStopped), eventTimeout, "the report")
+	e := waitLog(t, logs, "draining for at most 2s")
+	for _, want := range []string{"SIGINT", "exits at once"} {
+		if !strings.Contains(e.Message, want) {
+			t.Errorf("D0 line %q does not say %q", e.Message, want)
+		}
+	}
+	if r, _ := c.Telemetry().Report(); r.DrainEndedBy != lifecycle.DrainEndedDelay {
+		t.Errorf("drain ended by %q, want delay", r.DrainEndedBy)
 	}
 }

@@ -224,7 +224,7 @@ func TestAdaptiveDrainSparseTrafficWaitsLonger(t *testing.T) {
 	if len(d.LateRemotes) != 0 {
 		t.Errorf("late remotes %v: the one arrival came at D0+3s, not in the last quarter", d.LateRemotes)
 	}
-	if e := waitLog(t, logs, "drain quiet period"); e.ContextMap()["quiet"] == nil {
+	if e := waitLog(t, logs, "draining for at most"); e.ContextMap()["quiet"] == nil {
 		t.Errorf("the quiet period is not logged: %v", e.ContextMap())
 	}
 }

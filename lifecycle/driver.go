@@ -78,9 +78,8 @@ func (c *Coordinator) drain(d0 time.Time) string {
 		rate = c.tel.traffic.freeze(sample{d0, n})
 		quiet = quietFor(rate, p.DrainMissProbability, p.DrainQuiet, p.MaxDrainDelay)
 		c.tel.setRate(rate, quiet)
-		c.log.Info("drain quiet period", zap.Object("rate", rate), zap.Duration("quiet", quiet),
-			zap.Duration("maxDrainDelay", p.MaxDrainDelay))
 	}
+	c.logDrainStart(d0, rate, quiet)
 	for {
 		now := c.clock.Now()
 		dl := c.deadlines() // read afresh: a shorter grace period moves them
@@ -91,7 +90,7 @@ func (c *Coordinator) drain(d0 time.Time) string {
 			continue
 		}
 		shortened := dl.drainMax.Before(d0.Add(p.DrainEnd))
-		if !p.adaptive() || p.MaxDrainDelay <= eff(p.DrainDelay) {
+		if !p.adaptive() || p.MaxDrainDelay <= eff(p.DrainDelay) || c.interrupted.Load() {
 			if shortened && dl.drainMin.Before(d0.Add(eff(p.DrainDelay))) {
 				return end(DrainEndedDeadline)
 			}
@@ -153,6 +152,34 @@ func (c *Coordinator) sleepUntil(t time.Time) bool {
 	case <-c.abort:
 		return false
 	}
+}
+
+// logDrainStart says, in one line a person can read, the longest the drain
+// may take and why, and that a second signal exits at once.
+func (c *Coordinator) logDrainStart(d0 time.Time, rate TrafficRate, quiet time.Duration) {
+	p := c.plan
+	longest, why := eff(p.DrainDelay), "a fixed drain (DrainQuiet none)"
+	switch {
+	case c.interrupted.Load():
+		why = "SIGINT: a terminal's Ctrl-C, no proxy to wait for, so DrainDelay only"
+	case p.adaptive() && p.MaxDrainDelay > eff(p.DrainDelay):
+		longest = p.MaxDrainDelay
+		if quiet >= p.MaxDrainDelay {
+			why = fmt.Sprintf("traffic too sparse to judge sooner (%s): up to MaxDrainDelay", rate.describe())
+		} else {
+			why = fmt.Sprintf("ends once no new connection came for %v (%s), at least DrainDelay %v, at most MaxDrainDelay",
+				quiet, rate.describe(), eff(p.DrainDelay))
+		}
+	}
+	if dl := c.deadlines(); dl.drainMax.Sub(d0) < longest {
+		longest, why = dl.drainMax.Sub(d0), "the real deadline is sooner than the budget's"
+	}
+	msg := fmt.Sprintf("draining for at most %v: %s", longest.Round(time.Millisecond), why)
+	if !p.IgnoreSignals {
+		msg += "; a second SIGTERM or Ctrl-C exits at once"
+	}
+	c.log.Info(msg, zap.Duration("longest", longest), zap.Object("rate", rate), zap.Duration("quiet", quiet),
+		zap.Duration("maxDrainDelay", p.MaxDrainDelay))
 }
 
 func earlier(a, b time.Time) time.Time {

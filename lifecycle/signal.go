@@ -103,6 +103,12 @@ func exitCode(sig os.Signal) int {
 // for this signal.
 func (c *Coordinator) signalled(sig os.Signal) string {
 	reason := ReasonSignal + " " + sig.String()
+	if sig == os.Interrupt && c.State() < StateDraining {
+		// A terminal's Ctrl-C: Kubernetes never sends SIGINT, so no proxy
+		// routes here; drain DrainDelay at most, not the adaptive drain's
+		// wait for the proxies.
+		c.interrupted.Store(true)
+	}
 	c.BeginDrain(reason)
 	if c.State() == StateDraining && c.prestopCalled.Load() {
 		c.ShortenGrace(c.clock.Now().Add(KubeletMinGrace), GraceFromSignal)

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"fmt"
 	"math"
 	"net"
 	"sync"
@@ -293,4 +294,16 @@ func (s DrainSeen) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		}))
 	}
 	return nil
+}
+
+// describe says the rate in words, for a person reading the log.
+func (r TrafficRate) describe() string {
+	switch {
+	case r.Window == 0:
+		return "no traffic measured"
+	case r.Uncertain:
+		return fmt.Sprintf("%d arrivals in %v, too few to judge", r.Arrivals, r.Window.Round(time.Second))
+	default:
+		return fmt.Sprintf("%.3g/s over the last %v", r.PerSecond, r.Window.Round(time.Second))
+	}
 }
