@@ -21,16 +21,23 @@ func (c *Coordinator) run(d0 time.Time) {
 
 	// drain: D0 → the drain's end.
 	by := c.drain(d0)
-	c.enter(StateDrained, "drain over: "+by, nil)
+	c.enter(StateDrained, "drain over: "+by, func(time.Time) {
+		c.tel.setPlanned(StateDraining, c.deadlines().drainMax.Sub(d0))
+	})
 
 	// wait: until someone asks for the stop (SIGTERM after a preStop call,
 	// the app stopping), or, with no one asking, GracePeriod after D0.
 	reason := c.awaitStop()
-	c.enter(StateStopping, reason, func(time.Time) { c.tel.setStopReason(reason) })
+	c.enter(StateStopping, reason, func(now time.Time) {
+		c.tel.setStopReason(reason)
+		c.tel.setPlanned(StateStopping, c.deadlines().stop.Sub(now))
+	})
 
 	// stop: every participant at once, bounded by the stop deadline.
 	c.stopPhase()
-	c.enter(StateTearingDown, "stop phase over", nil)
+	c.enter(StateTearingDown, "stop phase over", func(now time.Time) {
+		c.tel.setPlanned(StateTearingDown, max(c.deadlines().teardown.Sub(now), 0))
+	})
 
 	// teardown: the hooks one after another, last registered first.
 	c.teardownPhase()
@@ -41,10 +48,20 @@ func (c *Coordinator) run(d0 time.Time) {
 	// a program that exits as soon as it closes loses no line.
 	c.enter(StateStopped, "stopped", func(now time.Time) {
 		r := c.tel.finish(now)
+		// The structured event for machines (WARN if unclean), then one
+		// line for a person: INFO if clean, else the one ERROR line of an
+		// unclean stop, with no stack trace (the report says where the
+		// time went).
 		if r.Clean() {
 			c.log.Info("shutdown report", zap.Object("report", r))
 		} else {
 			c.log.Warn("shutdown report", zap.Object("report", r))
+		}
+		human := c.log.WithOptions(zap.AddStacktrace(zap.FatalLevel))
+		if r.Clean() {
+			human.Info(r.summary())
+		} else {
+			human.Error(r.summary())
 		}
 		_ = c.log.Sync()
 	})

@@ -2,10 +2,12 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
+	"go.uber.org/multierr"
 	"go.uber.org/zap"
 )
 
@@ -121,6 +123,11 @@ type fxWatch struct {
 }
 
 func (l fxWatch) LogEvent(e fxevent.Event) {
+	if uncleanOnly(e) {
+		// The shutdown report has said it, in one ERROR line: fx's own
+		// lines for the same error (with stack traces) add nothing.
+		return
+	}
 	if s, ok := e.(*fxevent.Stopping); ok {
 		// app.Run caught a signal and is about to stop the app; name it
 		// before the first OnStop begins the drain as "app stopping".
@@ -135,4 +142,25 @@ func (l fxWatch) LogEvent(e fxevent.Event) {
 	if s, ok := e.(*fxevent.Started); ok && s.Err == nil {
 		l.c.MarkStarted()
 	}
+}
+
+// uncleanOnly reports whether e is fx's report of the lifecycle module's
+// [ErrUnclean] and of nothing else.
+func uncleanOnly(e fxevent.Event) bool {
+	var err error
+	switch e := e.(type) {
+	case *fxevent.OnStopExecuted:
+		err = e.Err
+	case *fxevent.Stopped:
+		err = e.Err
+	}
+	if err == nil {
+		return false
+	}
+	for _, one := range multierr.Errors(err) {
+		if !errors.Is(one, ErrUnclean) {
+			return false
+		}
+	}
+	return true
 }

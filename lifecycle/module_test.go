@@ -12,8 +12,11 @@ import (
 	"time"
 
 	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/drainfx/drainfx/lifecycle"
 )
@@ -226,5 +229,50 @@ func TestModuleUncleanStop(t *testing.T) {
 	}
 	if r, _ := c.Telemetry().Report(); r.Reason != "app stopping" || r.ExitCode != 1 {
 		t.Errorf("report = %+v", r)
+	}
+}
+
+// An unclean stop says so in one ERROR line a person can read — what was
+// cut, where the time went — with no stack trace, beside the structured
+// report; fx's own lines for the same error are not repeated.
+func TestModuleUncleanStopOneErrorLine(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zapcore.DebugLevel)
+	log := zap.New(core, zap.AddStacktrace(zapcore.ErrorLevel)) // as zap's production config
+	app := fxtest.New(t,
+		fx.WithLogger(func() fxevent.Logger { return &fxevent.ZapLogger{Logger: log} }),
+		lifecycle.AppOptions,
+		fx.Supply(lifecycle.Config{GracePeriod: s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None,
+			TeardownReserve: 100 * ms, Margin: 100 * ms, IgnoreSignals: true}),
+		fx.Supply(log),
+		lifecycle.Module,
+		fx.Invoke(func(c *lifecycle.Coordinator) {
+			c.AtStop("http", func(context.Context) error {
+				c.Telemetry().RecordCut(lifecycle.CutRequests, 1)
+				return nil
+			})
+			c.AtTeardown("outbox", func(context.Context) error { return errors.New("flush failed: 12 queued rows lost") })
+		}),
+	)
+	app.RequireStart()
+	if err := app.Stop(context.Background()); !errors.Is(err, lifecycle.ErrUnclean) {
+		t.Fatalf("Stop() = %v, want ErrUnclean", err)
+	}
+	errs := logs.FilterLevelExact(zapcore.ErrorLevel).All()
+	if len(errs) != 1 {
+		t.Fatalf("%d ERROR lines, want 1:%s", len(errs), messages(logs))
+	}
+	e := errs[0]
+	t.Log(e.Message)
+	for _, want := range []string{"NOT clean", "requests 1", "hook_errors 1", `"outbox": flush failed`, "stop "} {
+		if !strings.Contains(e.Message, want) {
+			t.Errorf("ERROR line %q does not say %q", e.Message, want)
+		}
+	}
+	if e.Stack != "" {
+		t.Errorf("ERROR line with a stack trace:\n%s", e.Stack)
+	}
+	if logs.FilterMessage("shutdown report").FilterLevelExact(zapcore.WarnLevel).Len() != 1 {
+		t.Errorf("no structured report at WARN:%s", messages(logs))
 	}
 }

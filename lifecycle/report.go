@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -53,8 +54,12 @@ const (
 
 // Phase is one phase of the timeline in the report.
 type Phase struct {
-	Name    string        `json:"name"`
-	Planned time.Duration `json:"planned"` // the latest end the budget allows, from the phase's start
+	Name string `json:"name"`
+	// Planned is the time from the phase's start to its deadline: the
+	// latest end the budget allowed it when it began (more than the
+	// plan's share if the phase before it ended early; less if the grace
+	// period was shortened). For a phase still to come, the plan's share.
+	Planned time.Duration `json:"planned"`
 	Actual  time.Duration `json:"actual"`
 }
 
@@ -155,7 +160,73 @@ func (r Report) err() error {
 	if r.Clean() {
 		return nil
 	}
-	return fmt.Errorf("%w: cut %v", ErrUnclean, r.Cut)
+	return fmt.Errorf("%w: %s", ErrUnclean, r.cutText())
+}
+
+// cutText is what was cut, in words: "cut: requests 1, hook_errors 1".
+func (r Report) cutText() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(r.Cut)) {
+		if n := r.Cut[k]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing cut"
+	}
+	return "cut: " + strings.Join(parts, ", ")
+}
+
+// summary is the report in one line a person can read without a JSON tool:
+// clean or not, how long, each phase against its plan, sessions, what was
+// cut and by which hook.
+func (r Report) summary() string {
+	var b strings.Builder
+	verdict := "clean"
+	if !r.Clean() {
+		verdict = "NOT clean (exit code 1)"
+	}
+	var total time.Duration
+	for _, p := range r.Phases {
+		total += p.Actual
+	}
+	fmt.Fprintf(&b, "shutdown %s: %v from D0 (%s)", verdict, total.Round(time.Millisecond), r.Reason)
+	for i, p := range r.Phases {
+		sep := ", "
+		if i == 0 {
+			sep = "; "
+		}
+		fmt.Fprintf(&b, "%s%s %v of %v", sep, p.Name, p.Actual.Round(time.Millisecond), p.Planned.Round(time.Millisecond))
+		if p.Name == PhaseDrain && r.DrainEndedBy != "" {
+			fmt.Fprintf(&b, " (ended by %s)", r.DrainEndedBy)
+		}
+	}
+	if g := r.Grace; g != nil {
+		fmt.Fprintf(&b, "; Kubernetes gave %v, not %v (%s)", g.Real.Round(time.Millisecond), g.Configured, g.Source)
+	}
+	if n := r.InFlightStop["requests"]; n > 0 {
+		fmt.Fprintf(&b, "; %d requests in flight at the stop", n)
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Sessions)) {
+		e := r.Sessions[k]
+		if e == (SessionEnds{}) {
+			continue
+		}
+		fmt.Fprintf(&b, "; %s: %d clean", k, e.Clean)
+		if e.Forced > 0 {
+			fmt.Fprintf(&b, ", %d forced", e.Forced)
+		}
+		if e.Aborted > 0 {
+			fmt.Fprintf(&b, ", %d aborted", e.Aborted)
+		}
+	}
+	b.WriteString("; " + r.cutText())
+	for _, h := range r.Hooks {
+		if h.Err != "" {
+			fmt.Fprintf(&b, "; %s %q: %s", h.Phase, h.Name, h.Err)
+		}
+	}
+	return b.String()
 }
 
 // MarshalLogObject writes the report as zap fields.

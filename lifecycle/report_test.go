@@ -71,7 +71,9 @@ func TestReport(t *testing.T) {
 					{Name: "drain", Planned: 2 * s, Actual: 2 * s},
 					{Name: "wait", Planned: 0, Actual: 0},
 					{Name: "stop", Planned: 4 * s, Actual: s},
-					{Name: "teardown", Planned: 3 * s, Actual: 500 * ms},
+					// The stop phase ended 3 s early: the teardown had 6 s
+					// (the planned time of the phase is the hook's).
+					{Name: "teardown", Planned: 6 * s, Actual: 500 * ms},
 				},
 				InFlightAtD0: map[string]int64{},
 				InFlightStop: map[string]int64{},
@@ -289,7 +291,9 @@ func TestSnapshot(t *testing.T) {
 	clk.Advance(s)
 	c.Telemetry().RecordCut(lifecycle.CutRequests, 1)
 	got = c.Telemetry().Snapshot()
-	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms), p("stop", 4*s, s)}; !reflect.DeepEqual(got.Phases, want) {
+	// Planned: from the phase's start to its deadline (the stop began
+	// 500ms after the drain's end: 3.5 s left of the stop phase).
+	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms), p("stop", 3500*ms, s)}; !reflect.DeepEqual(got.Phases, want) {
 		t.Errorf("phases in the stop phase = %v, want %v", got.Phases, want)
 	}
 	if got.State != lifecycle.StateStopping || got.Cut[lifecycle.CutRequests] != 1 {
@@ -300,7 +304,7 @@ func TestSnapshot(t *testing.T) {
 	waittest.Recv(t, inTeardown, eventTimeout, "the teardown hook")
 	clk.Advance(300 * ms)
 	got = c.Telemetry().Snapshot()
-	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms), p("stop", 4*s, s), p("teardown", 3*s, 300*ms)}; !reflect.DeepEqual(got.Phases, want) {
+	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms), p("stop", 3500*ms, s), p("teardown", 5500*ms, 300*ms)}; !reflect.DeepEqual(got.Phases, want) {
 		t.Errorf("phases in the teardown = %v, want %v", got.Phases, want)
 	}
 	if len(got.Hooks) != 1 || got.Hooks[0].Name != "http" || got.Hooks[0].Actual != s {

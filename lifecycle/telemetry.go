@@ -38,6 +38,7 @@ type Telemetry struct {
 	stopReason   string
 	served       bool
 	phaseStart   [len(phaseStates)]time.Time
+	planned      [len(phaseStates)]time.Duration // set as each phase's deadline is known; else the plan's
 	drainEndedBy string
 	seen         DrainSeen
 	atD0, atStop map[string]int64
@@ -216,6 +217,19 @@ func (t *Telemetry) setRate(rate TrafficRate, quiet time.Duration) {
 	t.mu.Unlock()
 }
 
+// setPlanned records the planned length of the phase of state s, from its
+// start to the deadline it had (moved by a shorter grace period, or longer
+// for a stop phase that a short drain left more time).
+func (t *Telemetry) setPlanned(s State, d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, ps := range phaseStates {
+		if ps == s {
+			t.planned[i] = d
+		}
+	}
+}
+
 func (t *Telemetry) setStopReason(reason string) {
 	t.mu.Lock()
 	t.stopReason = reason
@@ -295,6 +309,9 @@ func (t *Telemetry) phasesLocked(now time.Time) []Phase {
 			end = t.phaseStart[i+1]
 		}
 		all[i].Actual = end.Sub(start)
+		if t.planned[i] != 0 {
+			all[i].Planned = t.planned[i]
+		}
 		phases = append(phases, all[i])
 	}
 	return phases

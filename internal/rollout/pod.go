@@ -48,8 +48,8 @@ type PodReport struct {
 	// PreStopTimedOut: the hook was still running at the grace period;
 	// the kubelet stopped waiting and sent SIGTERM, with 2 s to SIGKILL.
 	PreStopTimedOut bool
-	SIGTERM                        time.Time     // zero if the pod exited before
-	Exited                         time.Time
+	SIGTERM         time.Time // zero if the pod exited before
+	Exited          time.Time
 	// ExitCode is the process's exit status, or 128+signal if a signal
 	// ended it (as Kubernetes reports it: 137 = SIGKILL, 143 = SIGTERM).
 	ExitCode int
