@@ -36,7 +36,7 @@ func TestMetricsAndReport(t *testing.T) {
 	s.Signal(t, syscall.SIGTERM)
 	s.WaitHTTP(t, s.AdminURL("/readyz"), http.StatusServiceUnavailable, time.Second)
 	if _, text := proctest.Get(t, metrics); !strings.Contains(text, `drainfx_state{state="draining"} 1`) ||
-		!strings.Contains(text, `drainfx_drain_start_timestamp_seconds{reason="signal terminated"}`) ||
+		!strings.Contains(text, `drainfx_drain_start_timestamp_seconds{reason="signal_terminated"}`) ||
 		!strings.Contains(text, `drainfx_phase_duration_seconds{phase="drain"}`) {
 		t.Errorf("/metrics during the drain:\n%s", text)
 	}

@@ -2,6 +2,7 @@ package metricsmod
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"strings"
 
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/probemod"
@@ -19,7 +20,7 @@ const (
 
 // cutKinds are always exported, 0 until something is cut, so that rate()
 // and increase() see the series from the start.
-var cutKinds = []lifecycle.CutKind{lifecycle.CutRequests, lifecycle.CutSessions, lifecycle.CutHooks}
+var cutKinds = []lifecycle.CutKind{lifecycle.CutRequests, lifecycle.CutSessions, lifecycle.CutHooks, lifecycle.CutHookErrors}
 
 // states are every state, in order: drainfx_state has a series for each.
 var states = []lifecycle.State{
@@ -53,7 +54,7 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 	return &Collector{
 		c:                c,
 		state:            d("state", "The lifecycle state: 1 for the current one, 0 for the others.", "state"),
-		stateNumber:      d("state_number", "The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 drained, 4 stopping, 5 tearing down, 6 stopped."),
+		stateNumber:      d("state_number", "The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 drained, 4 stopping, 5 tearing_down, 6 stopped."),
 		d0:               d("drain_start_timestamp_seconds", "When the drain began (D0), in seconds since the epoch, and what began it.", "reason"),
 		inflightRequests: d("inflight_requests", "HTTP requests in flight."),
 		inflight:         d("inflight", "Work in flight other than HTTP requests and sessions, per gauge tracked with the coordinator.", "kind"),
@@ -67,7 +68,7 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 		drainLast:        d("drain_last_arrival_seconds", "When the last of them arrived, in seconds after D0: the propagation delay this pod observed."),
 		drainRate:        d("drain_traffic_rate_per_second", "The rate at which work arrives, as the adaptive drain estimates it: over the last minute while serving, over the minute before D0 once draining."),
 		drainQuiet:       d("drain_quiet_seconds", "The adaptive drain's quiet period — how long without a new connection ends it: the one it would use now while serving, the one it used once draining."),
-		drainEnded:       d("drain_ended", "1 once the drain has ended, labelled with why: delay, quiet, max, abort or not serving.", "by"),
+		drainEnded:       d("drain_ended", "1 once the drain has ended, labelled with why: delay, quiet, max, deadline, abort or not_serving.", "by"),
 		prestopRefused:   d("prestop_refused_total", "PreStop calls refused for a bad or missing token."),
 	}
 }
@@ -94,7 +95,7 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	for _, st := range states {
-		gauge(x.state, boolValue(s.State == st), st.String())
+		gauge(x.state, boolValue(s.State == st), labelValue(st.String()))
 	}
 	gauge(x.stateNumber, float64(s.State))
 	if s.D0.IsZero() && s.Drain.Rate.Window > 0 {
@@ -103,13 +104,13 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(x.drainQuiet, s.Drain.Quiet.Seconds())
 	}
 	if !s.D0.IsZero() {
-		gauge(x.d0, float64(s.D0.UnixNano())/1e9, s.Reason)
+		gauge(x.d0, float64(s.D0.UnixNano())/1e9, labelValue(s.Reason))
 		counter(x.drainArrivals, float64(s.Drain.Arrivals))
 		gauge(x.drainLast, s.Drain.LastArrival.Seconds())
 		gauge(x.drainRate, s.Drain.Rate.PerSecond)
 		gauge(x.drainQuiet, s.Drain.Quiet.Seconds())
 		if s.DrainEndedBy != "" {
-			gauge(x.drainEnded, 1, s.DrainEndedBy)
+			gauge(x.drainEnded, 1, labelValue(s.DrainEndedBy))
 		}
 	}
 
@@ -206,4 +207,11 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// labelValue writes a state, a reason or a drain's end as a Prometheus
+// label value: snake_case, as Prometheus' conventions have it ("tearing
+// down" → "tearing_down", "signal terminated" → "signal_terminated").
+func labelValue(s string) string {
+	return strings.ReplaceAll(strings.ToLower(s), " ", "_")
 }

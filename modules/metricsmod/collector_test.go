@@ -110,7 +110,7 @@ drainfx_cut_total{kind="sessions"} 1
 # HELP drainfx_drain_arrivals_total New connections that reached the public listeners after D0 (the proxies still sending).
 # TYPE drainfx_drain_arrivals_total counter
 drainfx_drain_arrivals_total 1
-# HELP drainfx_drain_ended 1 once the drain has ended, labelled with why: delay, quiet, max, abort or not serving.
+# HELP drainfx_drain_ended 1 once the drain has ended, labelled with why: delay, quiet, max, deadline, abort or not_serving.
 # TYPE drainfx_drain_ended gauge
 drainfx_drain_ended{by="delay"} 1
 # HELP drainfx_drain_last_arrival_seconds When the last of them arrived, in seconds after D0: the propagation delay this pod observed.
@@ -166,8 +166,8 @@ drainfx_state{state="serving"} 0
 drainfx_state{state="starting"} 0
 drainfx_state{state="stopped"} 0
 drainfx_state{state="stopping"} 0
-drainfx_state{state="tearing down"} 1
-# HELP drainfx_state_number The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 drained, 4 stopping, 5 tearing down, 6 stopped.
+drainfx_state{state="tearing_down"} 1
+# HELP drainfx_state_number The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 drained, 4 stopping, 5 tearing_down, 6 stopped.
 # TYPE drainfx_state_number gauge
 drainfx_state_number 5
 `
@@ -188,7 +188,7 @@ drainfx_state_number 5
 		t.Errorf("Stop: %v", err)
 	}
 	after := `
-# HELP drainfx_state_number The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 drained, 4 stopping, 5 tearing down, 6 stopped.
+# HELP drainfx_state_number The lifecycle state as a number: 0 starting, 1 serving, 2 draining, 3 drained, 4 stopping, 5 tearing_down, 6 stopped.
 # TYPE drainfx_state_number gauge
 drainfx_state_number 6
 `

@@ -6,24 +6,27 @@
 // # Metrics
 //
 // From the [lifecycle.Coordinator] ([NewCollector]), read from its
-// [lifecycle.Telemetry.Snapshot] and its [lifecycle.Plan]:
+// [lifecycle.Telemetry.Snapshot] and its [lifecycle.Plan]. Label values are
+// snake_case, as Prometheus' conventions have it: the state "tearing down"
+// of the logs is "tearing_down" here, the reason "signal terminated" is
+// "signal_terminated". The names and values are stable.
 //
-//	drainfx_state{state}                        1 for the current state, 0 for the others (starting, serving, draining, drained, stopping, tearing down, stopped)
-//	drainfx_state_number                        the current state as a number: 0 starting, 1 serving, 2 draining, 3 drained, 4 stopping, 5 tearing down, 6 stopped
-//	drainfx_drain_start_timestamp_seconds{reason}  D0, once the drain has begun (reason: prestop, signal terminated, shutdowner, app stopping)
+//	drainfx_state{state}                        1 for the current state, 0 for the others (starting, serving, draining, drained, stopping, tearing_down, stopped)
+//	drainfx_state_number                        the current state as a number: 0 starting, 1 serving, 2 draining, 3 drained, 4 stopping, 5 tearing_down, 6 stopped
+//	drainfx_drain_start_timestamp_seconds{reason}  D0, once the drain has begun (reason: prestop, signal_terminated, signal_interrupt, signal_hangup, shutdowner, app_stopping)
 //	drainfx_inflight_requests                   HTTP requests in flight (httpmod)
 //	drainfx_sessions{kind}                      open long-lived sessions: websocket, sse (wsmod)
 //	drainfx_sessions_ended_total{kind,outcome}  sessions ended: clean, forced, aborted (wsmod)
 //	drainfx_inflight{kind}                      any other gauge tracked with Telemetry.TrackInFlight (grpcmod: rpcs)
 //	drainfx_phase_duration_seconds{phase}       how long each phase begun so far has lasted (drain, wait, stop, teardown); the running one grows
 //	drainfx_phase_planned_seconds{phase}        the budget's plan for each phase
-//	drainfx_cut_total{kind}                     work cut at a deadline: requests, sessions, hooks, and any other kind recorded
+//	drainfx_cut_total{kind}                     work cut at a deadline or failed: requests, sessions, rpcs, hooks (overran), hook_errors (returned an error), and any other kind recorded
 //	drainfx_hook_duration_seconds{hook}         how long each stop participant (AtStop: http, grpc, …) and teardown hook (AtTeardown) took
 //	drainfx_drain_arrivals_total                new connections on the public listeners after D0 (the proxies still sending)
 //	drainfx_drain_last_arrival_seconds          the last of them, after D0: the propagation delay this pod observed
 //	drainfx_drain_traffic_rate_per_second       the rate of work arriving (the adaptive drain's estimate): live while serving, the minute before D0 after it
 //	drainfx_drain_quiet_seconds                 the adaptive drain's quiet period: the one it would use now while serving, the one it used after D0
-//	drainfx_drain_ended{by}                     1 once the drain has ended: delay, quiet, max, abort, not serving
+//	drainfx_drain_ended{by}                     1 once the drain has ended: delay, quiet, max, deadline, abort, not_serving
 //	drainfx_prestop_refused_total               preStop calls refused for a bad or missing token (the log shows the first, then one a PrestopRefusedLogEvery)
 //
 // From the readiness checks of [probemod.Probes] ([NewCheckCollector]):

@@ -46,7 +46,7 @@ func Example() {
 	// drainfx_state{state="starting"} 0
 	// drainfx_state{state="stopped"} 0
 	// drainfx_state{state="stopping"} 0
-	// drainfx_state{state="tearing down"} 0
+	// drainfx_state{state="tearing_down"} 0
 	// drainfx_state_number 1
 }
 

@@ -172,8 +172,8 @@ func TestScrapeDuringDrain(t *testing.T) {
 	clk.Advance(5 * time.Second)
 	waittest.Recv(t, inHook, eventTimeout, "the teardown hook")
 	f = scrape(t, metrics)
-	if got := f.state(t); got != "tearing down" {
-		t.Errorf("state in the teardown = %s, want tearing down", got)
+	if got := f.state(t); got != "tearing_down" {
+		t.Errorf("state in the teardown = %s, want tearing_down", got)
 	}
 	if v, _ := f.value("drainfx_state_number"); v != 5 {
 		t.Errorf("drainfx_state_number in the teardown = %v, want 5", v)
