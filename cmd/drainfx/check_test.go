@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,8 +121,18 @@ func TestCheckBrokenManifests(t *testing.T) {
 		}, "spec.strategy.rollingUpdate.maxUnavailable", "1: a pod leaves before its replacement is ready"},
 		{"token Secret missing", func(d *appsv1.Deployment) {
 			env := ct(d).Env
-			env[len(env)-1].ValueFrom.SecretKeyRef.Name = "other"
+			env[envIndex(t, env, "PRESTOP_TOKEN")].ValueFrom.SecretKeyRef.Name = "other"
 		}, c0 + ".env[8].valueFrom", `no Secret "other" in the input`},
+		{"POD_NAME a literal", func(d *appsv1.Deployment) {
+			env := ct(d).Env
+			env[envIndex(t, env, "POD_NAME")] = corev1.EnvVar{Name: "POD_NAME", Value: "drainfx-service"}
+		}, c0 + ".env[9]", "POD_NAME is not the downward API's metadata.name: every pod would read the deadline of another"},
+		{"POD_NAME another field", func(d *appsv1.Deployment) {
+			ct(d).Env[envIndex(t, ct(d).Env, "POD_NAME")].ValueFrom.FieldRef.FieldPath = "spec.nodeName"
+		}, c0 + ".env[9]", "want valueFrom.fieldRef.fieldPath: metadata.name"},
+		{"POD_NAMESPACE another field", func(d *appsv1.Deployment) {
+			ct(d).Env[envIndex(t, ct(d).Env, "POD_NAMESPACE")].ValueFrom.FieldRef.FieldPath = "metadata.name"
+		}, c0 + ".env[10]", "POD_NAMESPACE is not the downward API's metadata.namespace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,6 +159,115 @@ func TestCheckBrokenManifests(t *testing.T) {
 			t.Log(strings.TrimSpace(line))
 		})
 	}
+}
+
+// A grace period shortened by Kubernetes is seen through a preStop hook
+// that calls /prestop (a signal during the call), or through the pod's
+// deletionTimestamp read from the API (POD_NAME, modules/kubemod). A
+// workload with neither is warned of; one with either is not.
+func TestCheckShortenedGraceVisible(t *testing.T) {
+	t.Parallel()
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(exampleK8s, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var base appsv1.Deployment
+	if err := yaml.UnmarshalStrict(read("deployment.yaml"), &base); err != nil {
+		t.Fatal(err)
+	}
+	others := "---\n" + string(read("secret.yaml"))
+	ct := func(d *appsv1.Deployment) *corev1.Container { return &d.Spec.Template.Spec.Containers[0] }
+	noPodName := func(d *appsv1.Deployment) {
+		ct(d).Env = slices.DeleteFunc(ct(d).Env, func(e corev1.EnvVar) bool { return strings.HasPrefix(e.Name, "POD_") })
+	}
+	noHook := func(d *appsv1.Deployment) { ct(d).Lifecycle = nil }
+	sleep := func(d *appsv1.Deployment) {
+		ct(d).Lifecycle.PreStop = &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}
+		*d.Spec.Template.Spec.TerminationGracePeriodSeconds = 35
+	}
+	exec := func(d *appsv1.Deployment) {
+		ct(d).Lifecycle.PreStop = &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"/service", "prestop"}}}
+	}
+	const c0 = "spec.template.spec.containers[0]"
+	rbac := "---\n" + string(read("serviceaccount.yaml")) + "---\n" + string(read("role.yaml"))
+	otherSA := func(d *appsv1.Deployment) { d.Spec.Template.Spec.ServiceAccountName = "other" }
+	tests := []struct {
+		name      string
+		give      []func(*appsv1.Deployment)
+		rbac      string // more input
+		wantField string // of the one warning; "" for none
+		want      string
+	}{
+		{"httpGet /prestop and POD_NAME", nil, "", "", ""},
+		{"POD_NAME, bound to get pods", nil, rbac, "", ""},
+		{"POD_NAME, bound to no Role", []func(*appsv1.Deployment){otherSA}, rbac, "spec.template.spec.serviceAccountName",
+			`ServiceAccount "other": no Role or ClusterRole in the input bound to it allows get on pods`},
+		{"POD_NAME, a Role for one pod's name", nil, strings.Replace(rbac, "verbs: [get]", "verbs: [get]\n    resourceNames: [web-0]", 1),
+			"spec.template.spec.serviceAccountName", `ServiceAccount "drainfx-service": no Role`},
+		{"POD_NAME, a ClusterRole with every verb", []func(*appsv1.Deployment){otherSA}, `---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: reader}
+rules: [{apiGroups: ["*"], resources: [pods, services], verbs: ["*"]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}
+subjects: [{kind: ServiceAccount, name: other}]
+`, "", ""},
+		{"httpGet /prestop: the 2 s rule", []func(*appsv1.Deployment){noPodName}, "", "", ""},
+		{"exec prestop", []func(*appsv1.Deployment){noPodName, exec}, "", "", ""},
+		{"SIGTERM only, POD_NAME", []func(*appsv1.Deployment){noHook}, "", "", ""},
+		{"sleep, POD_NAME", []func(*appsv1.Deployment){sleep}, "", "", ""},
+		{"SIGTERM only", []func(*appsv1.Deployment){noPodName, noHook}, "", c0 + ".env",
+			"no POD_NAME and no preStop hook: a grace period shortened by Kubernetes (kubectl delete or drain --grace-period, an eviction) cannot be seen"},
+		{"sleep", []func(*appsv1.Deployment){noPodName, sleep}, "", c0 + ".env", "no POD_NAME and a preStop sleep"},
+		{"POD_NAME without a token", []func(*appsv1.Deployment){func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.AutomountServiceAccountToken = new(false)
+		}}, "", "spec.template.spec.automountServiceAccountToken", "false, but POD_NAME is set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := base.DeepCopy()
+			for _, f := range tt.give {
+				f(d)
+			}
+			y, err := yaml.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runOut(t, string(y)+others+tt.rbac, "check", "-")
+			if code != 0 {
+				t.Fatalf("exit %d, want 0 (warnings only)\n%s%s", code, out, errOut)
+			}
+			if tt.want == "" {
+				if !strings.Contains(out, "0 errors, 0 warnings") {
+					t.Errorf("want no finding:\n%s", out)
+				}
+				return
+			}
+			if !strings.Contains(out, "0 errors, 1 warnings") || !strings.Contains(out, "warning: stdin#1: Deployment/drainfx-service: "+tt.wantField+": "+tt.want) {
+				t.Errorf("want one warning on %s with %q:\n%s", tt.wantField, tt.want, out)
+			}
+		})
+	}
+}
+
+// envIndex returns the index of the variable name in env.
+func envIndex(t *testing.T, env []corev1.EnvVar, name string) int {
+	t.Helper()
+	for i, e := range env {
+		if e.Name == name {
+			return i
+		}
+	}
+	t.Fatalf("no %s in the example's environment", name)
+	return -1
 }
 
 func TestCheckAdminPortInService(t *testing.T) {
@@ -205,7 +325,7 @@ func TestCheckInput(t *testing.T) {
 		{"no drainfx container", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {template: {spec: {containers: [{name: app}]}}}\n", nil, 0, "nothing checked"},
 		{"budget from flags", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {template: {spec: {containers: [{name: app}]}}}\n",
 			[]string{"-env", "SHUTDOWN_GRACE_PERIOD=10s"}, 1, "readinessProbe: none"},
-		{"other kinds skipped", "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: x}\n", nil, 0, "0 objects"},
+		{"other kinds skipped", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\n", nil, 0, "0 objects"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

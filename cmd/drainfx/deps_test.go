@@ -66,6 +66,10 @@ func TestEachModuleBringsOnlyWhatItNeeds(t *testing.T) {
 		{"github.com/drainfx/drainfx/httpmod",
 			[]string{"github.com/labstack/", "github.com/gorilla/"},
 			[]string{"net/http"}},
+		// One REST GET with net/http: no client-go, no Kubernetes types.
+		{"github.com/drainfx/drainfx/modules/kubemod",
+			[]string{"k8s.io/", "sigs.k8s.io/", "github.com/labstack/", "github.com/gorilla/"},
+			[]string{"net/http", "encoding/json"}},
 	}
 	for _, tt := range tests {
 		out, err := exec.Command("go", "list", "-deps", tt.give).Output()

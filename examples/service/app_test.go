@@ -5,15 +5,20 @@ import (
 	"database/sql"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/drainfx/drainfx/httpmod"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/lifecycle/lifecycletest"
+	"github.com/drainfx/drainfx/modules/kubemod"
 	"github.com/drainfx/drainfx/probemod"
 )
 
@@ -106,6 +111,47 @@ func TestInProcessNothingLost(t *testing.T) {
 			}
 			if err := db.QueryRow(`SELECT n FROM hits WHERE id = 1`).Scan(&hits); err != nil || hits != res.HTTP[3].OK {
 				t.Errorf("hits = %d, %v; want the %d POST /hits answered", hits, err, res.HTTP[3].OK)
+			}
+		})
+	}
+}
+
+// The pod's deadline from the Kubernetes API (modules/kubemod) is on with
+// POD_NAME, as the manifests in k8s/ set it from the downward API, and off
+// without it.
+func TestK8sDeadlineModuleFromEnv(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give env
+		want string
+	}{
+		{"downward API", env{"POD_NAME": "drainfx-service-7d4b9-x2x8p", "POD_NAMESPACE": "shop"},
+			"pod deadline from the API: on"},
+		{"no POD_NAME", env{}, "pod deadline from the API: off"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.give["DATA_DIR"] = t.TempDir()
+			tt.give["SHUTDOWN_DRAIN_DELAY"], tt.give["SHUTDOWN_DRAIN_QUIET"] = "0s", "0s" // no drain to wait for
+			cfg, err := loadConfig(tt.give.lookup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Web.HTTP.Addr, cfg.Web.Probe.Addr = "127.0.0.1:0", "127.0.0.1:0"
+			cfg.Web.Lifecycle.IgnoreSignals = true
+			core, logs := observer.New(zapcore.InfoLevel)
+			var w *kubemod.Watcher
+			fxapp := fxtest.New(t, app(cfg), fx.Supply(zap.New(core)), fx.Populate(&w))
+			fxapp.RequireStart()
+			t.Cleanup(fxapp.RequireStop)
+			got := logs.FilterField(zap.String("component", "kube")).AllUntimed()
+			if len(got) != 1 || !strings.HasPrefix(got[0].Message, tt.want) {
+				t.Fatalf("the module's lines %v, want %q", got, tt.want)
+			}
+			if pod, _ := got[0].ContextMap()["pod"].(string); tt.give["POD_NAME"] != "" && pod != "shop/"+tt.give["POD_NAME"] {
+				t.Errorf("pod %q, want shop/%s", pod, tt.give["POD_NAME"])
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/drainfx/drainfx/cmd/drainfx/deploycheck"
 )
@@ -34,7 +35,8 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 	for _, o := range loadManifests(t, "k8s") {
 		count[o.Kind]++
 	}
-	want := map[string]int{"Deployment": 2, "Service": 2, "Secret": 1, "PodDisruptionBudget": 1}
+	want := map[string]int{"Deployment": 2, "Service": 2, "Secret": 1, "PodDisruptionBudget": 1,
+		"ServiceAccount": 1, "Role": 1, "RoleBinding": 1}
 	if fmt.Sprint(count) != fmt.Sprint(want) {
 		t.Errorf("decoded %v, want %v", count, want)
 	}
@@ -69,6 +71,63 @@ func TestManifestsMatchTheService(t *testing.T) {
 		if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].TargetPort.String() != "http" {
 			t.Errorf("%v: ports %+v, want the http port alone", o, s.Spec.Ports)
 		}
+	}
+}
+
+// The pods may read themselves, and nothing else: every Deployment runs as
+// the ServiceAccount of serviceaccount.yaml, with its token mounted and
+// POD_NAME from the downward API (modules/kubemod), and role.yaml binds it
+// a Role whose one rule is get on pods. (TestManifestsMatchTheService
+// checks that some Role grants it; this one, that nothing more is.)
+func TestManifestsRBAC(t *testing.T) {
+	var (
+		sa          *corev1.ServiceAccount
+		role        *rbacv1.Role
+		rb          *rbacv1.RoleBinding
+		deployments []deploycheck.Object
+	)
+	for _, o := range loadManifests(t, "k8s") {
+		switch v := o.Obj.(type) {
+		case *corev1.ServiceAccount:
+			sa = v
+		case *rbacv1.Role:
+			role = v
+		case *rbacv1.RoleBinding:
+			rb = v
+		case *appsv1.Deployment:
+			deployments = append(deployments, o)
+		}
+	}
+	if sa == nil || role == nil || rb == nil {
+		t.Fatalf("ServiceAccount %v, Role %v, RoleBinding %v: want one each", sa, role, rb)
+	}
+	wantRules := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}}}
+	if fmt.Sprint(role.Rules) != fmt.Sprint(wantRules) {
+		t.Errorf("Role %s rules %+v, want get on pods alone", role.Name, role.Rules)
+	}
+	if rb.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name}) {
+		t.Errorf("RoleBinding %s roleRef %+v, want the Role %s", rb.Name, rb.RoleRef, role.Name)
+	}
+	if len(rb.Subjects) != 1 || rb.Subjects[0].Kind != "ServiceAccount" || rb.Subjects[0].Name != sa.Name {
+		t.Errorf("RoleBinding %s subjects %+v, want the ServiceAccount %s", rb.Name, rb.Subjects, sa.Name)
+	}
+	for _, o := range deployments {
+		spec := o.Obj.(*appsv1.Deployment).Spec.Template.Spec
+		if spec.ServiceAccountName != sa.Name || spec.AutomountServiceAccountToken != nil && !*spec.AutomountServiceAccountToken {
+			t.Errorf("%v: serviceAccountName %q (automount %v), want %s with its token", o, spec.ServiceAccountName, spec.AutomountServiceAccountToken, sa.Name)
+		}
+		env := map[string]string{}
+		for _, e := range spec.Containers[0].Env {
+			if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+				env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+			}
+		}
+		if env["POD_NAME"] != "metadata.name" || env["POD_NAMESPACE"] != "metadata.namespace" {
+			t.Errorf("%v: downward API %v, want POD_NAME and POD_NAMESPACE", o, env)
+		}
+	}
+	if len(deployments) != 2 {
+		t.Errorf("%d Deployments, want 2", len(deployments))
 	}
 }
 

@@ -21,7 +21,9 @@
 // SHUTDOWN_DRAIN_DELAY (5s), SHUTDOWN_DRAIN_QUIET (1s; 0s: a fixed drain),
 // SHUTDOWN_MAX_DRAIN_DELAY, SHUTDOWN_DRAIN_MISS_PROBABILITY (0.001),
 // SHUTDOWN_TEARDOWN_RESERVE (3s), PRESTOP_TOKEN
-// (empty = none), DATABASE_URL (empty = an embedded SQLite file; or
+// (empty = none), POD_NAME and POD_NAMESPACE (from the downward API: with
+// POD_NAME set, the pod's deletion is read from the Kubernetes API at D0,
+// see modules/kubemod), DATABASE_URL (empty = an embedded SQLite file; or
 // postgres://…), DATA_DIR (where that file lives; default
 // $TMPDIR/drainfx-service). A bad value exits 1 with one line naming the
 // variable, as does a DATA_DIR that cannot be written. Logs are JSON on
@@ -47,6 +49,7 @@ import (
 
 	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/modules"
+	"github.com/drainfx/drainfx/modules/kubemod"
 	"github.com/drainfx/drainfx/modules/sqlmod"
 	"github.com/drainfx/drainfx/modules/workermod"
 	"github.com/drainfx/drainfx/wsmod"
@@ -60,8 +63,9 @@ const (
 
 // config is everything the service reads from its environment.
 type config struct {
-	Web modules.Config
-	SQL sqlmod.Config
+	Web  modules.Config
+	SQL  sqlmod.Config
+	Kube kubemod.Config // POD_NAME, POD_NAMESPACE; off without a pod name
 }
 
 // loadConfig reads the service's configuration through lookup (pass
@@ -72,7 +76,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	if err != nil {
 		return config{}, err
 	}
-	cfg := config{Web: web}
+	cfg := config{Web: web, Kube: kubemod.FromEnv(lookup)}
 	cfg.SQL.DSN, _ = lookup(EnvDatabaseURL)
 	cfg.SQL.DataDir, _ = lookup(EnvDataDir)
 	if cfg.SQL.DataDir == "" {
@@ -107,6 +111,10 @@ func app(cfg config) fx.Option {
 		fx.Provide(newStore),
 		echoroute.Module, // the public routes on echo
 		echoroute.AsRoute(newRoutes),
+		// The real deadline of a pod deleted with a shorter grace period,
+		// read at D0: on with POD_NAME set (the manifests in k8s/).
+		kubemod.Module,
+		fx.Supply(cfg.Kube),
 	)
 }
 

@@ -13,12 +13,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules"
+	"github.com/drainfx/drainfx/modules/kubemod"
 	"github.com/drainfx/drainfx/probemod"
 )
 
@@ -88,12 +90,25 @@ type input struct {
 	configMaps map[string]*corev1.ConfigMap
 	services   []Object
 	pdbs       []Object
+	// Who may do what: Roles and ClusterRoles by name, the bindings, and
+	// whether the input says anything of it (a ServiceAccount or RBAC).
+	roles        map[string][]rbacv1.PolicyRule
+	clusterRoles map[string][]rbacv1.PolicyRule
+	bindings     []binding
+	knowsRBAC    bool
+}
+
+// binding is a RoleBinding or ClusterRoleBinding.
+type binding struct {
+	ref      rbacv1.RoleRef
+	subjects []rbacv1.Subject
 }
 
 // Check checks every workload of objs against the budget of the drainfx
 // services it runs, and returns the findings in input order.
 func Check(objs []Object, opt Options) []Finding {
-	in := input{secrets: map[string]*corev1.Secret{}, configMaps: map[string]*corev1.ConfigMap{}}
+	in := input{secrets: map[string]*corev1.Secret{}, configMaps: map[string]*corev1.ConfigMap{},
+		roles: map[string][]rbacv1.PolicyRule{}, clusterRoles: map[string][]rbacv1.PolicyRule{}}
 	for _, o := range objs {
 		switch v := o.Obj.(type) {
 		case *corev1.Secret:
@@ -104,6 +119,16 @@ func Check(objs []Object, opt Options) []Finding {
 			in.services = append(in.services, o)
 		case *policyv1.PodDisruptionBudget:
 			in.pdbs = append(in.pdbs, o)
+		case *corev1.ServiceAccount:
+			in.knowsRBAC = true
+		case *rbacv1.Role:
+			in.roles[v.Name], in.knowsRBAC = v.Rules, true
+		case *rbacv1.ClusterRole:
+			in.clusterRoles[v.Name], in.knowsRBAC = v.Rules, true
+		case *rbacv1.RoleBinding:
+			in.bindings, in.knowsRBAC = append(in.bindings, binding{v.RoleRef, v.Subjects}), true
+		case *rbacv1.ClusterRoleBinding:
+			in.bindings, in.knowsRBAC = append(in.bindings, binding{v.RoleRef, v.Subjects}), true
 		}
 	}
 	var out []Finding
@@ -270,10 +295,12 @@ func (c *checker) container(i int, ct corev1.Container) {
 	// deletion. At once with an httpGet or exec hook (or none: SIGTERM comes
 	// at once), after the sleep with a sleep hook.
 	var d0 time.Duration
+	callsPrestop := false // the hook waits for the drain: a signal during it means the grace ran out
 	if h := preStop(ct); h != nil {
 		hat := at + ".lifecycle.preStop"
 		switch {
 		case h.HTTPGet != nil:
+			callsPrestop = true
 			g := h.HTTPGet
 			if g.Path != probemod.PathPrestop {
 				c.add(Error, hat+".httpGet.path", "%q, want %s", g.Path, probemod.PathPrestop)
@@ -300,6 +327,7 @@ func (c *checker) container(i int, ct corev1.Container) {
 			d0 = time.Duration(h.Sleep.Seconds) * time.Second
 		case h.Exec != nil && len(h.Exec.Command) == 2 && h.Exec.Command[1] == "prestop" && !isShell(h.Exec.Command[0]):
 			// the service's own subcommand (modules.Prestop)
+			callsPrestop = true
 		case h.Exec != nil:
 			c.add(Error, hat+".exec.command", "%q: want httpGet %s, sleep, or the service's own [BINARY, \"prestop\"] (a distroless image has no shell)", h.Exec.Command, probemod.PathPrestop)
 		default:
@@ -323,7 +351,46 @@ func (c *checker) container(i int, ct corev1.Container) {
 			grace.Seconds(), want.Seconds(), d0, plan.GracePeriod)
 	}
 
+	c.deadlineFromAPI(at, ct, env, callsPrestop, d0)
 	c.services(adminPort, ct)
+}
+
+// deadlineFromAPI checks how the service can learn of a grace period
+// shorter than the pod spec's (kubectl delete or drain --grace-period, an
+// eviction): POD_NAME from the downward API turns on modules/kubemod,
+// which reads the pod's deletionTimestamp at D0; a preStop hook that
+// calls /prestop tells it too (a signal during the call: the kubelet gave
+// up on the hook, 2 s are left). With neither — no hook, or a sleep — it
+// cannot know, and is SIGKILLed mid-drain.
+func (c *checker) deadlineFromAPI(at string, ct corev1.Container, env map[string]string, callsPrestop bool, sleep time.Duration) {
+	on := env[kubemod.EnvPodName] != ""
+	for j, e := range ct.Env {
+		eat := fmt.Sprintf("%s.env[%d]", at, j)
+		var path string
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			path = e.ValueFrom.FieldRef.FieldPath
+		}
+		switch {
+		case e.Name == kubemod.EnvPodName && path != "metadata.name":
+			c.add(Error, eat, "%s is not the downward API's metadata.name: every pod would read the deadline of another (want valueFrom.fieldRef.fieldPath: metadata.name)", e.Name)
+		case e.Name == kubemod.EnvPodNamespace && e.ValueFrom != nil && path != "metadata.namespace":
+			c.add(Error, eat, "%s is not the downward API's metadata.namespace (want valueFrom.fieldRef.fieldPath: metadata.namespace)", e.Name)
+		}
+	}
+	pod := &c.w.template.Spec
+	switch {
+	case on && pod.AutomountServiceAccountToken != nil && !*pod.AutomountServiceAccountToken:
+		c.add(Warning, "spec.template.spec.automountServiceAccountToken", "false, but %s is set: the pod's deadline cannot be read from the API without the service account token", kubemod.EnvPodName)
+	case on:
+		c.mayGetPods()
+	case callsPrestop:
+	case sleep > 0:
+		c.add(Warning, at+".env", "no %s and a preStop sleep: a grace period shortened by Kubernetes (kubectl delete or drain --grace-period, an eviction) cannot be seen — the sleep takes its share, SIGTERM says nothing of it, and the pod is SIGKILLed mid-drain; set %s from the downward API (metadata.name) and give the ServiceAccount a Role with get on pods (modules/kubemod)",
+			kubemod.EnvPodName, kubemod.EnvPodName)
+	default:
+		c.add(Warning, at+".env", "no %s and no preStop hook: a grace period shortened by Kubernetes (kubectl delete or drain --grace-period, an eviction) cannot be seen — SIGTERM says nothing of it, and the pod is SIGKILLed mid-drain; set %s from the downward API (metadata.name) and give the ServiceAccount a Role with get on pods (modules/kubemod), or call /prestop in a preStop hook",
+			kubemod.EnvPodName, kubemod.EnvPodName)
+	}
 }
 
 // env resolves the container's environment the way the kubelet would, from
@@ -375,6 +442,40 @@ func (c *checker) env(at string, ct corev1.Container) (map[string]string, map[st
 	return env, unresolved
 }
 
+// mayGetPods warns if the input speaks of RBAC (a ServiceAccount, a Role,
+// a binding) but grants the pod's ServiceAccount no get on pods: the read
+// of modules/kubemod would get 403 at every termination. An input with no
+// RBAC at all says nothing: the Role may live elsewhere.
+func (c *checker) mayGetPods() {
+	if !c.in.knowsRBAC {
+		return
+	}
+	sa := c.w.template.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	for _, b := range c.in.bindings {
+		if !slices.ContainsFunc(b.subjects, func(s rbacv1.Subject) bool { return s.Kind == rbacv1.ServiceAccountKind && s.Name == sa }) {
+			continue
+		}
+		rules := c.in.clusterRoles[b.ref.Name]
+		if b.ref.Kind == "Role" {
+			rules = c.in.roles[b.ref.Name]
+		}
+		if slices.ContainsFunc(rules, getsPods) {
+			return
+		}
+	}
+	c.add(Warning, "spec.template.spec.serviceAccountName", "ServiceAccount %q: no Role or ClusterRole in the input bound to it allows get on pods, so the read of the pod's deadline (%s is set) gets 403; bind it one with apiGroups [\"\"], resources [pods], verbs [get]",
+		sa, kubemod.EnvPodName)
+}
+
+// getsPods reports whether the rule allows get on every pod.
+func getsPods(r rbacv1.PolicyRule) bool {
+	has := func(list []string, v string) bool { return slices.Contains(list, v) || slices.Contains(list, "*") }
+	return has(r.APIGroups, "") && has(r.Resources, "pods") && has(r.Verbs, "get") && len(r.ResourceNames) == 0
+}
+
 // resolve returns an env var's value, or why it cannot be known.
 func (c *checker) resolve(e corev1.EnvVar) (string, string) {
 	switch {
@@ -390,6 +491,10 @@ func (c *checker) resolve(e corev1.EnvVar) (string, string) {
 			return v, ""
 		}
 		return "", fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)
+	case e.ValueFrom.FieldRef != nil:
+		// The downward API: known to the kubelet only (POD_NAME is
+		// checked by deadlineFromAPI).
+		return "<" + e.ValueFrom.FieldRef.FieldPath + ">", ""
 	case e.ValueFrom.ConfigMapKeyRef != nil:
 		ref := e.ValueFrom.ConfigMapKeyRef
 		m, ok := c.in.configMaps[ref.Name]
@@ -401,7 +506,7 @@ func (c *checker) resolve(e corev1.EnvVar) (string, string) {
 		}
 		return "", fmt.Sprintf("ConfigMap %q has no key %q", ref.Name, ref.Key)
 	default:
-		return "", "only values, Secret keys and ConfigMap keys are read"
+		return "", "only values, Secret keys, ConfigMap keys and the downward API's fields are read"
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -31,7 +32,9 @@ type Object struct {
 	Kind, Name string
 	// Obj is a pointer to the typed object: *appsv1.Deployment,
 	// *appsv1.StatefulSet, *appsv1.DaemonSet, *corev1.Service,
-	// *corev1.Secret, *corev1.ConfigMap or *policyv1.PodDisruptionBudget.
+	// *corev1.Secret, *corev1.ConfigMap, *policyv1.PodDisruptionBudget,
+	// *corev1.ServiceAccount, or *rbacv1.Role, ClusterRole, RoleBinding or
+	// ClusterRoleBinding.
 	Obj any
 }
 
@@ -46,6 +49,12 @@ var kinds = map[string]func() any{
 	"v1 Secret":                     func() any { return new(corev1.Secret) },
 	"v1 ConfigMap":                  func() any { return new(corev1.ConfigMap) },
 	"policy/v1 PodDisruptionBudget": func() any { return new(policyv1.PodDisruptionBudget) },
+	// Who may read the pod (POD_NAME, modules/kubemod).
+	"v1 ServiceAccount":                               func() any { return new(corev1.ServiceAccount) },
+	"rbac.authorization.k8s.io/v1 Role":               func() any { return new(rbacv1.Role) },
+	"rbac.authorization.k8s.io/v1 ClusterRole":        func() any { return new(rbacv1.ClusterRole) },
+	"rbac.authorization.k8s.io/v1 RoleBinding":        func() any { return new(rbacv1.RoleBinding) },
+	"rbac.authorization.k8s.io/v1 ClusterRoleBinding": func() any { return new(rbacv1.ClusterRoleBinding) },
 }
 
 // DecodeStrict decodes one YAML object into its typed Kubernetes object
@@ -195,6 +204,16 @@ func describe(obj any) (kind, name string) {
 		return "ConfigMap", o.Name
 	case *policyv1.PodDisruptionBudget:
 		return "PodDisruptionBudget", o.Name
+	case *corev1.ServiceAccount:
+		return "ServiceAccount", o.Name
+	case *rbacv1.Role:
+		return "Role", o.Name
+	case *rbacv1.ClusterRole:
+		return "ClusterRole", o.Name
+	case *rbacv1.RoleBinding:
+		return "RoleBinding", o.Name
+	case *rbacv1.ClusterRoleBinding:
+		return "ClusterRoleBinding", o.Name
 	}
 	return fmt.Sprintf("%T", obj), ""
 }

@@ -8,8 +8,9 @@
 // Every container of a Deployment, StatefulSet or DaemonSet that runs a
 // drainfx service — one with a SHUTDOWN_* variable in its environment, or
 // one named in [Options.Containers] — is read the way the service reads
-// itself: its environment (literal values, and the keys of Secrets and
-// ConfigMaps found in the input) goes through [modules.FromEnv], the budget
+// itself: its environment (literal values, the keys of Secrets and
+// ConfigMaps found in the input, the downward API's fields as placeholders)
+// goes through [modules.FromEnv], the budget
 // through [lifecycle.NewPlan], so the defaults are the service's own. Then:
 //
 //   - terminationGracePeriodSeconds = preStop sleep + SHUTDOWN_GRACE_PERIOD,
@@ -23,6 +24,15 @@
 //   - the preStop hook is an httpGet of /prestop on the admin port carrying
 //     PRESTOP_TOKEN in X-Prestop-Token, a sleep, the service's own exec
 //     subcommand ([BINARY, "prestop"]), or none;
+//   - a grace period shortened by Kubernetes can be seen: POD_NAME (the
+//     env of modules/kubemod, which reads the pod's deletionTimestamp at
+//     D0) is the downward API's metadata.name, POD_NAMESPACE its
+//     metadata.namespace, and the pod mounts its service account token;
+//     if the input holds RBAC (a ServiceAccount, Roles, bindings), one of
+//     its Roles or ClusterRoles bound to the pod's ServiceAccount allows
+//     get on pods (a warning); a workload with neither POD_NAME nor a
+//     preStop hook that calls /prestop (no hook, or a sleep: SIGTERM alone)
+//     is warned of;
 //   - the container's ports named http and admin are PORT and ADMIN_PORT;
 //   - no Service that selects the pods exposes the admin port (a headless
 //     Service, which routes nothing, may: a ServiceMonitor needs one);
