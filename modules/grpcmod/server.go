@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/drainfx/drainfx/internal/srvstate"
 	"github.com/drainfx/drainfx/lifecycle"
@@ -146,12 +147,17 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 	stopping, stopStreams := context.WithCancel(context.Background())
 	s.stopping = stopping
 	draining := func() bool { return c.State() >= lifecycle.StateDraining }
-	sopts := append([]grpc.ServerOption{
+	var keep []grpc.ServerOption
+	if age := s.cfg.MaxConnectionAge; age > 0 {
+		// MaxConnectionAgeGrace stays infinite: a stream is never cut.
+		keep = append(keep, grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: age}))
+	}
+	sopts := append(append([]grpc.ServerOption{
 		grpc.Creds(drainCreds{TransportCredentials: s.creds, draining: draining, sent: func() { s.goAways.Add(1) }}),
 		grpc.StatsHandler(connNoter{note: c.Telemetry().NoteAccept, n: &s.conns}),
 		grpc.ChainUnaryInterceptor(s.countUnary),
 		grpc.ChainStreamInterceptor(s.countStream, s.endStreams),
-	}, s.serverOpts...)
+	}, keep...), s.serverOpts...)
 	s.grpc = grpc.NewServer(sopts...)
 	s.health = health.NewServer()
 	healthgrpc.RegisterHealthServer(s.grpc, s.health)
