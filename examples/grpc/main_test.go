@@ -118,4 +118,3 @@ func TestBadEnvExits1(t *testing.T) {
 		}
 	}
 }
-
