@@ -259,15 +259,19 @@ func (c *checker) container(i int, ct corev1.Container) {
 	}
 	if ready {
 		rp := ct.ReadinessProbe
+		fails := "/readyz fail"
+		if rp.GRPC != nil {
+			fails = "the gRPC health service's NOT_SERVING"
+		}
 		period, threshold := orDefault(rp.PeriodSeconds, 10), orDefault(rp.FailureThreshold, 3)
 		seen := time.Duration(period*threshold) * time.Second
 		switch {
 		case seen >= plan.MaxDrainDelay:
-			c.add(Error, at+".readinessProbe", "periodSeconds %d × failureThreshold %d = %v: the kubelet cannot see /readyz fail before the drain ends (at most %v); want less than SHUTDOWN_DRAIN_DELAY %v",
-				period, threshold, seen, plan.MaxDrainDelay, show(plan.DrainDelay))
+			c.add(Error, at+".readinessProbe", "periodSeconds %d × failureThreshold %d = %v: the kubelet cannot see %s before the drain ends (at most %v); want less than SHUTDOWN_DRAIN_DELAY %v",
+				period, threshold, seen, fails, plan.MaxDrainDelay, show(plan.DrainDelay))
 		case seen > max(plan.DrainDelay, 0):
-			c.add(Warning, at+".readinessProbe", "periodSeconds %d × failureThreshold %d = %v is longer than the least drain (SHUTDOWN_DRAIN_DELAY %v): a drain that ends early ends before the kubelet sees /readyz fail",
-				period, threshold, seen, show(plan.DrainDelay))
+			c.add(Warning, at+".readinessProbe", "periodSeconds %d × failureThreshold %d = %v is longer than the least drain (SHUTDOWN_DRAIN_DELAY %v): a drain that ends early ends before the kubelet sees %s",
+				period, threshold, seen, show(plan.DrainDelay), fails)
 		}
 	}
 
