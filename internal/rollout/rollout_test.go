@@ -329,7 +329,7 @@ func TestShortenedGrace(t *testing.T) {
 }
 
 // grpcOnly is the load of a gRPC-only service, as "drainfx rollout -grpc 8
-// -keepalive 0 -newconn 0 -ws-path '' -sse-path ''" sends it: 4 clients
+// -keepalive 0 -newconn 0" with empty -ws-path and -sse-path sends it: 4 clients
 // calling Echo on a long-lived channel each, 4 reading Ticks streams; with
 // newChannel > 0, also clients that open a channel per call.
 func grpcOnly(newChannel int) rollout.Load {
