@@ -262,8 +262,9 @@ func (s *Server) serve(ln net.Listener, done chan<- struct{}) {
 // The server's own part is its stop participant, which the coordinator
 // calls when the stop phase begins: it stops gracefully
 // ([grpc.Server.GracefulStop]: no new connections or RPCs, clients get
-// GOAWAY; health Watch streams end; the RPCs in flight finish) until the
-// stop deadline (D0 + GracePeriod − TeardownReserve − Margin). Then it
+// GOAWAY; streams, ended with UNAVAILABLE as the phase began, return; the
+// RPCs in flight finish) until the stop deadline (D0 + GracePeriod −
+// TeardownReserve − Margin). Then it
 // stops hard ([grpc.Server.Stop]: connections closed, the contexts of the
 // RPCs left cancelled), counts those RPCs as cut ([lifecycle.CutRPCs]) and
 // logs them. A handler that ignores its context is left running.
