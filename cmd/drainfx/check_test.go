@@ -303,6 +303,7 @@ func TestRolloutFlags(t *testing.T) {
 		{"bad header", []string{"-bin", "x", "-header", "Content-Type"}, "want Name: value"},
 		{"no client", []string{"-bin", "x", "-keepalive", "0", "-newconn", "0", "-ws-path", "", "-sse-path", ""}, "no client"},
 		{"bad range", []string{"-bin", "x", "-propagation", "3s-1s"}, "-propagation"},
+		{"negative gRPC clients", []string{"-bin", "x", "-grpc", "-1"}, "Load.GRPC=-1 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
