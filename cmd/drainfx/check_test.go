@@ -338,6 +338,79 @@ func TestCheckInput(t *testing.T) {
 	}
 }
 
+// gRPC probes: the gRPC example's Deployment with native grpc probes where
+// they fit (readiness, startup) passes; a grpc probe on the wrong port, or
+// for liveness, is an error naming the field.
+func TestCheckGRPCProbes(t *testing.T) {
+	t.Parallel()
+	const grpcK8s = "../../examples/grpc/k8s"
+	b, err := os.ReadFile(filepath.Join(grpcK8s, "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var base appsv1.Deployment
+	if err := yaml.UnmarshalStrict(b, &base); err != nil {
+		t.Fatal(err)
+	}
+	ct := func(d *appsv1.Deployment) *corev1.Container { return &d.Spec.Template.Spec.Containers[0] }
+	grpcProbe := func(port int32, period, threshold int32) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: port}},
+			PeriodSeconds: period, FailureThreshold: threshold}
+	}
+	const c0 = "spec.template.spec.containers[0]"
+	tests := []struct {
+		name      string
+		give      func(d *appsv1.Deployment)
+		wantField string // "" = no error
+		want      string
+	}{
+		{"grpc readiness and startup on PORT", func(d *appsv1.Deployment) {
+			ct(d).ReadinessProbe = grpcProbe(8080, 1, 1)
+			ct(d).StartupProbe = grpcProbe(8080, 1, 30)
+		}, "", ""},
+		{"grpc readiness on the admin port", func(d *appsv1.Deployment) {
+			ct(d).ReadinessProbe = grpcProbe(9090, 1, 1)
+		}, c0 + ".readinessProbe.grpc.port", "9090 is the admin port, which speaks HTTP"},
+		{"grpc readiness on another port", func(d *appsv1.Deployment) {
+			ct(d).ReadinessProbe = grpcProbe(7000, 1, 1)
+		}, c0 + ".readinessProbe.grpc.port", "7000: no gRPC server of the service there"},
+		{"grpc readiness too slow to see the drain", func(d *appsv1.Deployment) {
+			ct(d).ReadinessProbe = grpcProbe(8080, 10, 3)
+		}, c0 + ".readinessProbe", "periodSeconds 10 × failureThreshold 3 = 30s"},
+		{"grpc liveness", func(d *appsv1.Deployment) {
+			ct(d).LivenessProbe = grpcProbe(8080, 10, 3)
+		}, c0 + ".livenessProbe.grpc", "NOT_SERVING from the drain's start"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := base.DeepCopy()
+			tt.give(d)
+			y, err := yaml.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runOut(t, string(y), "check", "-")
+			if tt.wantField == "" {
+				if code != 0 || strings.Contains(out, "error:") {
+					t.Fatalf("exit %d, want 0\n%s%s", code, out, errOut)
+				}
+				return
+			}
+			var line string
+			for l := range strings.Lines(out) {
+				if strings.HasPrefix(l, "error: ") && strings.Contains(l, ": "+tt.wantField+": ") && strings.Contains(l, tt.want) {
+					line = l
+				}
+			}
+			if code != 1 || line == "" {
+				t.Fatalf("exit %d, want 1 with an error line naming %s with %q in:\n%s%s", code, tt.wantField, tt.want, out, errOut)
+			}
+			t.Log(strings.TrimSpace(line))
+		})
+	}
+}
+
 func TestRolloutFlags(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -350,6 +423,7 @@ func TestRolloutFlags(t *testing.T) {
 		{"bad header", []string{"-bin", "x", "-header", "Content-Type"}, "want Name: value"},
 		{"no client", []string{"-bin", "x", "-keepalive", "0", "-newconn", "0", "-ws-path", "", "-sse-path", ""}, "no client"},
 		{"bad range", []string{"-bin", "x", "-propagation", "3s-1s"}, "-propagation"},
+		{"negative gRPC clients", []string{"-bin", "x", "-grpc", "-1"}, "Load.GRPC=-1 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,7 +51,9 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&ld.NewConn, "newconn", 4, "clients with a new connection per request, never retrying")
 	fs.IntVar(&ld.WebSocket, "ws", 4, "WebSocket echo clients (none with -ws-path '')")
 	fs.IntVar(&ld.SSE, "sse", 4, "SSE readers (none with -sse-path '')")
-	fs.DurationVar(&ld.Interval, "interval", 20*time.Millisecond, "pace of each HTTP client (a request per interval) and WebSocket client (a message per interval)")
+	fs.IntVar(&ld.GRPC, "grpc", 0, "gRPC clients of drainfx.example.v1.Echo (examples/grpc) on the public port, a long-lived channel each: half call Echo, half read Ticks streams")
+	fs.IntVar(&ld.GRPCNewConn, "grpc-newconn", 0, "gRPC clients that open a new channel per Echo call")
+	fs.DurationVar(&ld.Interval, "interval", 20*time.Millisecond, "pace of each HTTP client (a request per interval), WebSocket client (a message per interval) and gRPC Echo client (a call per interval)")
 	fs.StringVar(&ld.FinalEvent, "final-event", "shutdown", "SSE event type that ends a stream cleanly")
 	fs.BoolVar(&ld.SSEIgnoreRetry, "sse-ignore-retry", false, "SSE readers reconnect at once instead of waiting the stream's retry: time (as EventSource does)")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of the random delays (0: random, printed)")
@@ -101,7 +103,7 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 	if ld.SSEPath == "" {
 		ld.SSE = 0
 	}
-	if ld.KeepAlive+ld.NewConn+ld.WebSocket+ld.SSE == 0 {
+	if ld.KeepAlive+ld.NewConn+ld.WebSocket+ld.SSE+ld.GRPC+ld.GRPCNewConn == 0 {
 		return fail("no client: every count is 0 or its route is empty")
 	}
 	ranges := []struct {

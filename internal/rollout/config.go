@@ -158,6 +158,15 @@ type Load struct {
 	WebSocket int
 	// SSE is the number of SSE readers of SSEPath.
 	SSE int
+	// GRPC is the number of gRPC clients of the service
+	// drainfx.example.v1.Echo (examples/grpc/echopb) on the public port,
+	// each on a long-lived channel: half call Echo once per Interval (the
+	// odd one too), half read Ticks streams, opening the next as soon as
+	// one ends.
+	GRPC int
+	// GRPCNewConn is the number of gRPC clients that open a new channel per
+	// Echo call, once per Interval, and close it after the call.
+	GRPCNewConn int
 	// Requests are the requests of the keep-alive clients. Default
 	// [ExampleRequests].
 	Requests []Request
@@ -171,8 +180,9 @@ type Load struct {
 	WSPath string
 	// SSEPath is the event stream route. Default /events.
 	SSEPath string
-	// Interval paces each HTTP client (one request per Interval, at most)
-	// and each WebSocket client (one message per Interval). Default 20ms.
+	// Interval paces each HTTP client (one request per Interval, at most),
+	// each WebSocket client (one message per Interval) and each gRPC Echo
+	// client (one call per Interval). Default 20ms.
 	Interval time.Duration
 	// Slow is the range of the milliseconds that replace "{ms}" in a
 	// request's path. Default 50ms–250ms.
@@ -279,7 +289,7 @@ func (c Config) withDefaults() Config {
 		c.StartTimeout = 30 * time.Second
 	}
 	l := &c.Load
-	if l.KeepAlive == 0 && l.NewConn == 0 && l.WebSocket == 0 && l.SSE == 0 {
+	if l.KeepAlive == 0 && l.NewConn == 0 && l.WebSocket == 0 && l.SSE == 0 && l.GRPC == 0 && l.GRPCNewConn == 0 {
 		// No client counts given: the default mix. Any count given makes
 		// the others as given (0: none of that kind).
 		l.KeepAlive, l.NewConn, l.WebSocket, l.SSE = 4, 4, 4, 4
@@ -336,7 +346,8 @@ func (c Config) validate() error {
 	for _, n := range []struct {
 		name string
 		v    int
-	}{{"KeepAlive", c.Load.KeepAlive}, {"NewConn", c.Load.NewConn}, {"WebSocket", c.Load.WebSocket}, {"SSE", c.Load.SSE}} {
+	}{{"KeepAlive", c.Load.KeepAlive}, {"NewConn", c.Load.NewConn}, {"WebSocket", c.Load.WebSocket}, {"SSE", c.Load.SSE},
+		{"GRPC", c.Load.GRPC}, {"GRPCNewConn", c.Load.GRPCNewConn}} {
 		if n.v < 0 {
 			bad = append(bad, fmt.Sprintf("Load.%s=%d is negative", n.name, n.v))
 		}

@@ -5,7 +5,9 @@
 // WebSocket and SSE routes [Load.WSPath] and [Load.SSEPath], and the
 // default is the route contract of examples/service (public GET /, POST
 // /echo, GET /slow?ms=N, GET /ws, GET /events; /readyz and /prestop on the
-// admin port).
+// admin port). A gRPC service is rehearsed with gRPC clients of the
+// contract of examples/grpc ([Load.GRPC]) and no HTTP ones; its readiness
+// probe and preStop hook stay HTTP, on the admin port.
 //
 // # The cluster it plays
 //
@@ -66,7 +68,20 @@
 //     ([Load.FinalEvent], "shutdown" by default, as wsmod sends). Any other
 //     end, or a failed open (a 503 included), is a loss. Like an
 //     EventSource, a reader waits the reconnection time the stream set with
-//     "retry:" before it reconnects ([Load.SSEIgnoreRetry]: at once).
+//     "retry:" before it reconnects ([Load.SSEIgnoreRetry]: at once);
+//   - gRPC clients of drainfx.example.v1.Echo (examples/grpc/echopb) on the
+//     public port ([Load.GRPC]), each on one long-lived channel, as gRPC
+//     clients are: half call Echo once per [Load.Interval] (the message
+//     must come back), half read Ticks streams (ticks numbered from 0, in
+//     order), opening the next as soon as one ends. [Load.GRPCNewConn]
+//     clients open a channel per Echo call. Nothing is retried beyond
+//     grpc-go's own transparent retries (calls the server never saw); a
+//     call made while the channel cannot connect fails (no
+//     wait-for-ready). Lost: any call that ends with a status other than
+//     OK, any stream that ends otherwise than with UNAVAILABLE or OK sent
+//     by the server in its trailers — a broken connection reads as
+//     UNAVAILABLE on the client too, without trailers, and is a loss —
+//     and any stream that could not be opened.
 //
 // Also lost: a terminated pod that was SIGKILLed or exited non-zero, a pod
 // that exited while it was meant to serve, and a client that made no

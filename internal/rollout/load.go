@@ -33,12 +33,13 @@ type counter struct{ seen, lost atomic.Int64 }
 // of wg until ctx ends; a request or session cut short by the end of ctx is
 // not counted.
 type load struct {
-	cfg    Load
-	base   string // http://proxy
-	wsURL  string
-	start  time.Time // of the rollout: loss samples are stamped from it
-	wg     sync.WaitGroup
-	dialer *net.Dialer
+	cfg       Load
+	base      string // http://proxy
+	wsURL     string
+	proxyAddr string    // host:port, for the gRPC channels
+	start     time.Time // of the rollout: loss samples are stamped from it
+	wg        sync.WaitGroup
+	dialer    *net.Dialer
 
 	// One row per request: the keep-alive clients' Requests, then the
 	// new-connection clients' NewConnRequests.
@@ -49,6 +50,7 @@ type load struct {
 	wsOpened, sseOpened                                         atomic.Int64 // sessions and streams opened
 	wsFailedDials, wsSessions, wsLost, wsMessages, wsUnanswered atomic.Int64
 	sseFailedOpens, sseStreams, sseLost, sseEvents, sseClean    atomic.Int64
+	grpc                                                        grpcLoad
 
 	progress []atomic.Int64 // per client: UnixNano of its last success
 	names    []string
@@ -62,7 +64,7 @@ type load struct {
 }
 
 func newLoad(cfg Load, proxyAddr string, start time.Time) *load {
-	n := cfg.KeepAlive + cfg.NewConn + cfg.WebSocket + cfg.SSE
+	n := cfg.KeepAlive + cfg.NewConn + cfg.WebSocket + cfg.SSE + cfg.GRPC + cfg.GRPCNewConn
 	var names []string
 	if cfg.KeepAlive > 0 {
 		for _, r := range cfg.Requests {
@@ -75,18 +77,19 @@ func newLoad(cfg Load, proxyAddr string, start time.Time) *load {
 		}
 	}
 	return &load{
-		cfg:      cfg,
-		base:     "http://" + proxyAddr,
-		wsURL:    "ws://" + proxyAddr + cfg.WSPath,
-		rowNames: names,
-		http:     make([]counter, len(names)),
-		replays:  make([]atomic.Int64, len(names)),
-		start:    start,
-		dialer:   &net.Dialer{Timeout: 5 * time.Second},
-		progress: make([]atomic.Int64, n),
-		names:    make([]string, n),
-		wsCodes:  make(map[int]int64),
-		perWhat:  make(map[string]int),
+		cfg:       cfg,
+		base:      "http://" + proxyAddr,
+		wsURL:     "ws://" + proxyAddr + cfg.WSPath,
+		proxyAddr: proxyAddr,
+		rowNames:  names,
+		http:      make([]counter, len(names)),
+		replays:   make([]atomic.Int64, len(names)),
+		start:     start,
+		dialer:    &net.Dialer{Timeout: 5 * time.Second},
+		progress:  make([]atomic.Int64, n),
+		names:     make([]string, n),
+		wsCodes:   make(map[int]int64),
+		perWhat:   make(map[string]int),
 	}
 }
 
@@ -113,6 +116,18 @@ func (l *load) run(ctx context.Context, seed uint64) {
 	for i := range l.cfg.SSE {
 		id := next("SSE", i)
 		l.wg.Go(func() { l.sseClient(ctx, id) })
+	}
+	for i := range grpcEchoClients(l.cfg) {
+		id, rng := next("gRPC Echo", i), rand.New(rand.NewPCG(seed, uint64(id)))
+		l.wg.Go(func() { l.grpcEchoClient(ctx, id, rng) })
+	}
+	for i := range grpcTicksClients(l.cfg) {
+		id := next("gRPC Ticks", i)
+		l.wg.Go(func() { l.grpcTicksClient(ctx, id) })
+	}
+	for i := range l.cfg.GRPCNewConn {
+		id, rng := next("gRPC new-channel", i), rand.New(rand.NewPCG(seed, uint64(id)))
+		l.wg.Go(func() { l.grpcNewChannelClient(ctx, id, rng) })
 	}
 }
 
@@ -516,7 +531,7 @@ func (l *load) rows() []Row {
 	if l.cfg.SSE > 0 {
 		rows = append(rows, Row{Name: "SSE streams", Seen: l.sseOpened.Load() + l.sseFailedOpens.Load(), Lost: l.sseLost.Load(), Note: sseNote})
 	}
-	return rows
+	return append(rows, l.grpcRows()...)
 }
 
 func (l *load) lossSamples() ([]string, int) {

@@ -16,9 +16,11 @@ import (
 // cores would distort.
 
 const (
-	servicePkg = "../../examples/service"
-	nethttpPkg = "../../examples/nethttp"
-	naivePkg   = "./testdata/naive"
+	servicePkg   = "../../examples/service"
+	nethttpPkg   = "../../examples/nethttp"
+	grpcPkg      = "../../examples/grpc"
+	naivePkg     = "./testdata/naive"
+	naiveGRPCPkg = "./testdata/naivegrpc"
 )
 
 // needRollout skips under -short and without haproxy (with CI=true, a
@@ -323,5 +325,89 @@ func TestShortenedGrace(t *testing.T) {
 		if !p.PreStopTimedOut {
 			t.Errorf("%s: the preStop hook ended before the kubelet's grace: the case was not played", p.Name)
 		}
+	}
+}
+
+// grpcOnly is the load of a gRPC-only service, as "drainfx rollout -grpc 8
+// -keepalive 0 -newconn 0" with empty -ws-path and -sse-path sends it: 4 clients
+// calling Echo on a long-lived channel each, 4 reading Ticks streams; with
+// newChannel > 0, also clients that open a channel per call.
+func grpcOnly(newChannel int) rollout.Load {
+	return rollout.Load{GRPC: 8, GRPCNewConn: newChannel}
+}
+
+// TestGRPCZeroLoss is the rollout check against examples/grpc: 2 replicas,
+// 3 replacements, a load balancer that takes 4–6 s, with the preStop hook
+// and with SIGTERM only. Nothing may be lost, and no pod may leave while
+// the proxy still sends it connections.
+//
+// With clients that open a channel per call, new connections keep arriving
+// while the proxy routes here, and the adaptive drain (DrainDelay 2s,
+// DrainQuiet 1s) ends at propagation + DrainQuiet. With long-lived channels
+// alone they stop arriving once the drain's GOAWAYs have moved the
+// channels: the pod cannot tell when the proxy has caught up, and drains
+// for MaxDrainDelay (8s here: more than the propagation).
+func TestGRPCZeroLoss(t *testing.T) {
+	needRollout(t)
+	bin := binary(t, grpcPkg)
+	const quiet, slack = time.Second, 300 * time.Millisecond
+	tests := []struct {
+		name       string
+		preStop    rollout.PreStop
+		newChannel int
+	}{
+		{"prestop http, new channels too", rollout.PreStop{Kind: rollout.PreStopHTTP}, 2},
+		{"sigterm only, long-lived channels", rollout.PreStop{Kind: rollout.PreStopNone}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := check(t, rollout.Config{
+				Bin: bin,
+				Env: []string{"SHUTDOWN_GRACE_PERIOD=15s", "SHUTDOWN_DRAIN_DELAY=2s", "SHUTDOWN_DRAIN_QUIET=1s",
+					"SHUTDOWN_MAX_DRAIN_DELAY=8s"},
+				Replicas:     2,
+				Replacements: 3,
+				PreStop:      tt.preStop,
+				GracePeriod:  15 * time.Second,
+				Propagation:  rollout.Range{Min: 4 * time.Second, Max: 6 * time.Second},
+				Entry:        rollout.Range{Min: 500 * time.Millisecond, Max: time.Second},
+				Load:         grpcOnly(tt.newChannel),
+			})
+			if !res.Pass() {
+				logPods(t, res)
+				t.Errorf("%d lost, want none", res.Lost())
+			}
+			for _, p := range res.Terminated() {
+				t.Logf("%s: propagation %.3fs, T0→exit %.3fs", p.Name, p.Propagation.Seconds(), p.StopTime().Seconds())
+				if p.StopTime() < p.Propagation {
+					t.Errorf("%s: T0→exit %v, before the propagation %v: it left while the proxy still sent it connections",
+						p.Name, p.StopTime(), p.Propagation)
+				}
+				if bound := p.Propagation + quiet + slack; tt.newChannel > 0 && p.StopTime() > bound {
+					t.Errorf("%s: T0→exit %v, want ≤ propagation %v + DrainQuiet + %v = %v", p.Name, p.StopTime(), p.Propagation, slack, bound)
+				}
+			}
+		})
+	}
+}
+
+// TestNaiveGRPCServerLoses shows that the gRPC check can fail: the
+// textbook shutdown (GracefulStop on SIGTERM, Stop 10 s later) closes its
+// listener while the proxy still routes to it, and leaves its streams to
+// Stop.
+func TestNaiveGRPCServerLoses(t *testing.T) {
+	needRollout(t)
+	res := check(t, rollout.Config{
+		Bin:          binary(t, naiveGRPCPkg),
+		Replicas:     2,
+		Replacements: 3,
+		PreStop:      rollout.PreStop{Kind: rollout.PreStopHTTP},
+		GracePeriod:  15 * time.Second,
+		Propagation:  rollout.Range{Min: 4 * time.Second, Max: 6 * time.Second},
+		Entry:        rollout.Range{Min: 500 * time.Millisecond, Max: time.Second},
+		Load:         grpcOnly(0),
+	})
+	if res.Pass() || res.LoadLost() == 0 {
+		t.Errorf("the naive gRPC server lost %d (load %d): the check did not see its losses", res.Lost(), res.LoadLost())
 	}
 }

@@ -163,8 +163,8 @@ func (r *runner) rollout(ctx context.Context, seed uint64) (*Result, error) {
 		samples, _ := l.lossSamples()
 		return nil, fmt.Errorf("rollout: no answer within %v for %v; first errors: %v", cfg.StartTimeout, stalled, samples)
 	}
-	r.logf("load running: %d keep-alive, %d new-conn, %d WebSocket, %d SSE clients",
-		cfg.Load.KeepAlive, cfg.Load.NewConn, cfg.Load.WebSocket, cfg.Load.SSE)
+	r.logf("load running: %d keep-alive, %d new-conn, %d WebSocket, %d SSE, %d gRPC, %d gRPC new-channel clients",
+		cfg.Load.KeepAlive, cfg.Load.NewConn, cfg.Load.WebSocket, cfg.Load.SSE, cfg.Load.GRPC, cfg.Load.GRPCNewConn)
 
 	var terminated []*pod
 	for i := range cfg.Replacements {

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/drainfx/drainfx/internal/srvstate"
 	"github.com/drainfx/drainfx/lifecycle"
@@ -56,11 +60,26 @@ func WithServices(svcs ...Service) Option {
 	return func(s *Server) { s.services = append(s.services, svcs...) }
 }
 
-// WithServerOptions passes options to [grpc.NewServer] (credentials,
-// interceptors, keepalive). The server's own in-flight interceptors run
-// first.
+// WithServerOptions passes options to [grpc.NewServer] (interceptors,
+// keepalive, stats handlers). The server's own interceptors run first.
+// Give transport credentials with [WithTransportCredentials], not with
+// [grpc.Creds] here: credentials given here replace the server's own
+// wrapper of them, and the drain's GOAWAY is then never sent (clients
+// move at the stop phase only).
 func WithServerOptions(opts ...grpc.ServerOption) Option {
 	return func(s *Server) { s.serverOpts = append(s.serverOpts, opts...) }
+}
+
+// WithTransportCredentials sets the server's transport credentials (TLS:
+// [google.golang.org/grpc/credentials.NewTLS]). Default: plaintext
+// ([insecure.NewCredentials]), for in-cluster traffic. The server wraps
+// them to send the drain's GOAWAY on the connections they secure.
+func WithTransportCredentials(creds credentials.TransportCredentials) Option {
+	return func(s *Server) {
+		if creds != nil {
+			s.creds = creds
+		}
+	}
 }
 
 // WithListener makes [Server.Start] serve on ln (socket activation, tests)
@@ -89,10 +108,15 @@ type Server struct {
 	health       *health.Server
 	services     []Service
 	serverOpts   []grpc.ServerOption
+	creds        credentials.TransportCredentials
 	given        net.Listener
 	onServeError func(error)
 
-	work srvstate.Work // RPCs begun and ended: the in-flight count and the arrivals
+	work         srvstate.Work   // RPCs begun and ended: the in-flight count
+	conns        atomic.Int64    // connections that began an RPC other than a health Check: the arrivals
+	goAways      atomic.Int64    // GOAWAYs sent in the drain
+	streamsEnded atomic.Int64    // streams ended by the stop phase
+	stopping     context.Context // done when the stop phase begins
 
 	state     *srvstate.State // started once, stopped once (by the stop participant)
 	serveDone chan struct{}   // closed when the serve goroutine has returned; set by start, read by stop (state orders them)
@@ -114,18 +138,29 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg.WithDefaults(), c: c, log: zap.NewNop(), state: srvstate.New(errAlreadyStarted)}
+	s := &Server{cfg: cfg.WithDefaults(), c: c, log: zap.NewNop(), state: srvstate.New(errAlreadyStarted),
+		creds: insecure.NewCredentials()}
 	for _, o := range opts {
 		o(s)
 	}
 	s.log = s.log.With(zap.String("component", "grpc"))
-	sopts := append([]grpc.ServerOption{
+	stopping, stopStreams := context.WithCancel(context.Background())
+	s.stopping = stopping
+	draining := func() bool { return c.State() >= lifecycle.StateDraining }
+	var keep []grpc.ServerOption
+	if age := s.cfg.MaxConnectionAge; age > 0 {
+		// MaxConnectionAgeGrace stays infinite: a stream is never cut.
+		keep = append(keep, grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: age}))
+	}
+	sopts := append(append([]grpc.ServerOption{
+		grpc.Creds(drainCreds{TransportCredentials: s.creds, draining: draining, sent: func() { s.goAways.Add(1) }}),
+		grpc.StatsHandler(connNoter{note: c.Telemetry().NoteAccept, n: &s.conns}),
 		grpc.ChainUnaryInterceptor(s.countUnary),
-		grpc.ChainStreamInterceptor(s.countStream),
-	}, s.serverOpts...)
+		grpc.ChainStreamInterceptor(s.countStream, s.endStreams),
+	}, keep...), s.serverOpts...)
 	s.grpc = grpc.NewServer(sopts...)
 	s.health = health.NewServer()
-	healthgrpc.RegisterHealthServer(s.grpc, healthService{Server: s.health, stop: c.Reached(lifecycle.StateStopping)})
+	healthgrpc.RegisterHealthServer(s.grpc, s.health)
 	for _, svc := range s.services {
 		if svc != nil {
 			svc.Register(s.grpc)
@@ -138,10 +173,13 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 	// NOT_SERVING from D0, in the transition itself: a Watch client hears
 	// it at once. Shutdown is sticky: nothing sets SERVING again.
 	c.OnState(lifecycle.StateDraining, func() { s.health.Shutdown() })
+	// Streams end as the stop phase begins, in the transition, before any
+	// stop participant runs: GracefulStop would wait for them.
+	c.OnState(lifecycle.StateStopping, stopStreams)
 	c.AtStop("grpc", s.stopPhase)
 	tel := c.Telemetry()
 	tel.TrackInFlight(InFlightGauge, s.InFlight)
-	tel.TrackArrivals(s.work.Begun)
+	tel.TrackArrivals(s.conns.Load)
 	return s, nil
 }
 
@@ -224,8 +262,9 @@ func (s *Server) serve(ln net.Listener, done chan<- struct{}) {
 // The server's own part is its stop participant, which the coordinator
 // calls when the stop phase begins: it stops gracefully
 // ([grpc.Server.GracefulStop]: no new connections or RPCs, clients get
-// GOAWAY; health Watch streams end; the RPCs in flight finish) until the
-// stop deadline (D0 + GracePeriod − TeardownReserve − Margin). Then it
+// GOAWAY; streams, ended with UNAVAILABLE as the phase began, return; the
+// RPCs in flight finish) until the stop deadline (D0 + GracePeriod −
+// TeardownReserve − Margin). Then it
 // stops hard ([grpc.Server.Stop]: connections closed, the contexts of the
 // RPCs left cancelled), counts those RPCs as cut ([lifecycle.CutRPCs]) and
 // logs them. A handler that ignores its context is left running.
@@ -262,12 +301,17 @@ func (s *Server) stop(ctx context.Context) error {
 	case <-graceful:
 	case <-ctx.Done():
 		cut := s.work.InFlight()
-		s.grpc.Stop() // GracefulStop returns once the connections are closed
-		<-graceful
+		// Stop closes the connections and cancels the RPCs' contexts; it
+		// does not wait for the handlers. GracefulStop does: it returns
+		// when the last handler has, and a handler that ignores its
+		// context keeps it (and its goroutine) until then. Waiting for it
+		// here would hold the stop phase past its deadline.
+		s.grpc.Stop()
 		srvstate.RecordCut(s.c, s.log, lifecycle.CutRPCs, cut, deadline)
 	}
-	<-s.serveDone
-	s.log.Info("grpc stopped", zap.Duration("took", clk.Now().Sub(start)))
+	<-s.serveDone // Serve returns once Stop or GracefulStop has
+	s.log.Info("grpc stopped", zap.Duration("took", clk.Now().Sub(start)),
+		zap.Int64("drainGoAways", s.goAways.Load()), zap.Int64("streamsEnded", s.streamsEnded.Load()))
 	return nil
 }
 

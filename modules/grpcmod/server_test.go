@@ -44,18 +44,20 @@ var (
 
 // slow is a test service written without generated code: Wait answers once
 // released (forwarding to next, if set); Ticks sends one message and then
-// never ends by itself.
+// never ends by itself, until its context ends; Stuck sends one message and
+// ignores its context until unstuck.
 type slow struct {
 	next    *slowClient
 	entered chan struct{} // closed when a Wait call has arrived
 	release chan struct{}
+	unstuck chan struct{} // ends Stuck
 	once    sync.Once
 }
 
 const slowName = "drainfx.test.Slow"
 
 func newSlow() *slow {
-	return &slow{entered: make(chan struct{}), release: make(chan struct{})}
+	return &slow{entered: make(chan struct{}), release: make(chan struct{}), unstuck: make(chan struct{})}
 }
 
 func (s *slow) wait(ctx context.Context, in *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
@@ -104,6 +106,19 @@ var slowDesc = grpc.ServiceDesc{
 			<-stream.Context().Done() // never ends by itself
 			return stream.Context().Err()
 		},
+	}, {
+		StreamName:    "Stuck",
+		ServerStreams: true,
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			if err := stream.RecvMsg(new(emptypb.Empty)); err != nil {
+				return err
+			}
+			if err := stream.SendMsg(wrapperspb.String("stuck")); err != nil {
+				return err
+			}
+			<-srv.(*slow).unstuck // ignores its context
+			return nil
+		},
 	}},
 }
 
@@ -139,7 +154,16 @@ func (c *slowClient) goWait(v string) <-chan waitResult {
 }
 
 func (c *slowClient) Ticks(ctx context.Context) (grpc.ClientStream, error) {
-	st, err := c.cc.NewStream(ctx, &slowDesc.Streams[0], "/"+slowName+"/Ticks")
+	return c.stream(ctx, 0)
+}
+
+func (c *slowClient) Stuck(ctx context.Context) (grpc.ClientStream, error) {
+	return c.stream(ctx, 1)
+}
+
+func (c *slowClient) stream(ctx context.Context, i int) (grpc.ClientStream, error) {
+	desc := &slowDesc.Streams[i]
+	st, err := c.cc.NewStream(ctx, desc, "/"+slowName+"/"+desc.StreamName)
 	if err != nil {
 		return nil, err
 	}
@@ -286,8 +310,10 @@ func TestUnaryCallInFlightAtD0Completes(t *testing.T) {
 	}
 }
 
-// The clock is fake: the stop deadline is reached by advancing it.
-func TestStreamThatNeverEndsIsCutAtTheStopDeadline(t *testing.T) {
+// A stream that never ends by itself ends when the stop phase begins, with
+// UNAVAILABLE: the stop does not wait for its deadline (the clock is fake
+// and never advanced), nothing is cut.
+func TestStreamEndsWithUnavailableAtTheStopPhase(t *testing.T) {
 	t.Parallel()
 	clk := clocktest.New()
 	c := newCoordinator(t, tight, lifecycle.WithClock(clk))
@@ -295,6 +321,40 @@ func TestStreamThatNeverEndsIsCutAtTheStopDeadline(t *testing.T) {
 	c.MarkStarted()
 	client := newSlowClient(dial(t, srv.Addr()))
 	stream, err := client.Ticks(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.RecvMsg(new(wrapperspb.StringValue)); err != nil {
+		t.Fatal(err)
+	}
+
+	c.BeginDrain("test")
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Stop(context.Background()) }()
+	err = stream.RecvMsg(new(wrapperspb.StringValue))
+	if st, _ := status.FromError(err); st.Code() != codes.Unavailable || st.Message() != grpcmod.ShutdownMessage {
+		t.Fatalf("stream ended with %v, want UNAVAILABLE %q", err, grpcmod.ShutdownMessage)
+	}
+	if err := waittest.Recv(t, stopped, waitTimeout, "Stop"); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if r := report(t, c); !r.Clean() {
+		t.Fatalf("report cut %v, want clean", r.Cut)
+	}
+}
+
+// A stream handler that ignores its context holds the stop until the stop
+// deadline, and is cut there. The clock is fake: the stop deadline is
+// reached by advancing it.
+func TestStreamThatIgnoresItsContextIsCutAtTheStopDeadline(t *testing.T) {
+	t.Parallel()
+	clk := clocktest.New()
+	c := newCoordinator(t, tight, lifecycle.WithClock(clk))
+	svc := newSlow()
+	srv := startServer(t, c, grpcmod.WithServices(svc.service()))
+	c.MarkStarted()
+	client := newSlowClient(dial(t, srv.Addr()))
+	stream, err := client.Stuck(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,6 +391,7 @@ func TestStreamThatNeverEndsIsCutAtTheStopDeadline(t *testing.T) {
 	if r := report(t, c); r.Cut[lifecycle.CutRPCs] != 1 || r.ExitCode != 1 {
 		t.Fatalf("report cut %v exit %d, want rpcs=1 exit 1", r.Cut, r.ExitCode)
 	}
+	close(svc.unstuck) // a handler that ignores its context is left running by the cut
 	waittest.Eventually(t, waitTimeout, func() bool { return srv.InFlight() == 0 }, "the stream's handler to return")
 }
 

@@ -269,25 +269,34 @@ func (c *checker) container(i int, ct corev1.Container) {
 	}
 
 	// Probes.
-	ready := c.probe(at+".readinessProbe", ct, ct.ReadinessProbe, adminPort, true, probemod.PathReadyz)
-	c.probe(at+".startupProbe", ct, ct.StartupProbe, adminPort, false, probemod.PathStartupz)
-	if lp := ct.LivenessProbe; lp != nil && lp.HTTPGet != nil && lp.HTTPGet.Path == probemod.PathReadyz {
+	ports := probePorts{admin: adminPort, public: publicPort, grpc: namedPort(ct, "grpc")}
+	ready := c.probe(at+".readinessProbe", ct, ct.ReadinessProbe, ports, true, true, probemod.PathReadyz)
+	c.probe(at+".startupProbe", ct, ct.StartupProbe, ports, false, true, probemod.PathStartupz)
+	switch lp := ct.LivenessProbe; {
+	case lp != nil && lp.HTTPGet != nil && lp.HTTPGet.Path == probemod.PathReadyz:
 		c.add(Error, at+".livenessProbe.httpGet.path", "%s is the readiness path: it fails through the whole drain and the kubelet kills the container; want %s or %s",
 			probemod.PathReadyz, probemod.PathLivez, probemod.PathHealthz)
-	} else {
-		c.probe(at+".livenessProbe", ct, ct.LivenessProbe, adminPort, false, probemod.PathLivez, probemod.PathHealthz)
+	case lp != nil && lp.GRPC != nil:
+		c.add(Error, at+".livenessProbe.grpc", "the gRPC health service answers NOT_SERVING from the drain's start and its port closes at the stop phase: the kubelet kills the container; want an httpGet of %s on the admin port",
+			probemod.PathLivez)
+	default:
+		c.probe(at+".livenessProbe", ct, ct.LivenessProbe, ports, false, false, probemod.PathLivez, probemod.PathHealthz)
 	}
 	if ready {
 		rp := ct.ReadinessProbe
+		fails := "/readyz fail"
+		if rp.GRPC != nil {
+			fails = "the gRPC health service's NOT_SERVING"
+		}
 		period, threshold := orDefault(rp.PeriodSeconds, 10), orDefault(rp.FailureThreshold, 3)
 		seen := time.Duration(period*threshold) * time.Second
 		switch {
 		case seen >= plan.MaxDrainDelay:
-			c.add(Error, at+".readinessProbe", "periodSeconds %d × failureThreshold %d = %v: the kubelet cannot see /readyz fail before the drain ends (at most %v); want less than SHUTDOWN_DRAIN_DELAY %v",
-				period, threshold, seen, plan.MaxDrainDelay, show(plan.DrainDelay))
+			c.add(Error, at+".readinessProbe", "periodSeconds %d × failureThreshold %d = %v: the kubelet cannot see %s before the drain ends (at most %v); want less than SHUTDOWN_DRAIN_DELAY %v",
+				period, threshold, seen, fails, plan.MaxDrainDelay, show(plan.DrainDelay))
 		case seen > max(plan.DrainDelay, 0):
-			c.add(Warning, at+".readinessProbe", "periodSeconds %d × failureThreshold %d = %v is longer than the least drain (SHUTDOWN_DRAIN_DELAY %v): a drain that ends early ends before the kubelet sees /readyz fail",
-				period, threshold, seen, show(plan.DrainDelay))
+			c.add(Warning, at+".readinessProbe", "periodSeconds %d × failureThreshold %d = %v is longer than the least drain (SHUTDOWN_DRAIN_DELAY %v): a drain that ends early ends before the kubelet sees %s",
+				period, threshold, seen, show(plan.DrainDelay), fails)
 		}
 	}
 
@@ -519,22 +528,35 @@ func secretData(s *corev1.Secret) map[string]string {
 	return m
 }
 
-// probe checks an httpGet probe on the admin port at one of paths; a
-// missing probe is an error only if required. It reports whether the probe
-// is right.
-func (c *checker) probe(at string, ct corev1.Container, p *corev1.Probe, adminPort int, required bool, paths ...string) bool {
+// probePorts are the ports a probe may be on: the admin port (HTTP), and
+// for a gRPC probe PORT or the container port named grpc (0 if none).
+type probePorts struct{ admin, public, grpc int }
+
+// probe checks an httpGet probe on the admin port at one of paths or, if
+// grpcOK, a gRPC probe of a drainfx gRPC server (grpcmod: NOT_SERVING from
+// D0, like /readyz's 503; its probe connections do not count in the
+// adaptive drain); a missing probe is an error only if required. It
+// reports whether the probe is right.
+func (c *checker) probe(at string, ct corev1.Container, p *corev1.Probe, ports probePorts, required, grpcOK bool, paths ...string) bool {
+	adminPort := ports.admin
+	want := fmt.Sprintf("an httpGet of %s on the admin port", paths[0])
+	if grpcOK {
+		want += " (or a grpc probe of the gRPC port)"
+	}
 	switch {
 	case p == nil && required:
-		c.add(Error, at, "none: new pods get traffic before they can serve and the drain's 503 is never seen; want an httpGet of %s on the admin port", paths[0])
+		c.add(Error, at, "none: new pods get traffic before they can serve and the drain's 503 is never seen; want %s", want)
 		return false
 	case p == nil:
 		return false
+	case p.GRPC != nil && grpcOK:
+		return c.grpcProbe(at+".grpc.port", int(p.GRPC.Port), ports)
 	case p.HTTPGet == nil:
 		sev := Warning
 		if required {
 			sev = Error
 		}
-		c.add(sev, at, "not an httpGet: want %s on the admin port", strings.Join(paths, " or "))
+		c.add(sev, at, "not an httpGet: want %s", want)
 		return false
 	}
 	ok := true
@@ -547,6 +569,20 @@ func (c *checker) probe(at string, ct corev1.Container, p *corev1.Probe, adminPo
 		ok = false
 	}
 	return ok
+}
+
+// grpcProbe checks the port of a gRPC probe: the gRPC server's (PORT, or
+// the container port named grpc), never the admin port, which speaks HTTP.
+func (c *checker) grpcProbe(at string, port int, ports probePorts) bool {
+	switch {
+	case port == ports.admin:
+		c.add(Error, at, "%d is the admin port, which speaks HTTP: the gRPC probe always fails; want the gRPC port (PORT %d, or the port named grpc)", port, ports.public)
+		return false
+	case port != ports.public && (ports.grpc == 0 || port != ports.grpc):
+		c.add(Error, at, "%d: no gRPC server of the service there; want PORT %d or the port named grpc", port, ports.public)
+		return false
+	}
+	return true
 }
 
 // services checks that no Service selecting the pods exposes the admin port.
@@ -613,6 +649,11 @@ func portOf(addr string) int {
 	_, p, _ := net.SplitHostPort(addr)
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// namedPort is the container port named name, or 0.
+func namedPort(ct corev1.Container, name string) int {
+	return resolvePort(ct, intstr.FromString(name))
 }
 
 // resolvePort turns a port (a number or a port name) into a number, from

@@ -16,11 +16,16 @@
 //   - terminationGracePeriodSeconds = preStop sleep + SHUTDOWN_GRACE_PERIOD,
 //     and at least preStop sleep + the longest drain + [MinStopPhase] +
 //     teardown reserve + margin;
-//   - the readiness probe is an httpGet of /readyz on the admin port, and
-//     periodSeconds × failureThreshold lets the kubelet see its 503 within
-//     the drain; startup and liveness probes, where present, are httpGets of
-//     /startupz and /livez (or /healthz) on the admin port, and liveness is
-//     never on the readiness path;
+//   - the readiness probe is an httpGet of /readyz on the admin port, or a
+//     grpc probe of the gRPC port (PORT, or the container port named grpc:
+//     grpcmod's health service answers NOT_SERVING from D0 as /readyz
+//     answers 503, and keeps its probes out of the adaptive drain), and
+//     periodSeconds × failureThreshold lets the kubelet see it fail within
+//     the drain; a startup probe, where present, is an httpGet of /startupz
+//     on the admin port or a grpc probe of the gRPC port; a liveness probe
+//     is an httpGet of /livez (or /healthz) on the admin port — never the
+//     readiness path, never a grpc probe (NOT_SERVING from D0: the kubelet
+//     would kill the container in the drain);
 //   - the preStop hook is an httpGet of /prestop on the admin port carrying
 //     PRESTOP_TOKEN in X-Prestop-Token, a sleep, the service's own exec
 //     subcommand ([BINARY, "prestop"]), or none;
