@@ -219,9 +219,16 @@ func (d *Drain) Manage(srv *http.Server) error {
 	// middleware finds its connection in the request's context to know.
 	next := srv.ConnState
 	srv.ConnState = func(conn net.Conn, st http.ConnState) {
-		if st == http.StateHijacked && d.hijacked.hijacked(conn) {
-			d.anyHijack.Store(true)
-			d.work.End()
+		if st == http.StateHijacked {
+			d.hijacked.hijacked(conn)
+			// The request leaves the in-flight count now, if the
+			// middleware can tell at its end (its connection is in its
+			// context), so as not to count the end twice.
+			if tc, ok := conn.(*trackedConn); ok && tc.inContext {
+				tc.leftCount.Store(true)
+				d.anyHijack.Store(true)
+				d.work.End()
+			}
 		}
 		if next != nil {
 			next(conn, st)
@@ -233,6 +240,7 @@ func (d *Drain) Manage(srv *http.Server) error {
 			ctx = nextCtx(ctx, conn)
 		}
 		if tc, ok := conn.(*trackedConn); ok {
+			tc.inContext = true // before the connection is served
 			ctx = context.WithValue(ctx, connKey{}, tc)
 		}
 		return ctx
@@ -388,18 +396,16 @@ type hijackedConns struct {
 	changed chan struct{} // size 1: a hijacked connection closed or was claimed
 }
 
-// hijacked adds c, once a handler has hijacked it, and reports whether c
-// is tracked (from Drain.Listener).
-func (h *hijackedConns) hijacked(c net.Conn) bool {
+// hijacked adds c, once a handler has hijacked it.
+func (h *hijackedConns) hijacked(c net.Conn) {
 	tc, ok := c.(*trackedConn)
 	if !ok {
-		return false // not from Drain.Listener: not tracked
+		return // not from Drain.Listener: not tracked
 	}
-	tc.wasHijacked.Store(true)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if tc.closed || tc.claimed {
-		return true
+		return
 	}
 	if h.open == nil {
 		h.open = make(map[*trackedConn]struct{})
@@ -407,7 +413,6 @@ func (h *hijackedConns) hijacked(c net.Conn) bool {
 	}
 	tc.hijacked = true
 	h.open[tc] = struct{}{}
-	return true
 }
 
 func (h *hijackedConns) closed(tc *trackedConn) {
@@ -484,7 +489,10 @@ type trackedConn struct {
 	cut      bool // guarded by set.mu: closed and counted at the stop deadline
 	once     sync.Once
 
-	wasHijacked atomic.Bool // a handler hijacked it: read by the middleware, without the lock
+	// inContext: the server's ConnContext put it in its requests'
+	// contexts (written before the connection is served).
+	inContext bool
+	leftCount atomic.Bool // hijacked, its request left the in-flight count then
 }
 
 // connKey is the request context's key of the request's *trackedConn
@@ -492,10 +500,10 @@ type trackedConn struct {
 type connKey struct{}
 
 // hijackedRequest reports whether r's connection, one from Drain.Listener,
-// has been hijacked.
+// has been hijacked, and r left the in-flight count then.
 func hijackedRequest(r *http.Request) bool {
 	tc, _ := r.Context().Value(connKey{}).(*trackedConn)
-	return tc != nil && tc.wasHijacked.Load()
+	return tc != nil && tc.leftCount.Load()
 }
 
 // ClaimHijacked implements [HijackClaimer].
