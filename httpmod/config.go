@@ -13,6 +13,18 @@ const (
 	DefaultAddr              = ":8080"
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
+	// DefaultBodyReadTimeout bounds the reading of a request body: the
+	// default grace period of a Kubernetes pod, since an upload slower than
+	// that could not finish during a pod's termination anyway.
+	DefaultBodyReadTimeout = 30 * time.Second
+	// DefaultMaxHeaderBytes bounds a request's header to 64 KiB, what
+	// proxies in front of a service accept (Envoy's max_request_headers_kb
+	// defaults to 60 KiB; nginx's large_client_header_buffers to 4 × 8 KiB,
+	// 8 KiB a line), rather than net/http's 1 MB: each connection that
+	// sends a header holds up to this much memory until the header ends or
+	// ReadHeaderTimeout passes, so 1 MB lets a few hundred slow clients take
+	// hundreds of MiB.
+	DefaultMaxHeaderBytes = 64 << 10
 )
 
 // Config configures the public HTTP server. Zero values resolve to the
@@ -24,17 +36,29 @@ type Config struct {
 	// ReadHeaderTimeout bounds the reading of a request's header (it also
 	// bounds how long a silent new connection is kept). Default 5s.
 	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout" json:"readHeaderTimeout"`
-	// ReadTimeout bounds the reading of a whole request, body included.
-	// Default 0: none, so that long uploads and streams work.
+	// ReadTimeout bounds the reading of a whole request, header and body,
+	// from its first byte. Default 0: none; BodyReadTimeout bounds bodies.
 	ReadTimeout time.Duration `yaml:"readTimeout" json:"readTimeout"`
+	// BodyReadTimeout bounds the reading of a request's body, from the
+	// moment its handler is called: a read past it fails (with an error
+	// matching [os.ErrDeadlineExceeded]), so that a client trickling a body
+	// cannot hold its handler, nor the stop phase, for longer. Requests
+	// without a body — GET, an SSE stream, a WebSocket handshake — and
+	// hijacked connections are not affected, nor is the response. Default
+	// 30s ([DefaultBodyReadTimeout]); negative: none. A ReadTimeout at
+	// least as short makes it moot (it is then not set).
+	BodyReadTimeout time.Duration `yaml:"bodyReadTimeout" json:"bodyReadTimeout"`
 	// WriteTimeout bounds the writing of a response. Default 0: none, so
 	// that SSE and other streamed responses work.
 	WriteTimeout time.Duration `yaml:"writeTimeout" json:"writeTimeout"`
 	// IdleTimeout is how long a keep-alive connection may wait for its next
 	// request. Default 60s.
 	IdleTimeout time.Duration `yaml:"idleTimeout" json:"idleTimeout"`
-	// MaxHeaderBytes bounds the size of a request header. Default 0: the
-	// net/http default ([net/http.DefaultMaxHeaderBytes], 1 MB).
+	// MaxHeaderBytes bounds the size of a request header (request line
+	// included); a larger one is answered 431 Request Header Fields Too
+	// Large. Default 64 KiB ([DefaultMaxHeaderBytes]), what proxies accept,
+	// not net/http's 1 MB ([net/http.DefaultMaxHeaderBytes]). net/http
+	// reads up to 4 KiB past it before it answers.
 	MaxHeaderBytes int `yaml:"maxHeaderBytes" json:"maxHeaderBytes"`
 	// H2C also serves HTTP/2 without TLS to clients that speak it with prior
 	// knowledge (a proxy or a gRPC-style client), next to HTTP/1. Default
@@ -56,6 +80,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.BodyReadTimeout == 0 {
+		c.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	return c
 }

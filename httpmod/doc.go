@@ -25,8 +25,13 @@
 // request counts as an arrival ([lifecycle.Telemetry.TrackArrivals]), from
 // which the adaptive drain learns this pod's traffic.
 //
-// [Config] sets the address and timeouts; ReadTimeout and WriteTimeout
-// default to none because streamed responses need that. With [Config.H2C]
+// [Config] sets the address, timeouts and limits. ReadTimeout and
+// WriteTimeout default to none because long uploads and streamed
+// responses need that; a request body gets its own bound instead,
+// BodyReadTimeout (30s from the handler's call; requests without a body
+// and hijacked connections are not touched), and a request header is
+// bounded to 64 KiB (MaxHeaderBytes, what proxies accept, not net/http's
+// 1 MB; larger: 431). With [Config.H2C]
 // the server also speaks HTTP/2 without TLS to clients with prior
 // knowledge ([net/http.Protocols]).
 //
@@ -37,6 +42,12 @@
 //
 //   - counts the requests in flight ([Server.InFlight], registered with
 //     [lifecycle.Telemetry.TrackInFlight] as [InFlightGauge]);
+//   - sets the read deadline of a request's body ([Config.BodyReadTimeout]):
+//     a read past it fails with an error matching [os.ErrDeadlineExceeded]
+//     (over HTTP/1 the request's context is cancelled too), the handler
+//     answers (408 is the status for it), and net/http closes the
+//     connection, whose body is left unread. A client trickling a body thus
+//     holds neither its handler nor the stop phase past the bound;
 //   - once the drain has begun (the coordinator's state is
 //     [lifecycle.StateDraining] or later), sets Connection: close on the
 //     response, so net/http closes the connection after it and a
@@ -49,8 +60,9 @@
 //     [net/http.ErrAbortHandler] is passed on to net/http, which aborts the
 //     response quietly.
 //
-// It costs two atomic adds and an atomic load per request and allocates
-// nothing while serving (see BenchmarkMiddleware).
+// It costs two atomic adds and two atomic loads per request, and a clock
+// read for a request with a body, and allocates nothing while serving
+// (see BenchmarkMiddleware).
 //
 // # The stop
 //
@@ -136,9 +148,20 @@
 //     request, and a wrapper that hides the writer's optional interfaces
 //     from handlers that look for them.)
 //   - [net/http.Server.Shutdown] does not close nor wait for hijacked
-//     connections (WebSocket); their handlers still count in
-//     [Server.InFlight], and one still running at the stop deadline is
-//     counted as a cut request. End them when the stop phase begins (wsmod).
+//     connections (WebSocket). The stop participant waits for them until
+//     the stop deadline, then closes those still open and counts them as
+//     [CutHijacked], with a warning; a hijacked request leaves
+//     [Server.InFlight] when it is hijacked and is never counted as a
+//     request. The sessions of wsmod's registry are claimed by it
+//     ([HijackClaimer]): wsmod ends them with a close frame and counts
+//     them, once, as sessions. End a WebSocket of your own when the stop
+//     phase begins, or run it through wsmod. Hijacked connections are
+//     tracked on the connections of [Drain.Listener] only, not under TLS.
+//   - A request body still arriving at the stop deadline is cut like any
+//     request in flight. BodyReadTimeout is what bounds a slow client: set
+//     it below the stop phase's length (GracePeriod − TeardownReserve −
+//     Margin − the drain) for a slow body never to reach the deadline, at
+//     the price of slow uploads.
 //   - Shutdown polls for idle connections at an interval that grows to
 //     500 ms, so the stop phase may end up to that long after the last
 //     request.

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -38,10 +40,11 @@ type Option func(*options)
 type options struct {
 	log          *zap.Logger
 	onServeError func(error)
+	bodyTimeout  time.Duration // > 0; none if negative
 }
 
 func newOptions(opts []Option) options {
-	o := options{log: zap.NewNop()}
+	o := options{log: zap.NewNop(), bodyTimeout: DefaultBodyReadTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -56,6 +59,21 @@ func WithLogger(l *zap.Logger) Option {
 		if l != nil {
 			o.log = l
 		}
+	}
+}
+
+// WithBodyReadTimeout sets the bound on the reading of a request body,
+// from the moment its handler is called ([Config.BodyReadTimeout]): 0 for
+// the default (30s), negative for none. It is for a [Drain] on an
+// [net/http.Server] of the app's own; [New] takes it from its [Config].
+// If the server's ReadTimeout is at least as short, [Drain.Manage] turns
+// it off: the server's bound already covers the body.
+func WithBodyReadTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d == 0 {
+			d = DefaultBodyReadTimeout
+		}
+		o.bodyTimeout = d
 	}
 }
 
@@ -92,8 +110,12 @@ type Drain struct {
 	onServeError func(error)
 	noteAccept   func(net.Addr) // c.Telemetry().NoteAccept; a field so tests can count
 
-	work     srvstate.Work // requests begun and ended: the in-flight count and the arrivals
-	hijacked hijackedConns // connections taken over by a handler (WebSocket)
+	work      srvstate.Work // requests begun and ended (or hijacked): the in-flight count and the arrivals
+	hijacked  hijackedConns // connections taken over by a handler (WebSocket)
+	anyHijack atomic.Bool   // a request has been hijacked: the middleware looks for its own
+	// bodyTimeout is the read deadline of a request body, from its
+	// handler's call (a time.Duration); 0: none. Manage may turn it off.
+	bodyTimeout atomic.Int64
 
 	mu        sync.Mutex
 	srv       *http.Server  // the managed server; nil before Manage
@@ -121,13 +143,18 @@ func newDrain(c *lifecycle.Coordinator, o options) *Drain {
 		onServeError: o.onServeError,
 		noteAccept:   tel.NoteAccept,
 	}
+	d.bodyTimeout.Store(int64(max(o.bodyTimeout, 0)))
 	tel.TrackInFlight(InFlightGauge, d.InFlight)
 	tel.TrackArrivals(d.work.Begun)
 	return d
 }
 
 // InFlight returns the number of requests in [Drain.Handler] whose handler
-// has not returned yet, hijacked ones (WebSocket) included.
+// has not returned yet. A request whose connection a handler hijacks
+// (WebSocket) leaves the count when it is hijacked, if its connection came
+// from [Drain.Listener]: from then on it is a session (wsmod counts its
+// own) or a hijacked connection (see [HijackClaimer]), never also a
+// request in flight, nor a request cut at the stop deadline.
 func (d *Drain) InFlight() int64 { return d.work.InFlight() }
 
 // Listener returns ln wrapped so that every connection it accepts is
@@ -173,6 +200,11 @@ func (d *Drain) Manage(srv *http.Server) error {
 	}
 	d.srv = srv
 	d.mu.Unlock()
+	if rt := srv.ReadTimeout; rt > 0 && int64(rt) <= d.bodyTimeout.Load() {
+		// net/http's deadline (ReadTimeout from the request's first byte)
+		// comes first; the body's would only push it back.
+		d.bodyTimeout.Store(0)
+	}
 
 	// From the stop phase on, a response ends its connection: a stream that
 	// the session registry (wsmod) ends then closes its keep-alive
@@ -182,15 +214,36 @@ func (d *Drain) Manage(srv *http.Server) error {
 	// the idle connections anyway.
 	d.c.OnState(lifecycle.StateStopping, func() { srv.SetKeepAlivesEnabled(false) })
 	// Hijacked connections: Shutdown neither waits for them nor closes
-	// them. The stop participant does both (see hijackedConns).
+	// them. The stop participant does both (see hijackedConns). A hijacked
+	// request leaves the in-flight count at once (Drain.InFlight); the
+	// middleware finds its connection in the request's context to know.
 	next := srv.ConnState
 	srv.ConnState = func(conn net.Conn, st http.ConnState) {
 		if st == http.StateHijacked {
 			d.hijacked.hijacked(conn)
+			// The request leaves the in-flight count now, if the
+			// middleware can tell at its end (its connection is in its
+			// context), so as not to count the end twice.
+			if tc, ok := conn.(*trackedConn); ok && tc.inContext {
+				tc.leftCount.Store(true)
+				d.anyHijack.Store(true)
+				d.work.End()
+			}
 		}
 		if next != nil {
 			next(conn, st)
 		}
+	}
+	nextCtx := srv.ConnContext
+	srv.ConnContext = func(ctx context.Context, conn net.Conn) context.Context {
+		if nextCtx != nil {
+			ctx = nextCtx(ctx, conn)
+		}
+		if tc, ok := conn.(*trackedConn); ok {
+			tc.inContext = true // before the connection is served
+			ctx = context.WithValue(ctx, connKey{}, tc)
+		}
+		return ctx
 	}
 	d.c.AtStop("http", d.stop)
 	return nil
@@ -270,9 +323,11 @@ func (d *Drain) stop(ctx context.Context) error {
 		<-done
 	}
 	// Shutdown does not wait for hijacked connections (WebSocket): wait for
-	// them until the deadline, then close and count those still open. A
-	// session of wsmod's registry is closed before (1001); one that a
-	// handler runs on its own gets cut here, and the report says so.
+	// them until the deadline, then close and count those still open. The
+	// sessions of wsmod's registry are not among them: the registry claims
+	// its connections (HijackClaimer) and ends and counts them itself. A
+	// connection that a handler runs on its own gets cut here, and the
+	// report says so.
 	if n := d.hijacked.waitClosed(ctx); n > 0 {
 		d.c.Telemetry().RecordCut(CutHijacked, int64(n))
 		d.log.Warn("hijacked connections cut at the stop deadline: a WebSocket handler not through wsmod? "+
@@ -316,14 +371,32 @@ func (l *acceptListener) Accept() (net.Conn, error) {
 // deadline.
 const CutHijacked lifecycle.CutKind = "hijacked"
 
+// HijackClaimer is implemented by the connections that [Drain.Listener]
+// hands out (not by a [crypto/tls.Conn]), which a handler gets back from
+// [net/http.Hijacker.Hijack] (gorilla: websocket.Conn.NetConn). The stop
+// participant waits for every hijacked connection until the stop deadline,
+// then closes those still open and counts them as [CutHijacked]. A session
+// registry that ends and counts its connections itself — wsmod's does —
+// claims each connection as it takes it over, so that it is counted once,
+// by the registry: a claimed connection is neither waited for, closed nor
+// counted by the drain.
+//
+// ClaimHijacked returns false if the stop deadline has already cut the
+// connection (closed it and counted it as CutHijacked): the claimer should
+// then drop it without counting it again.
+type HijackClaimer interface {
+	ClaimHijacked() bool
+}
+
 // hijackedConns is the set of connections a handler took over and has
-// not closed yet.
+// not closed yet, less those a registry claimed.
 type hijackedConns struct {
 	mu      sync.Mutex
 	open    map[*trackedConn]struct{}
-	changed chan struct{} // size 1: a hijacked connection closed
+	changed chan struct{} // size 1: a hijacked connection closed or was claimed
 }
 
+// hijacked adds c, once a handler has hijacked it.
 func (h *hijackedConns) hijacked(c net.Conn) {
 	tc, ok := c.(*trackedConn)
 	if !ok {
@@ -331,7 +404,7 @@ func (h *hijackedConns) hijacked(c net.Conn) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if tc.closed {
+	if tc.closed || tc.claimed {
 		return
 	}
 	if h.open == nil {
@@ -346,7 +419,24 @@ func (h *hijackedConns) closed(tc *trackedConn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	tc.closed = true
-	if !tc.hijacked {
+	h.dropLocked(tc)
+}
+
+// claim takes tc out of the set for good, unless the stop deadline has cut
+// it already.
+func (h *hijackedConns) claim(tc *trackedConn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if tc.cut {
+		return false
+	}
+	tc.claimed = true
+	h.dropLocked(tc)
+	return true
+}
+
+func (h *hijackedConns) dropLocked(tc *trackedConn) {
+	if _, ok := h.open[tc]; !ok {
 		return
 	}
 	delete(h.open, tc)
@@ -371,9 +461,12 @@ func (h *hijackedConns) waitClosed(ctx context.Context) int {
 			continue
 		case <-ctx.Done():
 		}
+		// Marked under the lock that claims take: a connection is either
+		// cut here or claimed, never both.
 		h.mu.Lock()
 		left := make([]*trackedConn, 0, len(h.open))
 		for tc := range h.open {
+			tc.cut = true
 			left = append(left, tc)
 		}
 		h.mu.Unlock()
@@ -392,8 +485,29 @@ type trackedConn struct {
 	set      *hijackedConns
 	hijacked bool // guarded by set.mu
 	closed   bool // guarded by set.mu
+	claimed  bool // guarded by set.mu: a registry ends and counts it
+	cut      bool // guarded by set.mu: closed and counted at the stop deadline
 	once     sync.Once
+
+	// inContext: the server's ConnContext put it in its requests'
+	// contexts (written before the connection is served).
+	inContext bool
+	leftCount atomic.Bool // hijacked, its request left the in-flight count then
 }
+
+// connKey is the request context's key of the request's *trackedConn
+// (Drain.Manage sets the server's ConnContext).
+type connKey struct{}
+
+// hijackedRequest reports whether r's connection, one from Drain.Listener,
+// has been hijacked, and r left the in-flight count then.
+func hijackedRequest(r *http.Request) bool {
+	tc, _ := r.Context().Value(connKey{}).(*trackedConn)
+	return tc != nil && tc.leftCount.Load()
+}
+
+// ClaimHijacked implements [HijackClaimer].
+func (c *trackedConn) ClaimHijacked() bool { return c.set.claim(c) }
 
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()

@@ -12,7 +12,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/wsmod"
 )
 
 // A WebSocket handler written with gorilla directly, not through wsmod:
@@ -107,6 +109,93 @@ func TestHijackedConnectionsCutAtTheStopDeadline(t *testing.T) {
 				}
 			case <-time.After(5 * time.Second):
 				t.Error("the client's connection is still open after the stop")
+			}
+		})
+	}
+}
+
+// A WebSocket session of wsmod's registry is the registry's: at the stop
+// deadline the registry force-closes it and counts it as a cut session.
+// httpmod, which tracks every hijacked connection, must neither count it
+// again as "hijacked" nor close it first (the registry would then see the
+// session end by itself and count it as aborted, not forced), nor count
+// its handler, still running at the deadline, as a request cut when a
+// plain request holds Shutdown to the deadline: each session is counted
+// once, under "sessions", and no warning blames a handler outside wsmod.
+// The clients never read, so they never answer the registry's close
+// frame, and the stop phase (1.4 s) ends before the registry's
+// CloseTimeout (5 s): both force-close at the same deadline.
+func TestSessionsOfTheRegistryAreCountedOnce(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		giveStuck bool // a plain request is stuck in its handler too
+		wantReqs  int64
+	}{
+		{"sessions only", false, 0},
+		{"and a stuck request", true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			core, logs := observer.New(zap.WarnLevel)
+			c, err := lifecycle.New(lifecycle.Config{GracePeriod: 2 * time.Second, DrainDelay: lifecycle.None,
+				DrainQuiet: lifecycle.None, TeardownReserve: 500 * time.Millisecond, Margin: 100 * time.Millisecond,
+				IgnoreSignals: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg, err := wsmod.New(wsmod.Config{}, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := newStuck()
+			mux := st.mux()
+			mux.Handle("GET /ws", reg.WebSocket(func(_ context.Context, conn wsmod.Conn) error {
+				for { // reads until the connection ends; ignores its context
+					if _, _, err := conn.ReadMessage(); err != nil {
+						return err
+					}
+				}
+			}))
+			srv, err := httpmod.New(httpmod.Config{Addr: "127.0.0.1:0"}, c, mux, httpmod.WithLogger(zap.New(core)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			c.MarkStarted()
+			const n = 25
+			for range n {
+				ws, _, err := websocket.DefaultDialer.Dial("ws://"+srv.Addr().String()+"/ws", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ws.Close() // never read: the close frame is never answered
+			}
+			waittest.Eventually(t, waitTimeout, func() bool { return reg.Len(wsmod.KindWebSocket) == n }, "the sessions to register")
+			if got := srv.InFlight(); got != 0 {
+				t.Errorf("InFlight = %d with %d sessions open, want 0: a session is not a request", got, n)
+			}
+			if tt.giveStuck {
+				clientErr := st.request(t, srv)
+				defer func() { <-clientErr }()
+				go func() { <-c.Reached(lifecycle.StateStopped); close(st.release) }()
+			}
+
+			if err := c.Stop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			r, _ := c.Telemetry().Report()
+			if r.Cut[lifecycle.CutSessions] != n || r.Cut[httpmod.CutHijacked] != 0 || r.Cut[lifecycle.CutRequests] != tt.wantReqs {
+				t.Errorf("cut %v, want %d sessions, %d requests and no hijacked", r.Cut, n, tt.wantReqs)
+			}
+			if got, want := r.Sessions["websocket"], (lifecycle.SessionEnds{Forced: n}); got != want {
+				t.Errorf("websocket sessions ended %+v, want %+v", got, want)
+			}
+			if logs.FilterMessageSnippet("hijacked connections cut").Len() > 0 {
+				t.Error("warned of hijacked connections cut, though every one was a session of wsmod's registry")
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -15,6 +16,10 @@ import (
 //   - counts the requests in flight ([Drain.InFlight], the gauge
 //     [InFlightGauge]); the requests begun are the adaptive drain's
 //     arrivals;
+//   - sets the read deadline of a request's body, BodyReadTimeout from
+//     now ([WithBodyReadTimeout], [Config.BodyReadTimeout]), so that a
+//     client trickling a body cannot hold its handler for longer; requests
+//     without a body (streams, WebSocket handshakes) get none;
 //   - once the drain has begun (the coordinator's state is
 //     [lifecycle.StateDraining] or later), sets Connection: close on the
 //     response, except on a request that asks to switch protocols (a
@@ -34,10 +39,15 @@ func (d *Drain) Handler(h http.Handler) http.Handler {
 
 // middleware is the drain middleware: a plain [net/http.Handler] around the
 // app's handler. It costs two atomic adds (the in-flight count, which is
-// also the adaptive drain's arrival count), one atomic load (the
-// coordinator's state) and a deferred call, and allocates nothing while
-// not draining. (A router's own middleware chain may cost more: echo v4
-// builds a closure per middleware per request.)
+// also the adaptive drain's arrival count), two atomic loads (the
+// coordinator's state; whether a connection was ever hijacked — once one
+// was, a context lookup finds whether the request's own was) and a
+// deferred call, and allocates nothing while not draining. A request with
+// a body also costs its read deadline: a clock read and the deadline's
+// set, about 150 ns on a small VM whose clock reads are slow, nearly all
+// of it the clock (BenchmarkMiddleware's POST rows). (A router's own
+// middleware chain may cost more: echo v4 builds a closure per middleware
+// per request.)
 type middleware struct {
 	d    *Drain
 	next http.Handler
@@ -53,7 +63,10 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v != nil {
 			v = d.recovered(w, r, v)
 		}
-		d.work.End()
+		// A hijacked request left the count when it was hijacked.
+		if !d.anyHijack.Load() || !hijackedRequest(r) {
+			d.work.End()
+		}
 		if v != nil {
 			// Only http.ErrAbortHandler comes back: net/http's documented
 			// way to abort a response (httputil.ReverseProxy uses it).
@@ -62,6 +75,9 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(v)
 		}
 	}()
+	if r.ContentLength != 0 { // a body: -1 unknown (chunked), > 0 declared
+		d.boundBody(w)
+	}
 	if d.c.State() >= lifecycle.StateDraining && !isUpgrade(r.Header) {
 		// net/http closes the connection after a response whose handler
 		// set Connection: close (HTTP/2 sends GOAWAY instead). Set
@@ -71,6 +87,27 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	m.next.ServeHTTP(w, r)
+}
+
+// boundBody sets the read deadline of the request's body,
+// [Config.BodyReadTimeout] from now. It is set on the connection (HTTP/1)
+// or the stream (HTTP/2) through [net/http.ResponseController], whose
+// reads past it fail; over HTTP/1, net/http clears it once the body has
+// been read to its end (it then reads on in the background to notice a
+// client that leaves, and sets the next request's deadlines), so a handler
+// that has read its body can take its time to answer. Never set for a
+// request without a body: net/http's background read has begun already,
+// and a deadline would end it and cancel the request's context — an SSE
+// stream's, a slow GET's. A hijacked connection's deadlines are cleared by
+// net/http when it is hijacked.
+func (d *Drain) boundBody(w http.ResponseWriter) {
+	t := d.bodyTimeout.Load()
+	if t <= 0 {
+		return
+	}
+	// Not supported by a ResponseWriter that is neither net/http's nor
+	// unwraps to it: then the body is not bounded.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Duration(t)))
 }
 
 // recovered handles a handler's panic v; it returns what must be panicked

@@ -6,8 +6,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/drainfx/drainfx/httpmod"
 	"github.com/drainfx/drainfx/lifecycle"
@@ -21,6 +23,13 @@ type discardWriter struct{ h http.Header }
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(int)             {}
+
+// deadlineWriter is a discardWriter that takes a read deadline, as
+// net/http's ResponseWriter does, so that the drain middleware's body
+// deadline goes through http.ResponseController as it does when serving.
+type deadlineWriter struct{ discardWriter }
+
+func (*deadlineWriter) SetReadDeadline(time.Time) error { return nil }
 
 // okBytes is the body of the benchmarks' handler.
 var okBytes = []byte("ok")
@@ -57,7 +66,11 @@ func newBenchCoordinator(b *testing.B) *lifecycle.Coordinator {
 // header value). "bare+inflight" is the bare handler with only the
 // in-flight count's two atomic adds around it: the floor of any exact
 // count of the requests in flight, and nearly all of what "drain" adds to
-// "bare".
+// "bare". The "POST" rows send a request with a body, for which the
+// middleware also sets the body's read deadline (BodyReadTimeout) through
+// http.ResponseController: here on a writer whose SetReadDeadline does
+// nothing, so the figure is the middleware's own; BenchmarkLoopback's POST
+// rows include the deadline on a real connection.
 func BenchmarkMiddleware(b *testing.B) {
 	drainOf := func(draining bool) http.Handler {
 		c := newBenchCoordinator(b)
@@ -77,33 +90,46 @@ func BenchmarkMiddleware(b *testing.B) {
 		inFlight.Add(-1)
 	})
 
-	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	get := httptest.NewRequest(http.MethodGet, "/", nil)
+	post := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("body"))
+	drain := drainOf(false)
 	tests := []struct {
 		name string
 		give http.Handler
+		req  *http.Request
 	}{
-		{"bare", benchHandler},
-		{"bare+inflight", counted},
-		{"drain", drainOf(false)},
-		{"draining", drainOf(true)},
+		{"bare", benchHandler, get},
+		{"bare+inflight", counted, get},
+		{"drain", drain, get},
+		{"draining", drainOf(true), get},
+		{"bare POST", benchHandler, post},
+		{"drain POST", drain, post},
 	}
 	for _, tt := range tests {
 		b.Run(tt.name, func(b *testing.B) {
-			w := &discardWriter{h: make(http.Header)}
+			w := &deadlineWriter{discardWriter{h: make(http.Header)}}
 			b.ReportAllocs()
 			for b.Loop() {
-				tt.give.ServeHTTP(w, req)
+				tt.give.ServeHTTP(w, tt.req)
 			}
 		})
 	}
 }
+
+// bodyHandler reads the request's body, then writes "ok".
+var bodyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	_, _ = w.Write(okBytes)
+})
 
 // BenchmarkLoopback compares the requests of one keep-alive client over
 // real TCP on 127.0.0.1 to a plain http.Server ("bare") and to the
 // httpmod.Server ("drainfx"), both serving the same handler with the same
 // timeouts. Client and
 // server run in this process: the figures (allocations too) are those of a
-// whole round trip, of which the drain middleware is a small part.
+// whole round trip, of which the drain middleware is a small part. The
+// "POST" rows send a 4-byte body, which the handler reads: drainfx sets
+// its read deadline (BodyReadTimeout) on the connection.
 func BenchmarkLoopback(b *testing.B) {
 	bareURL := func(b *testing.B) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -113,7 +139,7 @@ func BenchmarkLoopback(b *testing.B) {
 		// The timeouts of httpmod's defaults: a deadline per request and
 		// one per idle wait cost the same on both sides.
 		srv := &http.Server{
-			Handler:           benchHandler,
+			Handler:           bodyHandler,
 			ReadHeaderTimeout: httpmod.DefaultReadHeaderTimeout,
 			IdleTimeout:       httpmod.DefaultIdleTimeout,
 		}
@@ -127,7 +153,7 @@ func BenchmarkLoopback(b *testing.B) {
 	}
 	drainfxURL := func(b *testing.B) string {
 		c := newBenchCoordinator(b)
-		s, err := httpmod.New(httpmod.Config{Addr: "127.0.0.1:0"}, c, benchHandler)
+		s, err := httpmod.New(httpmod.Config{Addr: "127.0.0.1:0"}, c, bodyHandler)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -139,9 +165,12 @@ func BenchmarkLoopback(b *testing.B) {
 	tests := []struct {
 		name string
 		give func(*testing.B) string
+		post bool
 	}{
-		{"bare", bareURL},
-		{"drainfx", drainfxURL},
+		{"bare", bareURL, false},
+		{"drainfx", drainfxURL, false},
+		{"bare POST", bareURL, true},
+		{"drainfx POST", drainfxURL, true},
 	}
 	for _, tt := range tests {
 		b.Run(tt.name, func(b *testing.B) {
@@ -151,7 +180,13 @@ func BenchmarkLoopback(b *testing.B) {
 			client := &http.Client{Transport: tr}
 			b.ReportAllocs()
 			for b.Loop() {
-				resp, err := client.Get(url)
+				var resp *http.Response
+				var err error
+				if tt.post {
+					resp, err = client.Post(url, "text/plain", strings.NewReader("body"))
+				} else {
+					resp, err = client.Get(url)
+				}
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -49,7 +49,7 @@ func New(cfg Config, c *lifecycle.Coordinator, h http.Handler, opts ...Option) (
 	if h == nil {
 		h = http.NewServeMux()
 	}
-	o := newOptions(opts)
+	o := newOptions(append(opts, WithBodyReadTimeout(cfg.BodyReadTimeout)))
 
 	// net/http's own complaints (accept errors, a superfluous WriteHeader
 	// after a recovered panic, HTTP/2 protocol errors) go to zap as warnings.
@@ -93,7 +93,8 @@ func (s *Server) Handler() http.Handler { return s.h }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // InFlight returns the number of requests whose handler has not returned
-// yet, hijacked ones (WebSocket) included.
+// yet; a hijacked one (WebSocket) leaves the count when it is hijacked
+// ([Drain.InFlight]).
 func (s *Server) InFlight() int64 { return s.d.InFlight() }
 
 // Addr returns the address the server listens on (the real port when

@@ -143,3 +143,37 @@ func TestNoteAcceptOncePerConnection(t *testing.T) {
 		}
 	}
 }
+
+// A hijacked connection is either claimed by a registry or cut at the stop
+// deadline, never both: the deadline skips a claimed connection, and a
+// claim that comes after the deadline cut the connection fails, so that
+// the registry does not count it again.
+func TestHijackedConnClaimedOrCut(t *testing.T) {
+	t.Parallel()
+	newConn := func(set *hijackedConns) *trackedConn {
+		a, b := net.Pipe()
+		t.Cleanup(func() { a.Close(); b.Close() })
+		tc := &trackedConn{Conn: a, set: set}
+		set.hijacked(tc)
+		return tc
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel() // the stop deadline has passed
+
+	var set hijackedConns
+	claimed, left := newConn(&set), newConn(&set)
+	if !claimed.ClaimHijacked() {
+		t.Fatal("claim before the deadline failed")
+	}
+	if n := set.waitClosed(ended); n != 1 {
+		t.Errorf("cut %d connections at the deadline, want 1: the claimed one is the registry's", n)
+	}
+	if left.ClaimHijacked() {
+		t.Error("claim of a connection the deadline cut succeeded: it would be counted twice")
+	}
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	if claimed.closed || !left.closed {
+		t.Errorf("closed at the deadline: claimed %v, unclaimed %v; want only the unclaimed one", claimed.closed, left.closed)
+	}
+}

@@ -579,3 +579,34 @@ func TestH2C(t *testing.T) {
 		})
 	}
 }
+
+// By default the server bounds a request header to 64 KiB
+// (DefaultMaxHeaderBytes), what proxies accept, not net/http's 1 MB: a
+// header of 100 KiB gets 431, one of 32 KiB is served.
+func TestDefaultMaxHeaderBytes(t *testing.T) {
+	t.Parallel()
+	s, _ := servertest.Start(t, quick, httpmod.Config{}, okMux())
+	client := servertest.NewClient(t)
+	tests := []struct {
+		give int // bytes of one header's value
+		want int
+	}{
+		{32 << 10, http.StatusOK},
+		{100 << 10, http.StatusRequestHeaderFieldsTooLarge},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest(http.MethodGet, "http://"+s.Addr().String()+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Big", strings.Repeat("a", tt.give))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("a %d KiB header: %v", tt.give>>10, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("a %d KiB header: %d, want %d", tt.give>>10, resp.StatusCode, tt.want)
+		}
+	}
+}

@@ -28,6 +28,14 @@ type Config struct {
 	Probe probemod.Config `yaml:"probe" json:"probe"`
 	// Metrics is the admin server's /metrics; see [metricsmod.Config].
 	Metrics metricsmod.Config `yaml:"metrics" json:"metrics"`
+	// MemoryLimitRatio is the share of the container's memory limit (its
+	// cgroup's, read with automemlimit) that the Go runtime gets as its
+	// soft memory limit when the app is built, so that the garbage
+	// collector works harder before the kernel's OOM killer steps in.
+	// Default 0.9 ([DefaultMemoryLimitRatio]); negative: none. GOMEMLIMIT,
+	// if set, is left as it is; AUTOMEMLIMIT (a ratio, or "off") replaces
+	// this field. What was done is logged once.
+	MemoryLimitRatio float64 `yaml:"memoryLimitRatio" json:"memoryLimitRatio"`
 	// FxLogLevel is the level of fx's own events (provided, invoked, hook
 	// ran) in the app's *zap.Logger. Default (nil) debug, so that a start
 	// logs drainfx's lines, not fx's hundred; fx's errors are logged at
@@ -92,9 +100,11 @@ func sameHost(h, k string) bool {
 // fx.Shutdowner begins the drain at once), and fx.StopTimeout derived from
 // the budget. The metrics go on the app's *prometheus.Registry if it
 // provides one, else on a registry of their own
-// ([metricsmod.Metrics.Registry]). An invalid budget, or HTTP.Addr and
-// Probe.Addr on one port, makes fx.New fail with an error naming the
-// fields and values.
+// ([metricsmod.Metrics.Registry]). As the app is built, Web sets the Go
+// runtime's memory limit from the container's ([Config.MemoryLimitRatio])
+// unless GOMEMLIMIT is set. An invalid budget, HTTP.Addr and Probe.Addr on
+// one port, or an AUTOMEMLIMIT that is neither a ratio nor "off", makes
+// fx.New fail with an error naming the fields or variable and values.
 //
 // Web is a top-level option (it sets fx.StopTimeout and decorates at the
 // top level): pass it to fx.New, not to an fx.Module. See
@@ -112,6 +122,9 @@ func web(cfg Config, stderr io.Writer) fx.Option {
 	if err := cfg.checkAddrs(); err != nil {
 		return fx.Error(err)
 	}
+	if err := checkMemoryLimitRatio(cfg.MemoryLimitRatio); err != nil {
+		return fx.Error(err)
+	}
 	level := cfg.fxLogLevel()
 	return fx.Options(
 		fx.Supply(lc, cfg.HTTP, cfg.Probe, cfg.Metrics),
@@ -124,6 +137,7 @@ func web(cfg Config, stderr io.Writer) fx.Option {
 			return newFxLogger(p.Logger, level, stderr)
 		}),
 		fx.StopTimeout(plan.StopTimeout),
+		memoryLimit(cfg.MemoryLimitRatio),
 	)
 }
 

@@ -129,6 +129,12 @@ type Admin struct {
 	stopped bool
 }
 
+// adminMaxHeaderBytes bounds a request header on the admin port: the
+// public server's default (httpmod's, 64 KiB, what proxies accept), where
+// net/http's would be 1 MB. Probes, /prestop and metrics scrapes send a few
+// hundred bytes.
+const adminMaxHeaderBytes = 64 << 10
+
 // New returns the admin server for cfg and the coordinator c, with the
 // checks behind /readyz. It does not listen until [Admin.Start].
 func New(cfg Config, c *lifecycle.Coordinator, checks []Check, opts ...Option) (*Admin, error) {
@@ -166,6 +172,7 @@ func New(cfg Config, c *lifecycle.Coordinator, checks []Check, opts ...Option) (
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    adminMaxHeaderBytes,
 		ErrorLog:          zap.NewStdLog(o.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
 	}
 	return a, nil

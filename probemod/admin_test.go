@@ -183,3 +183,24 @@ func TestStartTwiceFails(t *testing.T) {
 		t.Error("a second Start succeeded")
 	}
 }
+
+// The admin server bounds a request header to 64 KiB, not net/http's 1 MB:
+// a header of 100 KiB gets 431, one of 32 KiB is served.
+func TestAdminBoundsHeaders(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, testLifecycle)
+	c.MarkStarted()
+	_, url := startAdmin(t, c, probemod.Config{}, nil)
+	tests := []struct {
+		give int // bytes of one header's value
+		want int
+	}{
+		{32 << 10, http.StatusOK},
+		{100 << 10, http.StatusRequestHeaderFieldsTooLarge},
+	}
+	for _, tt := range tests {
+		if code, _ := get(t, url+"/livez", "X-Big", strings.Repeat("a", tt.give)); code != tt.want {
+			t.Errorf("/livez with a %d KiB header = %d, want %d", tt.give>>10, code, tt.want)
+		}
+	}
+}

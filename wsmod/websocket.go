@@ -183,6 +183,12 @@ func (r *Registry) serveWebSocket(w http.ResponseWriter, req *http.Request, h fu
 		r.log.Debug("websocket upgrade", zap.Error(err), zap.String("remote", req.RemoteAddr))
 		return
 	}
+	if !claim(sock) {
+		// The HTTP server's stop deadline came between the upgrade and
+		// now: it has closed the connection and counted it.
+		_ = sock.Close()
+		return
+	}
 	if r.cfg.ReadLimit > 0 { // negative: no limit
 		sock.SetReadLimit(r.cfg.ReadLimit)
 	}
@@ -199,6 +205,27 @@ func (r *Registry) serveWebSocket(w http.ResponseWriter, req *http.Request, h fu
 		defer stop()
 	}
 	herr = h(ctx, sock)
+}
+
+// hijackClaimer is httpmod.HijackClaimer, which wsmod does not import (it
+// runs on any server): a hijacked connection that the server would
+// otherwise close and count at its stop deadline, unless claimed.
+type hijackClaimer interface {
+	ClaimHijacked() bool
+}
+
+// claim tells the HTTP server, if it tracks hijacked connections
+// (httpmod's does), that the registry ends and counts sock's connection
+// itself: each session is counted once, by the registry. It reports false
+// if the server has already cut the connection at its stop deadline. A
+// [Socket] takes part if it has gorilla's NetConn method.
+func claim(sock Socket) bool {
+	nc, ok := sock.(interface{ NetConn() net.Conn })
+	if !ok {
+		return true
+	}
+	c, ok := nc.NetConn().(hijackClaimer)
+	return !ok || c.ClaimHijacked()
 }
 
 // keepAlive pings the peer every PingInterval and keeps a read deadline
