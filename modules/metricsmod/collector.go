@@ -62,7 +62,7 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 		sessionsEnded:    d("sessions_ended_total", "Long-lived sessions ended: clean, forced at the stop deadline, or aborted.", "kind", "outcome"),
 		phaseDuration:    d("phase_duration_seconds", "How long each shutdown phase begun so far has lasted; the running one grows.", "phase"),
 		phasePlanned:     d("phase_planned_seconds", "The budget's planned duration of each shutdown phase.", "phase"),
-		cuts:             d("cut_total", "Work cut at a deadline: requests, sessions, hooks, or another kind.", "kind"),
+		cuts:             d("cut_total", "Work cut at a deadline or failed: requests, sessions, rpcs, hooks (overran), hook_errors (returned an error), or another kind.", "kind"),
 		hookDuration:     d("hook_duration_seconds", "How long each stop participant and teardown hook took.", "hook"),
 		drainArrivals:    d("drain_arrivals_total", "New connections that reached the public listeners after D0 (the proxies still sending)."),
 		drainLast:        d("drain_last_arrival_seconds", "When the last of them arrived, in seconds after D0: the propagation delay this pod observed."),

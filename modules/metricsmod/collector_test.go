@@ -101,8 +101,9 @@ func TestCollector(t *testing.T) {
 	clk.Advance(250 * time.Millisecond)
 
 	want := `
-# HELP drainfx_cut_total Work cut at a deadline: requests, sessions, hooks, or another kind.
+# HELP drainfx_cut_total Work cut at a deadline or failed: requests, sessions, rpcs, hooks (overran), hook_errors (returned an error), or another kind.
 # TYPE drainfx_cut_total counter
+drainfx_cut_total{kind="hook_errors"} 0
 drainfx_cut_total{kind="hooks"} 0
 drainfx_cut_total{kind="queries"} 2
 drainfx_cut_total{kind="requests"} 0
