@@ -22,7 +22,10 @@
 //     never on the readiness path;
 //   - the preStop hook is an httpGet of /prestop on the admin port carrying
 //     PRESTOP_TOKEN in X-Prestop-Token, a sleep, the service's own exec
-//     subcommand ([BINARY, "prestop"]), or none;
+//     subcommand ([BINARY, "prestop"]), or none; an empty PRESTOP_TOKEN is
+//     a warning whatever the hook, since /prestop is served anyway (not an
+//     error: an httpGet hook without a header works, and a token must be
+//     written into the pod spec and the Secret together);
 //   - the container's ports named http and admin are PORT and ADMIN_PORT;
 //   - no Service that selects the pods exposes the admin port (a headless
 //     Service, which routes nothing, may: a ServiceMonitor needs one);
