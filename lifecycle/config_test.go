@@ -3,8 +3,12 @@ package lifecycle_test
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/drainfx/drainfx/lifecycle"
 )
@@ -140,8 +144,56 @@ func TestConfigValidate(t *testing.T) {
 		},
 		{
 			name: "a sum that overflows does not fit",
-			give: lifecycle.Config{GracePeriod: math.MaxInt64, DrainDelay: math.MaxInt64 - 1, DrainQuiet: lifecycle.None},
-			want: "lifecycle: DrainDelay=2562047h47m16.854775806s + TeardownReserve=3s + Margin=1s must be below GracePeriod=2562047h47m16.854775807s",
+			give: lifecycle.Config{GracePeriod: lifecycle.MaxGracePeriod, DrainDelay: math.MaxInt64 - 1, DrainQuiet: lifecycle.None},
+			want: "lifecycle: DrainDelay=2562047h47m16.854775806s + TeardownReserve=3s + Margin=1s must be below GracePeriod=24h0m0s",
+		},
+		{name: "a grace period of a day", give: lifecycle.Config{GracePeriod: lifecycle.MaxGracePeriod}},
+		{
+			name: "a grace period of 292 years",
+			give: lifecycle.Config{GracePeriod: math.MaxInt64},
+			want: "lifecycle: GracePeriod=2562047h47m16.854775807s is above lifecycle.MaxGracePeriod=24h0m0s",
+		},
+		{
+			name: "a grace period just over a day",
+			give: lifecycle.Config{GracePeriod: lifecycle.MaxGracePeriod + 1},
+			want: "lifecycle: GracePeriod=24h0m0.000000001s is above lifecycle.MaxGracePeriod=24h0m0s",
+		},
+		{
+			name: "a tiny bad probability is written compactly",
+			give: lifecycle.Config{DrainMissProbability: -1e-300},
+			want: "lifecycle: DrainMissProbability=-1e-300 is not in (0, 1)",
+		},
+		{name: "a tiny probability", give: lifecycle.Config{DrainMissProbability: 1e-300}},
+		{name: "a token with inner spaces and UTF-8", give: lifecycle.Config{PrestopToken: "s3 cr\tet-ünï"}},
+		{
+			name: "a token with a trailing newline",
+			give: lifecycle.Config{PrestopToken: "s3cret\n"},
+			want: "lifecycle: PrestopToken has a newline at its end, as `echo` without -n leaves: no HTTP header can carry it",
+		},
+		{
+			name: "a token with CRLF",
+			give: lifecycle.Config{PrestopToken: "s3cret\r\n"},
+			want: "lifecycle: PrestopToken has a carriage return at byte 7 of 8: no HTTP header can carry it",
+		},
+		{
+			name: "a token with a NUL",
+			give: lifecycle.Config{PrestopToken: "s3\x00cret"},
+			want: "lifecycle: PrestopToken has byte 0x00 at byte 3 of 7: no HTTP header can carry it",
+		},
+		{
+			name: "a token with DEL",
+			give: lifecycle.Config{PrestopToken: "s3cret\x7f"},
+			want: "lifecycle: PrestopToken has byte 0x7f at its end: no HTTP header can carry it",
+		},
+		{
+			name: "a token with a trailing space",
+			give: lifecycle.Config{PrestopToken: "s3cret "},
+			want: "lifecycle: PrestopToken has a space at its end: HTTP trims it off a header value, so the token could never match",
+		},
+		{
+			name: "a token with a leading tab",
+			give: lifecycle.Config{PrestopToken: "\ts3cret"},
+			want: "lifecycle: PrestopToken has a tab at its start: HTTP trims it off a header value, so the token could never match",
 		},
 	}
 	for _, tt := range tests {
@@ -224,5 +276,35 @@ func TestNewPlan(t *testing.T) {
 				t.Errorf("plan offsets out of order: %+v", got)
 			}
 		})
+	}
+}
+
+// The plan line writes a tiny DrainMissProbability as a short JSON number,
+// not as the 300-digit decimal of zap's AddFloat64.
+func TestPlanLogsFloatsCompactly(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		give float64
+		want string
+	}{
+		{1e-300, `"drainMissProbability":1e-300,`},
+		{0.001, `"drainMissProbability":0.001,`},
+		{1e-9, `"drainMissProbability":1e-9,`},
+	}
+	for _, tt := range tests {
+		p, err := lifecycle.NewPlan(lifecycle.Config{DrainMissProbability: tt.give})
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+		buf, err := enc.EncodeEntry(zapcore.Entry{Message: "shutdown plan"}, []zap.Field{zap.Object("plan", p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := buf.String()
+		buf.Free()
+		if !strings.Contains(line, tt.want) || len(line) > 400 {
+			t.Errorf("ε=%g: the plan line (%d bytes) does not hold %s:\n%s", tt.give, len(line), tt.want, line)
+		}
 	}
 }

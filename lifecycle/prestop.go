@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
@@ -32,21 +33,31 @@ type PrestopResponse struct {
 // If the caller goes away first, the drain goes on and nothing is written.
 //
 // With [Config.PrestopToken] set, a call without the token in header
-// X-Prestop-Token gets 401 and changes nothing; the token is compared in
-// constant time. Refused calls are counted ([Snapshot.PrestopRefused])
-// and logged at warn, the first one and then at most one line every
+// X-Prestop-Token gets 401 and changes nothing. The token is compared in
+// constant time, and its length is not told either: both sides are hashed
+// (SHA-256) first, so the comparison always runs over 32 bytes. Without a
+// token, anyone who reaches the handler can drain the pod (and, with no
+// SIGTERM after the call, end it: [ReasonNoStop]), so the first call of
+// PrestopHandler then logs a WARN naming PrestopToken and PRESTOP_TOKEN.
+// Refused calls are counted ([Snapshot.PrestopRefused]) and logged at warn, the first one and then at most one line every
 // [PrestopRefusedLogEvery], with the number of refusals not logged since
 // the last line ("suppressed"): a caller that retries, or a scan, does not
 // flood the log.
 func (c *Coordinator) PrestopHandler() http.Handler {
-	token := []byte(c.plan.PrestopToken)
+	hasToken := c.plan.PrestopToken != ""
+	token := sha256.Sum256([]byte(c.plan.PrestopToken))
+	if !hasToken && !c.tel.refused.warnedNoToken.Swap(true) {
+		c.log.Warn("prestop has no token (PrestopToken, env PRESTOP_TOKEN, is empty)",
+			zap.String("risk", "anyone who reaches the admin port can drain this pod, and end it if no SIGTERM follows"),
+			zap.String("fix", "set PRESTOP_TOKEN and send it in header "+PrestopHeader))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodPost {
 			w.Header().Set("Allow", "GET, POST")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		if len(token) > 0 && subtle.ConstantTimeCompare([]byte(r.Header.Get(PrestopHeader)), token) != 1 {
+		if hasToken && !sameToken(token, r.Header.Get(PrestopHeader)) {
 			if logIt, suppressed := c.tel.refused.note(c.clock.Now()); logIt {
 				c.log.Warn("prestop refused: bad or missing token", zap.String("remote", r.RemoteAddr),
 					zap.Int64("suppressed", suppressed), zap.Int64("total", c.tel.refused.total.Load()))
@@ -78,6 +89,19 @@ func (c *Coordinator) PrestopHandler() http.Handler {
 	})
 }
 
+// sameToken reports in constant time whether got hashes to want, a SHA-256
+// digest. Hashing first makes the comparison run over 32 bytes whatever
+// the lengths ([subtle.ConstantTimeCompare] returns at once for slices of
+// unequal length), so its time tells nothing of the token's length.
+func sameToken(want [sha256.Size]byte, got string) bool {
+	g := sha256.Sum256([]byte(got))
+	return constantTimeCompare(g[:], want[:]) == 1
+}
+
+// constantTimeCompare is [subtle.ConstantTimeCompare]; a variable so that a
+// test can see what is compared.
+var constantTimeCompare = subtle.ConstantTimeCompare
+
 // PrestopRefusedLogEvery is how often, at most, [Coordinator.PrestopHandler]
 // logs a refused call after the first one.
 const PrestopRefusedLogEvery = 10 * time.Second
@@ -86,6 +110,9 @@ const PrestopRefusedLogEvery = 10 * time.Second
 // The zero value is ready.
 type prestopRefusals struct {
 	total atomic.Int64
+	// warnedNoToken is set once the handler, built with no token, has
+	// said so.
+	warnedNoToken atomic.Bool
 
 	mu         sync.Mutex
 	lastLog    time.Time // when the last line was logged; zero: none yet

@@ -279,3 +279,78 @@ func TestPrestopRefusedLogBounded(t *testing.T) {
 		t.Error("a refused call began the drain")
 	}
 }
+
+// A token that Validate accepts is one a real client can send and the
+// handler matches, whatever bytes it holds; one that Validate refuses could
+// not be (net/http refuses to send a control byte, and the server's parser
+// trims space at either end).
+func TestPrestopTokenCarriedAsWritten(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		give string
+	}{
+		{"plain", "s3cret-token"},
+		{"inner space and tab", "s3 cr\tet"},
+		{"UTF-8", "jeton-ünïcode-✓"},
+		{"printable ASCII", "!\"#$%&'()*+,-./0123456789:;<=>?@AZ[\\]^_`az{|}~"},
+		{"long", strings.Repeat("x", 4096)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if err := lifecycle.CheckPrestopToken(tt.give); err != nil {
+				t.Fatalf("CheckPrestopToken = %v", err)
+			}
+			c, err := lifecycle.New(lifecycle.Config{GracePeriod: 5 * s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, PrestopToken: tt.give})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { stopNow(t, c) })
+			c.MarkStarted()
+			srv := newPrestopServer(t, c)
+			if _, err := lifecycle.CallPrestop(t.Context(), srv.URL, tt.give+"x"); err == nil {
+				t.Fatal("a wrong token was accepted")
+			}
+			if _, err := lifecycle.CallPrestop(t.Context(), srv.URL, tt.give); err != nil {
+				t.Errorf("the right token: %v", err)
+			}
+		})
+	}
+	// What the refused ones would do: never match. A server that wants the
+	// token exactly as written sees another, or none (net/http's client
+	// refuses to send a control byte).
+	for _, give := range []string{"s3cret\n", "s3cret\r\n", "s3\x00cret", "s3cret\x7f", "s3cret ", "\ts3cret"} {
+		if err := lifecycle.CheckPrestopToken(give); err == nil || strings.Contains(err.Error(), "s3") {
+			t.Errorf("CheckPrestopToken(%q) = %v, want an error that does not quote it", give, err)
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get(lifecycle.PrestopHeader) != give {
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			_, _ = io.WriteString(w, "{}")
+		}))
+		if _, err := lifecycle.CallPrestop(t.Context(), srv.URL, give); err == nil {
+			t.Errorf("%q went through HTTP unchanged: no need to refuse it", give)
+		}
+		srv.Close()
+	}
+}
+
+// A coordinator with no token says so once, at WARN, naming PRESTOP_TOKEN,
+// however often its handler is built; one with a token does not.
+func TestPrestopWithoutTokenWarns(t *testing.T) {
+	t.Parallel()
+	for _, token := range []string{"", "s3cret"} {
+		cfg := testConfig()
+		cfg.PrestopToken = token
+		c, _, logs := newFake(t, cfg)
+		c.PrestopHandler()
+		c.PrestopHandler()
+		warns := logs.FilterMessageSnippet("PRESTOP_TOKEN").FilterLevelExact(zapcore.WarnLevel).All()
+		if want := map[string]int{"": 1, "s3cret": 0}[token]; len(warns) != want {
+			t.Errorf("token %q: %d WARN lines naming PRESTOP_TOKEN, want %d; logged: %s", token, len(warns), want, messages(logs))
+		}
+	}
+}

@@ -24,7 +24,11 @@ const (
 	// quiet period is max(SHUTDOWN_DRAIN_QUIET, ln(1/ε)/λ) for a pod whose
 	// traffic arrived at λ per second before the drain.
 	EnvDrainMissProbability = "SHUTDOWN_DRAIN_MISS_PROBABILITY"
-	EnvPrestopToken         = "PRESTOP_TOKEN" // empty = no token
+	// EnvPrestopToken is the token /prestop wants in X-Prestop-Token; empty
+	// = none (a WARN at start-up). One that no HTTP header can carry as
+	// written — a control character such as a trailing newline, a space or
+	// tab at either end — is refused ([lifecycle.CheckPrestopToken]).
+	EnvPrestopToken = "PRESTOP_TOKEN"
 )
 
 // FromEnv reads the bundle's configuration from the environment, through
@@ -91,6 +95,8 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, fmt.Errorf("%s=%q: must be more than 0 (unset it for the default)", d.name, v)
 		case dur == 0:
 			dur = lifecycle.None
+		case d.name == EnvGracePeriod && dur > lifecycle.MaxGracePeriod:
+			return Config{}, fmt.Errorf("%s=%q: above %v, the longest accepted (a day; lifecycle.MaxGracePeriod)", d.name, v, lifecycle.MaxGracePeriod)
 		}
 		*d.field(lc) = dur
 	}
@@ -102,6 +108,10 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		lc.DrainMissProbability = p
 	}
 	lc.PrestopToken, _ = lookup(EnvPrestopToken)
+	// Said here to name the variable; the error never quotes the token.
+	if err := lifecycle.CheckPrestopToken(lc.PrestopToken); err != nil {
+		return Config{}, fmt.Errorf("%s (%d bytes) %w", EnvPrestopToken, len(lc.PrestopToken), err)
+	}
 	if err := lc.Validate(); err != nil {
 		// The variables as the user wrote them, then the budget's own
 		// words, which name the fields with their resolved values.

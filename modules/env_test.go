@@ -53,6 +53,16 @@ func TestFromEnv(t *testing.T) {
 			},
 		},
 		{
+			name: "a grace period of a day, a tiny probability",
+			give: map[string]string{"SHUTDOWN_GRACE_PERIOD": "24h", "SHUTDOWN_DRAIN_MISS_PROBABILITY": "1e-300"},
+			want: func(c modules.Config) string {
+				if c.Lifecycle.GracePeriod != 24*time.Hour || c.Lifecycle.DrainMissProbability != 1e-300 {
+					return "not as set"
+				}
+				return ""
+			},
+		},
+		{
 			name: "0s drain delay means none, 0s quiet means off",
 			give: map[string]string{"SHUTDOWN_DRAIN_DELAY": "0s", "SHUTDOWN_DRAIN_QUIET": "0"},
 			want: func(c modules.Config) string {
@@ -122,12 +132,23 @@ func TestFromEnvErrors(t *testing.T) {
 		{map[string]string{"PORT": "9090"}, []string{`PORT="9090"`, "ADMIN_PORT unset (default 9090)", "share port 9090"}},
 		{map[string]string{"ADMIN_PORT": "8080"}, []string{"PORT unset (default 8080)", `ADMIN_PORT="8080"`}},
 		{map[string]string{"PORT": "08080", "ADMIN_PORT": "8080"}, []string{`PORT="08080"`, `ADMIN_PORT="8080"`, "share port 8080"}},
+		// 292 years, and a day and a second: a mistake, not a plan.
+		{map[string]string{"SHUTDOWN_GRACE_PERIOD": "2562047h"}, []string{`SHUTDOWN_GRACE_PERIOD="2562047h"`, "above 24h0m0s"}},
+		{map[string]string{"SHUTDOWN_GRACE_PERIOD": "86401s"}, []string{`SHUTDOWN_GRACE_PERIOD="86401s"`, "above 24h0m0s"}},
+		// A token no header can carry, named without quoting it.
+		{map[string]string{"PRESTOP_TOKEN": "s3cret\n"}, []string{"PRESTOP_TOKEN (7 bytes) has a newline at its end", "echo"}},
+		{map[string]string{"PRESTOP_TOKEN": "s3cret\r\n"}, []string{"PRESTOP_TOKEN (8 bytes) has a carriage return"}},
+		{map[string]string{"PRESTOP_TOKEN": " s3cret"}, []string{"PRESTOP_TOKEN (7 bytes) has a space at its start"}},
+		{map[string]string{"PRESTOP_TOKEN": "s3cret\t"}, []string{"PRESTOP_TOKEN (7 bytes) has a tab at its end"}},
 	}
 	for _, tt := range tests {
 		_, err := modules.FromEnv(lookup(tt.give))
 		if err == nil {
 			t.Errorf("%v: no error", tt.give)
 			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%v: error %q quotes the token", tt.give, err)
 		}
 		for _, w := range tt.want {
 			if !strings.Contains(err.Error(), w) {

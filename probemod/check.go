@@ -19,9 +19,12 @@ import (
 
 // Check is one readiness check: /readyz fails while it fails.
 //
-// The error a check returns is shown as is in /readyz output and logs, so it
+// The error a check returns goes whole to the log ("check failed"), so it
 // must not carry secrets: wrap driver errors that may quote a DSN, or pass
-// URLs through [RedactURL].
+// URLs through [RedactURL]. Probe output, which anyone who reaches the
+// admin port can read, shows only "reason withheld" for it — a dependency's
+// error names hosts, ports, users and databases — unless the check gives a
+// fixed reason of its own with [WithReason].
 type Check struct {
 	// Name is shown in ?verbose output ("[+]db ok"): non-empty, no spaces,
 	// unique among the checks.
@@ -70,6 +73,43 @@ func (k *checker) snapshot() CheckStats {
 
 // ErrClosed is the result of a check after [Probes.Close]: no new run starts.
 var ErrClosed = errors.New("probemod: closed")
+
+// ReasonWithheld is what probe output shows for a failed check whose error
+// carries no reason of its own ([WithReason]), as the Kubernetes apiserver's
+// own health checks do: the error itself goes to the log.
+const ReasonWithheld = "reason withheld"
+
+// WithReason returns err with reason, a short fixed text that probe output
+// shows for it ("[-]db failed: ping failed"); the log still gets err
+// whole. The reason must not depend on the error's details: it is written
+// to anyone who reaches the admin port.
+func WithReason(err error, reason string) error {
+	if err == nil {
+		return nil
+	}
+	return &reasonError{err: err, reason: reason}
+}
+
+// reasonError is an error with the text probe output shows for it.
+type reasonError struct {
+	err    error
+	reason string
+}
+
+func (e *reasonError) Error() string { return e.err.Error() }
+func (e *reasonError) Unwrap() error { return e.err }
+
+// shown wraps one of probemod's own errors, whose text tells nothing of a
+// dependency, so that probe output shows it whole.
+func shown(err error) error { return WithReason(err, err.Error()) }
+
+// publicReason is what probe output shows for a failed check.
+func publicReason(err error) string {
+	if r, ok := errors.AsType[*reasonError](err); ok {
+		return r.reason
+	}
+	return ReasonWithheld
+}
 
 func validateChecks(cfg Config, checks []Check) ([]Check, error) {
 	seen := make(map[string]bool, len(checks))
@@ -174,10 +214,10 @@ func (k *checker) begin(now time.Time) (*call, *outcome) {
 		}
 		// The run in flight is past its deadline and its outcome has
 		// expired: the check still hangs, which counts as one more failure.
-		return nil, k.recordLocked(c, now, fmt.Errorf("timed out after %v, still running", k.Timeout))
+		return nil, k.recordLocked(c, now, shown(fmt.Errorf("timed out after %v, still running", k.Timeout)))
 	}
 	if !k.runs.add() {
-		return nil, &outcome{err: ErrClosed}
+		return nil, &outcome{err: shown(ErrClosed)}
 	}
 	c := &call{done: make(chan struct{}), start: now, deadline: now.Add(k.Timeout)}
 	k.call = c
@@ -215,13 +255,13 @@ func (k *checker) safeCall(ctx context.Context) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			k.log.Error("check panicked", zap.String("check", k.Name), zap.Any("panic", r), zap.StackSkip("stack", 2))
-			err = fmt.Errorf("panicked: %v", r)
+			err = WithReason(fmt.Errorf("panicked: %v", r), "panicked") // the value may hold anything
 		}
 	}()
 	return k.Check.Check(ctx)
 }
 
-func (k *checker) timeoutError() error { return fmt.Errorf("timed out after %v", k.Timeout) }
+func (k *checker) timeoutError() error { return shown(fmt.Errorf("timed out after %v", k.Timeout)) }
 
 // wait waits for c until its deadline or until ctx (the probe's request)
 // ends, and returns the check's error (nil if passing).
@@ -233,7 +273,7 @@ func (k *checker) wait(ctx context.Context, c *call) error {
 		case <-c.done:
 			return k.last.Load().err
 		case <-ctx.Done():
-			return fmt.Errorf("probe ended: %w", ctx.Err())
+			return shown(fmt.Errorf("probe ended: %w", ctx.Err()))
 		case <-t.Chan():
 		}
 	}

@@ -17,7 +17,7 @@
 //
 //	[+]serving ok
 //	[+]cache ok
-//	[-]db failed: dial tcp 10.0.0.7:5432: connect: connection refused
+//	[-]db failed: reason withheld
 //	readyz check failed
 //
 // The first line of /readyz is the coordinator's: "[+]serving ok",
@@ -40,9 +40,15 @@
 // flight: a run still hanging past its timeout is reported as failed on
 // each probe, and [Probes.Close] waits for it.
 //
-// A check's error is printed as is, in ?verbose output and in logs. It must
-// not contain secrets: do not quote a DSN with its password (see
-// [RedactURL]).
+// A check's error goes whole to the log ("check failed", when the check
+// starts failing /readyz). It must not contain secrets: do not quote a DSN
+// with its password (see [RedactURL]). Probe output, which anyone who
+// reaches the admin port can read, never shows it: a failed check's line
+// ends in "reason withheld", as the Kubernetes apiserver's own checks do,
+// or in a short fixed reason the check gives with [WithReason]
+// ("[-]db failed: ping failed"), since a dependency's error names hosts,
+// ports, users and databases. probemod's own reasons — a timeout, a panic,
+// a closed Probes — are shown.
 //
 // # The admin server
 //

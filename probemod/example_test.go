@@ -75,7 +75,10 @@ func ExampleProbes_Register() {
 	}
 	defer c.Stop(context.Background())
 	db := probemod.Check{Name: "db", Check: func(context.Context) error {
-		return errors.New("connect to " + probemod.RedactURL("postgres://app:s3cret@db:5432/app") + ": connection refused")
+		// The whole error goes to the log (password masked); the probe
+		// output shows the reason alone.
+		err := errors.New("connect to " + probemod.RedactURL("postgres://app:s3cret@db:5432/app") + ": connection refused")
+		return probemod.WithReason(err, "not reachable")
 	}}
 	p, err := probemod.NewProbes(probemod.Config{}, c, []probemod.Check{db})
 	if err != nil {
@@ -92,6 +95,6 @@ func ExampleProbes_Register() {
 	fmt.Print(rec.Code, "\n", rec.Body)
 	// Output:
 	// 503
-	// [-]db failed: connect to postgres://app:xxxxx@db:5432/app: connection refused
+	// [-]db failed: not reachable
 	// readyz check failed
 }

@@ -162,7 +162,7 @@ func TestAsCheck(t *testing.T) {
 		{
 			name:     "a func",
 			give:     probemod.AsCheck("db", fail),
-			wantBody: lines("[+]serving ok", "[-]db failed: down", "readyz check failed"),
+			wantBody: lines("[+]serving ok", "[-]db failed: reason withheld", "readyz check failed"),
 		},
 		{
 			name:     "a constructor with a dependency",
@@ -172,22 +172,22 @@ func TestAsCheck(t *testing.T) {
 		{
 			name:     "a constructor of a named func type, with an error",
 			give:     probemod.AsCheck("db", func() (pinger, error) { return pinger(fail), nil }),
-			wantBody: lines("[+]serving ok", "[-]db failed: down", "readyz check failed"),
+			wantBody: lines("[+]serving ok", "[-]db failed: reason withheld", "readyz check failed"),
 		},
 		{
 			name:     "a Check",
 			give:     probemod.AsCheck("db", probemod.Check{Check: fail, FailureThreshold: 3}),
-			wantBody: lines("[+]serving ok", "[-]db failed: down", "readyz check failed"),
+			wantBody: lines("[+]serving ok", "[-]db failed: reason withheld", "readyz check failed"),
 		},
 		{
 			name:     "a constructor of a Check",
 			give:     probemod.AsCheck("db", func() probemod.Check { return probemod.Check{Name: "db", Check: fail} }),
-			wantBody: lines("[+]serving ok", "[-]db failed: down", "readyz check failed"),
+			wantBody: lines("[+]serving ok", "[-]db failed: reason withheld", "readyz check failed"),
 		},
 		{
 			name:     "two checks",
 			give:     fx.Options(probemod.AsCheck("db", fail), probemod.AsCheck("cache", func(context.Context) error { return nil })),
-			wantBody: lines("[+]serving ok", "[+]cache ok", "[-]db failed: down", "readyz check failed"),
+			wantBody: lines("[+]serving ok", "[+]cache ok", "[-]db failed: reason withheld", "readyz check failed"),
 		},
 		{name: "not a func", give: probemod.AsCheck("db", 42), wantErr: `probemod.AsCheck("db"): got int`},
 		{name: "a bad name", give: probemod.AsCheck("my db", fail), wantErr: `probemod.AsCheck("my db"): name has a space`},

@@ -196,13 +196,13 @@ func (p *Probes) stateLine() report {
 		// From D0 on: every state after serving passes through it, so D0
 		// is set. Off the hot path: the snapshot reads the gauges.
 		s := p.c.Telemetry().Snapshot()
-		return report{st.String(), fmt.Errorf("draining since %s (%s)", s.D0.UTC().Format(timeFormat), s.Reason)}
+		return report{st.String(), shown(fmt.Errorf("draining since %s (%s)", s.D0.UTC().Format(timeFormat), s.Reason))}
 	}
 }
 
 const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
-var errNotStarted = errors.New("not started")
+var errNotStarted = shown(errors.New("not started"))
 
 // report is one line of probe output.
 type report struct {
@@ -225,7 +225,7 @@ func (p *Probes) answer(w http.ResponseWriter, probe string, lines []report, ver
 	for _, l := range lines {
 		switch {
 		case l.err != nil:
-			fmt.Fprintf(&b, "[-]%s failed: %s\n", l.name, oneLine(l.err.Error()))
+			fmt.Fprintf(&b, "[-]%s failed: %s\n", l.name, oneLine(publicReason(l.err)))
 		case verbose:
 			fmt.Fprintf(&b, "[+]%s ok\n", l.name)
 		}

@@ -154,7 +154,7 @@ func TestReadyzVerbose(t *testing.T) {
 			wantCode: 503,
 			wantBody: func(*lifecycle.Coordinator) string {
 				return lines("[+]serving ok", "[+]cache ok",
-					"[-]db failed: dial tcp 10.0.0.7:5432: connect: connection refused", "readyz check failed")
+					"[-]db failed: reason withheld", "readyz check failed")
 			},
 		},
 		{
@@ -162,7 +162,7 @@ func TestReadyzVerbose(t *testing.T) {
 			checks:   []probemod.Check{okCheck("cache"), {Name: "db", Check: fail}},
 			wantCode: 503,
 			wantBody: func(*lifecycle.Coordinator) string {
-				return lines("[-]db failed: dial tcp 10.0.0.7:5432: connect: connection refused", "readyz check failed")
+				return lines("[-]db failed: reason withheld", "readyz check failed")
 			},
 		},
 		{
@@ -201,9 +201,19 @@ func TestReadyzVerbose(t *testing.T) {
 			},
 		},
 		{
-			name: "a multi-line error stays on its line", give: (*lifecycle.Coordinator).MarkStarted, query: "?verbose",
+			name: "a check's own reason", give: (*lifecycle.Coordinator).MarkStarted, query: "?verbose",
+			checks: []probemod.Check{{Name: "db", Check: func(ctx context.Context) error {
+				return fmt.Errorf("check: %w", probemod.WithReason(fail(ctx), "not reachable"))
+			}}},
+			wantCode: 503,
+			wantBody: func(*lifecycle.Coordinator) string {
+				return lines("[+]serving ok", "[-]db failed: not reachable", "readyz check failed")
+			},
+		},
+		{
+			name: "a multi-line reason stays on its line", give: (*lifecycle.Coordinator).MarkStarted, query: "?verbose",
 			checks: []probemod.Check{{Name: "db", Check: func(context.Context) error {
-				return errors.New("first\nsecond")
+				return probemod.WithReason(errors.New("boom"), "first\nsecond")
 			}}},
 			wantCode: 503,
 			wantBody: func(*lifecycle.Coordinator) string {
@@ -465,7 +475,7 @@ func TestPanickingCheckFails(t *testing.T) {
 	defer closeProbes(t, p)
 	mux := http.NewServeMux()
 	p.Register(mux)
-	if rec := serve(mux, "/readyz"); rec.Code != 503 || rec.Body.String() != lines("[-]boom failed: panicked: kaboom", "readyz check failed") {
+	if rec := serve(mux, "/readyz"); rec.Code != 503 || rec.Body.String() != lines("[-]boom failed: panicked", "readyz check failed") {
 		t.Errorf("/readyz = %d %q", rec.Code, rec.Body)
 	}
 }
@@ -555,5 +565,46 @@ func TestCheckLogsOncePerChange(t *testing.T) {
 	}
 	if want := "[warn check failed info check recovered]"; fmt.Sprint(got) != want {
 		t.Errorf("check logs = %v, want %s", got, want)
+	}
+}
+
+// Probe output, which anyone who reaches the admin port reads, never shows
+// a check's error text (hosts, ports, users, databases): it shows "reason
+// withheld", or the check's own fixed reason. The log gets the error whole.
+func TestCheckErrorLoggedNotShown(t *testing.T) {
+	t.Parallel()
+	const detail = "failed to connect to `user=orders_app database=orders`: 10.0.0.7:6432 (db-primary.internal): dial error"
+	tests := []struct {
+		name  string
+		check func(context.Context) error
+		want  string
+	}{
+		{"a bare error", func(context.Context) error { return errors.New(detail) }, "[-]db failed: reason withheld"},
+		{"a wrapped error", func(context.Context) error { return fmt.Errorf("ping: %w", errors.New(detail)) }, "[-]db failed: reason withheld"},
+		{"a reason", func(context.Context) error { return probemod.WithReason(errors.New(detail), "ping failed") }, "[-]db failed: ping failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			core, logs := observer.New(zap.InfoLevel)
+			c := newCoordinator(t, testLifecycle)
+			c.MarkStarted()
+			_, url := startAdmin(t, c, probemod.Config{}, []probemod.Check{{Name: "db", Check: tt.check}}, probemod.WithLogger(zap.New(core)))
+			for _, path := range []string{"/readyz?verbose", "/readyz"} {
+				code, body := get(t, url+path)
+				if code != http.StatusServiceUnavailable || !strings.Contains(body, tt.want+"\n") {
+					t.Errorf("%s = %d\n%s\nwant 503 with %q", path, code, body, tt.want)
+				}
+				for _, secret := range []string{"orders", "10.0.0.7", "6432", "db-primary"} {
+					if strings.Contains(body, secret) {
+						t.Errorf("%s shows %q:\n%s", path, secret, body)
+					}
+				}
+			}
+			failed := logs.FilterMessage("check failed").All()
+			if len(failed) != 1 || !strings.Contains(fmt.Sprint(failed[0].ContextMap()["error"]), detail) {
+				t.Errorf("log: %v, want one \"check failed\" with the whole error", failed)
+			}
+		})
 	}
 }

@@ -435,3 +435,77 @@ func TestRolloutFlags(t *testing.T) {
 		})
 	}
 }
+
+// Without PRESTOP_TOKEN, anyone who reaches the admin port can drain the
+// pod (and end it): a warning — not an error, the manifests still work —
+// naming PRESTOP_TOKEN, once per container, whatever the preStop hook.
+func TestCheckNoPrestopToken(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join(exampleK8s, "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := os.ReadFile(filepath.Join(exampleK8s, "secret.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var base appsv1.Deployment
+	if err := yaml.UnmarshalStrict(b, &base); err != nil {
+		t.Fatal(err)
+	}
+	const c0 = "spec.template.spec.containers[0]"
+	ct := func(d *appsv1.Deployment) *corev1.Container { return &d.Spec.Template.Spec.Containers[0] }
+	noToken := func(d *appsv1.Deployment) {
+		ct(d).Env = slices.DeleteFunc(ct(d).Env, func(e corev1.EnvVar) bool { return e.Name == "PRESTOP_TOKEN" })
+	}
+	tests := []struct {
+		name      string
+		give      func(d *appsv1.Deployment)
+		wantField string // "": no warning about the token
+	}{
+		{"httpGet with the token", func(*appsv1.Deployment) {}, ""},
+		{"httpGet, no token, no header", func(d *appsv1.Deployment) {
+			noToken(d)
+			ct(d).Lifecycle.PreStop.HTTPGet.HTTPHeaders = nil
+		}, c0 + ".lifecycle.preStop.httpGet.httpHeaders"},
+		{"httpGet, no token, a header", noToken, c0 + ".lifecycle.preStop.httpGet.httpHeaders"},
+		{"exec prestop, no token", func(d *appsv1.Deployment) {
+			noToken(d)
+			ct(d).Lifecycle.PreStop = &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"/service", "prestop"}}}
+		}, c0 + ".env"},
+		{"no hook, no token", func(d *appsv1.Deployment) {
+			noToken(d)
+			ct(d).Lifecycle = nil
+		}, c0 + ".env"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := base.DeepCopy()
+			tt.give(d)
+			y, err := yaml.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runOut(t, string(y)+"---\n"+string(secret), "check", "-")
+			if code != 0 {
+				t.Fatalf("exit %d, want 0 (warnings only)\n%s%s", code, out, errOut)
+			}
+			var lines []string
+			for l := range strings.Lines(out) {
+				if strings.Contains(l, "PRESTOP_TOKEN is empty") {
+					lines = append(lines, l)
+				}
+			}
+			switch {
+			case tt.wantField == "" && len(lines) > 0:
+				t.Errorf("a warning with the token set:\n%s", out)
+			case tt.wantField != "" && (len(lines) != 1 || !strings.HasPrefix(lines[0], "warning: ") ||
+				!strings.Contains(lines[0], ": "+tt.wantField+": ") || !strings.Contains(lines[0], "anyone who reaches the admin port can drain the pod")):
+				t.Errorf("want one warning at %s naming PRESTOP_TOKEN, got:\n%s", tt.wantField, out)
+			default:
+				t.Log(strings.TrimSpace(strings.Join(lines, "")))
+			}
+		})
+	}
+}

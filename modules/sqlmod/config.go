@@ -36,7 +36,10 @@ type Config struct {
 	// in an error with its password ([RedactDSN]); it is not marshalled to
 	// JSON either. A postgres URL with an '@' after its user info (which
 	// ends at the first '@' before any '/') is refused: a password's '/'
-	// and '@' must be percent-encoded.
+	// and '@' must be percent-encoded. So is one pgx could not parse —
+	// read with pgx's (libpq's) URI grammar: a port outside 1-65535, a
+	// bad %-escape, an IPv6 host with no ']' — so that it fails at once,
+	// naming the fault, instead of at each ping of the start.
 	DSN string `yaml:"dsn" json:"-"`
 	// DataDir is where the embedded SQLite file lives when DSN is empty; it
 	// is created (0750) at start if missing. Default "./data".
@@ -207,6 +210,9 @@ func driverFor(dsn string) (string, error) {
 	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
 		if strayAt(dsn) {
 			return "", configErrorf("DSN=%q: an '@' after the user info (in a password, write '/' as %%2F and '@' as %%40)", RedactDSN(dsn))
+		}
+		if bad := checkPostgresURL(dsn); bad != "" {
+			return "", configErrorf("DSN=%q: %s", RedactDSN(dsn), bad)
 		}
 		return DriverPostgres, nil
 	}

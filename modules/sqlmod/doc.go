@@ -23,8 +23,14 @@
 //
 // # Start, readiness, stop
 //
+// A malformed postgres:// URL — a port outside 1-65535, a bad %-escape, an
+// IPv6 host with no ']' — fails [New] at once ([Config.Validate], read with
+// pgx's own URI grammar), with an error naming the fault and the DSN with
+// its password masked; it is never retried as an unreachable server.
+//
 // [Pool.Start] (OnStart) pings with a backoff until the database answers or
-// the start context ends; then it fails start-up with an error naming the
+// the start context ends (a DSN the driver itself refuses to read fails the
+// first ping, matching [ErrConfig]); then it fails start-up with an error naming the
 // database with its password masked ([RedactDSN]), the attempts and the
 // last failure, so app.Run exits 1. Under Fx the start also ends when the
 // coordinator's drain begins — a SIGTERM during start-up — with an error
@@ -33,7 +39,9 @@
 // file, a DataDir the process cannot write fails the start at once (it is
 // not retried as an unreachable database). [Module] registers [Pool.Check] as the
 // readiness check "db" ([probemod.AsCheck]): /readyz?verbose lists
-// "[+]db ok" while pings pass.
+// "[+]db ok" while pings pass, and "[-]db failed: ping failed" (or "ping
+// timed out") when they fail — the driver's error, which names the user,
+// the database and the host, goes to the log only.
 //
 // [Pool.Close] is the teardown hook "sql" ([lifecycle.Coordinator.AtTeardown],
 // registered when [Module] builds the pool): the coordinator runs it in the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -287,4 +288,105 @@ func TestModuleQueryOutlivingTheDeadlineIsCut(t *testing.T) {
 		}
 		waittest.Eventually(t, waitTimeout, func() bool { return db.Stats().OpenConnections == 0 }, "the last connection to close")
 	})
+}
+
+// /readyz?verbose, which anyone who reaches the admin port can read, shows
+// that the database check fails, and not the user, the database or the
+// host:port that pgx's error names; the log keeps them, password masked.
+func TestReadinessShowsNoConnectionDetails(t *testing.T) {
+	t.Parallel()
+	port := closedPort(t) // nothing listens there
+	core, logs := observer.New(zap.InfoLevel)
+	log := zap.New(core)
+	c, err := lifecycle.New(roomy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := sqlmod.New(sqlmod.Config{DSN: "postgres://orders_app:s3cret@127.0.0.1:" + port + "/orders_db?sslmode=disable"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.DB().Close() })
+	admin, err := probemod.New(probemod.Config{Addr: "127.0.0.1:0"}, c, []probemod.Check{{Name: "db", Check: pool.Check}}, probemod.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Stop(context.Background()) })
+	t.Cleanup(func() { // first: the coordinator's timeline, then the admin server
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = c.Stop(ctx)
+		waittest.Recv(t, c.Reached(lifecycle.StateStopped), waitTimeout, "the report")
+	})
+	c.MarkStarted()
+
+	resp, err := http.Get("http://" + admin.Addr() + "/readyz?verbose")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "[-]db failed: ping failed\n") {
+		t.Errorf("/readyz?verbose = %d\n%s\nwant 503 with [-]db failed: ping failed", resp.StatusCode, body)
+	}
+	for _, detail := range []string{"orders_app", "orders_db", "127.0.0.1", port, "s3cret"} {
+		if strings.Contains(body, detail) {
+			t.Errorf("/readyz?verbose shows %q:\n%s", detail, body)
+		}
+	}
+	failed := logs.FilterMessage("check failed").All()
+	if len(failed) != 1 {
+		t.Fatalf("%d \"check failed\" lines, want 1", len(failed))
+	}
+	logged := fmt.Sprint(failed[0].ContextMap()["error"])
+	mustContain(t, logged, "orders_app", "127.0.0.1:"+port)
+	if strings.Contains(logged, "s3cret") {
+		t.Errorf("the log shows the password: %s", logged)
+	}
+}
+
+// A malformed database URL fails as the pool is built, at once, with one
+// error naming the DSN (password masked) and the fault: no start, no
+// "not reachable" retries against a server that could never be reached.
+func TestModuleRefusesAMalformedDSNAtOnce(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		give string
+		want string
+	}{
+		{"postgres://u:s3cret@127.0.0.1:99999/db", `DSN="postgres://u:xxxxx@127.0.0.1:99999/db": port "99999": not a port number (1-65535)`},
+		{"postgres://u:s3cret%zz@127.0.0.1:5432/db", `DSN="postgres://u:xxxxx@127.0.0.1:5432/db": the password: a '%' not followed by two hex digits`},
+		{"postgres://u:s3cret@[::1:5432/db", `DSN="postgres://u:xxxxx@[::1:5432/db": an IPv6 host with '[' and no ']'`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			t.Parallel()
+			core, logs := observer.New(zap.DebugLevel)
+			app := fx.New(fx.NopLogger,
+				fx.Supply(roomy, sqlmod.Config{DSN: tt.give, StartBackoff: time.Millisecond}, zap.New(core)),
+				lifecycle.Module,
+				sqlmod.Module,
+				fx.Invoke(func(*sql.DB) {}),
+			)
+			err := app.Err()
+			if err == nil {
+				ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+				defer cancel()
+				err = app.Start(ctx)
+				_ = app.Stop(t.Context())
+				t.Errorf("fx.New accepted it; the start: %v; %d \"not reachable\" lines", err, logs.FilterMessage("database not reachable yet").Len())
+				return
+			}
+			if !errors.Is(err, sqlmod.ErrConfig) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("fx.New: %v\nwant an ErrConfig naming %s, password masked", err, tt.want)
+			}
+			if n := logs.FilterMessage("database not reachable yet").Len(); n != 0 {
+				t.Errorf("%d retries", n)
+			}
+		})
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"slices"
 
 	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/probemod"
 )
 
 // registeredDrivers is [sql.Drivers]; a variable so a test can see the app
@@ -114,7 +116,10 @@ func (p *Pool) String() string { return p.redacted }
 
 // Start pings the database until it answers, waiting StartBackoff (doubled
 // after each failure, up to MaxStartBackoff) between attempts, each bounded
-// by PingTimeout. It gives up shortly before ctx's deadline — under fx, the
+// by PingTimeout. Only an unreachable database is retried: a DSN the
+// driver refuses to read (a setting [Config.Validate] does not know, such
+// as sslmode=bogus) fails the first attempt with an error matching
+// [ErrConfig]. It gives up shortly before ctx's deadline — under fx, the
 // start timeout — with an error naming the database (password masked), the
 // attempts and the last failure: fx reports a hook still running at its
 // deadline with the bare context error, which would name nothing. For the
@@ -142,6 +147,13 @@ func (p *Pool) Start(ctx context.Context) error {
 			p.log.Info("database ready", zap.String("db", p.redacted), zap.String("driver", p.driver),
 				zap.Int("attempts", attempt), zap.Duration("took", time.Since(began)))
 			return nil
+		}
+		if reason, ok := driverConfigError(err, p.cfg.DSN); ok {
+			// The DSN itself: no retry mends it.
+			if reason == "" {
+				reason = "its words would show a password"
+			}
+			return configErrorf("DSN=%q: the driver cannot read it: %s", p.redacted, reason)
 		}
 		unreachable := func() error {
 			took := time.Since(began).Round(time.Millisecond)
@@ -178,10 +190,17 @@ func (p *Pool) ping(ctx context.Context, until time.Time) error {
 }
 
 // Check is the readiness check: one ping, bounded by PingTimeout and ctx.
-// Its error never carries the DSN.
+// Its error never carries the DSN's password, but the driver's words name
+// the user, the database and the host: they go to the log, while probe
+// output shows the fixed reason "ping failed" or "ping timed out"
+// ([probemod.WithReason]).
 func (p *Pool) Check(ctx context.Context) error {
 	if err := p.ping(ctx, time.Time{}); err != nil {
-		return fmt.Errorf("ping: %w", err)
+		reason := "ping failed"
+		if errors.Is(err, context.DeadlineExceeded) {
+			reason = "ping timed out"
+		}
+		return probemod.WithReason(fmt.Errorf("ping: %w", err), reason)
 	}
 	return nil
 }

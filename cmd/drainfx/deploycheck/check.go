@@ -305,6 +305,11 @@ func (c *checker) container(i int, ct corev1.Container) {
 	// at once), after the sleep with a sleep hook.
 	var d0 time.Duration
 	callsPrestop := false // the hook waits for the drain: a signal during it means the grace ran out
+	// Without a token, /prestop (served whatever the hook) drains the pod
+	// for anyone who reaches the admin port, and a call with no SIGTERM
+	// after it ends the process: a warning, said once per container.
+	noToken := cfg.Lifecycle.PrestopToken == "" && !unresolved[modules.EnvPrestopToken]
+	const noTokenRisk = "anyone who reaches the admin port can drain the pod, and end it if no SIGTERM follows"
 	if h := preStop(ct); h != nil {
 		hat := at + ".lifecycle.preStop"
 		switch {
@@ -328,7 +333,11 @@ func (c *checker) container(i int, ct corev1.Container) {
 			case unresolved[modules.EnvPrestopToken]:
 				// said where it failed to resolve
 			case token == "" && len(got) > 0:
-				c.add(Warning, hat+".httpGet.httpHeaders", "%s is sent, but PRESTOP_TOKEN is empty: anyone who reaches the admin port can drain the pod", lifecycle.PrestopHeader)
+				c.add(Warning, hat+".httpGet.httpHeaders", "%s is sent, but PRESTOP_TOKEN is empty: %s", lifecycle.PrestopHeader, noTokenRisk)
+				noToken = false
+			case token == "":
+				c.add(Warning, hat+".httpGet.httpHeaders", "no %s, and PRESTOP_TOKEN is empty: %s; set PRESTOP_TOKEN from a Secret and send it here", lifecycle.PrestopHeader, noTokenRisk)
+				noToken = false
 			case token != "" && (len(got) != 1 || got[0] != token):
 				c.add(Error, hat+".httpGet.httpHeaders", "%s does not carry PRESTOP_TOKEN: /prestop answers 401 and the drain begins only at SIGTERM", lifecycle.PrestopHeader)
 			}
@@ -342,6 +351,10 @@ func (c *checker) container(i int, ct corev1.Container) {
 		default:
 			c.add(Error, hat, "want httpGet %s, sleep, or exec [BINARY, \"prestop\"]", probemod.PathPrestop)
 		}
+	}
+
+	if noToken {
+		c.add(Warning, at+".env", "PRESTOP_TOKEN is empty: %s; set it from a Secret", noTokenRisk)
 	}
 
 	// The service's SIGKILL is the kubelet's: the grace period it counts

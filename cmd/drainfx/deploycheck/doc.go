@@ -28,7 +28,10 @@
 //     would kill the container in the drain);
 //   - the preStop hook is an httpGet of /prestop on the admin port carrying
 //     PRESTOP_TOKEN in X-Prestop-Token, a sleep, the service's own exec
-//     subcommand ([BINARY, "prestop"]), or none;
+//     subcommand ([BINARY, "prestop"]), or none; an empty PRESTOP_TOKEN is
+//     a warning whatever the hook, since /prestop is served anyway (not an
+//     error: an httpGet hook without a header works, and a token must be
+//     written into the pod spec and the Secret together);
 //   - a grace period shortened by Kubernetes can be seen: POD_NAME (the
 //     env of modules/kubemod, which reads the pod's deletionTimestamp at
 //     D0) is the downward API's metadata.name, POD_NAMESPACE its
