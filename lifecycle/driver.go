@@ -58,9 +58,12 @@ func (c *Coordinator) run(d0 time.Time) {
 			c.log.Warn("shutdown report", zap.Object("report", r))
 		}
 		human := c.log.WithOptions(zap.AddStacktrace(zap.FatalLevel))
-		if r.Clean() {
+		switch {
+		case !r.Served && r.Clean():
+			// A start that failed: its error is the line that matters.
+		case r.Clean():
 			human.Info(r.summary())
-		} else {
+		default:
 			human.Error(r.summary())
 		}
 		_ = c.log.Sync()

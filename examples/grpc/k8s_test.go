@@ -21,7 +21,7 @@ func TestManifests(t *testing.T) {
 	for _, o := range objs {
 		count[o.Kind]++
 	}
-	if want := map[string]int{"Deployment": 1, "Service": 1, "PodDisruptionBudget": 1}; fmt.Sprint(count) != fmt.Sprint(want) {
+	if want := map[string]int{"Deployment": 1, "Service": 1, "PodDisruptionBudget": 1, "Secret": 1}; fmt.Sprint(count) != fmt.Sprint(want) {
 		t.Errorf("decoded %v, want %v", count, want)
 	}
 	for _, f := range deploycheck.Check(objs, deploycheck.Options{}) {
