@@ -95,7 +95,7 @@ func TestServeErrorShutsDownTheApp(t *testing.T) {
 
 // The adaptive drain hears of every new connection on the public listener,
 // once per connection: keep-alive requests do not count again.
-func TestNoteAcceptOncePerConnection(t *testing.T) {
+func TestNoteNewConnectionOncePerConnection(t *testing.T) {
 	t.Parallel()
 	c, err := lifecycle.New(quick)
 	if err != nil {
@@ -109,7 +109,7 @@ func TestNoteAcceptOncePerConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	var accepts atomic.Int64
-	s.d.noteAccept = func(net.Addr) { accepts.Add(1) }
+	s.d.noteConn = func(net.Addr) { accepts.Add(1) }
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
