@@ -60,6 +60,17 @@ type Config struct {
 	// not net/http's 1 MB ([net/http.DefaultMaxHeaderBytes]). net/http
 	// reads up to 4 KiB past it before it answers.
 	MaxHeaderBytes int `yaml:"maxHeaderBytes" json:"maxHeaderBytes"`
+	// MaxConns bounds the connections open at once on the public listener,
+	// so that the process keeps file descriptors for the admin server (the
+	// kubelet's probes: a liveness probe that cannot connect restarts the
+	// pod) and for everything else it opens. Connections beyond it wait in
+	// the kernel's accept queue until one closes. Default 0: the process's
+	// open-file limit (RLIMIT_NOFILE, read at [New]) less a reserve of 64
+	// or a tenth of the limit, whichever is more, and never less than half
+	// the limit — 192 for `ulimit -n 256`, 58,983 for 65,536; no bound
+	// where the limit is unlimited or cannot be read (Windows). Negative:
+	// no bound.
+	MaxConns int `yaml:"maxConns" json:"maxConns"`
 	// H2C also serves HTTP/2 without TLS to clients that speak it with prior
 	// knowledge (a proxy or a gRPC-style client), next to HTTP/1. Default
 	// false: HTTP/1 only.

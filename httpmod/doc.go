@@ -19,11 +19,13 @@
 // stop waits for. If [net/http.Server.Serve] fails for any other reason
 // than a stop, the error is logged and the function given with
 // [WithServeError] is called; under fx it stops the app with exit code 1.
-// Every connection accepted is reported to
-// [lifecycle.Telemetry.NoteAccept] (once per connection, not per request),
-// which ends the adaptive drain once connections stop arriving, and every
-// request counts as an arrival ([lifecycle.Telemetry.TrackArrivals]), from
-// which the adaptive drain learns this pod's traffic.
+// The first request on every new connection is reported to
+// [lifecycle.Telemetry.NoteNewConnection] (once per connection, not per
+// request, and not at the TCP accept: a load balancer's TCP health check
+// connects and closes without a request), which ends the adaptive drain
+// once new connections stop bringing requests; and every request counts as
+// an arrival ([lifecycle.Telemetry.TrackArrivals]), from which the
+// adaptive drain learns this pod's traffic.
 //
 // [Config] sets the address, timeouts and limits. ReadTimeout and
 // WriteTimeout default to none because long uploads and streamed
@@ -31,7 +33,13 @@
 // BodyReadTimeout (30s from the handler's call; requests without a body
 // and hijacked connections are not touched), and a request header is
 // bounded to 64 KiB (MaxHeaderBytes, what proxies accept, not net/http's
-// 1 MB; larger: 431). With [Config.H2C]
+// 1 MB; larger: 431). [Config.MaxConns] defaults to what the process's
+// open-file limit leaves once a reserve is kept for the admin server and
+// the rest of the process, so that a flood of public connections cannot
+// starve the kubelet's probes of file descriptors; the connections beyond
+// it wait in the kernel's accept queue. An accept that fails for lack of
+// descriptors (EMFILE) is retried by net/http after a pause that grows to
+// 1 s; the server keeps serving. With [Config.H2C]
 // the server also speaks HTTP/2 without TLS to clients with prior
 // knowledge ([net/http.Protocols]).
 //
@@ -74,13 +82,23 @@
 // connection.
 //
 // When the stop phase begins — after the drain, whatever began it: a
-// preStop call, a signal, app.Stop, fxtest — the participant calls
-// [net/http.Server.Shutdown], bounded by the stop deadline (D0 +
-// GracePeriod − TeardownReserve − Margin). What is still in flight at the
-// deadline is cut with [net/http.Server.Close], counted with
+// preStop call, a signal, app.Stop, fxtest — the participant closes the
+// listener and serves what the connections it accepted still send: a
+// connection accepted during the drain whose first request comes after
+// the drain has ended is served (with Connection: close), up to the stop
+// deadline (D0 + GracePeriod − TeardownReserve − Margin). Once every
+// HTTP/1 connection has closed (keep-alives are off: each closes after
+// its response), it calls [net/http.Server.Shutdown], bounded by the same
+// deadline — not before: Shutdown drops a request it reads after it
+// began, closing the connection without a response. What is still in
+// flight at the deadline is cut with [net/http.Server.Close], counted with
 // [lifecycle.Telemetry.RecordCut] ([lifecycle.CutRequests]) and logged
-// once ("requests cut"); the coordinator's report then makes the exit code
-// 1. A server that never started has nothing to stop.
+// once ("requests cut"), and so is a request whose bytes had arrived on a
+// connection the server closed ("requests cut while being read"): one
+// whose header was still coming in at the deadline, or the next request
+// on a keep-alive connection that stayed idle through the drain and that
+// the stop phase closed as it arrived. The coordinator's report then makes
+// the exit code 1. A server that never started has nothing to stop.
 //
 // [Server.Stop] (the module's OnStop) is [lifecycle.Coordinator.Stop]: it
 // asks for the stop and waits for the whole timeline, drain, stop phase and
@@ -155,21 +173,41 @@
 //     request. The sessions of wsmod's registry are claimed by it
 //     ([HijackClaimer]): wsmod ends them with a close frame and counts
 //     them, once, as sessions. End a WebSocket of your own when the stop
-//     phase begins, or run it through wsmod. Hijacked connections are
-//     tracked on the connections of [Drain.Listener] only, not under TLS.
+//     phase begins, or run it through wsmod.
 //   - A request body still arriving at the stop deadline is cut like any
 //     request in flight. BodyReadTimeout is what bounds a slow client: set
 //     it below the stop phase's length (GracePeriod − TeardownReserve −
 //     Margin − the drain) for a slow body never to reach the deadline, at
 //     the price of slow uploads.
-//   - Shutdown polls for idle connections at an interval that grows to
+//   - A keep-alive connection idle through the whole drain (every other
+//     one was closed by a response's Connection: close) is closed as the
+//     stop phase begins: HTTP/1.1 gives the server no way to close one
+//     without that race. A request whose first bytes the server has read
+//     is counted as cut; one still on the wire is reset, and its client
+//     sees the error (Go's Transport retries an idempotent request).
+//   - A new connection that sends nothing holds the stop phase until its
+//     ReadHeaderTimeout (5 s by default), net/http's limit on a silent
+//     connection; one silent for more than 5 s counts as idle to
+//     net/http, which closes it.
+//   - When the stop phase closes the listener, the connections still in the
+//     kernel's accept queue (with [Config.MaxConns] reached, those over
+//     the bound wait there) are taken first and served, past the bound;
+//     the kernel would reset them. That is done on Linux only (elsewhere
+//     they are reset), stops if the process runs out of descriptors, and
+//     a connection whose handshake completes in the instant between the
+//     last take and the close is still reset, and not counted.
+//   - HTTP/2 connections (h2c) get their GOAWAY from Shutdown, once the
+//     HTTP/1 connections are done; until then they are served as before.
+//     Shutdown polls for idle connections at an interval that grows to
 //     500 ms, so the stop phase may end up to that long after the last
-//     request.
+//     HTTP/2 request.
 //   - A panic after the handler has begun its response cannot become a
 //     500: the response ends where the handler stopped and net/http logs a
 //     superfluous WriteHeader.
 //   - Only what passes through [Drain.Handler] is counted and drained: put
-//     it outermost. A [Drain] manages one [net/http.Server]; a server the
+//     it outermost. Only the connections of [Drain.Listener] are followed
+//     (served after the listener closes, bounded, counted when cut, their
+//     first requests reported): serve the public listener through it. A [Drain] manages one [net/http.Server]; a server the
 //     app serves itself is shut down, but its Serve goroutine is the app's
 //     to wait for.
 //   - Routes given with [AsRoute] are registered when the server is built;

@@ -2,12 +2,11 @@ package httpmod
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +40,7 @@ type options struct {
 	log          *zap.Logger
 	onServeError func(error)
 	bodyTimeout  time.Duration // > 0; none if negative
+	maxConns     int           // 0: the default of [Config.MaxConns]
 }
 
 func newOptions(opts []Option) options {
@@ -89,13 +89,23 @@ func WithServeError(fn func(error)) Option {
 	return func(o *options) { o.onServeError = fn }
 }
 
+// WithMaxConns bounds the connections open at once on the listeners of a
+// [Drain] ([Drain.Listener]), as [Config.MaxConns] does for a [Server]
+// (which ignores this option): 0 (the default) is a bound derived from
+// the process's open-file limit, a negative n is no bound.
+func WithMaxConns(n int) Option {
+	return func(o *options) { o.maxConns = n }
+}
+
 // Drain is the drain of one HTTP server, taken apart for an app that runs
 // its own [net/http.Server]; [Server] is built on it. Its three parts:
 //
 //   - [Drain.Handler], the middleware: in-flight count and arrivals,
 //     Connection: close from D0 on, panic → 500;
-//   - [Drain.Listener], the listener wrapper that tells the adaptive drain
-//     of every accepted connection;
+//   - [Drain.Listener], the listener wrapper that follows every accepted
+//     connection: it tells the adaptive drain of each new connection's
+//     first request, bounds the number open, and lets the stop serve what
+//     they send;
 //   - [Drain.Manage] (or [Drain.Serve], which also serves), the stop
 //     participant: keep-alives off as the stop phase begins, then
 //     [net/http.Server.Shutdown] bounded by the stop deadline, and
@@ -108,19 +118,21 @@ type Drain struct {
 	c            *lifecycle.Coordinator
 	log          *zap.Logger
 	onServeError func(error)
-	noteAccept   func(net.Addr) // c.Telemetry().NoteAccept; a field so tests can count
+	maxConns     int            // resolved: 0 is no bound
+	noteConn     func(net.Addr) // c.Telemetry().NoteNewConnection; a field so tests can count
 
 	work      srvstate.Work // requests begun and ended (or hijacked): the in-flight count and the arrivals
-	hijacked  hijackedConns // connections taken over by a handler (WebSocket)
+	conns     *connSet      // the connections of Listener's listeners
 	anyHijack atomic.Bool   // a request has been hijacked: the middleware looks for its own
 	// bodyTimeout is the read deadline of a request body, from its
 	// handler's call (a time.Duration); 0: none. Manage may turn it off.
 	bodyTimeout atomic.Int64
 
 	mu        sync.Mutex
-	srv       *http.Server  // the managed server; nil before Manage
-	serveDone chan struct{} // closed when Serve's goroutine has returned; nil unless Serve
-	stopping  bool          // the stop participant has begun: no Serve from now on
+	srv       *http.Server      // the managed server; nil before Manage
+	listeners []*acceptListener // the listeners of Listener
+	serveDone chan struct{}     // closed when Serve's goroutine has returned; nil unless Serve
+	stopping  bool              // the stop participant has begun: no Serve from now on
 }
 
 // NewDrain returns the drain of one server that follows c, and registers
@@ -141,7 +153,9 @@ func newDrain(c *lifecycle.Coordinator, o options) *Drain {
 		c:            c,
 		log:          o.log,
 		onServeError: o.onServeError,
-		noteAccept:   tel.NoteAccept,
+		maxConns:     resolveMaxConns(o.maxConns),
+		noteConn:     tel.NoteNewConnection,
+		conns:        newConnSet(),
 	}
 	d.bodyTimeout.Store(int64(max(o.bodyTimeout, 0)))
 	tel.TrackInFlight(InFlightGauge, d.InFlight)
@@ -157,12 +171,34 @@ func newDrain(c *lifecycle.Coordinator, o options) *Drain {
 // request in flight, nor a request cut at the stop deadline.
 func (d *Drain) InFlight() int64 { return d.work.InFlight() }
 
-// Listener returns ln wrapped so that every connection it accepts is
-// reported to [lifecycle.Telemetry.NoteAccept] (once per connection, never
-// per request): the adaptive drain ends once connections stop arriving.
-// Wrap the public listener only, not an admin one.
+// Listener returns ln wrapped so that the drain follows every connection
+// it accepts (through the ConnState hook that [Drain.Manage] installs):
+//
+//   - the first request on each new connection is reported to
+//     [lifecycle.Telemetry.NoteNewConnection] (once per connection, never
+//     per request, and never for a connection that sends none, such as a
+//     load balancer's TCP health check): the adaptive drain ends once new
+//     connections stop bringing requests;
+//   - at most the bound of [WithMaxConns] (for a [Server],
+//     [Config.MaxConns]) are open at once; Accept waits for one to close,
+//     and the connections beyond wait in the kernel's accept queue;
+//   - at the stop phase the listener stops accepting, and every
+//     connection accepted is served the request it sends before the stop
+//     deadline (see [Drain.Manage]).
+//
+// Wrap the public listener only, not an admin one. Wrap it below TLS
+// ([net/http.Server.ServeTLS] does): connections that come out of ln as
+// *tls.Conn are not followed.
 func (d *Drain) Listener(ln net.Listener) net.Listener {
-	return &acceptListener{Listener: ln, note: d.noteAccept, conns: &d.hijacked}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.listenerLocked(ln)
+}
+
+func (d *Drain) listenerLocked(ln net.Listener) *acceptListener {
+	l := newAcceptListener(ln, d.conns, d.maxConns)
+	d.listeners = append(d.listeners, l)
+	return l
 }
 
 // Manage makes srv this drain's server and registers its part in the
@@ -171,13 +207,18 @@ func (d *Drain) Listener(ln net.Listener) net.Listener {
 // participant "http" ([lifecycle.Coordinator.AtStop]), which, when the
 // stop phase begins:
 //
-//  1. calls [net/http.Server.Shutdown], bounded by the stop deadline: the
+//  1. closes the listeners of [Drain.Listener] and waits, bounded by the
+//     stop deadline, for their HTTP/1 connections to close: each one
+//     accepted is served its request, even one that arrives now, then
+//     closes (keep-alives are off);
+//  2. calls [net/http.Server.Shutdown], bounded by the stop deadline: the
 //     listeners close, idle connections close, active requests finish;
-//  2. at the deadline, calls [net/http.Server.Close]: the requests still
+//  3. at the deadline, calls [net/http.Server.Close]: the requests still
 //     in [Drain.Handler] are cut, counted with
 //     [lifecycle.Telemetry.RecordCut] ([lifecycle.CutRequests]) and logged
-//     once;
-//  3. waits for the goroutine of [Drain.Serve], if it serves srv.
+//     once, and so are the requests whose bytes had arrived on a
+//     connection the server closed;
+//  4. waits for the goroutine of [Drain.Serve], if it serves srv.
 //
 // Serve srv yourself (go srv.Serve(d.Listener(ln))), or with
 // [Drain.Serve]. The participant shuts srv down whether or not it is
@@ -210,21 +251,25 @@ func (d *Drain) Manage(srv *http.Server) error {
 	// the session registry (wsmod) ends then closes its keep-alive
 	// connection instead of leaving it open for a reconnect that this
 	// stopping pod would refuse. The switch happens in the transition,
-	// before any stop participant runs; Shutdown, a moment later, closes
-	// the idle connections anyway.
-	d.c.OnState(lifecycle.StateStopping, func() { srv.SetKeepAlivesEnabled(false) })
-	// Hijacked connections: Shutdown neither waits for them nor closes
-	// them. The stop participant does both (see hijackedConns). A hijacked
-	// request leaves the in-flight count at once (Drain.InFlight); the
-	// middleware finds its connection in the request's context to know.
+	// before any stop participant runs. It also closes the idle
+	// connections: a keep-alive connection that stayed idle through the
+	// whole drain (a response during the drain closed every other one).
+	d.c.OnState(lifecycle.StateStopping, func() {
+		d.conns.stopping.Store(true)
+		srv.SetKeepAlivesEnabled(false)
+	})
+	// The connections of Listener, followed from state to state (see
+	// connSet). A hijacked request leaves the in-flight count at once
+	// (Drain.InFlight); the middleware finds its connection in the
+	// request's context to know.
 	next := srv.ConnState
 	srv.ConnState = func(conn net.Conn, st http.ConnState) {
+		d.connState(conn, st)
 		if st == http.StateHijacked {
-			d.hijacked.hijacked(conn)
 			// The request leaves the in-flight count now, if the
 			// middleware can tell at its end (its connection is in its
 			// context), so as not to count the end twice.
-			if tc, ok := conn.(*trackedConn); ok && tc.inContext {
+			if tc, _ := trackedOf(conn); tc != nil && tc.inContext {
 				tc.leftCount.Store(true)
 				d.anyHijack.Store(true)
 				d.work.End()
@@ -273,7 +318,7 @@ func (d *Drain) Serve(srv *http.Server, ln net.Listener) error {
 	}
 	done := make(chan struct{})
 	d.serveDone = done
-	go d.serve(srv, d.Listener(ln), done)
+	go d.serve(srv, d.listenerLocked(ln), done)
 	d.log.Info("http serving", zap.Stringer("addr", ln.Addr()),
 		zap.Bool("h2c", srv.Protocols != nil && srv.Protocols.UnencryptedHTTP2()))
 	return nil
@@ -303,12 +348,24 @@ func (d *Drain) serve(srv *http.Server, ln net.Listener, done chan<- struct{}) {
 func (d *Drain) stop(ctx context.Context) error {
 	d.mu.Lock()
 	d.stopping = true
-	srv, done := d.srv, d.serveDone
+	srv, done, listeners := d.srv, d.serveDone, slices.Clone(d.listeners)
 	d.mu.Unlock()
 
 	deadline, _ := ctx.Deadline()
 	clk := d.c.Clock()
 	start := clk.Now()
+	// A connection the server accepted is the server's: no new one from
+	// now on, and each one accepted gets its request served, even one
+	// sent now, before Shutdown begins — Shutdown drops a request it reads
+	// after it began (the connection closes without a response). With
+	// keep-alives off, every HTTP/1 connection closes after its response;
+	// a silent new one at its ReadHeaderTimeout. (HTTP/2 connections get
+	// their GOAWAY from Shutdown, then; hijacked ones are waited for
+	// below.)
+	for _, l := range listeners {
+		l.stopAccepting()
+	}
+	d.conns.waitHTTP1(ctx)
 	err := srv.Shutdown(ctx) // at once for a server that never served
 	if ctx.Err() != nil && err != nil {
 		// Shutdown gave up: whatever is still in flight is cut.
@@ -328,42 +385,26 @@ func (d *Drain) stop(ctx context.Context) error {
 	// its connections (HijackClaimer) and ends and counts them itself. A
 	// connection that a handler runs on its own gets cut here, and the
 	// report says so.
-	if n := d.hijacked.waitClosed(ctx); n > 0 {
+	if n := d.conns.waitHijacked(ctx); n > 0 {
 		d.c.Telemetry().RecordCut(CutHijacked, int64(n))
 		d.log.Warn("hijacked connections cut at the stop deadline: a WebSocket handler not through wsmod? "+
 			"wsmod's registry closes sessions with 1001 before the deadline",
 			zap.Int("count", n), zap.Time("deadline", deadline))
+	}
+	// A request whose bytes had arrived when the server closed its
+	// connection — an idle keep-alive connection closed as its next
+	// request came, a request still being read at the deadline — is cut
+	// too: it never reached the handler.
+	if n := d.conns.readCuts.Swap(0); n > 0 {
+		d.c.Telemetry().RecordCut(lifecycle.CutRequests, n)
+		d.log.Warn("requests cut while being read: the server closed their connection",
+			zap.Int64("count", n), zap.Time("deadline", deadline))
 	}
 	d.log.Info("http stopped", zap.Duration("took", clk.Now().Sub(start)))
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("http shutdown: %w", err)
 	}
 	return nil
-}
-
-// acceptListener reports every accepted connection to the coordinator's
-// adaptive drain (once per connection, never per request), and hands out
-// connections that know when they are closed, so that the stop can find
-// the hijacked ones still open.
-type acceptListener struct {
-	net.Listener
-	note  func(remote net.Addr)
-	conns *hijackedConns
-}
-
-func (l *acceptListener) Accept() (net.Conn, error) {
-	conn, err := l.Listener.Accept()
-	if err != nil {
-		return conn, err
-	}
-	l.note(conn.RemoteAddr())
-	if _, ok := conn.(*tls.Conn); ok {
-		// net/http must see a *tls.Conn: wrap the listener below TLS
-		// (http.Server.ServeTLS does) for hijacked connections to be
-		// tracked.
-		return conn, nil
-	}
-	return &trackedConn{Conn: conn, set: l.conns}, nil
 }
 
 // CutHijacked is the kind of cut work counted for hijacked connections
@@ -388,113 +429,6 @@ type HijackClaimer interface {
 	ClaimHijacked() bool
 }
 
-// hijackedConns is the set of connections a handler took over and has
-// not closed yet, less those a registry claimed.
-type hijackedConns struct {
-	mu      sync.Mutex
-	open    map[*trackedConn]struct{}
-	changed chan struct{} // size 1: a hijacked connection closed or was claimed
-}
-
-// hijacked adds c, once a handler has hijacked it.
-func (h *hijackedConns) hijacked(c net.Conn) {
-	tc, ok := c.(*trackedConn)
-	if !ok {
-		return // not from Drain.Listener: not tracked
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if tc.closed || tc.claimed {
-		return
-	}
-	if h.open == nil {
-		h.open = make(map[*trackedConn]struct{})
-		h.changed = make(chan struct{}, 1)
-	}
-	tc.hijacked = true
-	h.open[tc] = struct{}{}
-}
-
-func (h *hijackedConns) closed(tc *trackedConn) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	tc.closed = true
-	h.dropLocked(tc)
-}
-
-// claim takes tc out of the set for good, unless the stop deadline has cut
-// it already.
-func (h *hijackedConns) claim(tc *trackedConn) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if tc.cut {
-		return false
-	}
-	tc.claimed = true
-	h.dropLocked(tc)
-	return true
-}
-
-func (h *hijackedConns) dropLocked(tc *trackedConn) {
-	if _, ok := h.open[tc]; !ok {
-		return
-	}
-	delete(h.open, tc)
-	select {
-	case h.changed <- struct{}{}:
-	default:
-	}
-}
-
-// waitClosed waits until every hijacked connection has closed or ctx
-// ends; then it closes the ones left and returns how many.
-func (h *hijackedConns) waitClosed(ctx context.Context) int {
-	for {
-		h.mu.Lock()
-		n, changed := len(h.open), h.changed
-		h.mu.Unlock()
-		if n == 0 {
-			return 0
-		}
-		select {
-		case <-changed:
-			continue
-		case <-ctx.Done():
-		}
-		// Marked under the lock that claims take: a connection is either
-		// cut here or claimed, never both.
-		h.mu.Lock()
-		left := make([]*trackedConn, 0, len(h.open))
-		for tc := range h.open {
-			tc.cut = true
-			left = append(left, tc)
-		}
-		h.mu.Unlock()
-		for _, tc := range left {
-			_ = tc.Close()
-		}
-		return len(left)
-	}
-}
-
-// trackedConn is an accepted connection that tells the set when it
-// closes. It passes ReadFrom and CloseWrite through, which net/http uses
-// when the connection is a *net.TCPConn (sendfile, graceful close).
-type trackedConn struct {
-	net.Conn
-	set      *hijackedConns
-	hijacked bool // guarded by set.mu
-	closed   bool // guarded by set.mu
-	claimed  bool // guarded by set.mu: a registry ends and counts it
-	cut      bool // guarded by set.mu: closed and counted at the stop deadline
-	once     sync.Once
-
-	// inContext: the server's ConnContext put it in its requests'
-	// contexts (written before the connection is served).
-	inContext bool
-	leftCount atomic.Bool // hijacked, its request left the in-flight count then
-}
-
 // connKey is the request context's key of the request's *trackedConn
 // (Drain.Manage sets the server's ConnContext).
 type connKey struct{}
@@ -508,23 +442,3 @@ func hijackedRequest(r *http.Request) bool {
 
 // ClaimHijacked implements [HijackClaimer].
 func (c *trackedConn) ClaimHijacked() bool { return c.set.claim(c) }
-
-func (c *trackedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { c.set.closed(c) })
-	return err
-}
-
-func (c *trackedConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
-}
-
-func (c *trackedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}

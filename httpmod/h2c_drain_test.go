@@ -55,3 +55,27 @@ func TestH2CDrainMovesClientsWithGOAWAY(t *testing.T) {
 	// carries the GOAWAY; the client's requests then move to a new one.
 	waittest.Eventually(t, waitTimeout, func() bool { return !get() }, "a request on a new connection after GOAWAY")
 }
+
+// The stop waits for the HTTP/1 connections to close before Shutdown; an
+// h2c connection is not one of them (Shutdown sends it a GOAWAY): an idle
+// one does not hold the stop phase to its deadline.
+func TestH2CConnectionDoesNotHoldTheStop(t *testing.T) {
+	t.Parallel()
+	s, c := servertest.Start(t, quick, httpmod.Config{H2C: true}, okMux()) // stop deadline: 26s after D0
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: tr, Timeout: waitTimeout}
+	resp, err := client.Get("http://" + s.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("HTTP/%d, want 2", resp.ProtoMajor)
+	}
+	r := servertest.WaitReport(t, c) // fails after 10s: the connection is still open, idle
+	if !r.Clean() || r.Hooks[0].Err != "" {
+		t.Errorf("report: cut %v, hooks %+v", r.Cut, r.Hooks)
+	}
+	tr.CloseIdleConnections()
+}

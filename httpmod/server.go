@@ -50,6 +50,7 @@ func New(cfg Config, c *lifecycle.Coordinator, h http.Handler, opts ...Option) (
 		h = http.NewServeMux()
 	}
 	o := newOptions(append(opts, WithBodyReadTimeout(cfg.BodyReadTimeout)))
+	o.maxConns = cfg.MaxConns
 
 	// net/http's own complaints (accept errors, a superfluous WriteHeader
 	// after a recovered panic, HTTP/2 protocol errors) go to zap as warnings.

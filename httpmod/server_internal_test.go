@@ -95,7 +95,7 @@ func TestServeErrorShutsDownTheApp(t *testing.T) {
 
 // The adaptive drain hears of every new connection on the public listener,
 // once per connection: keep-alive requests do not count again.
-func TestNoteAcceptOncePerConnection(t *testing.T) {
+func TestNoteNewConnectionOncePerConnection(t *testing.T) {
 	t.Parallel()
 	c, err := lifecycle.New(quick)
 	if err != nil {
@@ -109,7 +109,7 @@ func TestNoteAcceptOncePerConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	var accepts atomic.Int64
-	s.d.noteAccept = func(net.Addr) { accepts.Add(1) }
+	s.d.noteConn = func(net.Addr) { accepts.Add(1) }
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -150,22 +150,22 @@ func TestNoteAcceptOncePerConnection(t *testing.T) {
 // the registry does not count it again.
 func TestHijackedConnClaimedOrCut(t *testing.T) {
 	t.Parallel()
-	newConn := func(set *hijackedConns) *trackedConn {
+	newConn := func(set *connSet) *trackedConn {
 		a, b := net.Pipe()
 		t.Cleanup(func() { a.Close(); b.Close() })
 		tc := &trackedConn{Conn: a, set: set}
-		set.hijacked(tc)
+		set.hijack(tc)
 		return tc
 	}
 	ended, cancel := context.WithCancel(context.Background())
 	cancel() // the stop deadline has passed
 
-	var set hijackedConns
-	claimed, left := newConn(&set), newConn(&set)
+	set := newConnSet()
+	claimed, left := newConn(set), newConn(set)
 	if !claimed.ClaimHijacked() {
 		t.Fatal("claim before the deadline failed")
 	}
-	if n := set.waitClosed(ended); n != 1 {
+	if n := set.waitHijacked(ended); n != 1 {
 		t.Errorf("cut %d connections at the deadline, want 1: the claimed one is the registry's", n)
 	}
 	if left.ClaimHijacked() {

@@ -61,8 +61,9 @@ type Config struct {
 	// so that proxies stop routing here. Default 5s; [None] for none.
 	DrainDelay time.Duration `yaml:"drainDelay" json:"drainDelay"`
 	// DrainQuiet is the adaptive drain: once DrainDelay has passed, the
-	// drain ends as soon as no new connection has reached a public listener
-	// for the quiet period: DrainQuiet, or longer for a pod whose traffic
+	// drain ends as soon as no new connection has brought a request to a
+	// public server for the quiet period (a bare TCP connect, such as a
+	// load balancer's TCP health check, does not count): DrainQuiet, or longer for a pod whose traffic
 	// before D0 was sparse (see DrainMissProbability). Default 1s; [None]
 	// turns it off, and the drain lasts exactly DrainDelay.
 	DrainQuiet time.Duration `yaml:"drainQuiet" json:"drainQuiet"`

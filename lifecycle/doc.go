@@ -30,8 +30,12 @@
 // # The adaptive drain
 //
 // With DrainQuiet set (the default), the drain ends, after DrainDelay, at the
-// first moment with no new connection on a public listener for the quiet
-// period, at most MaxDrainDelay after D0. The quiet period is
+// first moment with no new connection on a public server for the quiet
+// period, at most MaxDrainDelay after D0. A new connection counts at its
+// first request ([Telemetry.NoteNewConnection]), as work before D0 counts
+// by requests: a bare TCP connect and close, which a load balancer's TCP
+// health check makes every few seconds, even to a target it is
+// deregistering, is not one. The quiet period is
 // max(DrainQuiet, ln(1/ε)/λ), ε = [Config.DrainMissProbability] and λ the
 // rate at which work reached the pod in the minute before D0: a proxy still
 // sending at that rate leaves no gap so long with probability 1 − ε.

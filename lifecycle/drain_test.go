@@ -58,7 +58,7 @@ func TestAdaptiveDrainQuietEndsAtDrainDelay(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, adaptiveConfig())
 	c.MarkStarted()
-	c.Telemetry().NoteAccept(nil) // traffic before D0, more than DrainQuiet before the drain's end
+	c.Telemetry().NoteNewConnection(nil) // traffic before D0, more than DrainQuiet before the drain's end
 	clk.Advance(time.Second)
 	c.BeginDrain("test")
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
@@ -79,14 +79,14 @@ func TestAdaptiveDrainExtendsWhileAccepting(t *testing.T) {
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 
 	clk.Advance(1500 * ms)
-	c.Telemetry().NoteAccept(nil) // D0+1.5s: quiet from D0+2.5s
+	c.Telemetry().NoteNewConnection(nil) // D0+1.5s: quiet from D0+2.5s
 	clk.Advance(500 * ms)
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout) // the drain went back to sleep at D0+2s
 	if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
 		t.Fatal("drain ended at DrainDelay though a connection arrived 500ms before")
 	}
 	clk.Advance(200 * ms)
-	c.Telemetry().NoteAccept(nil) // D0+2.2s: quiet from D0+3.2s
+	c.Telemetry().NoteNewConnection(nil) // D0+2.2s: quiet from D0+3.2s
 	clk.Advance(300 * ms)
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout) // woke at D0+2.5s, asleep again
 	if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
@@ -112,7 +112,7 @@ func TestAdaptiveDrainNeverPassesMax(t *testing.T) {
 		if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
 			t.Fatalf("drain ended at D0+%v while connections kept coming", at)
 		}
-		c.Telemetry().NoteAccept(nil)
+		c.Telemetry().NoteNewConnection(nil)
 		clk.Advance(500 * ms)
 	}
 	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone at MaxDrainDelay")
@@ -135,7 +135,7 @@ func TestAdaptiveDrainOffWithoutRoom(t *testing.T) {
 	c.MarkStarted() // serving: a service that never served has nothing to drain
 	c.BeginDrain("test")
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
-	c.Telemetry().NoteAccept(nil)
+	c.Telemetry().NoteNewConnection(nil)
 	clk.Advance(2 * s)
 	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone")
 	finishDrain(t, c, lifecycle.DrainEndedDelay, 2*s)
@@ -148,7 +148,7 @@ func TestFixedDrainIgnoresAccepts(t *testing.T) {
 	c.BeginDrain("test")
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2*s - ms)
-	c.Telemetry().NoteAccept(nil)
+	c.Telemetry().NoteNewConnection(nil)
 	clk.Advance(ms)
 	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone")
 	finishDrain(t, c, lifecycle.DrainEndedDelay, 2*s)
@@ -198,7 +198,7 @@ func TestAdaptiveDrainSparseTrafficWaitsLonger(t *testing.T) {
 	// A connection at D0+3s (the proxy still sends): the drain may end no
 	// sooner than D0+3s+quiet.
 	clk.Advance(3 * s)
-	c.Telemetry().NoteAccept(&net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 4000})
+	c.Telemetry().NoteNewConnection(&net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 4000})
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(wantQuiet - ms)
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
@@ -285,7 +285,7 @@ func TestAdaptiveDrainMaxWhileArrivingNamesLateRemotes(t *testing.T) {
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	for i := range 30 * 2 { // a connection every 500ms, from one of two hops
 		clk.Advance(500 * ms)
-		c.Telemetry().NoteAccept(&net.TCPAddr{IP: net.IPv4(10, 0, 0, byte(1+i%2)), Port: 80})
+		c.Telemetry().NoteNewConnection(&net.TCPAddr{IP: net.IPv4(10, 0, 0, byte(1+i%2)), Port: 80})
 	}
 	// The driver re-arms its timer relative to the clock it reads: let it
 	// settle, then move past the max.
@@ -325,10 +325,10 @@ func TestAdaptiveDrainArrivalsAfterAnIdleWindow(t *testing.T) {
 	c.BeginDrain("test")
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
-	c.Telemetry().NoteAccept(nil)
+	c.Telemetry().NoteNewConnection(nil)
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
-	c.Telemetry().NoteAccept(nil) // D0+4s: 2 since D0
+	c.Telemetry().NoteNewConnection(nil) // D0+4s: 2 since D0
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s) // D0+6s: past DrainDelay + DrainQuiet of the last one
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)

@@ -20,8 +20,10 @@ type Telemetry struct {
 	plan  Plan
 	state func() State
 
-	draining   atomic.Bool  // D0 has come: accepts go to afterD0
-	lastAccept atomic.Int64 // clock time of the last public accept, UnixNano
+	draining atomic.Bool // D0 has come: new connections go to afterD0
+	// lastAccept is the clock time (UnixNano) of the last new connection's
+	// first request (NoteNewConnection); the name is the driver's.
+	lastAccept atomic.Int64
 	traffic    trafficWindow
 	afterD0    arrivalLog
 	refused    prestopRefusals
@@ -95,12 +97,16 @@ func (t *Telemetry) TrackArrivals(read func() int64) {
 	t.mu.Unlock()
 }
 
-// NoteAccept records that a public listener accepted a connection from
-// remote (nil if unknown) now. The adaptive drain ends only after its quiet
-// period without one. Call it per connection, not per request; admin
-// listeners never call it. Before D0 it is one clock read and one atomic
-// store.
-func (t *Telemetry) NoteAccept(remote net.Addr) {
+// NoteNewConnection records that the first request on a new connection
+// to a public server, from remote (nil if unknown), arrived now. The
+// adaptive drain ends only after its quiet period without one. Call it once
+// per connection, at its first request (a WebSocket or SSE open is a
+// request too), not at the TCP accept: a load balancer's TCP health check
+// connects and closes without a request, and would hold the drain to
+// MaxDrainDelay. It is how arrivals are judged before D0 too, where the
+// rate counts requests ([Telemetry.TrackArrivals]). Admin servers never
+// call it. Before D0 it is one clock read and one atomic store.
+func (t *Telemetry) NoteNewConnection(remote net.Addr) {
 	now := t.clock.Now()
 	t.lastAccept.Store(now.UnixNano())
 	if t.draining.Load() {

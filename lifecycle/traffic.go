@@ -268,8 +268,9 @@ type DrainSeen struct {
 	// Quiet is the quiet period used: how long without a new connection
 	// ended the drain (zero for a fixed drain).
 	Quiet time.Duration `json:"quiet"`
-	// Arrivals counts the new connections that reached the public
-	// listeners from D0 to the drain's end.
+	// Arrivals counts the new connections whose first request reached the
+	// public servers from D0 to the drain's end
+	// ([Telemetry.NoteNewConnection]).
 	Arrivals int64 `json:"arrivals"`
 	// LastArrival is the last of them, from D0: the propagation delay this
 	// pod observed (0 if none arrived).

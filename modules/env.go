@@ -29,6 +29,10 @@ const (
 	// written — a control character such as a trailing newline, a space or
 	// tab at either end — is refused ([lifecycle.CheckPrestopToken]).
 	EnvPrestopToken = "PRESTOP_TOKEN"
+	// EnvHTTPMaxConns bounds the public connections open at once
+	// (httpmod.Config.MaxConns): unset or 0, the default derived from the
+	// open-file limit; -1 (any negative), no bound.
+	EnvHTTPMaxConns = "HTTP_MAX_CONNS"
 )
 
 // FromEnv reads the bundle's configuration from the environment, through
@@ -69,6 +73,13 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 		return Config{}, fmt.Errorf("%s, %s: the public and the admin server cannot share port %s",
 			v(EnvPort, 8080), v(EnvAdminPort, 9090), strings.TrimPrefix(cfg.HTTP.Addr, ":"))
+	}
+	if v, ok := lookup(EnvHTTPMaxConns); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s=%q: not a whole number (0: the default, -1: no bound)", EnvHTTPMaxConns, v)
+		}
+		cfg.HTTP.MaxConns = n
 	}
 	lc := &cfg.Lifecycle
 	budget := []struct {

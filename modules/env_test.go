@@ -1,6 +1,7 @@
 package modules_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,19 @@ func TestFromEnv(t *testing.T) {
 			},
 		},
 		{
+			name: "public connections: a bound, or none",
+			give: map[string]string{"HTTP_MAX_CONNS": "500"},
+			want: func(c modules.Config) string {
+				if c.HTTP.MaxConns != 500 {
+					return "HTTP_MAX_CONNS not read"
+				}
+				if n, err := modules.FromEnv(lookup(map[string]string{"HTTP_MAX_CONNS": "-1"})); err != nil || n.HTTP.MaxConns != -1 {
+					return fmt.Sprintf("HTTP_MAX_CONNS=-1: %d, %v", n.HTTP.MaxConns, err)
+				}
+				return ""
+			},
+		},
+		{
 			name: "port 0 twice: a free port each",
 			give: map[string]string{"PORT": "0", "ADMIN_PORT": "0"},
 			want: func(c modules.Config) string {
@@ -114,6 +128,7 @@ func TestFromEnvErrors(t *testing.T) {
 		want []string
 	}{
 		{map[string]string{"PORT": "http"}, []string{`PORT="http"`, "port number"}},
+		{map[string]string{"HTTP_MAX_CONNS": "1e3"}, []string{`HTTP_MAX_CONNS="1e3"`, "whole number"}},
 		{map[string]string{"ADMIN_PORT": "70000"}, []string{`ADMIN_PORT="70000"`}},
 		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "abc"}, []string{`SHUTDOWN_DRAIN_DELAY="abc"`, "duration"}},
 		{map[string]string{"SHUTDOWN_GRACE_PERIOD": "-1s"}, []string{`SHUTDOWN_GRACE_PERIOD="-1s"`}},

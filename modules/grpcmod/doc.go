@@ -35,7 +35,7 @@
 // had begun on the connection are served, and grpc-go (like every HTTP/2
 // client) opens no new stream on it.
 //
-// The adaptive drain hears of a connection ([lifecycle.Telemetry.NoteAccept])
+// The adaptive drain hears of a connection ([lifecycle.Telemetry.NoteNewConnection])
 // when its first RPC other than a health Check begins, and counts
 // connections, not RPCs, as this pod's arrivals
 // ([lifecycle.Telemetry.TrackArrivals]): what the drain waits for is a

@@ -154,7 +154,7 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 	}
 	sopts := append(append([]grpc.ServerOption{
 		grpc.Creds(drainCreds{TransportCredentials: s.creds, draining: draining, sent: func() { s.goAways.Add(1) }}),
-		grpc.StatsHandler(connNoter{note: c.Telemetry().NoteAccept, n: &s.conns}),
+		grpc.StatsHandler(connNoter{note: c.Telemetry().NoteNewConnection, n: &s.conns}),
 		grpc.ChainUnaryInterceptor(s.countUnary),
 		grpc.ChainStreamInterceptor(s.countStream, s.endStreams),
 	}, keep...), s.serverOpts...)

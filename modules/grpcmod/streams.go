@@ -62,13 +62,13 @@ func (s stoppableStream) Context() context.Context { return s.ctx }
 var healthCheck = "/" + healthgrpc.Health_ServiceDesc.ServiceName + "/Check"
 
 // connNoter is the stats handler that tells the adaptive drain of every new
-// connection ([lifecycle.Telemetry.NoteAccept]) and counts it as an
+// connection ([lifecycle.Telemetry.NoteNewConnection]) and counts it as an
 // arrival, when its first RPC other than a health Check begins: a
 // connection that only checks health (a kubelet gRPC probe, a load
 // balancer's health check) did not come through the proxies, and would
 // keep the drain waiting for nothing.
 type connNoter struct {
-	note func(remote net.Addr) // Telemetry.NoteAccept
+	note func(remote net.Addr) // Telemetry.NoteNewConnection
 	n    *atomic.Int64         // connections noted: the server's arrivals
 }
 

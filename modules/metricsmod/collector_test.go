@@ -85,7 +85,7 @@ func TestCollector(t *testing.T) {
 	c.BeginDrain(lifecycle.ReasonPrestop)
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout) // the drain's timer
 	clk.Advance(1500 * time.Millisecond)
-	tel.NoteAccept(nil) // a proxy still sending at D0+1.5s
+	tel.NoteNewConnection(nil) // a proxy still sending at D0+1.5s
 	clk.Advance(500 * time.Millisecond)
 	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain's end")
 	requests.Store(0)
