@@ -68,6 +68,7 @@ type Coordinator struct {
 	exit     func(int)
 	shutdown func() error
 	tel      *Telemetry
+	est      *estimator // the adaptive drain: fed by the sampler, asked by the driver
 
 	state   atomic.Int32
 	reached [numStates]chan struct{} // closed when the state is reached
@@ -124,7 +125,8 @@ func New(cfg Config, opts ...Option) (*Coordinator, error) {
 		c.reached[i] = make(chan struct{})
 	}
 	close(c.reached[StateStarting])
-	c.tel = newTelemetry(c.clock, plan, c.State)
+	c.est = newEstimator(c.clock, plan)
+	c.tel = newTelemetry(c.clock, plan, c.State, c.est)
 	return c, nil
 }
 
@@ -211,7 +213,7 @@ func (c *Coordinator) MarkStarted() {
 	c.enter(StateServing, "started", func(now time.Time) {
 		c.tel.markServed()
 		if n, ok := c.tel.arrivals(); ok {
-			c.tel.traffic.add(sample{now, n})
+			c.est.sample(sample{now, n})
 			c.wg.Add(1)
 			go c.sample()
 		}
@@ -228,6 +230,8 @@ func (c *Coordinator) BeginDrain(reason string) bool {
 		c.base = now
 		c.mu.Unlock()
 		c.tel.markD0(now, reason)
+		n, _ := c.tel.arrivals()
+		c.est.begin(now, n)
 		c.wg.Add(1)
 		go c.run(now)
 	})
@@ -321,6 +325,6 @@ func (c *Coordinator) sample() {
 	defer c.wg.Done()
 	for sleepUntil(c.clock, c.clock.Now().Add(sampleEvery), c.reached[StateDraining]) {
 		n, _ := c.tel.arrivals()
-		c.tel.traffic.add(sample{c.clock.Now(), n})
+		c.est.sample(sample{c.clock.Now(), n})
 	}
 }

@@ -91,14 +91,8 @@ func (c *Coordinator) drain(d0 time.Time) string {
 		// Never serving, never in a load balancer: nothing to drain.
 		return end(DrainEndedNotServing)
 	}
-	quiet := time.Duration(0)
-	var rate TrafficRate
-	if p.adaptive() {
-		n, _ := c.tel.arrivals()
-		rate = c.tel.traffic.freeze(sample{d0, n})
-		quiet = quietFor(rate, p.DrainMissProbability, p.DrainQuiet, p.MaxDrainDelay)
-		c.tel.setRate(rate, quiet)
-	}
+	seen := c.est.seen(time.Time{}) // the estimate taken at D0
+	rate, quiet := seen.Rate, seen.Quiet
 	c.logDrainStart(d0, rate, quiet)
 	for {
 		now := c.clock.Now()
@@ -116,27 +110,7 @@ func (c *Coordinator) drain(d0 time.Time) string {
 			}
 			return end(DrainEndedDelay)
 		}
-		// Quiet since the last new connection, or since D0: a connection
-		// accepted before D0 says nothing of the proxies after it
-		// (keep-alive traffic may not open one for minutes).
-		last := time.Unix(0, c.tel.lastAccept.Load())
-		if last.Before(d0) {
-			last = d0
-		}
-		// No arrival before D0 but some after it: the proxies do send
-		// here, at a rate the window did not see (a pod just added, a gap
-		// in sparse traffic). Judge the quiet period by the arrivals since
-		// D0 instead.
-		if rate.Window > 0 && rate.Arrivals == 0 && !rate.Uncertain {
-			if n, _, _ := c.tel.afterD0.read(now); n > 0 {
-				since := TrafficRate{Window: now.Sub(d0), Arrivals: n, PerSecond: float64(n) / now.Sub(d0).Seconds()}
-				if q := quietFor(since, p.DrainMissProbability, p.DrainQuiet, p.MaxDrainDelay); q > quiet {
-					quiet = q
-					c.tel.setRate(rate, quiet)
-				}
-			}
-		}
-		quietAt := last.Add(quiet)
+		quietAt := c.est.quietEnd(now)
 		if !now.Before(quietAt) && quietAt.Before(dl.drainMax) {
 			return end(DrainEndedQuiet)
 		}

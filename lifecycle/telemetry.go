@@ -5,7 +5,6 @@ import (
 	"net"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -20,13 +19,8 @@ type Telemetry struct {
 	plan  Plan
 	state func() State
 
-	draining atomic.Bool // D0 has come: new connections go to afterD0
-	// lastAccept is the clock time (UnixNano) of the last new connection's
-	// first request (NoteNewConnection); the name is the driver's.
-	lastAccept atomic.Int64
-	traffic    trafficWindow
-	afterD0    arrivalLog
-	refused    prestopRefusals
+	est     *estimator // the adaptive drain's: it hears of new connections, metrics preview it
+	refused prestopRefusals
 
 	mu          sync.Mutex
 	gauges      []gauge
@@ -42,7 +36,7 @@ type Telemetry struct {
 	phaseStart   [len(phaseStates)]time.Time
 	planned      [len(phaseStates)]time.Duration // set as each phase's deadline is known; else the plan's
 	drainEndedBy string
-	seen         DrainSeen
+	seen         DrainSeen // what the drain saw, once it has ended
 	atD0, atStop map[string]int64
 	sessAtD0     map[string]SessionEnds
 	hooks        []HookReport
@@ -60,8 +54,8 @@ type sessionSource struct {
 	read func() SessionEnds
 }
 
-func newTelemetry(clock Clock, plan Plan, state func() State) *Telemetry {
-	return &Telemetry{clock: clock, plan: plan, state: state, cuts: make(map[CutKind]int64)}
+func newTelemetry(clock Clock, plan Plan, state func() State, est *estimator) *Telemetry {
+	return &Telemetry{clock: clock, plan: plan, state: state, est: est, cuts: make(map[CutKind]int64)}
 }
 
 // TrackInFlight registers a gauge of work in flight (requests, open
@@ -106,13 +100,7 @@ func (t *Telemetry) TrackArrivals(read func() int64) {
 // MaxDrainDelay. It is how arrivals are judged before D0 too, where the
 // rate counts requests ([Telemetry.TrackArrivals]). Admin servers never
 // call it. Before D0 it is one clock read and one atomic store.
-func (t *Telemetry) NoteNewConnection(remote net.Addr) {
-	now := t.clock.Now()
-	t.lastAccept.Store(now.UnixNano())
-	if t.draining.Load() {
-		t.afterD0.note(now, remote)
-	}
-}
+func (t *Telemetry) NoteNewConnection(remote net.Addr) { t.est.noteConn(remote) }
 
 // RecordCut counts n units of work of kind cut at a deadline. Any cut
 // makes the shutdown unclean (exit code 1).
@@ -182,7 +170,6 @@ func (t *Telemetry) markD0(now time.Time, reason string) {
 	t.atD0 = t.sampleLocked()
 	t.sessAtD0 = t.sampleSessionsLocked()
 	t.mu.Unlock()
-	t.draining.Store(true)
 }
 
 // markPhase records that the phase of state s began at now.
@@ -200,27 +187,18 @@ func (t *Telemetry) markPhase(s State, now time.Time) {
 	}
 }
 
-// markDrainEnd records why the drain ended and what it saw after D0.
+// markDrainEnd records why the drain ended and what it saw: the
+// estimator's account, with the remote addresses of the last quarter of
+// the drain (who was still sending then).
 func (t *Telemetry) markDrainEnd(by string, now time.Time) DrainSeen {
-	// The last quarter of the drain: who was still sending then.
 	t.mu.Lock()
 	d0 := t.d0
 	t.mu.Unlock()
-	n, last, late := t.afterD0.read(d0.Add(now.Sub(d0) * 3 / 4))
+	seen := t.est.seen(d0.Add(now.Sub(d0) * 3 / 4))
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.drainEndedBy = by
-	t.seen.Arrivals, t.seen.LateRemotes = n, late
-	if !last.IsZero() {
-		t.seen.LastArrival = last.Sub(d0)
-	}
-	return t.seen.clone()
-}
-
-func (t *Telemetry) setRate(rate TrafficRate, quiet time.Duration) {
-	t.mu.Lock()
-	t.seen.Rate, t.seen.Quiet = rate, quiet
-	t.mu.Unlock()
+	t.drainEndedBy, t.seen = by, seen
+	return seen.clone()
 }
 
 // setPlanned records the planned length of the phase of state s, from its
@@ -389,21 +367,16 @@ func (t *Telemetry) Snapshot() Snapshot {
 	} else {
 		s.Phases = t.phasesLocked(now)
 	}
-	if t.d0.IsZero() && t.plan.adaptive() {
+	switch {
+	case t.d0.IsZero():
 		// Before D0: the rate the drain would judge by now, and its quiet
 		// period, so that an operator can see them before a rollout.
 		n, _ := t.arrivalsLocked()
-		if rate, ok := t.traffic.peek(sample{now, n}); ok {
-			s.Drain.Rate = rate
-			s.Drain.Quiet = quietFor(rate, t.plan.DrainMissProbability, t.plan.DrainQuiet, t.plan.MaxDrainDelay)
+		if rate, quiet, ok := t.est.preview(now, n); ok {
+			s.Drain.Rate, s.Drain.Quiet = rate, quiet
 		}
-	}
-	if !t.d0.IsZero() && t.drainEndedBy == "" {
-		n, last, _ := t.afterD0.read(t.d0)
-		s.Drain.Arrivals = n
-		if !last.IsZero() {
-			s.Drain.LastArrival = last.Sub(t.d0)
-		}
+	case t.drainEndedBy == "":
+		s.Drain = t.est.seen(time.Time{}) // the drain under way
 	}
 	return s
 }

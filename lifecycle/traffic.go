@@ -3,8 +3,6 @@ package lifecycle
 import (
 	"fmt"
 	"math"
-	"net"
-	"sync"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -54,71 +52,6 @@ const (
 type sample struct {
 	at    time.Time
 	count int64
-}
-
-// trafficWindow is the ring of samples. It is guarded by its own mutex,
-// never the coordinator's: the sampler and the drain read it, nothing on
-// the request path does.
-type trafficWindow struct {
-	mu      sync.Mutex
-	ring    [windowSamples + 1]sample
-	n, next int
-	frozen  bool // D0 has come: the estimate is taken, later samples are dropped
-}
-
-func (w *trafficWindow) add(s sample) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.frozen {
-		return
-	}
-	w.ring[w.next] = s
-	w.next = (w.next + 1) % len(w.ring)
-	if w.n < len(w.ring) {
-		w.n++
-	}
-}
-
-// freeze ends the sampling and estimates the rate with a last sample at
-// now.
-func (w *trafficWindow) freeze(last sample) TrafficRate {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.frozen = true
-	return w.estimateLocked(last)
-}
-
-// peek estimates the rate as freeze would now, without ending the
-// sampling (metrics before D0); false once frozen.
-func (w *trafficWindow) peek(last sample) (TrafficRate, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.frozen || w.n == 0 {
-		return TrafficRate{}, false
-	}
-	return w.estimateLocked(last), true
-}
-
-func (w *trafficWindow) estimateLocked(last sample) TrafficRate {
-	ss := make([]sample, 0, w.n+1)
-	for i := range w.n {
-		ss = append(ss, w.ring[(w.next-w.n+i+len(w.ring))%len(w.ring)])
-	}
-	ss = append(ss, last)
-	if w.n < len(w.ring) && last.count > ss[0].count {
-		// Start-up (the ring never filled: the first sample is the
-		// start of serving): from the interval of the first arrival.
-		for len(ss) > 2 && ss[1].count == ss[0].count {
-			ss = ss[1:]
-		}
-		r := estimateRate(ss)
-		if r.Arrivals <= 1 {
-			return TrafficRate{Window: r.Window, Arrivals: r.Arrivals, Uncertain: true}
-		}
-		r.PerSecond *= float64(r.Arrivals-1) / float64(r.Arrivals)
-		return r
-	}
-	return estimateRate(ss)
 }
 
 // TrafficRate is what the adaptive drain learnt of this pod's traffic in
@@ -209,55 +142,6 @@ func quietFor(r TrafficRate, eps float64, floor, most time.Duration) time.Durati
 		return max(floor, most)
 	}
 	return max(floor, time.Duration(secs*float64(time.Second)))
-}
-
-// arrivalLog keeps what the drain saw after D0: how many new connections
-// reached the public listeners, when the last one did, and the remote
-// addresses of the latest few, so that the report can name the hop that
-// was still sending near the end.
-type arrivalLog struct {
-	mu     sync.Mutex
-	count  int64
-	last   time.Time
-	recent [recentArrivals]arrival
-	n      int
-}
-
-// recentArrivals bounds the remote addresses kept (and logged).
-const recentArrivals = 8
-
-type arrival struct {
-	at   time.Time
-	addr string
-}
-
-func (l *arrivalLog) note(at time.Time, remote net.Addr) {
-	addr := ""
-	if remote != nil {
-		addr = remote.String()
-	}
-	l.mu.Lock()
-	l.count++
-	l.last = at
-	l.recent[l.n%recentArrivals] = arrival{at, addr}
-	l.n++
-	l.mu.Unlock()
-}
-
-// read returns the count, the last arrival, and the remote addresses of
-// the kept arrivals at or after since, oldest first.
-func (l *arrivalLog) read(since time.Time) (int64, time.Time, []string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var addrs []string
-	k := min(l.n, recentArrivals)
-	for i := l.n - k; i < l.n; i++ {
-		a := l.recent[i%recentArrivals]
-		if !a.at.Before(since) && a.addr != "" {
-			addrs = append(addrs, a.addr)
-		}
-	}
-	return l.count, l.last, addrs
 }
 
 // DrainSeen is what the drain saw: the traffic before D0 that set its quiet

@@ -98,36 +98,41 @@ func TestQuietFor(t *testing.T) {
 func TestTrafficWindowSlides(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1000, 0)
-	var w trafficWindow
+	w := testEstimator(t0)
 	// 120 s: 10/s for the first minute, 1 every 2 s for the second.
 	ss := samplesOf(t0, append(repeat([]int64{10}, 60), repeat([]int64{1, 0}, 30)...))
 	for _, s := range ss {
-		w.add(s)
+		w.sample(s)
 	}
 	// D0 half a second after the last sample, nothing new since.
 	last := ss[len(ss)-1]
-	r := w.freeze(sample{last.at.Add(500 * time.Millisecond), last.count})
+	r, _ := w.begin(last.at.Add(500*time.Millisecond), last.count)
 	if r.Window != 60500*time.Millisecond || r.Arrivals != 30 || math.Abs(r.PerSecond-30/60.5) > 1e-9 {
-		t.Errorf("freeze = %+v, want the last minute (and the half second to D0) only: 60.5s, 30 arrivals, 30/60.5 per second", r)
+		t.Errorf("begin = %+v, want the last minute (and the half second to D0) only: 60.5s, 30 arrivals, 30/60.5 per second", r)
 	}
 	before := w.ring
-	w.add(sample{t0.Add(200 * time.Second), 1e6}) // after D0: dropped
+	w.sample(sample{t0.Add(200 * time.Second), 1e6}) // after D0: dropped
 	if w.ring != before {
-		t.Error("a sample added after freeze was kept")
+		t.Error("a sample added after D0 was kept")
 	}
 }
 
 func TestArrivalLogKeepsTheLatest(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1000, 0)
-	var l arrivalLog
+	l := testEstimator(t0)
+	l.begin(t0, 0)
+	clk := l.clock.(*stepClock)
 	for i := range 20 {
-		l.note(t0.Add(time.Duration(i)*time.Second), &net.TCPAddr{IP: net.IPv4(10, 0, 0, byte(i)), Port: 1000})
+		clk.now = t0.Add(time.Duration(i) * time.Second)
+		l.noteConn(&net.TCPAddr{IP: net.IPv4(10, 0, 0, byte(i)), Port: 1000})
 	}
-	l.note(t0.Add(20*time.Second), nil) // no address: counted, not listed
-	n, last, addrs := l.read(t0.Add(15 * time.Second))
-	if n != 21 || !last.Equal(t0.Add(20*time.Second)) {
-		t.Errorf("count %d last %v, want 21 and t0+20s", n, last)
+	clk.now = t0.Add(20 * time.Second)
+	l.noteConn(nil) // no address: counted, not listed
+	seen := l.seen(t0.Add(15 * time.Second))
+	n, last, addrs := seen.Arrivals, seen.LastArrival, seen.LateRemotes
+	if n != 21 || last != 20*time.Second {
+		t.Errorf("count %d last %v, want 21 and 20s after D0", n, last)
 	}
 	want := []string{"10.0.0.15:1000", "10.0.0.16:1000", "10.0.0.17:1000", "10.0.0.18:1000", "10.0.0.19:1000"}
 	if len(addrs) != len(want) {
@@ -139,7 +144,7 @@ func TestArrivalLogKeepsTheLatest(t *testing.T) {
 			break
 		}
 	}
-	if _, _, all := l.read(t0); len(all) != recentArrivals-1 {
+	if all := l.seen(t0).LateRemotes; len(all) != recentArrivals-1 {
 		t.Errorf("kept %d addresses, want the last %d arrivals less the one without an address", len(all), recentArrivals-1)
 	}
 }
@@ -169,12 +174,13 @@ func TestTrafficWindowStartUp(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var w trafficWindow
+			w := testEstimator(t0)
 			ss := samplesOf(t0, tt.perSecond)
 			for _, s := range ss {
-				w.add(s)
+				w.sample(s)
 			}
-			r := w.freeze(ss[len(ss)-1])
+			last := ss[len(ss)-1]
+			r, _ := w.begin(last.at, last.count)
 			if r.Window != tt.wantWindow || math.Abs(r.PerSecond-tt.wantRate) > 1e-9 || r.Uncertain != tt.wantUncertain {
 				t.Errorf("freeze = %+v, want window %v, %v/s, uncertain %v", r, tt.wantWindow, tt.wantRate, tt.wantUncertain)
 			}
@@ -183,4 +189,18 @@ func TestTrafficWindowStartUp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stepClock is a clock a test sets by hand (the estimator reads Now only).
+type stepClock struct{ now time.Time }
+
+func (c *stepClock) Now() time.Time { return c.now }
+
+func (c *stepClock) AfterFunc(time.Duration, func()) func() bool { return func() bool { return false } }
+
+// testEstimator is an estimator of the default (adaptive) budget on a clock
+// at t0.
+func testEstimator(t0 time.Time) *estimator {
+	plan := Plan{Config: Config{}.WithDefaults()}
+	return newEstimator(&stepClock{now: t0}, plan)
 }

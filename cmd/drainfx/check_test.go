@@ -344,6 +344,10 @@ func TestCheckInput(t *testing.T) {
 func TestCheckGRPCProbes(t *testing.T) {
 	t.Parallel()
 	const grpcK8s = "../../examples/grpc/k8s"
+	secret, err := os.ReadFile(filepath.Join(grpcK8s, "secret.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, err := os.ReadFile(filepath.Join(grpcK8s, "deployment.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -390,7 +394,7 @@ func TestCheckGRPCProbes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			code, out, errOut := runOut(t, string(y), "check", "-")
+			code, out, errOut := runOut(t, string(y)+"---\n"+string(secret), "check", "-")
 			if tt.wantField == "" {
 				if code != 0 || strings.Contains(out, "error:") {
 					t.Fatalf("exit %d, want 0\n%s%s", code, out, errOut)
