@@ -3,6 +3,7 @@ package modules
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -134,6 +135,11 @@ func web(cfg Config, stderr io.Writer) fx.Option {
 		probemod.Module,
 		metricsmod.Module,
 		fx.WithLogger(func(p loggerParams) fxevent.Logger {
+			if p.Slog != nil { // modules.Slog: fx's events through slog too
+				sl := &fxevent.SlogLogger{Logger: p.Slog}
+				sl.UseLogLevel(slogLevel(level))
+				return sl
+			}
 			return newFxLogger(p.Logger, level, stderr)
 		}),
 		fx.StopTimeout(plan.StopTimeout),
@@ -144,7 +150,8 @@ func web(cfg Config, stderr io.Writer) fx.Option {
 type loggerParams struct {
 	fx.In
 
-	Logger *zap.Logger `optional:"true"`
+	Logger *zap.Logger  `optional:"true"`
+	Slog   *slog.Logger `optional:"true"` // from Slog
 }
 
 // newFxLogger logs fx's events through log at level, fx's errors at error;
