@@ -82,7 +82,8 @@ func runCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	if !*quiet {
-		fmt.Fprintf(stdout, "%d objects, %d workloads: %d errors, %d warnings\n", len(objs), workloads, errs, warns)
+		fmt.Fprintf(stdout, "%s, %s: %s, %s\n", deploycheck.Plural(len(objs), "object"), deploycheck.Plural(workloads, "workload"),
+			deploycheck.Plural(errs, "error"), deploycheck.Plural(warns, "warning"))
 	}
 	if errs > 0 {
 		return 1

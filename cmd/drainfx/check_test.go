@@ -72,6 +72,9 @@ func TestCheckBrokenManifests(t *testing.T) {
 		{"shorter grace period", func(d *appsv1.Deployment) {
 			*d.Spec.Template.Spec.TerminationGracePeriodSeconds = 15
 		}, "spec.template.spec.terminationGracePeriodSeconds", "15 is below preStop sleep 0s + drain (max) 15s"},
+		{"shorter grace period: the value to set", func(d *appsv1.Deployment) {
+			*d.Spec.Template.Spec.TerminationGracePeriodSeconds = 15
+		}, "spec.template.spec.terminationGracePeriodSeconds", "set it to 30 (preStop sleep + SHUTDOWN_GRACE_PERIOD 30s)"},
 		{"grace period unlike SHUTDOWN_GRACE_PERIOD", func(d *appsv1.Deployment) {
 			*d.Spec.Template.Spec.TerminationGracePeriodSeconds = 60
 		}, "spec.template.spec.terminationGracePeriodSeconds", "60, want 30"},
@@ -251,7 +254,7 @@ subjects: [{kind: ServiceAccount, name: other}]
 				}
 				return
 			}
-			if !strings.Contains(out, "0 errors, 1 warnings") || !strings.Contains(out, "warning: stdin#1: Deployment/drainfx-service: "+tt.wantField+": "+tt.want) {
+			if !strings.Contains(out, "0 errors, 1 warning") || !strings.Contains(out, "warning: stdin#1: Deployment/drainfx-service: "+tt.wantField+": "+tt.want) {
 				t.Errorf("want one warning on %s with %q:\n%s", tt.wantField, tt.want, out)
 			}
 		})

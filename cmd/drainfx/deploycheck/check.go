@@ -3,6 +3,7 @@ package deploycheck
 import (
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"path"
 	"slices"
@@ -145,7 +146,7 @@ func Check(objs []Object, opt Options) []Finding {
 	}
 	if workloads > 0 && services == 0 {
 		out = append(out, Finding{Severity: Warning, Object: "input", Field: "env",
-			Message: fmt.Sprintf("no container of the %d workloads runs a drainfx service (none has a SHUTDOWN_* variable): nothing checked; name them with -container", workloads)})
+			Message: fmt.Sprintf("no container of the %s runs a drainfx service (none has a SHUTDOWN_* variable): nothing checked; name them with -container", Plural(workloads, "workload"))})
 	}
 	return out
 }
@@ -366,8 +367,9 @@ func (c *checker) container(i int, ct corev1.Container) {
 	const field = "spec.template.spec.terminationGracePeriodSeconds"
 	reserve, margin := max(plan.TeardownReserve, 0), max(plan.Margin, 0) // lifecycle.None is none
 	if need := d0 + plan.MaxDrainDelay + MinStopPhase + reserve + margin; grace < need {
-		c.add(Error, field, "%v is below preStop sleep %v + drain (max) %v + stop %v + teardown %v + margin %v = %v",
-			grace.Seconds(), d0, plan.MaxDrainDelay, MinStopPhase, reserve, margin, need)
+		set := max(d0+plan.GracePeriod, need)
+		c.add(Error, field, "%v is below preStop sleep %v + drain (max) %v + stop %v + teardown %v + margin %v = %v: set it to %v (preStop sleep + SHUTDOWN_GRACE_PERIOD %v)",
+			grace.Seconds(), d0, plan.MaxDrainDelay, MinStopPhase, reserve, margin, need, math.Ceil(set.Seconds()), plan.GracePeriod)
 	} else if want := d0 + plan.GracePeriod; grace != want {
 		c.add(Error, field, "%v, want %v (preStop sleep %v + SHUTDOWN_GRACE_PERIOD %v): the service must count to the kubelet's SIGKILL",
 			grace.Seconds(), want.Seconds(), d0, plan.GracePeriod)
@@ -697,4 +699,13 @@ func show(d time.Duration) string {
 		return "0s"
 	}
 	return d.String()
+}
+
+// Plural writes n and noun, the noun in the plural unless n is 1: "1
+// workload", "2 errors".
+func Plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
