@@ -9,13 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
 	"github.com/drainfx/drainfx/httpmod"
-	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
@@ -60,13 +58,12 @@ func TestScrapeDuringDrain(t *testing.T) {
 		),
 		fx.Provide(func() lifecycle.Clock { return clk }),
 		lifecycle.Module, httpmod.Module, probemod.Module, metricsmod.Module,
-		echoroute.Module,
-		echoroute.AsRoute(func() echoroute.Route {
-			return echoroute.RouteFunc(func(e *echo.Echo) {
-				e.GET("/slow", func(ec echo.Context) error {
+		httpmod.AsRoute(func() httpmod.Route {
+			return httpmod.RouteFunc(func(mux *http.ServeMux) {
+				mux.HandleFunc("GET /slow", func(w http.ResponseWriter, _ *http.Request) {
 					close(entered)
 					<-release
-					return ec.String(http.StatusOK, "ok")
+					_, _ = io.WriteString(w, "ok")
 				})
 			})
 		}),
