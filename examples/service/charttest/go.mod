@@ -3,7 +3,7 @@ module github.com/drainfx/drainfx/examples/service/charttest
 go 1.26.0
 
 require (
-	github.com/drainfx/drainfx v0.0.0
+	github.com/drainfx/drainfx v0.0.0 // indirect
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.95.2
 	helm.sh/helm/v3 v3.22.0
 	sigs.k8s.io/yaml v1.6.0
@@ -41,7 +41,6 @@ require (
 	github.com/google/gnostic-models v0.7.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/huandu/xstrings v1.5.0 // indirect
-	github.com/jonboulle/clockwork v0.5.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/mitchellh/copystructure v1.2.0 // indirect
 	github.com/mitchellh/reflectwalk v1.0.2 // indirect
@@ -73,7 +72,6 @@ require (
 	golang.org/x/time v0.15.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
-	k8s.io/api v0.37.2 // indirect
 	k8s.io/apiextensions-apiserver v0.37.2 // indirect
 	k8s.io/apimachinery v0.37.2 // indirect
 	k8s.io/client-go v0.37.2 // indirect
@@ -85,4 +83,18 @@ require (
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
 
-replace github.com/drainfx/drainfx => ../../..
+require (
+	github.com/drainfx/drainfx/cmd/drainfx v0.0.0
+	k8s.io/api v0.37.2
+)
+
+replace (
+	github.com/drainfx/drainfx => ../../..
+	github.com/drainfx/drainfx/cmd/drainfx => ../../../cmd/drainfx
+	github.com/drainfx/drainfx/examples => ../..
+	github.com/drainfx/drainfx/httpmod/echoroute => ../../../httpmod/echoroute
+	github.com/drainfx/drainfx/internal/rollout => ../../../internal/rollout
+	github.com/drainfx/drainfx/modules/grpcmod => ../../../modules/grpcmod
+	github.com/drainfx/drainfx/modules/sqlmod => ../../../modules/sqlmod
+	github.com/drainfx/drainfx/modules/workermod => ../../../modules/workermod
+)
