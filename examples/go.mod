@@ -7,6 +7,7 @@ require (
 	github.com/drainfx/drainfx/cmd/drainfx v0.0.0
 	github.com/drainfx/drainfx/httpmod/echoroute v0.0.0
 	github.com/drainfx/drainfx/modules/grpcmod v0.0.0
+	github.com/drainfx/drainfx/modules/metricsmod v0.0.0
 	github.com/drainfx/drainfx/modules/sqlmod v0.0.0
 	github.com/drainfx/drainfx/modules/workermod v0.0.0
 	github.com/gorilla/websocket v1.5.3
@@ -79,6 +80,7 @@ replace (
 	github.com/drainfx/drainfx/httpmod/echoroute => ../httpmod/echoroute
 	github.com/drainfx/drainfx/internal/rollout => ../internal/rollout
 	github.com/drainfx/drainfx/modules/grpcmod => ../modules/grpcmod
+	github.com/drainfx/drainfx/modules/metricsmod => ../modules/metricsmod
 	github.com/drainfx/drainfx/modules/sqlmod => ../modules/sqlmod
 	github.com/drainfx/drainfx/modules/workermod => ../modules/workermod
 )

@@ -11,7 +11,6 @@ require (
 )
 
 require (
-	github.com/stretchr/testify v1.12.1 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
@@ -25,6 +24,7 @@ replace (
 	github.com/drainfx/drainfx/examples => ../../examples
 	github.com/drainfx/drainfx/httpmod/echoroute => ../../httpmod/echoroute
 	github.com/drainfx/drainfx/modules/grpcmod => ../../modules/grpcmod
+	github.com/drainfx/drainfx/modules/metricsmod => ../../modules/metricsmod
 	github.com/drainfx/drainfx/modules/sqlmod => ../../modules/sqlmod
 	github.com/drainfx/drainfx/modules/workermod => ../../modules/workermod
 )
