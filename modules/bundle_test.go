@@ -65,7 +65,7 @@ func TestWebBundle(t *testing.T) {
 		t.Fatalf("state before start = %v", got)
 	}
 	app.RequireStart()
-	base := "http://" + admin.Addr()
+	base := "http://" + admin.Addr().String()
 	if code, _ := status(t, base+"/startupz"); code != http.StatusOK {
 		t.Errorf("/startupz after start = %d, want 200", code)
 	}

@@ -44,7 +44,7 @@ func ExampleWeb() {
 		return
 	}
 	fmt.Println("GET /:", get("http://"+srv.Addr().String()+"/"))
-	fmt.Print("readyz: ", get("http://"+admin.Addr()+"/readyz?verbose"))
+	fmt.Print("readyz: ", get("http://"+admin.Addr().String()+"/readyz?verbose"))
 
 	if err := app.Stop(context.Background()); err != nil {
 		fmt.Println("stop:", err)

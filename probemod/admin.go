@@ -232,15 +232,16 @@ func (a *Admin) Probes() *Probes { return a.probes }
 // tests and for serving it elsewhere.
 func (a *Admin) Handler() http.Handler { return a.srv.Handler }
 
-// Addr returns the address the admin server listens on, or "" before
-// [Admin.Start].
-func (a *Admin) Addr() string {
+// Addr returns the address the admin server listens on (the real port when
+// [Config.Addr] asked for port 0), or nil before [Admin.Start], as
+// httpmod's Server.Addr.
+func (a *Admin) Addr() net.Addr {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.ln == nil {
-		return ""
+		return nil
 	}
-	return a.ln.Addr().String()
+	return a.ln.Addr()
 }
 
 // Start listens on the configured address (a busy or bad address fails

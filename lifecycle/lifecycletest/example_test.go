@@ -85,7 +85,7 @@ func Example() {
 		}
 	}
 
-	res := k.Terminate(ctx, lifecycletest.Prestop("http://"+admin.Addr()+"/prestop", nil))
+	res := k.Terminate(ctx, lifecycletest.Prestop("http://"+admin.Addr().String()+"/prestop", nil))
 	fmt.Println("error:", res.Err())
 	fmt.Println("states:", res.States())
 	fmt.Println("drain began by:", res.Report.Reason)

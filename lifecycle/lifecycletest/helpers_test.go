@@ -27,7 +27,7 @@ type webApp struct {
 func (a *webApp) url(path string) string   { return "http://" + a.HTTP.Addr().String() + path }
 func (a *webApp) wsURL(path string) string { return "ws://" + a.HTTP.Addr().String() + path }
 func (a *webApp) adminURL(path string) string {
-	return "http://" + a.Admin.Addr() + path
+	return "http://" + a.Admin.Addr().String() + path
 }
 
 // webOptions builds the app; populate a *webApp with fx.Populate of its

@@ -50,7 +50,7 @@ func TestWebBundleMetrics(t *testing.T) {
 		fx.Populate(&admin, &sd),
 	)
 	app.RequireStart()
-	url := "http://" + admin.Addr() + "/metrics"
+	url := "http://" + admin.Addr().String() + "/metrics"
 	text := scrapeText(t, url)
 	for _, want := range []string{
 		`drainfx_state{state="serving"} 1`,

@@ -79,7 +79,7 @@ func TestScrapeDuringDrain(t *testing.T) {
 	)
 	app.RequireStart()
 	c.MarkStarted() // the bundle's fx logger does it; this app has none
-	metrics := "http://" + admin.Addr() + "/metrics"
+	metrics := "http://" + admin.Addr().String() + "/metrics"
 
 	f := scrape(t, metrics)
 	if got := f.state(t); got != "serving" {
@@ -100,7 +100,7 @@ func TestScrapeDuringDrain(t *testing.T) {
 		t.Error("drainfx_check_passing before the check ever ran")
 	}
 	// A readiness probe runs the check.
-	if resp, err := client.Get("http://" + admin.Addr() + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
+	if resp, err := client.Get("http://" + admin.Addr().String() + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("/readyz = %v, %v", resp, err)
 	} else {
 		resp.Body.Close()
@@ -232,7 +232,7 @@ func TestModuleUsesTheAppsRegistry(t *testing.T) {
 	if m.Registry() != reg {
 		t.Error("Metrics.Registry() is not the app's registry")
 	}
-	f := scrape(t, "http://"+admin.Addr()+"/custom/metrics")
+	f := scrape(t, "http://"+admin.Addr().String()+"/custom/metrics")
 	if v, _ := f.value("app_jobs_total"); v != 3 {
 		t.Errorf("app_jobs_total = %v, want 3", v)
 	}
