@@ -9,13 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/goleak"
 
 	"github.com/drainfx/drainfx/httpmod"
-	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules"
 	"github.com/drainfx/drainfx/probemod"
@@ -55,10 +53,9 @@ func TestWebBundle(t *testing.T) {
 	)
 	app := fxtest.New(t,
 		modules.Web(testConfig()),
-		echoroute.Module,
-		echoroute.AsRoute(func() echoroute.Route {
-			return echoroute.RouteFunc(func(e *echo.Echo) {
-				e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+		httpmod.AsRoute(func() httpmod.Route {
+			return httpmod.RouteFunc(func(mux *http.ServeMux) {
+				mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 			})
 		}),
 		probemod.AsCheck("always", func(context.Context) error { return nil }),
@@ -68,7 +65,7 @@ func TestWebBundle(t *testing.T) {
 		t.Fatalf("state before start = %v", got)
 	}
 	app.RequireStart()
-	base := "http://" + admin.Addr()
+	base := "http://" + admin.Addr().String()
 	if code, _ := status(t, base+"/startupz"); code != http.StatusOK {
 		t.Errorf("/startupz after start = %d, want 200", code)
 	}

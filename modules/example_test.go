@@ -7,11 +7,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 
 	"github.com/drainfx/drainfx/httpmod"
-	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules"
 	"github.com/drainfx/drainfx/probemod"
@@ -33,10 +31,9 @@ func ExampleWeb() {
 			HTTP:      httpmod.Config{Addr: "127.0.0.1:0"},
 			Probe:     probemod.Config{Addr: "127.0.0.1:0"},
 		}),
-		echoroute.Module,
-		echoroute.AsRoute(func() echoroute.Route {
-			return echoroute.RouteFunc(func(e *echo.Echo) {
-				e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+		httpmod.AsRoute(func() httpmod.Route {
+			return httpmod.RouteFunc(func(mux *http.ServeMux) {
+				mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 			})
 		}),
 		probemod.AsCheck("cache", func(context.Context) error { return nil }),
@@ -47,7 +44,7 @@ func ExampleWeb() {
 		return
 	}
 	fmt.Println("GET /:", get("http://"+srv.Addr().String()+"/"))
-	fmt.Print("readyz: ", get("http://"+admin.Addr()+"/readyz?verbose"))
+	fmt.Print("readyz: ", get("http://"+admin.Addr().String()+"/readyz?verbose"))
 
 	if err := app.Stop(context.Background()); err != nil {
 		fmt.Println("stop:", err)

@@ -2,29 +2,28 @@ package modules_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/drainfx/drainfx/httpmod"
-	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules"
-	"github.com/drainfx/drainfx/modules/workermod"
 )
 
-// A worker listed after the bundle has its OnStop hook appended after the
-// HTTP server's, so fx calls it first. It must still stop only after the
-// server has finished its requests: the coordinator runs every teardown
-// hook after every stop participant, whatever order fx calls its hooks in.
+// A module listed after the bundle (a worker, a pool) has its OnStop hook
+// appended after the HTTP server's, so fx calls it first. Its teardown hook
+// must still run only after the server has finished its requests: the
+// coordinator runs every teardown hook after every stop participant,
+// whatever order fx calls its hooks in.
 func TestTeardownWaitsForServersWhateverTheModuleOrder(t *testing.T) {
 	t.Parallel()
 	var (
@@ -46,23 +45,26 @@ func TestTeardownWaitsForServersWhateverTheModuleOrder(t *testing.T) {
 	)
 	app := fxtest.New(t,
 		modules.Web(testConfig()),
-		echoroute.Module,
-		echoroute.AsRoute(func() echoroute.Route {
-			return echoroute.RouteFunc(func(e *echo.Echo) {
-				e.GET("/slow", func(c echo.Context) error {
+		httpmod.AsRoute(func() httpmod.Route {
+			return httpmod.RouteFunc(func(mux *http.ServeMux) {
+				mux.HandleFunc("GET /slow", func(w http.ResponseWriter, _ *http.Request) {
 					close(entered)
 					<-release
 					record("request done")
-					return c.String(http.StatusOK, "ok")
+					_, _ = io.WriteString(w, "ok")
 				})
 			})
 		}),
-		workermod.Module,
-		workermod.AsWorker("late", workermod.AtTeardown, func(ctx context.Context) error {
-			<-ctx.Done()
-			close(workerCtxDone)
-			record("worker stopped while " + c.State().String())
-			return nil
+		// The late module, as workermod registers a worker: a teardown
+		// hook, and an OnStop hook (appended last, called first) that asks
+		// the coordinator for the stop.
+		fx.Invoke(func(lc fx.Lifecycle, c *lifecycle.Coordinator) {
+			c.AtTeardown("late", func(context.Context) error {
+				close(workerCtxDone)
+				record("worker stopped while " + c.State().String())
+				return nil
+			})
+			lc.Append(fx.Hook{OnStop: c.Stop})
 		}),
 		fx.Supply(zap.New(core)),
 		fx.Populate(&srv, &c),

@@ -66,7 +66,7 @@ func TestWebReadyWhateverTheFxLogger(t *testing.T) {
 			app := fxtest.New(t, modules.Web(testConfig()), tt.give, fx.Populate(&admin, &c, &log))
 			app.RequireStart()
 			for _, path := range []string{"/startupz", "/readyz"} {
-				if code, body := status(t, "http://"+admin.Addr()+path); code != http.StatusOK {
+				if code, body := status(t, "http://"+admin.Addr().String()+path); code != http.StatusOK {
 					t.Errorf("%s after start = %d\n%s", path, code, body)
 				}
 			}

@@ -11,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/drainfx/drainfx/httpmod"
-	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/wsmod"
 )
@@ -35,16 +32,16 @@ func TestStreamEndedAtStopClosesItsConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := httpmod.New(httpmod.Config{Addr: "127.0.0.1:0"}, c, echoroute.New(echoroute.RouteFunc(func(e *echo.Echo) {
-		e.GET("/", func(ec echo.Context) error { return ec.String(http.StatusOK, "ok") })
-		e.GET("/events", echo.WrapHandler(reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
-			if err := s.Send(wsmod.Event{Data: "hello"}); err != nil {
-				return err
-			}
-			<-ctx.Done()
-			return nil
-		})))
-	})))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	mux.Handle("GET /events", reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
+		if err := s.Send(wsmod.Event{Data: "hello"}); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return nil
+	}))
+	srv, err := httpmod.New(httpmod.Config{Addr: "127.0.0.1:0"}, c, mux)
 	if err != nil {
 		t.Fatal(err)
 	}

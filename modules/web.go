@@ -15,7 +15,6 @@ import (
 
 	"github.com/drainfx/drainfx/httpmod"
 	"github.com/drainfx/drainfx/lifecycle"
-	"github.com/drainfx/drainfx/modules/metricsmod"
 	"github.com/drainfx/drainfx/probemod"
 )
 
@@ -27,8 +26,6 @@ type Config struct {
 	HTTP httpmod.Config `yaml:"http" json:"http"`
 	// Probe is the admin server; see [probemod.Config] (default ":9090").
 	Probe probemod.Config `yaml:"probe" json:"probe"`
-	// Metrics is the admin server's /metrics; see [metricsmod.Config].
-	Metrics metricsmod.Config `yaml:"metrics" json:"metrics"`
 	// MemoryLimitRatio is the share of the container's memory limit (its
 	// cgroup's, read with automemlimit) that the Go runtime gets as its
 	// soft memory limit when the app is built, so that the garbage
@@ -93,15 +90,16 @@ func sameHost(h, k string) bool {
 	return h == k || wildcard(h) || wildcard(k)
 }
 
-// Web returns lifecycle + httpmod + probemod + metricsmod with cfg
-// supplied, fx's events logged through the app's *zap.Logger at
-// [Config.FxLogLevel] (if a logger is provided; otherwise only fx's errors
-// are written, to stderr), [lifecycle.AppOptions] (Serving once every
-// OnStart hook has run, whatever fx logger the app uses; a call to
-// fx.Shutdowner begins the drain at once), and fx.StopTimeout derived from
-// the budget. The metrics go on the app's *prometheus.Registry if it
-// provides one, else on a registry of their own
-// ([metricsmod.Metrics.Registry]). As the app is built, Web sets the Go
+// Web returns lifecycle + httpmod + probemod with cfg supplied, fx's events
+// logged through the app's *zap.Logger at [Config.FxLogLevel] (if a logger
+// is provided; otherwise only fx's errors are written, to stderr),
+// [lifecycle.AppOptions] (Serving once every OnStart hook has run, whatever
+// fx logger the app uses; a call to fx.Shutdowner begins the drain at
+// once), and fx.StopTimeout derived from the budget. Prometheus metrics on
+// the admin server are one more line, metricsmod.Module (the module
+// github.com/drainfx/drainfx/modules/metricsmod, of its own so that the
+// Prometheus client stays out of the graph of an app without it; README,
+// "Modules"). As the app is built, Web sets the Go
 // runtime's memory limit from the container's ([Config.MemoryLimitRatio])
 // unless GOMEMLIMIT is set. An invalid budget, HTTP.Addr and Probe.Addr on
 // one port, or an AUTOMEMLIMIT that is neither a ratio nor "off", makes
@@ -128,12 +126,11 @@ func web(cfg Config, stderr io.Writer) fx.Option {
 	}
 	level := cfg.fxLogLevel()
 	return fx.Options(
-		fx.Supply(lc, cfg.HTTP, cfg.Probe, cfg.Metrics),
+		fx.Supply(lc, cfg.HTTP, cfg.Probe),
 		lifecycle.Module,
 		lifecycle.AppOptions, // Serving once every OnStart hook has run; fx.Shutdowner drains
 		httpmod.Module,
 		probemod.Module,
-		metricsmod.Module,
 		fx.WithLogger(func(p loggerParams) fxevent.Logger {
 			if p.Slog != nil { // modules.Slog: fx's events through slog too
 				sl := &fxevent.SlogLogger{Logger: p.Slog}

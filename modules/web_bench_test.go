@@ -3,15 +3,14 @@ package modules_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"testing"
 
-	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 
 	"github.com/drainfx/drainfx/httpmod"
-	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules"
 	"github.com/drainfx/drainfx/probemod"
@@ -20,10 +19,10 @@ import (
 // BenchmarkWebStartStop is one whole life of an app, fx.New to the end of
 // app.Stop, with one route: the Web bundle (coordinator with its signal
 // handler, public server, admin server with probes and /metrics, report)
-// with no drain delay, against a bare fx app that starts and stops one echo
-// server by hand. Both listen on 127.0.0.1:0 and log nothing.
+// with no drain delay, against a bare fx app that starts and stops one
+// net/http server by hand. Both listen on 127.0.0.1:0 and log nothing.
 func BenchmarkWebStartStop(b *testing.B) {
-	ok := func(c echo.Context) error { return c.String(http.StatusOK, "ok") }
+	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }
 	run := func(b *testing.B, opts ...fx.Option) {
 		ctx := context.Background()
 		b.ReportAllocs()
@@ -44,18 +43,16 @@ func BenchmarkWebStartStop(b *testing.B) {
 				HTTP:      httpmod.Config{Addr: "127.0.0.1:0"},
 				Probe:     probemod.Config{Addr: "127.0.0.1:0"},
 			}),
-			echoroute.Module,
-			echoroute.AsRoute(func() echoroute.Route {
-				return echoroute.RouteFunc(func(e *echo.Echo) { e.GET("/", ok) })
+			httpmod.AsRoute(func() httpmod.Route {
+				return httpmod.RouteFunc(func(mux *http.ServeMux) { mux.HandleFunc("GET /{$}", ok) })
 			}),
 		)
 	})
-	b.Run("baseline=fx+echo", func(b *testing.B) {
+	b.Run("baseline=fx+net/http", func(b *testing.B) {
 		run(b, fx.NopLogger, fx.Invoke(func(lc fx.Lifecycle) {
-			e := echo.New()
-			e.HideBanner, e.HidePort = true, true
-			e.GET("/", ok)
-			srv := &http.Server{Handler: e}
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /{$}", ok)
+			srv := &http.Server{Handler: mux}
 			done := make(chan struct{})
 			lc.Append(fx.Hook{
 				OnStart: func(ctx context.Context) error {

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 
 	"github.com/drainfx/drainfx/lifecycle"
@@ -41,14 +40,14 @@ type Option func(*options)
 
 type options struct {
 	log          *zap.Logger
-	clock        clockwork.Clock
+	clock        lifecycle.Clock
 	routes       []AdminRoute
 	onServeError func(error)
 	stopTimeout  time.Duration
 }
 
 func newOptions(opts []Option) options {
-	o := options{log: zap.NewNop(), clock: clockwork.NewRealClock()}
+	o := options{log: zap.NewNop(), clock: realClock{}}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -67,9 +66,9 @@ func WithLogger(l *zap.Logger) Option {
 }
 
 // WithClock sets the clock of the checks' timeouts and cache (default: the
-// real clock). It is not the coordinator's clock: the drain timeline and the
-// checks are timed apart.
-func WithClock(clk clockwork.Clock) Option {
+// real clock); tests pass a fake one. It is not the coordinator's clock: the
+// drain timeline and the checks are timed apart.
+func WithClock(clk lifecycle.Clock) Option {
 	return func(o *options) {
 		if clk != nil {
 			o.clock = clk
@@ -233,15 +232,16 @@ func (a *Admin) Probes() *Probes { return a.probes }
 // tests and for serving it elsewhere.
 func (a *Admin) Handler() http.Handler { return a.srv.Handler }
 
-// Addr returns the address the admin server listens on, or "" before
-// [Admin.Start].
-func (a *Admin) Addr() string {
+// Addr returns the address the admin server listens on (the real port when
+// [Config.Addr] asked for port 0), or nil before [Admin.Start], as
+// httpmod's Server.Addr.
+func (a *Admin) Addr() net.Addr {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.ln == nil {
-		return ""
+		return nil
 	}
-	return a.ln.Addr().String()
+	return a.ln.Addr()
 }
 
 // Start listens on the configured address (a busy or bad address fails

@@ -69,7 +69,7 @@ func TestStopEndsAPrestopStillWaiting(t *testing.T) {
 	}
 	called := make(chan error, 1)
 	go func() {
-		resp, err := client.Get("http://" + a.Addr() + "/prestop")
+		resp, err := client.Get("http://" + a.Addr().String() + "/prestop")
 		if err == nil {
 			_, err = io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -91,6 +91,38 @@ func TestStopEndsAPrestopStillWaiting(t *testing.T) {
 	if err := <-called; err == nil {
 		t.Error("the preStop call got an answer, want its connection closed")
 	}
+}
+
+// Addr is a net.Addr, as httpmod's Server.Addr: nil before Start, then
+// the listener's address with the port the kernel chose.
+func TestAdminAddr(t *testing.T) {
+	t.Parallel()
+	c := newCoordinator(t, testLifecycle)
+	a, err := probemod.New(probemod.Config{Addr: "127.0.0.1:0"}, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addr net.Addr = a.Addr()
+	if addr != nil {
+		t.Errorf("Addr before Start = %v, want nil", addr)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := a.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	}()
+	tcp, ok := a.Addr().(*net.TCPAddr)
+	if !ok || tcp.Port == 0 || !tcp.IP.IsLoopback() {
+		t.Fatalf("Addr after Start = %#v, want 127.0.0.1 with the port chosen", a.Addr())
+	}
+	conn, err := net.Dial(tcp.Network(), tcp.String())
+	if err != nil {
+		t.Fatalf("dial Addr: %v", err)
+	}
+	conn.Close()
 }
 
 func TestBusyPortFailsStart(t *testing.T) {

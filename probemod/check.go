@@ -11,10 +11,10 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 
 	"github.com/drainfx/drainfx/internal/confcheck"
+	"github.com/drainfx/drainfx/lifecycle"
 )
 
 // Check is one readiness check: /readyz fails while it fails.
@@ -177,7 +177,7 @@ type call struct {
 // the checker (counted in runs) and Probes.Close waits for it.
 type checker struct {
 	Check
-	clock clockwork.Clock
+	clock lifecycle.Clock
 	log   *zap.Logger
 	runs  *tracker
 	base  context.Context // cancelled by Probes.Close
@@ -227,13 +227,11 @@ func (k *checker) begin(now time.Time) (*call, *outcome) {
 
 func (k *checker) run(c *call) {
 	defer k.runs.done()
-	ctx, cancel := clockwork.WithDeadline(k.base, k.clock, c.deadline)
+	ctx, cancel := contextUntil(k.base, k.clock, c.deadline)
 	err := k.safeCall(ctx)
 	select {
 	case <-ctx.Done():
 		// Past the deadline, a nil or a bare deadline error is a timeout.
-		// (ctx.Err is read only once Done is closed: a fake clock's
-		// context blocks in Err until then.)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && (err == nil || errors.Is(err, context.DeadlineExceeded)) {
 			err = k.timeoutError()
 		}
@@ -267,14 +265,15 @@ func (k *checker) timeoutError() error { return shown(fmt.Errorf("timed out afte
 // ends, and returns the check's error (nil if passing).
 func (k *checker) wait(ctx context.Context, c *call) error {
 	if d := c.deadline.Sub(k.clock.Now()); d > 0 {
-		t := k.clock.NewTimer(d)
-		defer t.Stop()
+		expired := make(chan struct{})
+		stop := k.clock.AfterFunc(d, func() { close(expired) })
+		defer stop()
 		select {
 		case <-c.done:
 			return k.last.Load().err
 		case <-ctx.Done():
 			return shown(fmt.Errorf("probe ended: %w", ctx.Err()))
-		case <-t.Chan():
+		case <-expired:
 		}
 	}
 	k.mu.Lock()

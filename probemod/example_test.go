@@ -45,7 +45,7 @@ func Example() {
 	c.MarkStarted() // modules.Web does this when fx reports the start
 
 	for _, path := range []string{"/livez", "/readyz?verbose"} {
-		resp, err := http.Get("http://" + admin.Addr() + path)
+		resp, err := http.Get("http://" + admin.Addr().String() + path)
 		if err != nil {
 			fmt.Println(err)
 			return

@@ -77,7 +77,7 @@ func startAdmin(t *testing.T, c *lifecycle.Coordinator, cfg probemod.Config, che
 			t.Errorf("Stop: %v", err)
 		}
 	})
-	return a, "http://" + a.Addr()
+	return a, "http://" + a.Addr().String()
 }
 
 // get sends method (GET if empty) to url with header pairs and returns the

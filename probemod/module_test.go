@@ -41,7 +41,7 @@ func TestModuleBoots(t *testing.T) {
 		probemod.AsCheck("db", func(context.Context) error { return nil }),
 		fx.Populate(&c, &admin, &p),
 	).RequireStart()
-	url := "http://" + admin.Addr()
+	url := "http://" + admin.Addr().String()
 	if admin.Probes() != p {
 		t.Error("the *Probes provided are not the admin server's")
 	}
@@ -53,7 +53,7 @@ func TestModuleBoots(t *testing.T) {
 		t.Errorf("/readyz?verbose = %d %q", code, body)
 	}
 	app.RequireStop()
-	if conn, err := net.Dial("tcp", admin.Addr()); err == nil {
+	if conn, err := net.Dial("tcp", admin.Addr().String()); err == nil {
 		conn.Close()
 		t.Error("the admin server still accepts connections after the app stopped")
 	}
@@ -74,7 +74,7 @@ func TestAdminStopsLast(t *testing.T) {
 	)
 	// status is get without t: it runs on the coordinator's goroutines.
 	status := func(path string) int {
-		resp, err := client.Get("http://" + admin.Addr() + path)
+		resp, err := client.Get("http://" + admin.Addr().String() + path)
 		if err != nil {
 			return -1
 		}
@@ -117,7 +117,7 @@ func TestAdminStopsLast(t *testing.T) {
 	if strings.Join(events, "\n") != strings.Join(want, "\n") {
 		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(events, "\n"), strings.Join(want, "\n"))
 	}
-	if conn, err := net.Dial("tcp", admin.Addr()); err == nil {
+	if conn, err := net.Dial("tcp", admin.Addr().String()); err == nil {
 		conn.Close()
 		t.Error("the admin server still accepts connections after the app stopped")
 	}
@@ -243,7 +243,7 @@ func TestAsAdminRoute(t *testing.T) {
 		fx.Populate(&admin),
 	).RequireStart()
 	defer app.RequireStop()
-	url := "http://" + admin.Addr()
+	url := "http://" + admin.Addr().String()
 	tests := []struct {
 		method, path string
 		want         string

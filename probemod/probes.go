@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 
 	"github.com/drainfx/drainfx/lifecycle"
@@ -29,7 +28,7 @@ const (
 // safe for concurrent use.
 type Probes struct {
 	c      *lifecycle.Coordinator
-	clock  clockwork.Clock
+	clock  lifecycle.Clock
 	log    *zap.Logger
 	checks []*checker // sorted by name
 	runs   *tracker   // check goroutines

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/probemod"
@@ -338,7 +338,7 @@ func TestCacheExpires(t *testing.T) {
 	t.Parallel()
 	c := newCoordinator(t, testLifecycle)
 	c.MarkStarted()
-	clk := clockwork.NewFakeClock()
+	clk := clocktest.New()
 	var runs atomic.Int64
 	count := func(context.Context) error { runs.Add(1); return nil }
 	p, err := probemod.NewProbes(probemod.Config{CacheTTL: 10 * time.Second}, c,

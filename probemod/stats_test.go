@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jonboulle/clockwork"
-
+	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/probemod"
 )
 
@@ -17,7 +16,7 @@ func TestCheckStats(t *testing.T) {
 	t.Parallel()
 	c := newCoordinator(t, testLifecycle)
 	c.MarkStarted()
-	clk := clockwork.NewFakeClock()
+	clk := clocktest.New()
 	boom := errors.New("boom")
 	seq := &sequence{errs: []error{nil, boom, boom, nil}}
 	took := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond, 40 * time.Millisecond}

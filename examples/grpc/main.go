@@ -33,6 +33,7 @@ import (
 	"github.com/drainfx/drainfx/examples/grpc/echopb"
 	"github.com/drainfx/drainfx/modules"
 	"github.com/drainfx/drainfx/modules/grpcmod"
+	"github.com/drainfx/drainfx/modules/metricsmod"
 )
 
 const (
@@ -87,7 +88,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 // app is the whole service as fx options.
 func app(cfg config) fx.Option {
 	return fx.Options(
-		modules.Web(cfg.web), // lifecycle + probes, /prestop, /metrics on the admin port
+		modules.Web(cfg.web), // lifecycle + probes, /prestop on the admin port
+		metricsmod.Module,    // /metrics on the admin port
 		fx.Supply(cfg.grpc),
 		grpcmod.Module,
 		grpcmod.AsService(func() grpcmod.Service {

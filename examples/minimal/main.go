@@ -1,5 +1,5 @@
 // Command minimal is the smallest drainfx service: GET / answers "ok" on
-// PORT (8080); probes and preStop live on ADMIN_PORT (9090).
+// PORT (8080); probes, preStop and /metrics live on ADMIN_PORT (9090).
 //
 //	go run ./examples/minimal
 //
@@ -20,6 +20,7 @@ import (
 
 	"github.com/drainfx/drainfx/httpmod"
 	"github.com/drainfx/drainfx/modules"
+	"github.com/drainfx/drainfx/modules/metricsmod"
 )
 
 func main() {
@@ -35,6 +36,7 @@ func main() {
 	}
 	fx.New(
 		modules.Web(cfg),
+		metricsmod.Module, // /metrics on the admin port
 		fx.Supply(log),
 		httpmod.AsRoute(newRoutes),
 	).Run() // exits 1 if start-up failed or the shutdown cut anything

@@ -66,7 +66,7 @@ func TestInProcessNothingLost(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			res := k.Terminate(ctx, tt.give("http://"+admin.Addr()))
+			res := k.Terminate(ctx, tt.give("http://"+admin.Addr().String()))
 			if err := res.Err(); err != nil {
 				t.Fatalf("%v\n%v", err, res)
 			}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/drainfx/drainfx/httpmod"
 	"github.com/drainfx/drainfx/modules"
+	"github.com/drainfx/drainfx/modules/metricsmod"
 	"github.com/drainfx/drainfx/wsmod"
 )
 
@@ -57,7 +58,8 @@ func main() {
 // app is the whole service as fx options.
 func app(cfg modules.Config) fx.Option {
 	return fx.Options(
-		modules.Web(cfg), // lifecycle + httpmod + probemod + metrics
+		modules.Web(cfg),  // lifecycle + httpmod + probemod
+		metricsmod.Module, // /metrics on the admin port
 		wsmod.Module,
 		httpmod.AsRoute(newRoutes),
 	)

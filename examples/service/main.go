@@ -50,6 +50,7 @@ import (
 	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/modules"
 	"github.com/drainfx/drainfx/modules/kubemod"
+	"github.com/drainfx/drainfx/modules/metricsmod"
 	"github.com/drainfx/drainfx/modules/sqlmod"
 	"github.com/drainfx/drainfx/modules/workermod"
 	"github.com/drainfx/drainfx/wsmod"
@@ -107,6 +108,7 @@ func app(cfg config) fx.Option {
 		sqlmod.Module,
 		fx.Supply(cfg.SQL),
 		modules.Web(cfg.Web), // lifecycle + httpmod + probemod, StopTimeout from the budget
+		metricsmod.Module,    // /metrics on the admin port
 		wsmod.Module,
 		fx.Provide(newStore),
 		echoroute.Module, // the public routes on echo

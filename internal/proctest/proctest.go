@@ -23,7 +23,9 @@ import (
 )
 
 // Build compiles the main package at pkg (an import path or ./dir relative to
-// the test's package) into dir and returns the binary's path.
+// the test's package) into dir and returns the binary's path. A directory
+// is built from within it, so in the module that holds it (or the
+// workspace): the rollout check builds the examples, a module of their own.
 func Build(tb testing.TB, pkg, dir string) string {
 	tb.Helper()
 	bin, err := BuildErr(pkg, dir)
@@ -41,6 +43,10 @@ func BuildErr(pkg, dir string) (string, error) {
 	}
 	bin := filepath.Join(dir, filepath.Base(abs))
 	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	if pkg == "." || filepath.IsAbs(pkg) || strings.HasPrefix(pkg, "./") || strings.HasPrefix(pkg, "../") {
+		cmd = exec.Command("go", "build", "-o", bin, ".")
+		cmd.Dir = abs
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
 	}

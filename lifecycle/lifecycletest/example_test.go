@@ -3,14 +3,13 @@ package lifecycletest_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 
 	"github.com/drainfx/drainfx/httpmod"
-	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/lifecycle/lifecycletest"
 	"github.com/drainfx/drainfx/modules"
@@ -35,11 +34,10 @@ func Example() {
 			Probe:     probemod.Config{Addr: "127.0.0.1:0"},
 		}),
 		wsmod.Module,
-		echoroute.Module,
-		echoroute.AsRoute(func(reg *wsmod.Registry) echoroute.RouteFunc {
-			return func(e *echo.Echo) {
-				e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
-				e.GET("/ws", echo.WrapHandler(reg.WebSocket(func(_ context.Context, conn wsmod.Conn) error {
+		httpmod.AsRoute(func(reg *wsmod.Registry) httpmod.Route {
+			return httpmod.RouteFunc(func(mux *http.ServeMux) {
+				mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+				mux.Handle("GET /ws", reg.WebSocket(func(_ context.Context, conn wsmod.Conn) error {
 					for {
 						mt, p, err := conn.ReadMessage()
 						if err != nil {
@@ -49,8 +47,8 @@ func Example() {
 							return err
 						}
 					}
-				})))
-				e.GET("/events", echo.WrapHandler(reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
+				}))
+				mux.Handle("GET /events", reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 					for n := 0; ; n++ {
 						if err := s.Send(wsmod.Event{Data: fmt.Sprint(n)}); err != nil {
 							return err
@@ -61,8 +59,8 @@ func Example() {
 						case <-time.After(50 * time.Millisecond):
 						}
 					}
-				})))
-			}
+				}))
+			})
 		}),
 		fx.Populate(&coord, &srv, &admin),
 	)
@@ -87,7 +85,7 @@ func Example() {
 		}
 	}
 
-	res := k.Terminate(ctx, lifecycletest.Prestop("http://"+admin.Addr()+"/prestop", nil))
+	res := k.Terminate(ctx, lifecycletest.Prestop("http://"+admin.Addr().String()+"/prestop", nil))
 	fmt.Println("error:", res.Err())
 	fmt.Println("states:", res.States())
 	fmt.Println("drain began by:", res.Report.Reason)

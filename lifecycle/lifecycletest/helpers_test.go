@@ -7,11 +7,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 
 	"github.com/drainfx/drainfx/httpmod"
-	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules"
 	"github.com/drainfx/drainfx/probemod"
@@ -29,7 +27,7 @@ type webApp struct {
 func (a *webApp) url(path string) string   { return "http://" + a.HTTP.Addr().String() + path }
 func (a *webApp) wsURL(path string) string { return "ws://" + a.HTTP.Addr().String() + path }
 func (a *webApp) adminURL(path string) string {
-	return "http://" + a.Admin.Addr() + path
+	return "http://" + a.Admin.Addr().String() + path
 }
 
 // webOptions builds the app; populate a *webApp with fx.Populate of its
@@ -43,33 +41,35 @@ func webOptions(lc lifecycle.Config) fx.Option {
 			Probe:     probemod.Config{Addr: "127.0.0.1:0"},
 		}),
 		wsmod.Module,
-		echoroute.Module,
-		echoroute.AsRoute(func(reg *wsmod.Registry) echoroute.Route {
-			return echoroute.RouteFunc(func(e *echo.Echo) {
-				e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
-				e.POST("/echo", func(c echo.Context) error {
-					b, err := io.ReadAll(c.Request().Body)
+		httpmod.AsRoute(func(reg *wsmod.Registry) httpmod.Route {
+			return httpmod.RouteFunc(func(mux *http.ServeMux) {
+				mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+				mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+					b, err := io.ReadAll(r.Body)
 					if err != nil {
-						return err
+						http.Error(w, err.Error(), http.StatusBadRequest)
+						return
 					}
-					return c.Blob(http.StatusOK, echo.MIMEOctetStream, b)
+					w.Header().Set("Content-Type", "application/octet-stream")
+					_, _ = w.Write(b)
 				})
-				e.POST("/orders", func(c echo.Context) error { // JSON only
-					if c.Request().Header.Get(echo.HeaderContentType) != echo.MIMEApplicationJSON {
-						return c.String(http.StatusUnsupportedMediaType, "want JSON")
+				mux.HandleFunc("POST /orders", func(w http.ResponseWriter, r *http.Request) { // JSON only
+					if r.Header.Get("Content-Type") != "application/json" {
+						http.Error(w, "want JSON", http.StatusUnsupportedMediaType)
+						return
 					}
-					return c.String(http.StatusCreated, "taken")
+					w.WriteHeader(http.StatusCreated)
+					_, _ = io.WriteString(w, "taken")
 				})
-				e.GET("/slow", func(c echo.Context) error {
-					ms, _ := strconv.Atoi(c.QueryParam("ms"))
+				mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+					ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 					select {
 					case <-time.After(time.Duration(ms) * time.Millisecond):
-						return c.String(http.StatusOK, "ok")
-					case <-c.Request().Context().Done():
-						return nil
+						_, _ = io.WriteString(w, "ok")
+					case <-r.Context().Done():
 					}
 				})
-				e.GET("/ws", echo.WrapHandler(reg.WebSocket(func(_ context.Context, conn wsmod.Conn) error {
+				mux.Handle("GET /ws", reg.WebSocket(func(_ context.Context, conn wsmod.Conn) error {
 					for {
 						mt, p, err := conn.ReadMessage()
 						if err != nil {
@@ -79,8 +79,8 @@ func webOptions(lc lifecycle.Config) fx.Option {
 							return err
 						}
 					}
-				})))
-				e.GET("/events", echo.WrapHandler(reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
+				}))
+				mux.Handle("GET /events", reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 					t := time.NewTicker(50 * time.Millisecond)
 					defer t.Stop()
 					for n := 0; ; n++ {
@@ -93,7 +93,7 @@ func webOptions(lc lifecycle.Config) fx.Option {
 						case <-t.C:
 						}
 					}
-				})))
+				}))
 			})
 		}),
 	)

@@ -1,7 +1,13 @@
 // Package metricsmod serves a drainfx service's Prometheus metrics on the
 // admin server's /metrics: what the drain is doing, read from the
 // coordinator on every scrape, the readiness checks, and the Go and process
-// collectors.
+// collectors. Add [Module] beside the bundle:
+//
+//	fx.New(modules.Web(cfg), metricsmod.Module, …)
+//
+// metricsmod is a Go module of its own (github.com/drainfx/drainfx/modules/metricsmod),
+// so that the Prometheus client and its dependencies stay out of the module
+// graph of a service that does not serve metrics.
 //
 // # Metrics
 //

@@ -9,13 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
 	"github.com/drainfx/drainfx/httpmod"
-	"github.com/drainfx/drainfx/httpmod/echoroute"
 	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
@@ -60,13 +58,12 @@ func TestScrapeDuringDrain(t *testing.T) {
 		),
 		fx.Provide(func() lifecycle.Clock { return clk }),
 		lifecycle.Module, httpmod.Module, probemod.Module, metricsmod.Module,
-		echoroute.Module,
-		echoroute.AsRoute(func() echoroute.Route {
-			return echoroute.RouteFunc(func(e *echo.Echo) {
-				e.GET("/slow", func(ec echo.Context) error {
+		httpmod.AsRoute(func() httpmod.Route {
+			return httpmod.RouteFunc(func(mux *http.ServeMux) {
+				mux.HandleFunc("GET /slow", func(w http.ResponseWriter, _ *http.Request) {
 					close(entered)
 					<-release
-					return ec.String(http.StatusOK, "ok")
+					_, _ = io.WriteString(w, "ok")
 				})
 			})
 		}),
@@ -82,7 +79,7 @@ func TestScrapeDuringDrain(t *testing.T) {
 	)
 	app.RequireStart()
 	c.MarkStarted() // the bundle's fx logger does it; this app has none
-	metrics := "http://" + admin.Addr() + "/metrics"
+	metrics := "http://" + admin.Addr().String() + "/metrics"
 
 	f := scrape(t, metrics)
 	if got := f.state(t); got != "serving" {
@@ -103,7 +100,7 @@ func TestScrapeDuringDrain(t *testing.T) {
 		t.Error("drainfx_check_passing before the check ever ran")
 	}
 	// A readiness probe runs the check.
-	if resp, err := client.Get("http://" + admin.Addr() + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
+	if resp, err := client.Get("http://" + admin.Addr().String() + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("/readyz = %v, %v", resp, err)
 	} else {
 		resp.Body.Close()
@@ -235,7 +232,7 @@ func TestModuleUsesTheAppsRegistry(t *testing.T) {
 	if m.Registry() != reg {
 		t.Error("Metrics.Registry() is not the app's registry")
 	}
-	f := scrape(t, "http://"+admin.Addr()+"/custom/metrics")
+	f := scrape(t, "http://"+admin.Addr().String()+"/custom/metrics")
 	if v, _ := f.value("app_jobs_total"); v != 3 {
 		t.Errorf("app_jobs_total = %v, want 3", v)
 	}

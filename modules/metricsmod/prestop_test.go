@@ -32,7 +32,7 @@ func TestPrestopRefusedCounted(t *testing.T) {
 		fx.Populate(&admin),
 	)
 	app.RequireStart()
-	base := "http://" + admin.Addr()
+	base := "http://" + admin.Addr().String()
 
 	const calls = 300
 	var wg sync.WaitGroup

@@ -85,7 +85,7 @@ func TestModuleBootWithReadinessCheck(t *testing.T) {
 	if err := db.Ping(); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get("http://" + admin.Addr() + "/readyz?verbose")
+	resp, err := http.Get("http://" + admin.Addr().String() + "/readyz?verbose")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestReadinessShowsNoConnectionDetails(t *testing.T) {
 	})
 	c.MarkStarted()
 
-	resp, err := http.Get("http://" + admin.Addr() + "/readyz?verbose")
+	resp, err := http.Get("http://" + admin.Addr().String() + "/readyz?verbose")
 	if err != nil {
 		t.Fatal(err)
 	}
