@@ -70,7 +70,7 @@ func TestMaxConnsBoundsPublicConnections(t *testing.T) {
 	}
 	probes := servertest.NewClient(t)
 	for _, path := range []string{"/livez", "/readyz"} {
-		if status, _ := servertest.Get(t, probes, "http://"+admin.Addr()+path); status != http.StatusOK {
+		if status, _ := servertest.Get(t, probes, "http://"+admin.Addr().String()+path); status != http.StatusOK {
 			t.Errorf("GET %s = %d with the public connections at their bound, want 200", path, status)
 		}
 	}

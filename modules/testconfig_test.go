@@ -32,7 +32,7 @@ func TestTestConfig(t *testing.T) {
 	if !c.Plan().IgnoreSignals {
 		t.Error("signals handled in a test config")
 	}
-	resp, err := http.Get("http://" + admin.Addr() + "/readyz")
+	resp, err := http.Get("http://" + admin.Addr().String() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
