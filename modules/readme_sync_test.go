@@ -37,7 +37,9 @@ func TestReadmeSnippets(t *testing.T) {
 			funcs[fd.Name.Name] = fd
 		}
 	}
-	text := func(from, to token.Pos) string { return string(src[fset.Position(from).Offset:fset.Position(to).Offset]) }
+	text := func(from, to token.Pos) string {
+		return string(src[fset.Position(from).Offset:fset.Position(to).Offset])
+	}
 
 	lines := strings.Split(string(readme), "\n")
 	blocks := 0
