@@ -516,3 +516,40 @@ func TestCheckNoPrestopToken(t *testing.T) {
 		})
 	}
 }
+
+// drainfx rollout warns when -grace is not the grace period the service
+// counts with, and says which value rehearses the deployment as configured.
+func TestRolloutGraceWarning(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string // "" for no warning
+	}{
+		{"default both", nil, ""},
+		{"shorter", []string{"-grace", "12s"}, "-grace 12s is shorter than the service's grace period 30s (SHUTDOWN_GRACE_PERIOD 30s)"},
+		{"longer", []string{"-grace", "40s", "-env", "SHUTDOWN_GRACE_PERIOD=10s"}, "-grace 40s is longer than the service's grace period 10s"},
+		{"sleep counted", []string{"-grace", "35s", "-prestop", "sleep=5s"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// -bin that does not exist: the run stops after the flags are
+			// read and the warning is written.
+			args := append([]string{"rollout", "-bin", "/nonexistent/service", "-q", "-timeout", "1s"}, tt.args...)
+			_, _, errOut := runOut(t, "", args...)
+			got := ""
+			for l := range strings.Lines(errOut) {
+				if w, ok := strings.CutPrefix(l, "drainfx rollout: warning: "); ok {
+					got = w
+				}
+			}
+			switch {
+			case tt.want == "" && got != "":
+				t.Errorf("warning %q, want none", got)
+			case tt.want != "" && !strings.Contains(got, tt.want):
+				t.Errorf("warning %q, want %q\n%s", got, tt.want, errOut)
+			}
+		})
+	}
+}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/drainfx/drainfx/lifecycle"
 	"io"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -123,6 +125,9 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 	if cfg.PreStop, err = rollout.ParsePreStop(*preStop); err != nil {
 		return fail("-prestop: %v", err)
 	}
+	if w := graceWarning(cfg.GracePeriod, cfg.PreStop, env); w != "" {
+		fmt.Fprintln(stderr, "drainfx rollout: warning: "+w)
+	}
 	cfg.Dir = *logDir
 	if !*quiet {
 		cfg.Logf = rollout.LogTo(stderr)
@@ -143,4 +148,43 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// graceWarning says when -grace is not the grace period the service counts
+// with: SHUTDOWN_GRACE_PERIOD given with -env (the service's default, 30s,
+// if not), plus a preStop sleep, which the kubelet's grace includes. A
+// shorter -grace rehearses a shortened grace period (kubectl delete
+// --grace-period, an eviction) and is worth doing on purpose; either way
+// the run does not rehearse the deployment as configured.
+func graceWarning(grace time.Duration, ps rollout.PreStop, env []string) string {
+	svc := lifecycle.DefaultGracePeriod
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "SHUTDOWN_GRACE_PERIOD="); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return "" // the service will say so itself
+			}
+			svc = d
+		}
+	}
+	want := svc
+	if ps.Kind == rollout.PreStopSleep {
+		want += ps.Sleep
+	}
+	switch {
+	case grace < want:
+		return fmt.Sprintf("-grace %v is shorter than the service's grace period %v (SHUTDOWN_GRACE_PERIOD %v%s): this rehearses a grace period shortened by Kubernetes; give -grace %v to rehearse the deployment as configured",
+			grace, want, svc, sleepNote(ps), want)
+	case grace > want:
+		return fmt.Sprintf("-grace %v is longer than the service's grace period %v (SHUTDOWN_GRACE_PERIOD %v%s): the service stops before the kubelet would SIGKILL it, so a budget too short for the load balancer goes unseen; give -grace %v, or -env SHUTDOWN_GRACE_PERIOD=%v",
+			grace, want, svc, sleepNote(ps), want, grace-(want-svc))
+	}
+	return ""
+}
+
+func sleepNote(ps rollout.PreStop) string {
+	if ps.Kind == rollout.PreStopSleep {
+		return fmt.Sprintf(" + preStop sleep %v", ps.Sleep)
+	}
+	return ""
 }
