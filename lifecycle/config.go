@@ -12,21 +12,22 @@ import (
 	"github.com/drainfx/drainfx/internal/confcheck"
 )
 
-// Defaults of [Config]. A zero field resolves to its default.
+// Defaults of [Config] (each field says its own). A zero field resolves to
+// its default; [Config.WithDefaults] shows them all.
 const (
-	DefaultGracePeriod     = 30 * time.Second
-	DefaultDrainDelay      = 5 * time.Second
-	DefaultDrainQuiet      = 1 * time.Second
-	DefaultTeardownReserve = 3 * time.Second
-	DefaultMargin          = 1 * time.Second
-	// DefaultDrainMissProbability is the default of
+	defaultGracePeriod     = 30 * time.Second
+	defaultDrainDelay      = 5 * time.Second
+	defaultDrainQuiet      = 1 * time.Second
+	defaultTeardownReserve = 3 * time.Second
+	defaultMargin          = 1 * time.Second
+	// defaultDrainMissProbability is the default of
 	// [Config.DrainMissProbability]: ln(1/0.001) ≈ 6.9, so a pod that saw
 	// one request a second waits about 6.9 s without an arrival.
-	DefaultDrainMissProbability = 0.001
-	// DefaultStopShare is the most of the room between the drain and the
+	defaultDrainMissProbability = 0.001
+	// defaultStopShare is the most of the room between the drain and the
 	// teardown reserve that a default [Config.MaxDrainDelay] leaves to the
 	// stop phase (never more than half of it).
-	DefaultStopShare = 5 * time.Second
+	defaultStopShare = 5 * time.Second
 	// MaxGracePeriod is the longest [Config.GracePeriod] accepted: a day.
 	// Kubernetes sets no maximum on terminationGracePeriodSeconds, but no
 	// drain needs that long — the slowest load balancers take minutes to
@@ -72,13 +73,13 @@ type Config struct {
 	// From the rate λ at which work arrived in the minute before D0, the
 	// quiet period is max(DrainQuiet, ln(1/ε)/λ), capped by MaxDrainDelay:
 	// a proxy still sending at rate λ leaves no gap that long with
-	// probability 1 − ε. Default 0.001 ([DefaultDrainMissProbability]);
+	// probability 1 − ε. Default 0.001;
 	// it must lie in (0, 1).
 	DrainMissProbability float64 `yaml:"drainMissProbability" json:"drainMissProbability"`
 	// MaxDrainDelay is the longest the adaptive drain may last; it is what the
 	// budget reserves for the drain. Default: all the room the budget
 	// leaves — GracePeriod − TeardownReserve − Margin minus the stop phase's
-	// share (min([DefaultStopShare], half of that room)), never below
+	// share (min(5s, half of that room)), never below
 	// DrainDelay; DrainDelay for a fixed drain. It may not be below
 	// DrainDelay.
 	MaxDrainDelay time.Duration `yaml:"maxDrainDelay" json:"maxDrainDelay"`
@@ -115,13 +116,13 @@ func (c Config) WithDefaults() Config {
 			*d = v
 		}
 	}
-	def(&c.GracePeriod, DefaultGracePeriod)
-	def(&c.DrainDelay, DefaultDrainDelay)
-	def(&c.DrainQuiet, DefaultDrainQuiet)
-	def(&c.TeardownReserve, DefaultTeardownReserve)
-	def(&c.Margin, DefaultMargin)
+	def(&c.GracePeriod, defaultGracePeriod)
+	def(&c.DrainDelay, defaultDrainDelay)
+	def(&c.DrainQuiet, defaultDrainQuiet)
+	def(&c.TeardownReserve, defaultTeardownReserve)
+	def(&c.Margin, defaultMargin)
 	if c.DrainMissProbability == 0 {
-		c.DrainMissProbability = DefaultDrainMissProbability
+		c.DrainMissProbability = defaultDrainMissProbability
 	}
 	if c.MaxDrainDelay == 0 {
 		c.MaxDrainDelay = eff(c.DrainDelay)
@@ -140,7 +141,7 @@ func (c Config) adaptive() bool { return c.DrainQuiet > 0 }
 
 // defaultMaxDrain is all the room the budget gives an adaptive drain: what
 // the grace period leaves after the teardown reserve and the margin, less
-// the stop phase's share, min(DefaultStopShare, half of it). A budget that
+// the stop phase's share, min(defaultStopShare, half of it). A budget that
 // is valid for a fixed drain stays valid (the caller keeps DrainDelay as
 // the floor), and a slow load balancer gets every second the pod can give.
 func defaultMaxDrain(grace, reserve, margin time.Duration) time.Duration {
@@ -148,7 +149,7 @@ func defaultMaxDrain(grace, reserve, margin time.Duration) time.Duration {
 	if room <= 0 {
 		return 0
 	}
-	return room - min(DefaultStopShare, room/2)
+	return room - min(defaultStopShare, room/2)
 }
 
 // show writes a duration as a user wrote it: None as "none".

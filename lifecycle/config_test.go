@@ -25,32 +25,32 @@ func TestConfigWithDefaults(t *testing.T) {
 		{
 			name: "zero: the adaptive drain, its max all the room, the stop phase keeps 5s",
 			give: lifecycle.Config{},
-			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, DrainQuiet: s, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 21 * s, TeardownReserve: 3 * s, Margin: s},
+			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, DrainQuiet: s, DrainMissProbability: 0.001, MaxDrainDelay: 21 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
 			name: "fixed drain: the max is the drain delay",
 			give: lifecycle.Config{DrainQuiet: lifecycle.None},
-			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, DrainQuiet: lifecycle.None, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 5 * s, TeardownReserve: 3 * s, Margin: s},
+			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, DrainQuiet: lifecycle.None, DrainMissProbability: 0.001, MaxDrainDelay: 5 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
 			name: "adaptive drain: the max is all the room, the stop phase keeps 5s",
 			give: lifecycle.Config{DrainQuiet: s},
-			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, DrainQuiet: s, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 21 * s, TeardownReserve: 3 * s, Margin: s},
+			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 5 * s, DrainQuiet: s, DrainMissProbability: 0.001, MaxDrainDelay: 21 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
 			name: "adaptive drain with a drain delay",
 			give: lifecycle.Config{DrainDelay: 2 * s, DrainQuiet: s},
-			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 2 * s, DrainQuiet: s, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 21 * s, TeardownReserve: 3 * s, Margin: s},
+			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: 2 * s, DrainQuiet: s, DrainMissProbability: 0.001, MaxDrainDelay: 21 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
 			name: "adaptive drain: a short grace period leaves the stop phase half the room",
 			give: lifecycle.Config{GracePeriod: 12 * s, DrainDelay: 3 * s, DrainQuiet: s},
-			want: lifecycle.Config{GracePeriod: 12 * s, DrainDelay: 3 * s, DrainQuiet: s, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 4 * s, TeardownReserve: 3 * s, Margin: s},
+			want: lifecycle.Config{GracePeriod: 12 * s, DrainDelay: 3 * s, DrainQuiet: s, DrainMissProbability: 0.001, MaxDrainDelay: 4 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
 			name: "adaptive drain max never below the drain delay",
 			give: lifecycle.Config{GracePeriod: 10 * s, DrainDelay: 5 * s, DrainQuiet: s},
-			want: lifecycle.Config{GracePeriod: 10 * s, DrainDelay: 5 * s, DrainQuiet: s, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 5 * s, TeardownReserve: 3 * s, Margin: s},
+			want: lifecycle.Config{GracePeriod: 10 * s, DrainDelay: 5 * s, DrainQuiet: s, DrainMissProbability: 0.001, MaxDrainDelay: 5 * s, TeardownReserve: 3 * s, Margin: s},
 		},
 		{
 			name: "explicit values kept",
@@ -60,7 +60,7 @@ func TestConfigWithDefaults(t *testing.T) {
 		{
 			name: "None is kept, not defaulted",
 			give: lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, TeardownReserve: lifecycle.None, Margin: lifecycle.None},
-			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, DrainMissProbability: lifecycle.DefaultDrainMissProbability, MaxDrainDelay: 0, TeardownReserve: lifecycle.None, Margin: lifecycle.None},
+			want: lifecycle.Config{GracePeriod: 30 * s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, DrainMissProbability: 0.001, MaxDrainDelay: 0, TeardownReserve: lifecycle.None, Margin: lifecycle.None},
 		},
 	}
 	for _, tt := range tests {

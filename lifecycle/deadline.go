@@ -8,11 +8,11 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// KubeletMinGrace is the least time the kubelet leaves a container between
+// kubeletMinGrace is the least time the kubelet leaves a container between
 // SIGTERM and SIGKILL, whatever the grace period: after a preStop hook that
 // ran out the grace period, the container still gets this long
 // (minimumGracePeriodInSeconds in the kubelet's kuberuntime_container.go).
-const KubeletMinGrace = 2 * time.Second
+const kubeletMinGrace = 2 * time.Second
 
 // Where a shorter deadline came from ([GraceShortened.Source]).
 const (
@@ -20,7 +20,7 @@ const (
 	// waiting for the drain. The kubelet sends SIGTERM only after the hook
 	// has ended; a /prestop hook ends with the drain, so the kubelet gave
 	// up on it — its grace period ran out — and SIGKILL comes
-	// [KubeletMinGrace] after the signal.
+	// [kubeletMinGrace] after the signal.
 	GraceFromSignal = "signal during prestop"
 )
 
@@ -41,8 +41,10 @@ type GraceShortened struct {
 	LearnedAt time.Duration `json:"learnedAt"`
 }
 
-// MarshalLogObject writes the shortened grace period as zap fields.
-func (g GraceShortened) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+// graceLog writes a shortened grace period as zap fields.
+type graceLog GraceShortened
+
+func (g graceLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("source", g.Source)
 	enc.AddDuration("configured", g.Configured)
 	enc.AddDuration("real", g.Real)
@@ -144,7 +146,7 @@ func (c *Coordinator) ShortenGrace(kill time.Time, source string) bool {
 	c.log.Warn(fmt.Sprintf("the grace period is shorter than the budget's: Kubernetes gave this pod %v from D0, "+
 		"not GracePeriod (SHUTDOWN_GRACE_PERIOD) %v (%s); the drain, the stop phase and the teardown now end before SIGKILL",
 		g.Real.Round(time.Millisecond), g.Configured, source),
-		zap.Object("grace", g), zap.Duration("drainEndsIn", max(d.drainMax.Sub(now), 0)),
+		zap.Object("grace", graceLog(g)), zap.Duration("drainEndsIn", max(d.drainMax.Sub(now), 0)),
 		zap.Duration("stopEndsIn", d.stop.Sub(now)), zap.Duration("killIn", kill.Sub(now)))
 	return true
 }

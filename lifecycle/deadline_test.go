@@ -59,7 +59,7 @@ func TestSignalDuringPrestopFitsTheKubeletsLastSeconds(t *testing.T) {
 	defer stopSignals()
 	kill(t, syscall.SIGTERM)
 	sigterm := d0.Add(12 * s)
-	killAt := sigterm.Add(lifecycle.KubeletMinGrace)
+	killAt := sigterm.Add((2 * s))
 
 	// No clock advance: the signal alone ends the drain.
 	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain's end at SIGTERM")

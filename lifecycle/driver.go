@@ -172,7 +172,7 @@ func (c *Coordinator) logDrainStart(d0 time.Time, rate TrafficRate, quiet time.D
 	if !p.IgnoreSignals {
 		msg += "; a second SIGTERM or Ctrl-C exits at once"
 	}
-	c.log.Info(msg, zap.Duration("longest", longest), zap.Object("rate", rate), zap.Duration("quiet", quiet),
+	c.log.Info(msg, zap.Duration("longest", longest), zap.Object("rate", rateLog(rate)), zap.Duration("quiet", quiet),
 		zap.Duration("maxDrainDelay", p.MaxDrainDelay))
 }
 
@@ -184,7 +184,7 @@ func earlier(a, b time.Time) time.Time {
 }
 
 func (c *Coordinator) logDrainEnd(by string, took time.Duration, seen DrainSeen) {
-	fields := []zap.Field{zap.String("endedBy", by), zap.Duration("took", took), zap.Object("seen", seen)}
+	fields := []zap.Field{zap.String("endedBy", by), zap.Duration("took", took), zap.Object("seen", drainSeenLog(seen))}
 	// Connections still arriving within DrainQuiet of the end: the proxies
 	// had not stopped routing here when the budget ran out.
 	// (Measured against MaxDrainDelay, not the end: a late timer moves the

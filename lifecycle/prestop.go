@@ -40,7 +40,7 @@ type PrestopResponse struct {
 // SIGTERM after the call, end it: [ReasonNoStop]), so the first call of
 // PrestopHandler then logs a WARN naming PrestopToken and PRESTOP_TOKEN.
 // Refused calls are counted ([Snapshot.PrestopRefused]) and logged at warn, the first one and then at most one line every
-// [PrestopRefusedLogEvery], with the number of refusals not logged since
+// [prestopRefusedLogEvery], with the number of refusals not logged since
 // the last line ("suppressed"): a caller that retries, or a scan, does not
 // flood the log.
 func (c *Coordinator) PrestopHandler() http.Handler {
@@ -102,9 +102,9 @@ func sameToken(want [sha256.Size]byte, got string) bool {
 // test can see what is compared.
 var constantTimeCompare = subtle.ConstantTimeCompare
 
-// PrestopRefusedLogEvery is how often, at most, [Coordinator.PrestopHandler]
+// prestopRefusedLogEvery is how often, at most, [Coordinator.PrestopHandler]
 // logs a refused call after the first one.
-const PrestopRefusedLogEvery = 10 * time.Second
+const prestopRefusedLogEvery = 10 * time.Second
 
 // prestopRefusals counts refused preStop calls and bounds their log lines.
 // The zero value is ready.
@@ -125,7 +125,7 @@ func (r *prestopRefusals) note(now time.Time) (logIt bool, suppressed int64) {
 	r.total.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.lastLog.IsZero() && now.Sub(r.lastLog) < PrestopRefusedLogEvery {
+	if !r.lastLog.IsZero() && now.Sub(r.lastLog) < prestopRefusedLogEvery {
 		r.suppressed++
 		return false, 0
 	}

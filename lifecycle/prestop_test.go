@@ -228,7 +228,7 @@ func TestPrestopAfterFinish(t *testing.T) {
 }
 
 // Refused calls are all counted but logged boundedly: the first, then one
-// line per PrestopRefusedLogEvery with the number not logged in between.
+// line per 10 s with the number not logged in between.
 func TestPrestopRefusedLogBounded(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
@@ -264,7 +264,7 @@ func TestPrestopRefusedLogBounded(t *testing.T) {
 		t.Errorf("first line: %v %v", e.Level, e.ContextMap())
 	}
 
-	clk.Advance(lifecycle.PrestopRefusedLogEvery - time.Nanosecond)
+	clk.Advance(10*time.Second - time.Nanosecond)
 	refuse(1)
 	clk.Advance(time.Nanosecond)
 	refuse(1)

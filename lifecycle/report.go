@@ -145,8 +145,10 @@ func (e SessionEnds) add(o SessionEnds) SessionEnds {
 	return SessionEnds{Clean: e.Clean + o.Clean, Forced: e.Forced + o.Forced, Aborted: e.Aborted + o.Aborted}
 }
 
-// MarshalLogObject writes the counts as zap fields.
-func (e SessionEnds) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+// sessionEndsLog writes session counts as zap fields.
+type sessionEndsLog SessionEnds
+
+func (e sessionEndsLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt64("clean", e.Clean)
 	enc.AddInt64("forced", e.Forced)
 	enc.AddInt64("aborted", e.Aborted)
@@ -240,7 +242,7 @@ func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if !r.Served {
 		enc.AddBool("served", false) // the start never finished
 	}
-	_ = enc.AddObject("drain", r.Drain)
+	_ = enc.AddObject("drain", drainSeenLog(r.Drain))
 	_ = enc.AddArray("phases", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
 		for _, p := range r.Phases {
 			_ = a.AppendObject(zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
@@ -258,7 +260,7 @@ func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if r.Sessions != nil {
 		_ = enc.AddObject("sessions", zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
 			for _, k := range slices.Sorted(maps.Keys(r.Sessions)) {
-				_ = o.AddObject(k, r.Sessions[k])
+				_ = o.AddObject(k, sessionEndsLog(r.Sessions[k]))
 			}
 			return nil
 		}))
@@ -284,7 +286,7 @@ func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		return nil
 	}))
 	if r.Grace != nil {
-		_ = enc.AddObject("grace", *r.Grace)
+		_ = enc.AddObject("grace", graceLog(*r.Grace))
 	}
 	enc.AddInt("exitCode", r.ExitCode)
 	return nil

@@ -98,7 +98,7 @@ func exitCode(sig os.Signal) int {
 // caught it (the signal handler, or fx's app.Run through [AppOptions]): it
 // begins the drain, and if the signal came while a preStop call was still
 // waiting for the drain, the kubelet gave up on the hook — its grace period
-// ran out — and SIGKILL comes [KubeletMinGrace] after the signal: the
+// ran out — and SIGKILL comes [kubeletMinGrace] after the signal: the
 // deadlines move to fit ([GraceFromSignal]). It returns the drain's reason
 // for this signal.
 func (c *Coordinator) signalled(sig os.Signal) string {
@@ -111,7 +111,7 @@ func (c *Coordinator) signalled(sig os.Signal) string {
 	}
 	c.BeginDrain(reason)
 	if c.State() == StateDraining && c.prestopCalled.Load() {
-		c.ShortenGrace(c.clock.Now().Add(KubeletMinGrace), GraceFromSignal)
+		c.ShortenGrace(c.clock.Now().Add(kubeletMinGrace), GraceFromSignal)
 	}
 	return reason
 }

@@ -75,8 +75,10 @@ type TrafficRate struct {
 	Uncertain bool `json:"uncertain,omitempty"`
 }
 
-// MarshalLogObject writes the rate as zap fields.
-func (r TrafficRate) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+// rateLog writes a rate as zap fields.
+type rateLog TrafficRate
+
+func (r rateLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddDuration("window", r.Window)
 	enc.AddInt64("arrivals", r.Arrivals)
 	enc.AddFloat64("perSecond", math.Round(r.PerSecond*1000)/1000)
@@ -164,9 +166,11 @@ type DrainSeen struct {
 	LateRemotes []string `json:"lateRemotes,omitempty"`
 }
 
-// MarshalLogObject writes what the drain saw as zap fields.
-func (s DrainSeen) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	_ = enc.AddObject("rate", s.Rate)
+// drainSeenLog writes what the drain saw as zap fields.
+type drainSeenLog DrainSeen
+
+func (s drainSeenLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	_ = enc.AddObject("rate", rateLog(s.Rate))
 	enc.AddDuration("quiet", s.Quiet)
 	enc.AddInt64("arrivals", s.Arrivals)
 	enc.AddDuration("lastArrival", s.LastArrival)

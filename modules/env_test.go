@@ -31,7 +31,7 @@ func TestFromEnv(t *testing.T) {
 				if c.HTTP.Addr != ":8080" || c.Probe.Addr != ":9090" || c.Lifecycle != (lifecycle.Config{}) {
 					return "not the defaults"
 				}
-				if got := c.Lifecycle.WithDefaults().DrainQuiet; got != lifecycle.DefaultDrainQuiet {
+				if got := c.Lifecycle.WithDefaults().DrainQuiet; got != (lifecycle.Config{}).WithDefaults().DrainQuiet {
 					return "the adaptive drain is not on by default"
 				}
 				return ""

@@ -157,7 +157,7 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 // --grace-period, an eviction) and is worth doing on purpose; either way
 // the run does not rehearse the deployment as configured.
 func graceWarning(grace time.Duration, ps rollout.PreStop, env []string) string {
-	svc := lifecycle.DefaultGracePeriod
+	svc := lifecycle.Config{}.WithDefaults().GracePeriod
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "SHUTDOWN_GRACE_PERIOD="); ok {
 			d, err := time.ParseDuration(v)

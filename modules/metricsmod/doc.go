@@ -33,7 +33,7 @@
 //	drainfx_drain_traffic_rate_per_second       the rate of work arriving (the adaptive drain's estimate): live while serving, the minute before D0 after it
 //	drainfx_drain_quiet_seconds                 the adaptive drain's quiet period: the one it would use now while serving, the one it used after D0
 //	drainfx_drain_ended{by}                     1 once the drain has ended: delay, quiet, max, deadline, abort, not_serving
-//	drainfx_prestop_refused_total               preStop calls refused for a bad or missing token (the log shows the first, then one a PrestopRefusedLogEvery)
+//	drainfx_prestop_refused_total               preStop calls refused for a bad or missing token (the log shows the first, then one every 10 s)
 //
 // From the readiness checks of [probemod.Probes] ([NewCheckCollector]):
 //

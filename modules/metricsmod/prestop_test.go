@@ -66,7 +66,7 @@ func TestPrestopRefusedCounted(t *testing.T) {
 	if got := f.state(t); got != "starting" { // no bundle here to mark it started
 		t.Errorf("state %s after refused calls, want starting", got)
 	}
-	// One line per PrestopRefusedLogEvery (10 s): these calls take well
+	// One line per 10 s: these calls take well
 	// under that, but a slow machine may see a second line.
 	if n := logs.FilterLevelExact(zapcore.WarnLevel).Len(); n < 1 || n > 3 {
 		t.Errorf("%d WARN lines for %d refused calls, want 1 to 3", n, calls)
