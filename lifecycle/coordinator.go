@@ -84,9 +84,9 @@ type Coordinator struct {
 	base       time.Time // the deadlines count from here: D0, or later after ReasonNoStop
 	stopReq    chan struct{}
 	stopOnce   sync.Once
-	stopHint   atomic.Pointer[string] // why the next Stop comes, if known (a signal app.Run caught)
+	stopHint   atomic.Pointer[Reason] // why the next Stop comes, if known (a signal app.Run caught)
 	stopCtx    context.Context
-	stopReason string
+	stopReason Reason
 	abort      chan struct{} // closed when stopCtx ends: the drain is cut short
 	stopAbort  func() bool
 	// The real SIGKILL, when it comes before base + GracePeriod
@@ -224,8 +224,8 @@ func (c *Coordinator) MarkStarted() {
 // and return false. reason says what began it: [ReasonPrestop],
 // "signal terminated" ([ReasonSignal]), [ReasonShutdowner], or the
 // caller's own.
-func (c *Coordinator) BeginDrain(reason string) bool {
-	return c.enter(StateDraining, reason, func(now time.Time) {
+func (c *Coordinator) BeginDrain(reason Reason) bool {
+	return c.enter(StateDraining, string(reason), func(now time.Time) {
 		c.mu.Lock()
 		c.base = now
 		c.mu.Unlock()
@@ -263,7 +263,7 @@ func (c *Coordinator) Stop(ctx context.Context) error {
 
 // requestStop begins the drain (with reason, if none has begun) and asks
 // for the stop phase, once; the first ctx bounds the timeline.
-func (c *Coordinator) requestStop(ctx context.Context, reason string) {
+func (c *Coordinator) requestStop(ctx context.Context, reason Reason) {
 	c.BeginDrain(reason)
 	c.stopOnce.Do(func() {
 		c.mu.Lock()
@@ -277,7 +277,7 @@ func (c *Coordinator) requestStop(ctx context.Context, reason string) {
 // enter moves the state forward to `to`: it runs apply under the
 // transition lock, then the OnState callbacks, then closes Reached(to); it
 // returns false (and does nothing) if the state is there or past it.
-func (c *Coordinator) enter(to State, reason string, apply func(now time.Time)) bool {
+func (c *Coordinator) enter(to State, why string, apply func(now time.Time)) bool {
 	if c.State() >= to {
 		return false
 	}
@@ -293,7 +293,7 @@ func (c *Coordinator) enter(to State, reason string, apply func(now time.Time)) 
 	// service still ready).
 	c.state.Store(int32(to))
 	c.tel.markPhase(to, now)
-	c.log.Info("state changed", zap.Stringer("from", from), zap.Stringer("to", to), zap.String("reason", reason))
+	c.log.Info("state changed", zap.Stringer("from", from), zap.Stringer("to", to), zap.String("reason", why))
 	if apply != nil {
 		apply(now)
 	}

@@ -126,7 +126,7 @@ func TestShortenGrace(t *testing.T) {
 		giveKill            time.Duration // from D0, learned at D0
 		wantDrainEnd        time.Duration
 		wantStop, wantTDown time.Duration
-		wantDrainEndedBy    string
+		wantDrainEndedBy    lifecycle.DrainEnd
 		wantShortened       bool
 	}{
 		// testConfig: drain 2 s, stop D0+6 s, teardown D0+9 s, grace 10 s.

@@ -43,7 +43,7 @@ func finishReport(t *testing.T, c *lifecycle.Coordinator) lifecycle.Report {
 
 // finishDrain ends the stop and checks the report's drain: why it ended
 // and how long it lasted.
-func finishDrain(t *testing.T, c *lifecycle.Coordinator, wantBy string, wantLasted time.Duration) {
+func finishDrain(t *testing.T, c *lifecycle.Coordinator, wantBy lifecycle.DrainEnd, wantLasted time.Duration) {
 	t.Helper()
 	r := finishReport(t, c)
 	if r.DrainEndedBy != wantBy {

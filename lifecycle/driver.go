@@ -21,14 +21,14 @@ func (c *Coordinator) run(d0 time.Time) {
 
 	// drain: D0 → the drain's end.
 	by := c.drain(d0)
-	c.enter(StateDrained, "drain over: "+by, func(time.Time) {
+	c.enter(StateDrained, "drain over: "+string(by), func(time.Time) {
 		c.tel.setPlanned(StateDraining, c.deadlines().drainMax.Sub(d0))
 	})
 
 	// wait: until someone asks for the stop (SIGTERM after a preStop call,
 	// the app stopping), or, with no one asking, GracePeriod after D0.
 	reason := c.awaitStop()
-	c.enter(StateStopping, reason, func(now time.Time) {
+	c.enter(StateStopping, string(reason), func(now time.Time) {
 		c.tel.setStopReason(reason)
 		c.tel.setPlanned(StateStopping, c.deadlines().stop.Sub(now))
 	})
@@ -79,9 +79,9 @@ func (c *Coordinator) run(d0 time.Time) {
 // fixed drain; for the adaptive drain at the first moment after that with
 // no new connection for the quiet period, or at D0+MaxDrainDelay; at once
 // for a service that never served; early if Stop's ctx ends.
-func (c *Coordinator) drain(d0 time.Time) string {
+func (c *Coordinator) drain(d0 time.Time) DrainEnd {
 	p := c.plan
-	end := func(by string) string {
+	end := func(by DrainEnd) DrainEnd {
 		now := c.clock.Now()
 		seen := c.tel.markDrainEnd(by, now)
 		c.logDrainEnd(by, now.Sub(d0), seen)
@@ -183,8 +183,8 @@ func earlier(a, b time.Time) time.Time {
 	return a
 }
 
-func (c *Coordinator) logDrainEnd(by string, took time.Duration, seen DrainSeen) {
-	fields := []zap.Field{zap.String("endedBy", by), zap.Duration("took", took), zap.Object("seen", drainSeenLog(seen))}
+func (c *Coordinator) logDrainEnd(by DrainEnd, took time.Duration, seen DrainSeen) {
+	fields := []zap.Field{zap.String("endedBy", string(by)), zap.Duration("took", took), zap.Object("seen", drainSeenLog(seen))}
 	// Connections still arriving within DrainQuiet of the end: the proxies
 	// had not stopped routing here when the budget ran out.
 	// (Measured against MaxDrainDelay, not the end: a late timer moves the
@@ -207,7 +207,7 @@ func (c *Coordinator) logDrainEnd(by string, took time.Duration, seen DrainSeen)
 // itself, with the stop phase and teardown counted from now, and asks the
 // app to stop so that the process exits and the container restarts,
 // instead of living on unready for good.
-func (c *Coordinator) awaitStop() string {
+func (c *Coordinator) awaitStop() Reason {
 	noStop := c.fromBase(c.plan.GracePeriod)
 	if sleepUntil(c.clock, noStop, c.stopReq) {
 		now := c.clock.Now()

@@ -20,9 +20,9 @@ const PrestopHeader = "X-Prestop-Token"
 // PrestopResponse is the JSON body of a preStop call.
 type PrestopResponse struct {
 	State        string    `json:"state"`
-	Reason       string    `json:"reason"`
+	Reason       Reason    `json:"reason"`
 	D0           time.Time `json:"d0"`
-	DrainEndedBy string    `json:"drainEndedBy"`
+	DrainEndedBy DrainEnd  `json:"drainEndedBy"`
 	Waited       string    `json:"waited"`
 }
 

@@ -15,41 +15,48 @@ import (
 // when the shutdown cut work: a request, a session, a hook.
 var ErrUnclean = errors.New("lifecycle: shutdown was not clean")
 
-// What began the drain ([Report.Reason], [Snapshot.Reason]) or the stop
-// phase ([Report.StopReason]).
+// Reason is what began the drain ([Report.Reason], [Snapshot.Reason]) or
+// the stop phase ([Report.StopReason]): one of the Reason constants, a
+// signal's ("signal terminated" for SIGTERM, "signal interrupt" for
+// SIGINT, "signal hangup" for SIGHUP), or a caller's own.
+type Reason string
+
+// The reasons drainfx gives.
 const (
 	// ReasonPrestop: a preStop call ([Coordinator.PrestopHandler]).
-	ReasonPrestop = "prestop"
-	// ReasonSignal is the prefix of a signal's reason: "signal terminated"
-	// (SIGTERM), "signal interrupt" (SIGINT), "signal hangup" (SIGHUP).
-	ReasonSignal = "signal"
+	ReasonPrestop Reason = "prestop"
+	// ReasonSignal is what a signal's reason begins with.
+	ReasonSignal Reason = "signal"
 	// ReasonShutdowner: a call to [go.uber.org/fx.Shutdowner.Shutdown], with
 	// [AppOptions] in the app (the bundle in package modules has them).
-	ReasonShutdowner = "shutdowner"
+	ReasonShutdowner Reason = "shutdowner"
 	// ReasonAppStopping: [Coordinator.Stop] with none of the above first
 	// (app.Stop, fxtest).
-	ReasonAppStopping = "app stopping"
+	ReasonAppStopping Reason = "app stopping"
 	// ReasonNoStop: the drain ended and nothing asked for the stop within
 	// GracePeriod of D0 — no kubelet is terminating the pod (a preStop
 	// call from someone else, or a kubelet that gave up): the service stops
 	// by itself, with a whole stop phase, and the container restarts.
-	ReasonNoStop = "no stop followed the drain"
+	ReasonNoStop Reason = "no stop followed the drain"
 )
 
-// Why a drain ended ([Report.DrainEndedBy]).
+// DrainEnd is why a drain ended ([Report.DrainEndedBy]).
+type DrainEnd string
+
+// The ends of a drain.
 const (
-	DrainEndedDelay = "delay" // fixed drain: DrainDelay passed
-	DrainEndedQuiet = "quiet" // adaptive drain: no new connection for the quiet period
-	DrainEndedMax   = "max"   // adaptive drain: MaxDrainDelay reached
-	DrainEndedAbort = "abort" // cut short: the ctx of [Coordinator.Stop] ended first
+	DrainEndedDelay DrainEnd = "delay" // fixed drain: DrainDelay passed
+	DrainEndedQuiet          = "quiet" // adaptive drain: no new connection for the quiet period
+	DrainEndedMax            = "max"   // adaptive drain: MaxDrainDelay reached
+	DrainEndedAbort          = "abort" // cut short: the ctx of [Coordinator.Stop] ended first
 	// DrainEndedDeadline: the real deadline came sooner than the budget's
 	// (a shortened grace period, [Coordinator.ShortenGrace]) and left no
 	// more time for the drain.
-	DrainEndedDeadline = "deadline"
+	DrainEndedDeadline DrainEnd = "deadline"
 	// DrainEndedNotServing: the drain began before the service was ever
 	// serving (a start that failed or was cut short by a signal): nothing
 	// was routed here, so there is nothing to drain.
-	DrainEndedNotServing = "not serving"
+	DrainEndedNotServing DrainEnd = "not serving"
 )
 
 // Phase is one phase of the timeline in the report.
@@ -92,12 +99,12 @@ type HookReport struct {
 // Report is what a shutdown did. It is logged once, as the zap event
 // "shutdown report", and read with [Telemetry.Report].
 type Report struct {
-	Reason string    `json:"reason"` // what began the drain
+	Reason Reason    `json:"reason"` // what began the drain
 	D0     time.Time `json:"d0"`
 	// StopReason is what began the stop phase ([Coordinator.Stop]'s
 	// caller, or [ReasonNoStop]).
-	StopReason   string `json:"stopReason"`
-	DrainEndedBy string `json:"drainEndedBy"`
+	StopReason   Reason   `json:"stopReason"`
+	DrainEndedBy DrainEnd `json:"drainEndedBy"`
 	// Served is false when the drain came before the service ever served
 	// (a start that failed or that a signal cut short).
 	Served bool `json:"served"`
@@ -233,12 +240,12 @@ func (r Report) summary() string {
 
 // MarshalLogObject writes the report as zap fields.
 func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("reason", r.Reason)
+	enc.AddString("reason", string(r.Reason))
 	if !r.D0.IsZero() {
 		enc.AddTime("d0", r.D0)
 	}
-	enc.AddString("stopReason", r.StopReason)
-	enc.AddString("drainEndedBy", r.DrainEndedBy)
+	enc.AddString("stopReason", string(r.StopReason))
+	enc.AddString("drainEndedBy", string(r.DrainEndedBy))
 	if !r.Served {
 		enc.AddBool("served", false) // the start never finished
 	}

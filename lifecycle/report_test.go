@@ -337,7 +337,7 @@ func TestReportReason(t *testing.T) {
 		// give begins the drain of a started app; nil: app.Stop alone.
 		give     func(t *testing.T, c *lifecycle.Coordinator, sd fx.Shutdowner)
 		decorate bool // with lifecycle.AppOptions
-		want     string
+		want     lifecycle.Reason
 	}{
 		{name: "app stopping", want: lifecycle.ReasonAppStopping},
 		{
@@ -409,7 +409,7 @@ func TestReportReason(t *testing.T) {
 				t.Fatalf("%d \"shutdown report\" entries, want 1:%s", len(entries), messages(logs))
 			}
 			logged, _ := entries[0].ContextMap()["report"].(map[string]any)
-			if logged["reason"] != tt.want || logged["exitCode"] != 0 || !reflect.DeepEqual(logged["d0"], r.D0) {
+			if logged["reason"] != string(tt.want) || logged["exitCode"] != 0 || !reflect.DeepEqual(logged["d0"], r.D0) {
 				t.Errorf("logged report = %v", logged)
 			}
 			for _, p := range r.Phases {
@@ -417,7 +417,7 @@ func TestReportReason(t *testing.T) {
 					t.Errorf("phase %+v", p)
 				}
 			}
-			if strings.HasPrefix(tt.want, lifecycle.ReasonSignal) {
+			if strings.HasPrefix(string(tt.want), string(lifecycle.ReasonSignal)) {
 				t.Error("a signal reason in a test without signals")
 			}
 		})

@@ -59,7 +59,7 @@ func (c *Coordinator) HandleSignals() (stop func()) {
 func (h *signalHandler) run() {
 	defer close(h.done)
 	var drained <-chan struct{} // armed by the first signal
-	var reason string
+	var reason Reason
 	first := true
 	for {
 		select {
@@ -101,8 +101,8 @@ func exitCode(sig os.Signal) int {
 // ran out — and SIGKILL comes [kubeletMinGrace] after the signal: the
 // deadlines move to fit ([GraceFromSignal]). It returns the drain's reason
 // for this signal.
-func (c *Coordinator) signalled(sig os.Signal) string {
-	reason := ReasonSignal + " " + sig.String()
+func (c *Coordinator) signalled(sig os.Signal) Reason {
+	reason := ReasonSignal + Reason(" "+sig.String())
 	if sig == os.Interrupt && c.State() < StateDraining {
 		// A terminal's Ctrl-C: Kubernetes never sends SIGINT, so no proxy
 		// routes here; drain DrainDelay at most, not the adaptive drain's

@@ -76,7 +76,7 @@ func TestSignalSecondExits(t *testing.T) {
 		name       string
 		giveFirst  syscall.Signal
 		giveSecond syscall.Signal
-		wantReason string
+		wantReason lifecycle.Reason
 		wantCode   int
 	}{
 		{"SIGTERM twice", syscall.SIGTERM, syscall.SIGTERM, "signal terminated", 143},

@@ -30,12 +30,12 @@ type Telemetry struct {
 
 	// The timeline, written by the coordinator as it moves.
 	d0, stopAt   time.Time
-	reason       string
-	stopReason   string
+	reason       Reason
+	stopReason   Reason
 	served       bool
 	phaseStart   [len(phaseStates)]time.Time
 	planned      [len(phaseStates)]time.Duration // set as each phase's deadline is known; else the plan's
-	drainEndedBy string
+	drainEndedBy DrainEnd
 	seen         DrainSeen // what the drain saw, once it has ended
 	atD0, atStop map[string]int64
 	sessAtD0     map[string]SessionEnds
@@ -163,7 +163,7 @@ func (t *Telemetry) markServed() {
 }
 
 // markD0 records D0.
-func (t *Telemetry) markD0(now time.Time, reason string) {
+func (t *Telemetry) markD0(now time.Time, reason Reason) {
 	t.mu.Lock()
 	t.d0, t.reason = now, reason
 	t.phaseStart[0] = now
@@ -190,7 +190,7 @@ func (t *Telemetry) markPhase(s State, now time.Time) {
 // markDrainEnd records why the drain ended and what it saw: the
 // estimator's account, with the remote addresses of the last quarter of
 // the drain (who was still sending then).
-func (t *Telemetry) markDrainEnd(by string, now time.Time) DrainSeen {
+func (t *Telemetry) markDrainEnd(by DrainEnd, now time.Time) DrainSeen {
 	t.mu.Lock()
 	d0 := t.d0
 	t.mu.Unlock()
@@ -214,7 +214,7 @@ func (t *Telemetry) setPlanned(s State, d time.Duration) {
 	}
 }
 
-func (t *Telemetry) setStopReason(reason string) {
+func (t *Telemetry) setStopReason(reason Reason) {
 	t.mu.Lock()
 	t.stopReason = reason
 	t.mu.Unlock()
@@ -317,10 +317,10 @@ func (t *Telemetry) Report() (Report, bool) {
 // taking one changes nothing.
 type Snapshot struct {
 	State  State     `json:"state"`
-	Reason string    `json:"reason"` // what began the drain; empty before D0
+	Reason Reason    `json:"reason"` // what began the drain; empty before D0
 	D0     time.Time `json:"d0"`
 	// DrainEndedBy is why the drain ended; empty while it runs.
-	DrainEndedBy string `json:"drainEndedBy"`
+	DrainEndedBy DrainEnd `json:"drainEndedBy"`
 	// Phases are the phases begun so far, in order; the last one may still
 	// run, its Actual counting up to the snapshot.
 	Phases []Phase `json:"phases"`

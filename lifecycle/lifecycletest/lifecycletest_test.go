@@ -60,7 +60,7 @@ func TestTerminations(t *testing.T) {
 		name       string
 		giveToken  string
 		give       func(a *webApp) lifecycletest.Termination
-		wantReason string
+		wantReason lifecycle.Reason
 	}{
 		{"prestop", "", func(a *webApp) lifecycletest.Termination {
 			return lifecycletest.Prestop(a.adminURL("/prestop"), nil)

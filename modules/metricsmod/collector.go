@@ -104,13 +104,13 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(x.drainQuiet, s.Drain.Quiet.Seconds())
 	}
 	if !s.D0.IsZero() {
-		gauge(x.d0, float64(s.D0.UnixNano())/1e9, labelValue(s.Reason))
+		gauge(x.d0, float64(s.D0.UnixNano())/1e9, labelValue(string(s.Reason)))
 		counter(x.drainArrivals, float64(s.Drain.Arrivals))
 		gauge(x.drainLast, s.Drain.LastArrival.Seconds())
 		gauge(x.drainRate, s.Drain.Rate.PerSecond)
 		gauge(x.drainQuiet, s.Drain.Quiet.Seconds())
 		if s.DrainEndedBy != "" {
-			gauge(x.drainEnded, 1, labelValue(s.DrainEndedBy))
+			gauge(x.drainEnded, 1, labelValue(string(s.DrainEndedBy)))
 		}
 	}
 
