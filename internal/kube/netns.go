@@ -48,4 +48,3 @@ func (n Netns) Listen(network, addr string) (net.Listener, error) {
 	})
 	return l, err
 }
-
