@@ -46,6 +46,8 @@ type DataPlane struct {
 	// KubeProxy and ControllerManager are the two components; their logs
 	// are in Dir.
 	KubeProxy, ControllerManager *Process
+	// Conntrack logs the node's new TCP connections ([DataPlane.Connections]).
+	Conntrack *Process
 	// Kubeconfig is the admin's kubeconfig the components use (server
 	// https://127.0.0.1:6443 in the node namespace).
 	Kubeconfig string
@@ -61,7 +63,7 @@ func CheckDataPlane(mode string) error {
 	if os.Geteuid() != 0 {
 		errs = append(errs, fmt.Errorf("%w: needs root (it creates network namespaces and kube-proxy writes their netfilter rules)", ErrCannotRun))
 	}
-	cmds := map[string]string{"ip": "iproute2"}
+	cmds := map[string]string{"ip": "iproute2", "conntrack": "conntrack"}
 	switch mode {
 	case ProxyNFTables, "":
 		cmds["nft"] = "nftables"
@@ -82,9 +84,9 @@ func CheckDataPlane(mode string) error {
 // StartDataPlane checks the machine ([CheckDataPlane]), creates the
 // network ([NewNetwork]), starts the API server in the node namespace,
 // creates the Node (Ready, InternalIP [NodeIP]) and the "default"
-// ServiceAccount of namespace default, starts the controller manager and
-// kube-proxy, and returns once kube-proxy's health check passes (it has
-// synced its rules once). On an error, everything started is stopped and
+// ServiceAccount of namespace default, starts the controller manager,
+// kube-proxy and a conntrack event logger in the node, and returns once
+// kube-proxy's health check passes (it has synced its rules once). On an error, everything started is stopped and
 // removed.
 func StartDataPlane(ctx context.Context, opts DataPlaneOptions) (d *DataPlane, err error) {
 	start := time.Now()
@@ -168,6 +170,16 @@ func StartDataPlane(ctx context.Context, opts DataPlaneOptions) (d *DataPlane, e
 	if err := d.KubeProxy.await(ctx, startTimeout, healthy("http://127.0.0.1:10256/healthz")); err != nil {
 		return d, err
 	}
+	// Every new TCP connection the node tracks, stamped by conntrack (a
+	// larger socket buffer than its default, so that a burst is not
+	// dropped).
+	ct, err := lookCommand("conntrack")
+	if err != nil {
+		return d, err
+	}
+	if d.Conntrack, err = Launch(opts.Dir, "conntrack", d.Net.Node.Command(ct, "-E", "-e", "NEW", "-p", "tcp", "-o", "timestamp", "-b", "8388608")); err != nil {
+		return d, err
+	}
 	d.StartedIn = time.Since(start)
 	return d, nil
 }
@@ -201,7 +213,7 @@ func (d *DataPlane) registerNode(ctx context.Context) error {
 // deletes the network with whatever still runs in it. It may be called on
 // a partly started data plane.
 func (d *DataPlane) Close() error {
-	for _, p := range []*Process{d.KubeProxy, d.ControllerManager} {
+	for _, p := range []*Process{d.Conntrack, d.KubeProxy, d.ControllerManager} {
 		if p != nil {
 			p.Stop(stopTimeout)
 		}

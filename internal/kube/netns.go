@@ -21,8 +21,11 @@ func (n Netns) Path() string { return filepath.Join(netnsDir, string(n)) }
 // `ip netns exec NS name args…` (ip execs the program, so its process id
 // is the program's).
 func (n Netns) Command(name string, args ...string) []string {
-	return append([]string{"ip", "netns", "exec", string(n), name}, args...)
+	return append(append(n.Exec(), name), args...)
 }
+
+// Exec is the argv prefix that runs a command inside the namespace.
+func (n Netns) Exec() []string { return []string{"ip", "netns", "exec", string(n)} }
 
 // Dial connects from inside the namespace: the socket is created by a
 // thread that has entered it (a socket belongs to the namespace of its

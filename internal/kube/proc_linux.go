@@ -5,9 +5,11 @@ import (
 	"syscall"
 )
 
-// sysProcAttr kills the child if drainfx (or the test process) dies
-// without stopping it: a panic, a SIGKILL, go test's -timeout.
-func sysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} }
+// SysProcAttr kills a child if drainfx (or the test process) dies
+// without stopping it: a panic, a SIGKILL, go test's -timeout. (The
+// signal comes when the thread that started the child ends; Go ends a
+// thread only with a goroutine locked to it.)
+func SysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} }
 
 // kill sends SIGKILL to pid.
 func kill(pid int) { _ = syscall.Kill(pid, syscall.SIGKILL) }

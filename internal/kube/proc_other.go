@@ -4,7 +4,8 @@ package kube
 
 import "syscall"
 
-func sysProcAttr() *syscall.SysProcAttr { return nil }
+// SysProcAttr is nil: no parent-death signal outside Linux.
+func SysProcAttr() *syscall.SysProcAttr { return nil }
 
 // kill and alive serve the network namespaces, which are Linux's alone.
 func kill(int)       {}
