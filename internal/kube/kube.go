@@ -57,7 +57,7 @@ func BinDir() string {
 
 // ErrCannotRun is matched by the errors that say what this machine lacks
 // to run the components: a binary, root, network namespaces, a command.
-var ErrCannotRun = errors.New("kube: cannot run here")
+var ErrCannotRun = errors.New("cannot run the Kubernetes components here")
 
 // NeedBinaries returns an error matching [ErrCannotRun] that names the
 // binaries missing from [BinDir] and [BuildCommand], or nil.

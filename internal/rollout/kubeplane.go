@@ -84,7 +84,7 @@ func newKubePlane(ctx context.Context, r *runner, haproxy, hdir string) (k *kube
 		return k, err
 	}
 	if k.dp, err = kube.StartDataPlane(ctx, kube.DataPlaneOptions{Dir: dir, ProxyMode: cfg.ProxyMode}); err != nil {
-		return k, fmt.Errorf("rollout -dataplane kube: %w", err)
+		return k, fmt.Errorf("data plane kube: %w", err)
 	}
 	r.logf("data plane up in %.3fs: etcd, kube-apiserver, kube-controller-manager (EndpointSlice controller), kube-proxy (%s) in %s; logs in %s",
 		k.dp.StartedIn.Seconds(), k.dp.ProxyMode, k.dp.Net.Node, dir)

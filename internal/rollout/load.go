@@ -111,10 +111,10 @@ func newLoad(cfg Load, t target, start time.Time) *load {
 			defer cancel()
 			return dial(ctx, network, addr)
 		},
-		progress:  make([]atomic.Int64, n),
-		names:     make([]string, n),
-		wsCodes:   make(map[int]int64),
-		perWhat:   make(map[string]int),
+		progress: make([]atomic.Int64, n),
+		names:    make([]string, n),
+		wsCodes:  make(map[int]int64),
+		perWhat:  make(map[string]int),
 	}
 }
 

@@ -107,11 +107,11 @@ func (h *haproxyPlane) enter(ctx context.Context, p *pod, first bool) error {
 	return nil
 }
 
-func (h *haproxyPlane) warm(context.Context) error                { return nil }
-func (h *haproxyPlane) deleting(context.Context, *pod) error      { return nil }
-func (h *haproxyPlane) exited(context.Context, *pod)              {}
-func (h *haproxyPlane) report([]*pod)                             {}
-func (h *haproxyPlane) close() error                              { h.proxy.stop(); return nil }
+func (h *haproxyPlane) warm(context.Context) error           { return nil }
+func (h *haproxyPlane) deleting(context.Context, *pod) error { return nil }
+func (h *haproxyPlane) exited(context.Context, *pod)         {}
+func (h *haproxyPlane) report([]*pod)                        {}
+func (h *haproxyPlane) close() error                         { h.proxy.stop(); return nil }
 func (h *haproxyPlane) removing(ctx context.Context, p *pod) (string, func()) {
 	p.PropagationTarget = h.r.draw(h.r.cfg.Propagation)
 	var wg sync.WaitGroup

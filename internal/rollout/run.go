@@ -73,7 +73,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if cfg.DataPlane == DataPlaneKube {
 		if err := kube.CheckDataPlane(cfg.ProxyMode); err != nil {
-			return nil, fmt.Errorf("rollout -dataplane kube: %w", err)
+			return nil, fmt.Errorf("data plane kube: %w", err)
 		}
 	}
 	seed := cfg.Seed
