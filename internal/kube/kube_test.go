@@ -9,6 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -124,6 +127,8 @@ func testDataPlane(t *testing.T, mode string) {
 			kube.PodIP(i), kube.PodIP(i), now, now), "application/merge-patch+json")
 	}
 
+	watch := d.API.WatchEndpoints(ctx, "default", "web")
+	defer watch.Stop()
 	vip := net.JoinHostPort(svc.Spec.ClusterIP, "80")
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: d.Net.Client.Dial, DisableKeepAlives: true}}
 	get := func(c *http.Client) (string, error) {
@@ -164,16 +169,12 @@ func testDataPlane(t *testing.T, mode string) {
 	deleted := time.Now()
 	do(http.MethodDelete, "/api/v1/namespaces/default/pods/web-0", `{"apiVersion":"v1","kind":"DeleteOptions","gracePeriodSeconds":30}`, "")
 	// Its endpoint turns terminating; new connections all go to web-1.
-	for {
-		out := do(http.MethodGet, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dweb", "", "")
-		if strings.Contains(string(out), `"terminating":true`) {
-			t.Logf("endpoint of web-0 terminating %v after the DELETE", time.Since(deleted).Round(time.Millisecond))
-			break
-		}
-		if time.Since(deleted) > 10*time.Second {
-			t.Fatalf("no terminating endpoint 10s after the DELETE: %s", out)
-		}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := watch.Wait(wctx, "web-0", func(e kube.EndpointTimes) bool { return !e.Terminating.IsZero() }); err != nil {
+		t.Fatalf("no terminating endpoint for web-0: %v", err)
 	}
+	t.Logf("endpoint of web-0 terminating %v after the DELETE", watch.Pod("web-0").Terminating.Sub(deleted).Round(time.Millisecond))
 	deadline = time.Now().Add(10 * time.Second)
 	for run := 0; run < 20; {
 		name, err := get(client)
@@ -194,10 +195,29 @@ func testDataPlane(t *testing.T, mode string) {
 		t.Errorf("the established connection after the DELETE: %q %v, want web-0 still answering", name, err)
 	}
 
+	// The node's conntrack events show both pods behind the ClusterIP, and
+	// none for web-0 once kube-proxy had stopped sending it connections.
+	conns, err := d.Connections()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]time.Time{}
+	for _, c := range conns {
+		if c.Dst == svc.Spec.ClusterIP && c.DstPort == 80 {
+			last[c.Backend] = c.At
+		}
+	}
+	if last[kube.PodIP(0)].IsZero() || last[kube.PodIP(1)].IsZero() {
+		t.Errorf("conntrack: last connections through the ClusterIP per pod %v, want both pods", last)
+	} else {
+		t.Logf("conntrack: last new connection to web-0 %v after the DELETE", last[kube.PodIP(0)].Sub(deleted).Round(time.Millisecond))
+	}
+
 	held.CloseIdleConnections()
 	for _, s := range servers {
 		s.Close()
 	}
+	watch.Stop()
 	closed = true
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
@@ -212,4 +232,81 @@ func testDataPlane(t *testing.T, mode string) {
 			t.Errorf("process %d left behind (kill 0: %v)", pid, err)
 		}
 	}
+}
+
+// TestFailedStartLeavesNothing: a data plane whose kube-proxy cannot start
+// (a flag it does not know) returns the error with kube-proxy's output, and
+// leaves no namespace and no process behind.
+func TestFailedStartLeavesNothing(t *testing.T) {
+	needDataPlane(t, kube.ProxyNFTables)
+	before := ourNamespaces(t)
+	_, err := kube.StartDataPlane(t.Context(), kube.DataPlaneOptions{Dir: t.TempDir(), ProxyArgs: []string{"--no-such-flag"}})
+	if err == nil || !strings.Contains(err.Error(), "kube-proxy exited before it was ready") || !strings.Contains(err.Error(), "no-such-flag") {
+		t.Fatalf("StartDataPlane: %v, want kube-proxy's exit naming the flag", err)
+	}
+	if left := ourNamespaces(t); len(left) > len(before) {
+		t.Errorf("namespaces left behind: %v", left)
+	}
+	if kids := children(t); len(kids) > 0 {
+		t.Errorf("processes left behind: %v", kids)
+	}
+}
+
+// TestSweepStale: the namespaces of a run whose process is gone are
+// deleted by the next run.
+func TestSweepStale(t *testing.T) {
+	needDataPlane(t, kube.ProxyNFTables)
+	// A process id that was in use and is not any more.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := kube.Netns(fmt.Sprintf("drainfx-%d-1-node", cmd.Process.Pid))
+	if out, err := exec.Command("ip", "netns", "add", string(stale)).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", string(stale)).Run() })
+	n, err := kube.NewNetwork(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, err := os.Stat(stale.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s: still there after a new network (%v)", stale, err)
+	}
+	if _, err := os.Stat(n.Node.Path()); err != nil {
+		t.Errorf("the new network's own namespace: %v", err)
+	}
+}
+
+// ourNamespaces lists the network namespaces named after this process.
+func ourNamespaces(t *testing.T) []string {
+	t.Helper()
+	entries, _ := os.ReadDir("/run/netns")
+	var ours []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), fmt.Sprintf("drainfx-%d-", os.Getpid())) {
+			ours = append(ours, e.Name())
+		}
+	}
+	return ours
+}
+
+// children lists the processes whose parent is this process.
+func children(t *testing.T) []string {
+	t.Helper()
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var kids []string
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		end := strings.LastIndexByte(s, ')')
+		if fields := strings.Fields(s[end+1:]); len(fields) > 1 && fields[1] == strconv.Itoa(os.Getpid()) {
+			kids = append(kids, s[:end+1])
+		}
+	}
+	return kids
 }
