@@ -437,10 +437,13 @@ func (k *kubePlane) close() error {
 	if k.lb != nil {
 		k.lb.stop()
 	}
-	if k.dp != nil {
-		return k.dp.Close()
+	if k.dp == nil {
+		return nil
 	}
-	return nil
+	start := time.Now()
+	err := k.dp.Close()
+	k.r.logf("data plane stopped and removed in %.3fs", time.Since(start).Seconds())
+	return err
 }
 
 var lastArrivalField = regexp.MustCompile(`"lastArrival":(-?[0-9.eE+-]+)`)
