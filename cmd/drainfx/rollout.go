@@ -29,7 +29,7 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 		entry    = fs.String("entry", "", "delay range from a new pod's first passing readiness probe to its entry in the proxy (default: -propagation); with -dataplane kube, the load balancer's, after the endpoint is ready")
 		slow     = fs.String("slow", "50ms-250ms", "range of the milliseconds that replace {ms} in a request's path")
 		quiet    = fs.Bool("q", false, "print only the table, not the timeline")
-		logDir   = fs.String("logs", "", "directory for the pods' logs (pod-N.log); default: a temporary one, removed")
+		logDir   = fs.String("logs", "", "directory for the pods' logs (pod-N.log) and, with -dataplane kube, the Kubernetes components' (kube/); default: a temporary one, removed")
 		timeout  = fs.Duration("timeout", 30*time.Minute, "give up after this long")
 		ld       = &cfg.Load
 	)

@@ -25,7 +25,7 @@ func (n Netns) Command(name string, args ...string) []string {
 }
 
 // Exec is the argv prefix that runs a command inside the namespace.
-func (n Netns) Exec() []string { return []string{"ip", "netns", "exec", string(n)} }
+func (n Netns) Exec() []string { return []string{ipCommand(), "netns", "exec", string(n)} }
 
 // Dial connects from inside the namespace: the socket is created by a
 // thread that has entered it (a socket belongs to the namespace of its

@@ -186,7 +186,7 @@ func deleteNetns(ctx context.Context, ns Netns) error {
 }
 
 func netnsPids(ctx context.Context, ns Netns) ([]int, error) {
-	out, err := exec.CommandContext(ctx, "ip", "netns", "pids", string(ns)).Output()
+	out, err := exec.CommandContext(ctx, ipCommand(), "netns", "pids", string(ns)).Output()
 	if err != nil {
 		return nil, err
 	}
@@ -221,9 +221,17 @@ func sweepStale(ctx context.Context) {
 	}
 }
 
+// ipCommand is ip(8): in PATH, or in /usr/sbin or /sbin.
+func ipCommand() string {
+	if p, err := lookCommand("ip"); err == nil {
+		return p
+	}
+	return "ip"
+}
+
 // ip runs one ip(8) command; its output is in the error.
 func ip(ctx context.Context, args ...string) error {
-	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, ipCommand(), args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}

@@ -257,7 +257,9 @@ type Config struct {
 	// Seed seeds the random delays; 0 picks one (it is logged).
 	Seed uint64
 	// Dir holds HAProxy's configuration and admin socket, and the pods' logs
-	// (pod-N.log). Default: a temporary directory, removed afterwards.
+	// (pod-N.log); with DataPlaneKube also, in kube/, the API server's data
+	// and the logs of the Kubernetes components and of the node's conntrack
+	// events. Default: a temporary directory, removed afterwards.
 	Dir string
 	// Logf receives the timeline (pods started, ready, entered, terminated,
 	// propagated, exited). Default: discarded.
