@@ -249,8 +249,8 @@ func (k *kubePlane) enter(ctx context.Context, p *pod, first bool) error {
 	if k.lb == nil {
 		return nil
 	}
-	if err := k.watch.Wait(ctx, p.Name, func(t kube.EndpointTimes) bool { return !t.Ready.IsZero() }); err != nil {
-		return fmt.Errorf("%s: endpoint never ready: %w", p.Name, err)
+	if err := k.awaitEndpoint(ctx, p, "ready", func(t kube.EndpointTimes) bool { return !t.Ready.IsZero() }); err != nil {
+		return err
 	}
 	if !first {
 		p.EntryDelay = k.r.draw(k.r.cfg.Entry)
@@ -302,8 +302,8 @@ func (k *kubePlane) warm(ctx context.Context) error {
 	pods := append([]*pod(nil), k.r.pods...)
 	k.r.mu.Unlock()
 	for _, p := range pods {
-		if err := k.watch.Wait(ctx, p.Name, func(t kube.EndpointTimes) bool { return !t.Ready.IsZero() }); err != nil {
-			return fmt.Errorf("%s: endpoint not ready within %v (see %s): %w", p.Name, k.r.cfg.StartTimeout, k.dp.ControllerManager.Log, err)
+		if err := k.awaitEndpoint(ctx, p, "ready", func(t kube.EndpointTimes) bool { return !t.Ready.IsZero() }); err != nil {
+			return err
 		}
 	}
 	addr := net.JoinHostPort(k.clusterIP, strconv.Itoa(servicePort))
@@ -322,6 +322,17 @@ func (k *kubePlane) warm(ctx context.Context) error {
 		case <-time.After(20 * time.Millisecond): // polling kube-proxy's first sync, bounded by ctx
 		}
 	}
+}
+
+// awaitEndpoint waits, StartTimeout at most, until the pod's endpoint is
+// what cond wants (the EndpointSlice controller has acted).
+func (k *kubePlane) awaitEndpoint(ctx context.Context, p *pod, what string, cond func(kube.EndpointTimes) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, k.r.cfg.StartTimeout)
+	defer cancel()
+	if err := k.watch.Wait(ctx, p.Name, cond); err != nil {
+		return fmt.Errorf("%s: endpoint not %s within %v (see %s): %w", p.Name, what, k.r.cfg.StartTimeout, k.dp.ControllerManager.Log, err)
+	}
+	return nil
 }
 
 // deleting DELETEs the Pod with the grace period, as the ReplicaSet
@@ -348,9 +359,9 @@ func (k *kubePlane) removing(ctx context.Context, p *pod) (string, func()) {
 	p.PropagationTarget = k.r.draw(k.r.cfg.Propagation)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := k.watch.Wait(ctx, p.Name, func(t kube.EndpointTimes) bool { return !t.Terminating.IsZero() }); err != nil {
+		if err := k.awaitEndpoint(ctx, p, "terminating", func(t kube.EndpointTimes) bool { return !t.Terminating.IsZero() }); err != nil {
 			if ctx.Err() == nil {
-				k.r.fail(fmt.Errorf("%s: endpoint never terminating: %w", p.Name, err))
+				k.r.fail(err)
 			}
 			return
 		}
