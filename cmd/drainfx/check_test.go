@@ -431,6 +431,11 @@ func TestRolloutFlags(t *testing.T) {
 		{"no client", []string{"-bin", "x", "-keepalive", "0", "-newconn", "0", "-ws-path", "", "-sse-path", ""}, "no client"},
 		{"bad range", []string{"-bin", "x", "-propagation", "3s-1s"}, "-propagation"},
 		{"negative gRPC clients", []string{"-bin", "x", "-grpc", "-1"}, "Load.GRPC=-1 is negative"},
+		{"unknown data plane", []string{"-bin", "x", "-dataplane", "k8s"}, `DataPlane="k8s": want haproxy or kube`},
+		{"proxy mode without kube", []string{"-bin", "x", "-proxy-mode", "iptables"}, "-proxy-mode: only with -dataplane kube"},
+		{"unknown proxy mode", []string{"-bin", "x", "-dataplane", "kube", "-proxy-mode", "ipvs"}, `ProxyMode="ipvs": want nftables or iptables`},
+		{"entry without a load balancer", []string{"-bin", "x", "-dataplane", "kube", "-entry", "1s"}, "-entry with -dataplane kube"},
+		{"grace not whole seconds", []string{"-bin", "x", "-dataplane", "kube", "-grace", "2500ms"}, "GracePeriod=2.5s: Kubernetes takes whole seconds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -441,6 +446,18 @@ func TestRolloutFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// -dataplane kube without the Kubernetes binaries says so and names the
+// command that builds them (and, when not root, that it needs root).
+func TestRolloutKubeCannotRun(t *testing.T) {
+	t.Setenv("DRAINFX_KUBE_DIR", t.TempDir())
+	code, out, errOut := runOut(t, "", "rollout", "-bin", "x", "-dataplane", "kube")
+	if code != 2 || !strings.Contains(errOut, "no etcd, kube-apiserver, kube-controller-manager, kube-proxy in") ||
+		!strings.Contains(errOut, `"bash internal/ci/kube.sh"`) {
+		t.Errorf("exit %d, want 2 naming the binaries and the build command:\n%s%s", code, out, errOut)
+	}
+	t.Log(strings.TrimSpace(errOut))
 }
 
 // Without PRESTOP_TOKEN, anyone who reaches the admin port can drain the

@@ -27,11 +27,11 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 		requests listFlag
 		headers  listFlag
 		preStop  = fs.String("prestop", "http", "preStop hook: http (GET the admin -prestop-path), sleep=DURATION, or none")
-		prop     = fs.String("propagation", "0.5s-2.5s", "endpoint propagation delay range, from the start of termination to the pod's removal from the proxy")
-		entry    = fs.String("entry", "", "delay range from a new pod's first passing readiness probe to its entry in the proxy (default: -propagation)")
+		prop     = fs.String("propagation", "0.5s-2.5s", "endpoint propagation delay range, from the start of termination to the pod's removal from the proxy; with -dataplane kube, given: a load balancer in front that leaves this long after the endpoint is terminating (half the clients go through it)")
+		entry    = fs.String("entry", "", "delay range from a new pod's first passing readiness probe to its entry in the proxy (default: -propagation); with -dataplane kube, the load balancer's, after the endpoint is ready")
 		slow     = fs.String("slow", "50ms-250ms", "range of the milliseconds that replace {ms} in a request's path")
 		quiet    = fs.Bool("q", false, "print only the table, not the timeline")
-		logDir   = fs.String("logs", "", "directory for the pods' logs (pod-N.log); default: a temporary one, removed")
+		logDir   = fs.String("logs", "", "directory for the pods' logs (pod-N.log) and, with -dataplane kube, the Kubernetes components' (kube/); default: a temporary one, removed")
 		timeout  = fs.Duration("timeout", 30*time.Minute, "give up after this long")
 		ld       = &cfg.Load
 	)
@@ -60,8 +60,10 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&ld.SSEIgnoreRetry, "sse-ignore-retry", false, "SSE readers reconnect at once instead of waiting the stream's retry: time (as EventSource does)")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of the random delays (0: random, printed)")
 	fs.StringVar(&cfg.HAProxy, "haproxy", "haproxy", "the haproxy binary")
+	fs.StringVar(&cfg.DataPlane, "dataplane", rollout.DataPlaneHAProxy, "haproxy: HAProxy plays kube-proxy and -propagation is drawn; kube: a real kube-apiserver, EndpointSlice controller and kube-proxy on this machine, each pod in a network namespace (root, Linux, and the binaries of internal/ci/kube.sh)")
+	fs.StringVar(&cfg.ProxyMode, "proxy-mode", "nftables", "kube-proxy's mode with -dataplane kube: nftables or iptables")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: drainfx rollout -bin ./service [flags]\n\nPlays a Kubernetes rolling update of the service behind HAProxy (Debian package haproxy) under load\nand counts what is lost. Exit 0: nothing lost; 1: something lost; 2: the rehearsal could not run.\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: drainfx rollout -bin ./service [flags]\n\nPlays a Kubernetes rolling update of the service behind HAProxy (Debian package haproxy) under load\nand counts what is lost; with -dataplane kube, behind a real kube-proxy. Exit 0: nothing lost;\n1: something lost; 2: the rehearsal could not run.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	fail := func(format string, args ...any) int {
@@ -107,6 +109,18 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 	}
 	if ld.KeepAlive+ld.NewConn+ld.WebSocket+ld.SSE+ld.GRPC+ld.GRPCNewConn == 0 {
 		return fail("no client: every count is 0 or its route is empty")
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.DataPlane == rollout.DataPlaneKube {
+		// The real propagation is kube-proxy's; a -propagation given asks for
+		// a slower layer in front, as a cloud load balancer is.
+		cfg.LoadBalancer = set["propagation"]
+		if set["entry"] && !set["propagation"] {
+			return fail("-entry with -dataplane kube: the load balancer's, which -propagation adds")
+		}
+	} else if set["proxy-mode"] {
+		return fail("-proxy-mode: only with -dataplane kube")
 	}
 	ranges := []struct {
 		name, v string

@@ -31,9 +31,7 @@ func (s *Server) DoAs(tb testing.TB, token, method, path string, body any) (int,
 			tb.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	code, out, err := s.request(ctx, token, method, path, data)
+	code, out, err := s.api.DoAs(context.Background(), token, method, path, data, "")
 	if err != nil {
 		tb.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/drainfx/drainfx/internal/kube"
 )
 
 // PreStop is the kubelet's preStop hook.
@@ -197,6 +199,18 @@ type Load struct {
 	SSEIgnoreRetry bool
 }
 
+// The data planes a rollout plays against ([Config.DataPlane]).
+const (
+	// DataPlaneHAProxy is the model: HAProxy plays kube-proxy and the
+	// endpoint propagation is a drawn delay. No root needed.
+	DataPlaneHAProxy = "haproxy"
+	// DataPlaneKube is the real thing on this machine: kube-apiserver, the
+	// EndpointSlice controller and kube-proxy, the pods in network
+	// namespaces (internal/kube). Needs root and the binaries that
+	// internal/ci/kube.sh builds.
+	DataPlaneKube = "kube"
+)
+
 // Config is one rollout check.
 type Config struct {
 	// Bin is the service binary; it must answer the requests of Load on
@@ -243,13 +257,33 @@ type Config struct {
 	// Seed seeds the random delays; 0 picks one (it is logged).
 	Seed uint64
 	// Dir holds HAProxy's configuration and admin socket, and the pods' logs
-	// (pod-N.log). Default: a temporary directory, removed afterwards.
+	// (pod-N.log); with DataPlaneKube also, in kube/, the API server's data
+	// and the logs of the Kubernetes components and of the node's conntrack
+	// events. Default: a temporary directory, removed afterwards.
 	Dir string
 	// Logf receives the timeline (pods started, ready, entered, terminated,
 	// propagated, exited). Default: discarded.
 	Logf func(format string, args ...any)
 	// HAProxy is the haproxy binary (default: "haproxy" in PATH).
 	HAProxy string
+
+	// DataPlane is DataPlaneHAProxy (default) or DataPlaneKube. With
+	// DataPlaneKube the service's binary runs in a pod network namespace
+	// per pod, on PortEnv 8080 and AdminPortEnv 9090 of the pod's IP, behind
+	// a Service (port 80) whose ClusterIP the clients dial; Propagation and
+	// Entry are real, and used only by the LoadBalancer.
+	DataPlane string
+	// ProxyMode is kube-proxy's mode with DataPlaneKube: nftables
+	// (default) or iptables.
+	ProxyMode string
+	// LoadBalancer, with DataPlaneKube, adds a load balancer that sends to
+	// the pods' IPs directly, as a cloud load balancer in IP mode or an
+	// ingress controller does: HAProxy, following the EndpointSlices — a
+	// pod enters Entry after its endpoint is ready (the rollout waits for
+	// it, as a readiness gate makes a Deployment wait) and leaves
+	// Propagation after it is terminating. The clients of each kind are
+	// shared out between it and the ClusterIP.
+	LoadBalancer bool
 }
 
 func (c Config) withDefaults() Config {
@@ -264,6 +298,10 @@ func (c Config) withDefaults() Config {
 	def(&c.PreStopPath, "/prestop")
 	def(&c.PreStop.Kind, PreStopNone)
 	def(&c.HAProxy, "haproxy")
+	def(&c.DataPlane, DataPlaneHAProxy)
+	if c.DataPlane == DataPlaneKube {
+		def(&c.ProxyMode, kube.ProxyNFTables)
+	}
 	def(&c.Load.FinalEvent, "shutdown")
 	def(&c.Load.WSPath, "/ws")
 	def(&c.Load.SSEPath, "/events")
@@ -357,6 +395,24 @@ func (c Config) validate() error {
 	}
 	if c.GracePeriod < 0 || c.ProbePeriod < 0 || c.StartTimeout < 0 || c.Load.Interval < 0 {
 		bad = append(bad, "a duration is negative")
+	}
+	switch c.DataPlane {
+	case DataPlaneHAProxy:
+		if c.LoadBalancer {
+			bad = append(bad, "LoadBalancer=true: only with DataPlane kube (the HAProxy data plane is itself the load balancer)")
+		}
+	case DataPlaneKube:
+		if c.GracePeriod%time.Second != 0 {
+			bad = append(bad, fmt.Sprintf("GracePeriod=%v: Kubernetes takes whole seconds", c.GracePeriod))
+		}
+		if n := c.Replicas + c.Replacements; n > kube.MaxPods {
+			bad = append(bad, fmt.Sprintf("Replicas+Replacements=%d: at most %d pods with DataPlane kube", n, kube.MaxPods))
+		}
+		if c.ProxyMode != kube.ProxyNFTables && c.ProxyMode != kube.ProxyIPTables {
+			bad = append(bad, fmt.Sprintf("ProxyMode=%q: want %s or %s", c.ProxyMode, kube.ProxyNFTables, kube.ProxyIPTables))
+		}
+	default:
+		bad = append(bad, fmt.Sprintf("DataPlane=%q: want %s or %s", c.DataPlane, DataPlaneHAProxy, DataPlaneKube))
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("rollout: %s", strings.Join(bad, "; "))

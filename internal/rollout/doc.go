@@ -9,7 +9,7 @@
 // contract of examples/grpc ([Load.GRPC]) and no HTTP ones; its readiness
 // probe and preStop hook stay HTTP, on the admin port.
 //
-// # The cluster it plays
+// # The cluster it plays (DataPlaneHAProxy, the default)
 //
 //   - kube-proxy is HAProxy in TCP mode with retries 0 and one server per
 //     pod slot, all starting disabled. A pod enters and leaves with
@@ -28,6 +28,32 @@
 //   - A rolling update with maxSurge 1 and maxUnavailable 0: a new pod starts,
 //     becomes ready, enters the proxy, then the oldest pod is terminated and
 //     the next new pod starts at once.
+//
+// # The real data plane
+//
+// With [Config.DataPlane] [DataPlaneKube] nothing of the cluster is
+// modelled but the kubelet: internal/kube starts etcd, kube-apiserver,
+// kube-controller-manager (the EndpointSlice controller alone) and
+// kube-proxy (nftables or iptables, [Config.ProxyMode]) in a node network
+// namespace, routing a client namespace and one namespace per pod over a
+// bridge. The rollout creates a Service (port 80 → 8080) and, per pod, a
+// network namespace, a Pod bound to the node and a process of the binary
+// in that namespace (PortEnv 8080, AdminPortEnv 9090 on the pod's IP). It
+// plays the kubelet: it PATCHes the Pod's status Running with its IP,
+// probes readiness over the pod's IP from the node namespace and PATCHes
+// Ready, keeps probing for as long as the pod runs and reports every
+// change; the replacement is a DELETE with the grace period (the old pod is
+// deleted as soon as the new one is Ready, as a Deployment does), then the
+// kill sequence above, then the pod's namespace is removed and the Pod
+// deleted with grace period 0. The clients dial the ClusterIP from the
+// client namespace. The report shows, per pod, DELETE → endpoint
+// terminating (a watch of the EndpointSlices), DELETE → the last new
+// connection the node sent it (the node's conntrack events), and the last
+// arrival the pod itself reported (drainfx's shutdown report, if it logs
+// one). [Config.LoadBalancer] adds, in front, a load balancer that sends to
+// the pods' IPs and follows the EndpointSlices late (Entry, Propagation);
+// the clients are then shared out between it and the ClusterIP. Everything
+// is stopped and removed when [Run] returns, a failed run included.
 //
 // # Times
 //
@@ -91,8 +117,9 @@
 //
 // # Limits
 //
-// The pods run on one machine and share its CPU with the load and HAProxy;
-// the timing of a loaded machine shows in the stop times. The proxy is
+// The pods run on one machine and share its CPU with the load and HAProxy
+// (or the Kubernetes components); the timing of a loaded machine shows in
+// the stop times. The proxy is
 // TCP-level only: it never retries and never sees HTTP, like kube-proxy
 // and unlike an HTTP ingress, which may hide losses by retrying.
 package rollout

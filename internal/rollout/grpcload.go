@@ -70,7 +70,7 @@ func (l *load) grpcDial(conns *atomic.Int64) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(grpcStats{conns: conns}),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return l.dialer.DialContext(ctx, "tcp", addr)
+			return l.dial(ctx, "tcp", addr)
 		}))
 }
 

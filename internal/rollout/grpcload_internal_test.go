@@ -78,7 +78,7 @@ func grpcTestLoad(t *testing.T, srv *ticksServer) *load {
 		<-served
 	})
 	cfg := Config{Bin: "x", Load: Load{GRPC: 2}}
-	return newLoad(cfg.withDefaults().Load, ln.Addr().String(), time.Now())
+	return newLoad(cfg.withDefaults().Load, target{addr: ln.Addr().String()}, time.Now())
 }
 
 func TestGRPCTicksStream(t *testing.T) {

@@ -34,12 +34,13 @@ type counter struct{ seen, lost atomic.Int64 }
 // not counted.
 type load struct {
 	cfg       Load
+	label     string // "" or the entry point, prefixed to the names of rows, clients and losses
 	base      string // http://proxy
 	wsURL     string
 	proxyAddr string    // host:port, for the gRPC channels
 	start     time.Time // of the rollout: loss samples are stamped from it
 	wg        sync.WaitGroup
-	dialer    *net.Dialer
+	dial      dialFunc
 
 	// One row per request: the keep-alive clients' Requests, then the
 	// new-connection clients' NewConnRequests.
@@ -63,7 +64,26 @@ type load struct {
 	transports []*http.Transport
 }
 
-func newLoad(cfg Load, proxyAddr string, start time.Time) *load {
+// dialFunc opens a connection, as [net.Dialer.DialContext] does.
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// target is an entry point of the load: the clients connect to addr with
+// dial (nil: from this process's network namespace).
+type target struct {
+	label string // "" for the only one
+	addr  string
+	dial  dialFunc
+}
+
+// dialTimeout bounds every connection the clients open.
+const dialTimeout = 5 * time.Second
+
+func newLoad(cfg Load, t target, start time.Time) *load {
+	proxyAddr := t.addr
+	dial := t.dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
 	n := cfg.KeepAlive + cfg.NewConn + cfg.WebSocket + cfg.SSE + cfg.GRPC + cfg.GRPCNewConn
 	var names []string
 	if cfg.KeepAlive > 0 {
@@ -85,11 +105,16 @@ func newLoad(cfg Load, proxyAddr string, start time.Time) *load {
 		http:      make([]counter, len(names)),
 		replays:   make([]atomic.Int64, len(names)),
 		start:     start,
-		dialer:    &net.Dialer{Timeout: 5 * time.Second},
-		progress:  make([]atomic.Int64, n),
-		names:     make([]string, n),
-		wsCodes:   make(map[int]int64),
-		perWhat:   make(map[string]int),
+		label:     t.label,
+		dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			defer cancel()
+			return dial(ctx, network, addr)
+		},
+		progress: make([]atomic.Int64, n),
+		names:    make([]string, n),
+		wsCodes:  make(map[int]int64),
+		perWhat:  make(map[string]int),
 	}
 }
 
@@ -97,7 +122,7 @@ func newLoad(cfg Load, proxyAddr string, start time.Time) *load {
 func (l *load) run(ctx context.Context, seed uint64) {
 	id := 0
 	next := func(kind string, i int) int {
-		l.names[id] = fmt.Sprintf("%s client %d", kind, i)
+		l.names[id] = l.prefix() + fmt.Sprintf("%s client %d", kind, i)
 		id++
 		return id - 1
 	}
@@ -144,7 +169,7 @@ func (l *load) wait() {
 func (l *load) transport(keepAlive bool) *http.Transport {
 	t := &http.Transport{
 		Proxy:               nil, // never HTTP_PROXY: the proxy here is HAProxy
-		DialContext:         l.dialer.DialContext,
+		DialContext:         l.dial,
 		DisableKeepAlives:   !keepAlive,
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: 1,
@@ -197,7 +222,7 @@ func (l *load) lose(what string, err any) {
 	l.nSamples++
 	if l.perWhat[what] < samplesPerKind && len(l.samples) < maxSamples {
 		l.perWhat[what]++
-		l.samples = append(l.samples, fmt.Sprintf("%7.3fs %s: %v", time.Since(l.start).Seconds(), what, err))
+		l.samples = append(l.samples, fmt.Sprintf("%7.3fs %s%s: %v", time.Since(l.start).Seconds(), l.prefix(), what, err))
 	}
 }
 
@@ -306,7 +331,7 @@ func (l *load) request(ctx context.Context, c *http.Client, id int, rng *rand.Ra
 }
 
 func (l *load) wsClient(ctx context.Context, id int) {
-	d := &websocket.Dialer{NetDialContext: l.dialer.DialContext, HandshakeTimeout: 5 * time.Second}
+	d := &websocket.Dialer{NetDialContext: l.dial, HandshakeTimeout: 5 * time.Second}
 	for ctx.Err() == nil {
 		if !l.wsSession(ctx, d, id) {
 			backoff(ctx)
@@ -531,11 +556,91 @@ func (l *load) rows() []Row {
 	if l.cfg.SSE > 0 {
 		rows = append(rows, Row{Name: "SSE streams", Seen: l.sseOpened.Load() + l.sseFailedOpens.Load(), Lost: l.sseLost.Load(), Note: sseNote})
 	}
-	return append(rows, l.grpcRows()...)
+	rows = append(rows, l.grpcRows()...)
+	for i := range rows {
+		rows[i].Name = l.prefix() + rows[i].Name
+	}
+	return rows
+}
+
+// prefix is what the names of the load's rows, clients and losses begin
+// with: its entry point, if there are several.
+func (l *load) prefix() string {
+	if l.label == "" {
+		return ""
+	}
+	return l.label + ": "
 }
 
 func (l *load) lossSamples() ([]string, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.samples...), l.nSamples
+}
+
+// loads are the loads of a rollout, one per entry point: the clients of
+// each kind are shared out between them (the first ones get the odd
+// clients).
+type loads []*load
+
+func newLoads(cfg Load, ts []target, start time.Time) loads {
+	n := len(ts)
+	share := func(c, k int) int {
+		s := c / n
+		if k < c%n {
+			s++
+		}
+		return s
+	}
+	var ls loads
+	for k, t := range ts {
+		c := cfg
+		c.KeepAlive, c.NewConn, c.WebSocket, c.SSE = share(cfg.KeepAlive, k), share(cfg.NewConn, k), share(cfg.WebSocket, k), share(cfg.SSE, k)
+		c.GRPC, c.GRPCNewConn = share(cfg.GRPC, k), share(cfg.GRPCNewConn, k)
+		ls = append(ls, newLoad(c, t, start))
+	}
+	return ls
+}
+
+func (ls loads) run(ctx context.Context, seed uint64) {
+	for k, l := range ls {
+		l.run(ctx, seed+uint64(k)<<32)
+	}
+}
+
+func (ls loads) wait() {
+	for _, l := range ls {
+		l.wait()
+	}
+}
+
+// waitProgress waits until every client of every load has succeeded after
+// t, or timeout; it returns the clients that have not.
+func (ls loads) waitProgress(ctx context.Context, t time.Time, timeout time.Duration) []string {
+	deadline := time.Now().Add(timeout)
+	var stalled []string
+	for _, l := range ls {
+		stalled = append(stalled, l.waitProgress(ctx, t, max(time.Until(deadline), 0))...)
+	}
+	return stalled
+}
+
+func (ls loads) rows() []Row {
+	var rows []Row
+	for _, l := range ls {
+		rows = append(rows, l.rows()...)
+	}
+	return rows
+}
+
+func (ls loads) lossSamples() ([]string, int) {
+	var (
+		samples []string
+		n       int
+	)
+	for _, l := range ls {
+		s, k := l.lossSamples()
+		samples, n = append(samples, s...), n+k
+	}
+	return samples, n
 }

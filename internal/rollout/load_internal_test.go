@@ -33,7 +33,7 @@ func testLoadCfg(t *testing.T, h http.Handler, set func(*Load)) *load {
 	set(&cfg.Load)
 	lc := cfg.withDefaults().Load
 	lc.Interval = 5 * time.Millisecond
-	return newLoad(lc, strings.TrimPrefix(srv.URL, "http://"), time.Now())
+	return newLoad(lc, target{addr: strings.TrimPrefix(srv.URL, "http://")}, time.Now())
 }
 
 func TestSSESession(t *testing.T) {

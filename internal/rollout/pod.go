@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/drainfx/drainfx/internal/kube"
 )
 
 // PodReport is what happened to one pod. Times are wall-clock; durations
@@ -24,8 +26,11 @@ import (
 // preStop request, began the preStop sleep, or — without a preStop hook —
 // sent SIGTERM). Kubernetes starts the endpoint removal at the same moment.
 type PodReport struct {
-	Name            string
-	Slot            int
+	Name string
+	Slot int
+	// Host is where the kubelet reaches the pod: 127.0.0.1, or the pod's
+	// IP (DataPlane kube). Port and AdminPort are its ports there.
+	Host            string
 	Port, AdminPort int
 
 	Started time.Time
@@ -41,8 +46,12 @@ type PodReport struct {
 	T0         time.Time
 	// PropagationTarget is the drawn propagation delay; Propagation is the
 	// measured one: from T0 to the moment HAProxy had put the pod's server
-	// in maintenance (no new connection after it).
+	// in maintenance (OutOfProxy: no new connection after it). With
+	// DataPlane kube, Propagation is T0 → the last new connection the node
+	// sent the pod (through the ClusterIP or the load balancer), and the
+	// drawn delay is the load balancer's.
 	PropagationTarget, Propagation time.Duration
+	OutOfProxy                     time.Time
 	PreStopTook                    time.Duration // how long the preStop hook ran
 	PreStopErr                     string        // a failed preStop request (the kubelet goes on to SIGTERM)
 	// PreStopTimedOut: the hook was still running at the grace period;
@@ -58,6 +67,9 @@ type PodReport struct {
 	// Crashed is set if the pod exited while it was meant to be serving.
 	Crashed bool
 	Log     string // the path of its output
+
+	// Kube is what the real components showed of the pod (DataPlane kube).
+	Kube *KubeTimes
 }
 
 // StopTime is T0 → exit: how long the pod took to leave once its
@@ -97,20 +109,25 @@ type pod struct {
 	state    *os.ProcessState
 }
 
-func (r *runner) startPod(slot int) (*pod, error) {
+func (r *runner) startPod(ctx context.Context, slot int) (*pod, error) {
 	p := &pod{
-		PodReport: PodReport{Name: fmt.Sprintf("pod-%d", slot), Slot: slot, Port: r.ports[slot], AdminPort: r.adminPorts[slot]},
+		PodReport: PodReport{Name: fmt.Sprintf("pod-%d", slot), Slot: slot},
 		done:      make(chan struct{}),
+	}
+	argv, env, err := r.plane.prepare(ctx, p)
+	if err != nil {
+		return nil, err
 	}
 	p.Log = filepath.Join(r.dir, p.Name+".log")
 	f, err := os.Create(p.Log)
 	if err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(r.cfg.Bin, r.cfg.Args...)
-	p.cmd.Env = append(append(os.Environ(), r.cfg.Env...),
-		r.cfg.PortEnv+"="+strconv.Itoa(p.Port), r.cfg.AdminPortEnv+"="+strconv.Itoa(p.AdminPort))
+	p.cmd = exec.Command(argv[0], argv[1:]...)
+	p.cmd.Env = append(append(os.Environ(), r.cfg.Env...), env...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
+	// If drainfx dies without its cleanup, its pods die with it.
+	p.cmd.SysProcAttr = kube.SysProcAttr()
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", r.cfg.Bin, err)
@@ -126,7 +143,10 @@ func (r *runner) startPod(slot int) (*pod, error) {
 		f.Close()
 		close(p.done)
 	})
-	r.logf("%s started (port %d, admin %d)", p.Name, p.Port, p.AdminPort)
+	r.logf("%s started (%s, port %d, admin %d)", p.Name, p.Host, p.Port, p.AdminPort)
+	if err := r.plane.started(ctx, p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -167,7 +187,7 @@ func (p *pod) tail() string {
 // waitReady probes the readiness path every ProbePeriod, the first probe at
 // once, until it answers 200.
 func (r *runner) waitReady(ctx context.Context, p *pod) error {
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", p.AdminPort, r.cfg.ReadinessPath)
+	url := r.podURL(p, r.cfg.ReadinessPath)
 	deadline := time.NewTimer(r.cfg.StartTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(r.cfg.ProbePeriod)
@@ -190,6 +210,12 @@ func (r *runner) waitReady(ctx context.Context, p *pod) error {
 	}
 }
 
+// podURL is the URL of path on the pod's admin port, as the kubelet
+// reaches it.
+func (r *runner) podURL(p *pod, path string) string {
+	return "http://" + net.JoinHostPort(p.Host, strconv.Itoa(p.AdminPort)) + path
+}
+
 func (r *runner) probe(ctx context.Context, url string) bool {
 	ctx, cancel := context.WithTimeout(ctx, max(r.cfg.ProbePeriod, time.Second))
 	defer cancel()
@@ -208,23 +234,28 @@ func (r *runner) probe(ctx context.Context, url string) bool {
 
 // terminate plays the pod's deletion as the kubelet does
 // (kuberuntime_container.go, killContainer): at T0 the endpoint removal
-// starts (the pod leaves the proxy after a drawn propagation delay) and, at
-// the same time, the kubelet runs the preStop hook for at most the grace
-// period G — an httpGet hook's request is not cancelled when the kubelet
-// stops waiting for it — then sends SIGTERM, and sends SIGKILL
-// max(G − the hook's time, 2 s) after it. It returns once the pod has exited
-// and its endpoint has been removed.
+// starts (HAProxy: the pod leaves the proxy after a drawn propagation
+// delay; kube: the Pod was DELETEd just before, and the real components
+// follow) and, at the same time, the kubelet runs the preStop hook for at
+// most the grace period G — an httpGet hook's request is not cancelled
+// when the kubelet stops waiting for it — then sends SIGTERM, and sends
+// SIGKILL max(G − the hook's time, 2 s) after it. It returns once the pod
+// has exited and its endpoint has been removed.
 func (r *runner) terminate(ctx context.Context, p *pod) {
-	p.T0 = time.Now()
 	p.Crashed = p.exited()
-	p.PropagationTarget = r.draw(r.cfg.Propagation)
-	var prop, hook sync.WaitGroup
-	prop.Go(func() { r.propagate(ctx, p) })
+	if err := r.plane.deleting(ctx, p); err != nil {
+		r.fail(err)
+	}
+	p.T0 = time.Now()
+	note, removed := r.plane.removing(ctx, p)
+	var hook sync.WaitGroup
 	var hookErr string // written by the hook's goroutine, read after hook.Wait
 
 	grace := r.cfg.GracePeriod
-	r.logf("%s terminating: preStop %v, grace %v, leaves the proxy in %.3fs", p.Name, r.cfg.PreStop, grace,
-		p.PropagationTarget.Seconds())
+	if note != "" {
+		note = ", " + note
+	}
+	r.logf("%s terminating: preStop %v, grace %v%s", p.Name, r.cfg.PreStop, grace, note)
 	hookTimeout := time.NewTimer(grace)
 	defer hookTimeout.Stop()
 	switch r.cfg.PreStop.Kind {
@@ -277,9 +308,10 @@ func (r *runner) terminate(ctx context.Context, p *pod) {
 		p.PreStopErr = hookErr
 		r.logf("%s preStop failed: %s", p.Name, hookErr)
 	}
-	// The endpoint's removal writes p.Propagation: wait for it before the
+	r.plane.exited(ctx, p)
+	// The endpoint's removal writes the report: wait for it before the
 	// report is read (the log below copies the whole PodReport).
-	prop.Wait()
+	removed()
 	r.logf("%s exited %d%s: T0→exit %.3fs, SIGTERM→exit %.3fs%s", p.Name, p.ExitCode, sigNote(p.Signal),
 		p.StopTime().Seconds(), p.SIGTERMToExit().Seconds(), map[bool]string{true: " (SIGKILL at the grace period)"}[p.Killed])
 }
@@ -299,7 +331,7 @@ func sigNote(sig string) string {
 // kubelet's, the request is not cancelled when the kubelet stops waiting
 // for it: it ends with the answer, the pod's exit, or the rollout's end.
 func (r *runner) preStopHTTP(ctx context.Context, p *pod) string {
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", p.AdminPort, r.cfg.PreStopPath)
+	url := r.podURL(p, r.cfg.PreStopPath)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err.Error()
@@ -317,23 +349,6 @@ func (r *runner) preStopHTTP(ctx context.Context, p *pod) string {
 		return "answered " + resp.Status
 	}
 	return ""
-}
-
-// propagate removes the pod from the proxy PropagationTarget after T0.
-func (r *runner) propagate(ctx context.Context, p *pod) {
-	t := time.NewTimer(time.Until(p.T0.Add(p.PropagationTarget)))
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		return
-	}
-	if err := r.proxy.setState(p.Slot, "maint"); err != nil {
-		r.fail(err)
-		return
-	}
-	p.Propagation = time.Since(p.T0)
-	r.logf("%s out of the proxy: propagation %.3fs after T0", p.Name, p.Propagation.Seconds())
 }
 
 func (r *runner) draw(rg Range) time.Duration {

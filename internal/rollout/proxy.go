@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/drainfx/drainfx/internal/kube"
 )
 
 // proxy is kube-proxy played by HAProxy: TCP mode, no retries, one server
@@ -50,25 +52,41 @@ backend be
     balance roundrobin
 %s`
 
-// startProxy writes HAProxy's configuration to dir and starts the haproxy
-// binary at path with one server per backend port, all disabled.
-func startProxy(ctx context.Context, path, dir string, frontend int, backends []int) (*proxy, error) {
+// proxyOptions is one HAProxy: the haproxy binary at path, its
+// configuration and admin socket in dir, the frontend address, one server
+// per backend address (all disabled at start). With netns, it runs in
+// that command's namespace (argv prefix) and dial reaches its frontend.
+type proxyOptions struct {
+	path, dir, frontend string
+	backends            []string
+	netns               []string
+	dial                dialFunc
+}
+
+// startProxy writes HAProxy's configuration and starts it.
+func startProxy(ctx context.Context, o proxyOptions) (*proxy, error) {
 	p := &proxy{
-		sock: filepath.Join(dir, "haproxy.sock"),
-		addr: fmt.Sprintf("127.0.0.1:%d", frontend),
+		sock: filepath.Join(o.dir, "haproxy.sock"),
+		addr: o.frontend,
 		done: make(chan struct{}),
 	}
 	var servers strings.Builder
-	for i, port := range backends {
-		fmt.Fprintf(&servers, "    server s%d 127.0.0.1:%d disabled\n", i, port)
+	for i, addr := range o.backends {
+		fmt.Fprintf(&servers, "    server s%d %s disabled\n", i, addr)
 	}
-	cfg := filepath.Join(dir, "haproxy.cfg")
+	cfg := filepath.Join(o.dir, "haproxy.cfg")
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, haproxyConfig, p.sock, p.addr, servers.String()), 0o600); err != nil {
 		return nil, err
 	}
+	dial := o.dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
 	// -db: stay in the foreground.
-	p.cmd = exec.Command(path, "-db", "-f", cfg)
+	argv := append(append([]string(nil), o.netns...), o.path, "-db", "-f", cfg)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.cmd.SysProcAttr = kube.SysProcAttr()
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start haproxy: %w", err)
 	}
@@ -80,7 +98,9 @@ func startProxy(ctx context.Context, path, dir string, frontend int, backends []
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, errAPI := p.command("show info")
-		c, errFE := net.DialTimeout("tcp", p.addr, time.Second)
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		c, errFE := dial(dctx, "tcp", p.addr)
+		cancel()
 		if errFE == nil {
 			c.Close()
 		}

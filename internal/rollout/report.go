@@ -26,6 +26,12 @@ type Result struct {
 	Propagation, Entry     Range
 	Seed                   uint64
 	Took                   time.Duration
+	// DataPlane is the data plane played against; Via names what carried
+	// the load ("HAProxy", "kube-proxy (nftables)"); LoadBalancer: with
+	// DataPlaneKube, the load balancer in front took half the clients.
+	DataPlane    string
+	Via          string
+	LoadBalancer bool
 
 	// Load has one row per kind of client: requests (keep-alive and
 	// new-connection, per route), WebSocket sessions, SSE streams.
@@ -97,50 +103,36 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
 // verdict line.
 func (r *Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "rollout check: %s, %d replicas, %d replacements, preStop %v, grace period %v, propagation %v, entry %v, seed %d, %.1fs\n",
-		filepath.Base(r.Bin), r.Replicas, r.Replacements, r.PreStop, r.GracePeriod, r.Propagation, r.Entry, r.Seed, r.Took.Seconds())
-	fmt.Fprintln(tw, "\nload through HAProxy\tseen\tlost")
+	if r.DataPlane == DataPlaneKube {
+		lb := "no load balancer"
+		if r.LoadBalancer {
+			lb = fmt.Sprintf("a load balancer in front (entry %v, propagation %v)", r.Entry, r.Propagation)
+		}
+		fmt.Fprintf(tw, "rollout check: %s, %d replicas, %d replacements, preStop %v, grace period %v, real data plane: %s, %s, seed %d, %.1fs\n",
+			filepath.Base(r.Bin), r.Replicas, r.Replacements, r.PreStop, r.GracePeriod, r.Via, lb, r.Seed, r.Took.Seconds())
+	} else {
+		fmt.Fprintf(tw, "rollout check: %s, %d replicas, %d replacements, preStop %v, grace period %v, propagation %v, entry %v, seed %d, %.1fs\n",
+			filepath.Base(r.Bin), r.Replicas, r.Replacements, r.PreStop, r.GracePeriod, r.Propagation, r.Entry, r.Seed, r.Took.Seconds())
+	}
+	via := r.Via
+	if via == "" {
+		via = "HAProxy"
+	}
+	if r.LoadBalancer {
+		via += " and the load balancer"
+	}
+	fmt.Fprintf(tw, "\nload through %s\tseen\tlost\n", via)
 	for _, row := range r.Load {
 		fmt.Fprintln(tw, strings.TrimRight(fmt.Sprintf("%s\t%d\t%d\t%s", row.Name, row.Seen, row.Lost, row.Note), "\t"))
 	}
 	if len(r.Stalled) > 0 {
 		fmt.Fprintf(tw, "clients stalled after the last exit\t\t%d\t%s\n", len(r.Stalled), strings.Join(r.Stalled, ", "))
 	}
-	fmt.Fprintln(tw, "\npod\tready→in proxy\tT0→out of proxy\tpreStop\tT0→exit\tSIGTERM→exit\texit")
-	for _, p := range r.Pods {
-		entry := "-"
-		if p.EntryDelay > 0 {
-			entry = secs(p.Entered.Sub(p.Ready))
-		}
-		if !p.Terminated {
-			state := "still serving at the end (not counted)"
-			if p.Crashed {
-				state = "exited while serving: " + p.Failed()
-			}
-			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t%s\n", p.Name, entry, state)
-			continue
-		}
-		prestop := "-"
-		if r.PreStop.Kind != PreStopNone {
-			prestop = secs(p.PreStopTook)
-			if p.PreStopTimedOut {
-				prestop += " (timed out: SIGTERM, SIGKILL 2s later)"
-			}
-			if p.PreStopErr != "" {
-				prestop += " (" + p.PreStopErr + ")"
-			}
-		}
-		sigterm := "-"
-		if !p.SIGTERM.IsZero() {
-			sigterm = secs(p.SIGTERMToExit())
-		}
-		exit := fmt.Sprint(p.ExitCode)
-		if f := p.Failed(); f != "" {
-			exit += " ← " + f
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, entry, secs(p.Propagation), prestop, secs(p.StopTime()), sigterm, exit)
+	if r.DataPlane == DataPlaneKube {
+		r.writeKubePods(tw)
+	} else {
+		r.writeModelPods(tw)
 	}
-	fmt.Fprintln(tw, "(T0: termination began — the preStop request or sleep, or SIGTERM without a hook; the endpoint removal starts then too)")
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -154,4 +146,109 @@ func (r *Result) WriteTable(w io.Writer) error {
 		_, err = fmt.Fprintf(w, "first losses (%d in all):\n  %s\n", r.Losses, strings.Join(r.Samples, "\n  "))
 	}
 	return err
+}
+
+func (r *Result) writeModelPods(tw io.Writer) {
+	fmt.Fprintln(tw, "\npod\tready→in proxy\tT0→out of proxy\tpreStop\tT0→exit\tSIGTERM→exit\texit")
+	for _, p := range r.Pods {
+		entry := "-"
+		if p.EntryDelay > 0 {
+			entry = secs(p.Entered.Sub(p.Ready))
+		}
+		if !p.Terminated {
+			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t%s\n", p.Name, entry, serving(p))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, entry, secs(p.Propagation), r.preStopCell(p), secs(p.StopTime()), sigtermCell(p), exitCell(p))
+	}
+	fmt.Fprintln(tw, "(T0: termination began — the preStop request or sleep, or SIGTERM without a hook; the endpoint removal starts then too)")
+}
+
+// writeKubePods prints what the real components showed of each pod: the
+// endpoint (EndpointSlice watch), the connections the node sent it
+// (conntrack), what the pod saw (drainfx's shutdown report).
+func (r *Result) writeKubePods(tw io.Writer) {
+	head := []string{"pod", "ready→endpoint ready", "ready→first conn", "DELETE→terminating", "DELETE→last conn"}
+	if r.LoadBalancer {
+		head = append(head, "ready→in LB", "DELETE→last LB conn")
+	}
+	head = append(head, "pod: D0→last arrival", "preStop", "T0→exit", "SIGTERM→exit", "exit")
+	fmt.Fprintln(tw, "\n"+strings.Join(head, "\t"))
+	var worst time.Duration
+	for _, p := range r.Pods {
+		k := p.Kube
+		if k == nil {
+			continue
+		}
+		row := []string{p.Name, since(p.Ready, k.Endpoint.Ready), since(p.Ready, k.FirstConn)}
+		if !p.Terminated {
+			row = append(row, "", "")
+			if r.LoadBalancer {
+				row = append(row, since(p.Ready, k.LBIn), "")
+			}
+			row = append(row, "", "", "", "", serving(p))
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+			continue
+		}
+		worst = max(worst, p.T0.Sub(k.Deleted))
+		row = append(row, since(k.Deleted, k.Endpoint.Terminating), since(k.Deleted, k.LastConn))
+		if r.LoadBalancer {
+			row = append(row, since(p.Ready, k.LBIn), since(k.Deleted, k.LBLastConn))
+		}
+		arrival := "-"
+		if k.PodLastArrival >= 0 {
+			arrival = secs(k.PodLastArrival)
+		}
+		row = append(row, arrival, r.preStopCell(p), secs(p.StopTime()), sigtermCell(p), exitCell(p))
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	fmt.Fprintf(tw, "(DELETE: the Pod's graceful DELETE; T0, the kubelet's kill sequence, followed it by ≤ %dms. Endpoint: a watch of the EndpointSlices. Conn: a new connection the node sent the pod, from its conntrack events. D0→last arrival: the pod's own shutdown report, if it logs drainfx's.)\n",
+		worst.Milliseconds())
+}
+
+// since is from → to, "-" if to is zero, "before" if to precedes from.
+func since(from, to time.Time) string {
+	switch {
+	case to.IsZero() || from.IsZero():
+		return "-"
+	case to.Before(from):
+		return "before"
+	}
+	return secs(to.Sub(from))
+}
+
+func serving(p PodReport) string {
+	if p.Crashed {
+		return "exited while serving: " + p.Failed()
+	}
+	return "still serving at the end (not counted)"
+}
+
+func (r *Result) preStopCell(p PodReport) string {
+	if r.PreStop.Kind == PreStopNone {
+		return "-"
+	}
+	s := secs(p.PreStopTook)
+	if p.PreStopTimedOut {
+		s += " (timed out: SIGTERM, SIGKILL 2s later)"
+	}
+	if p.PreStopErr != "" {
+		s += " (" + p.PreStopErr + ")"
+	}
+	return s
+}
+
+func sigtermCell(p PodReport) string {
+	if p.SIGTERM.IsZero() {
+		return "-"
+	}
+	return secs(p.SIGTERMToExit())
+}
+
+func exitCell(p PodReport) string {
+	exit := fmt.Sprint(p.ExitCode)
+	if f := p.Failed(); f != "" {
+		exit += " ← " + f
+	}
+	return exit
 }

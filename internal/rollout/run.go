@@ -8,17 +8,17 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/drainfx/drainfx/internal/kube"
 )
 
 type runner struct {
-	cfg        Config
-	dir        string // the pods' logs
-	ports      []int  // public port per slot
-	adminPorts []int  // admin port per slot
-	proxy      *proxy
-	kubelet    *http.Client // probes and preStop: a new connection each time
-	start      time.Time
-	wg         sync.WaitGroup
+	cfg     Config
+	dir     string // the pods' logs
+	plane   plane
+	kubelet *http.Client // probes and preStop: a new connection each time
+	start   time.Time
+	wg      sync.WaitGroup
 
 	mu   sync.Mutex
 	rng  *rand.Rand
@@ -64,9 +64,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	haproxy, err := FindHAProxy(cfg.HAProxy)
-	if err != nil {
-		return nil, err
+	var haproxy string
+	if cfg.DataPlane == DataPlaneHAProxy || cfg.LoadBalancer {
+		var err error
+		if haproxy, err = FindHAProxy(cfg.HAProxy); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.DataPlane == DataPlaneKube {
+		if err := kube.CheckDataPlane(cfg.ProxyMode); err != nil {
+			return nil, fmt.Errorf("data plane kube: %w", err)
+		}
 	}
 	seed := cfg.Seed
 	if seed == 0 {
@@ -75,7 +83,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r := &runner{cfg: cfg, dir: cfg.Dir, rng: rand.New(rand.NewPCG(seed, 0)), start: time.Now()}
 	// HAProxy's socket lives in a short path of its own (a unix socket path
 	// has at most 107 bytes).
-	hdir, err := os.MkdirTemp("", "rollout")
+	hdir, err := haproxyDir()
 	if err != nil {
 		return nil, err
 	}
@@ -85,21 +93,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	} else if err := os.MkdirAll(r.dir, 0o755); err != nil {
 		return nil, err
 	}
-	slots := cfg.Replicas + cfg.Replacements
-	ports, err := pickPorts(1+2*slots, rand.New(rand.NewPCG(seed, 1)))
+	switch cfg.DataPlane {
+	case DataPlaneKube:
+		r.plane, err = newKubePlane(ctx, r, haproxy, hdir)
+	default:
+		r.plane, err = newHAProxyPlane(ctx, r, haproxy, hdir, seed)
+	}
 	if err != nil {
 		return nil, err
 	}
-	r.ports, r.adminPorts = ports[1:1+slots], ports[1+slots:]
-	r.kubelet = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	defer func() {
+		if err := r.plane.close(); err != nil {
+			r.logf("teardown: %v", err)
+		}
+	}()
+	r.kubelet = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, DialContext: r.plane.kubeletDial}}
 	defer r.kubelet.CloseIdleConnections()
-
-	px, err := startProxy(ctx, haproxy, hdir, ports[0], r.ports)
-	if err != nil {
-		return nil, err
-	}
-	defer px.stop()
-	r.proxy = px
 
 	defer func() { // the pods still running; then their waiters
 		r.mu.Lock()
@@ -122,25 +131,30 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 func (r *runner) rollout(ctx context.Context, seed uint64) (*Result, error) {
 	cfg := r.cfg
-	r.logf("rollout: %s, %d replicas, %d replacements, preStop %v, grace period %v, propagation %v, entry %v, seed %d",
-		cfg.Bin, cfg.Replicas, cfg.Replacements, cfg.PreStop, cfg.GracePeriod, cfg.Propagation, cfg.Entry, seed)
+	plane := fmt.Sprintf("propagation %v, entry %v", cfg.Propagation, cfg.Entry)
+	if cfg.DataPlane == DataPlaneKube {
+		plane = "data plane " + r.plane.via()
+		if cfg.LoadBalancer {
+			plane += fmt.Sprintf(", a load balancer in front (entry %v, propagation %v)", cfg.Entry, cfg.Propagation)
+		}
+	}
+	r.logf("rollout: %s, %d replicas, %d replacements, preStop %v, grace period %v, %s, seed %d",
+		cfg.Bin, cfg.Replicas, cfg.Replacements, cfg.PreStop, cfg.GracePeriod, plane, seed)
 
 	ctx, cancel := context.WithCancel(ctx)
 	var (
 		terms sync.WaitGroup
-		l     *load
+		l     loads
 	)
 	defer func() { // on an error: stop what runs
 		cancel()
 		terms.Wait()
-		if l != nil {
-			l.wait()
-		}
+		l.wait()
 	}()
 
 	serving := make([]*pod, 0, cfg.Replicas+1)
 	for i := range cfg.Replicas {
-		p, err := r.startPod(i)
+		p, err := r.startPod(ctx, i)
 		if err != nil {
 			return nil, err
 		}
@@ -150,12 +164,15 @@ func (r *runner) rollout(ctx context.Context, seed uint64) (*Result, error) {
 		if err := r.waitReady(ctx, p); err != nil {
 			return nil, err
 		}
-		if err := r.enter(p); err != nil {
+		if err := r.plane.enter(ctx, p, true); err != nil {
 			return nil, err
 		}
 	}
+	if err := r.plane.warm(ctx); err != nil {
+		return nil, err
+	}
 
-	l = newLoad(cfg.Load, r.proxy.addr, r.start)
+	l = newLoads(cfg.Load, r.plane.targets(), r.start)
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	l.run(loadCtx, seed)
@@ -171,18 +188,14 @@ func (r *runner) rollout(ctx context.Context, seed uint64) (*Result, error) {
 		if err := r.failure(); err != nil {
 			return nil, err
 		}
-		p, err := r.startPod(cfg.Replicas + i)
+		p, err := r.startPod(ctx, cfg.Replicas+i)
 		if err != nil {
 			return nil, err
 		}
 		if err := r.waitReady(ctx, p); err != nil {
 			return nil, err
 		}
-		p.EntryDelay = r.draw(cfg.Entry)
-		if err := sleep(ctx, p.EntryDelay); err != nil {
-			return nil, err
-		}
-		if err := r.enter(p); err != nil {
+		if err := r.plane.enter(ctx, p, false); err != nil {
 			return nil, err
 		}
 		old := serving[0]
@@ -212,26 +225,19 @@ func (r *runner) rollout(ctx context.Context, seed uint64) (*Result, error) {
 		}
 	}
 
+	all := append(terminated, serving...)
+	r.plane.report(all)
 	res := &Result{
 		Bin: cfg.Bin, Replicas: cfg.Replicas, Replacements: cfg.Replacements, PreStop: cfg.PreStop,
 		GracePeriod: cfg.GracePeriod, Propagation: cfg.Propagation, Entry: cfg.Entry, Seed: seed,
+		DataPlane: cfg.DataPlane, Via: r.plane.via(), LoadBalancer: cfg.LoadBalancer,
 		Took: time.Since(r.start), Load: l.rows(), Stalled: stalled,
 	}
 	res.Samples, res.Losses = l.lossSamples()
-	for _, p := range append(terminated, serving...) {
+	for _, p := range all {
 		res.Pods = append(res.Pods, p.PodReport)
 	}
 	return res, nil
-}
-
-// enter puts the pod's server in the proxy.
-func (r *runner) enter(p *pod) error {
-	if err := r.proxy.setState(p.Slot, "ready"); err != nil {
-		return err
-	}
-	p.Entered = time.Now()
-	r.logf("%s in the proxy (%.3fs after ready)", p.Name, p.Entered.Sub(p.Ready).Seconds())
-	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
