@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.uber.org/fx/fxtest"
@@ -13,30 +12,12 @@ import (
 	"github.com/drainfx/drainfx/modules"
 )
 
-// lockedBuffer is a bytes.Buffer safe for the handler's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // An app that logs with log/slog gets drainfx's lines — the plan, the
 // report as a group, the summary — and fx's events in its own handler,
 // with no zap logger of its own.
 func TestSlog(t *testing.T) {
 	t.Parallel()
-	var buf lockedBuffer
+	var buf bytes.Buffer // slog's JSON handler serialises its writes; read once the app has stopped
 	l := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	app := fxtest.New(t, modules.Web(testConfig()), modules.Slog(l))
 	app.RequireStart().RequireStop()
