@@ -19,6 +19,7 @@ const (
 	servicePkg   = "../../examples/service"
 	nethttpPkg   = "../../examples/nethttp"
 	grpcPkg      = "../../examples/grpc"
+	minimalPkg   = "../../examples/minimal"
 	naivePkg     = "./testdata/naive"
 	naiveGRPCPkg = "./testdata/naivegrpc"
 )
@@ -410,4 +411,26 @@ func TestNaiveGRPCServerLoses(t *testing.T) {
 	if res.Pass() || res.LoadLost() == 0 {
 		t.Errorf("the naive gRPC server lost %d (load %d): the check did not see its losses", res.Lost(), res.LoadLost())
 	}
+}
+
+// A service without the WebSocket route the load would use (examples/minimal
+// has none) is said at once, naming the flag that turns the kind off, not
+// as a run of failed dials.
+func TestMissingRouteFailsAtOnce(t *testing.T) {
+	needRollout(t)
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := rollout.Run(ctx, rollout.Config{
+		Bin:          binary(t, minimalPkg),
+		Dir:          t.TempDir(),
+		Replicas:     1,
+		Replacements: 1,
+		Load:         rollout.Load{WebSocket: 1},
+	})
+	took := time.Since(began)
+	if err == nil || !strings.Contains(err.Error(), "-ws-path") || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("Run() = %v, want an error naming -ws-path and the 404", err)
+	}
+	t.Logf("%v after %v", err, took.Round(time.Millisecond))
 }

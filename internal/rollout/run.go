@@ -171,6 +171,9 @@ func (r *runner) rollout(ctx context.Context, seed uint64) (*Result, error) {
 	if err := r.plane.warm(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.checkRoutes(ctx, serving[0]); err != nil {
+		return nil, err
+	}
 
 	l = newLoads(cfg.Load, r.plane.targets(), r.start)
 	loadCtx, stopLoad := context.WithCancel(ctx)
