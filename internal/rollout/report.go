@@ -40,6 +40,19 @@ type Result struct {
 	// Pods are the terminated pods in order, then the pods still serving at
 	// the end.
 	Pods []PodReport
+
+	// SessionOpensPeak is the most WebSocket and SSE sessions opened on the
+	// survivors — the pods not terminating at the time — within any
+	// [OpensWindow] (100 ms), from the first termination on: the burst of
+	// reconnections the other pods take when a pod ends its sessions.
+	// SessionOpensPeakAt is when that window began, since the rollout
+	// began. SessionOpens is the number of opens counted; SessionOpensUnplaced
+	// those the proxy's connection log could not place on a pod (not
+	// counted). All zero without WebSocket and SSE clients.
+	SessionOpensPeak     int
+	SessionOpensPeakAt   time.Duration
+	SessionOpens         int
+	SessionOpensUnplaced int
 }
 
 // Lost is the total loss: requests, sessions and streams lost, stalled
@@ -106,7 +119,15 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if len(r.Stalled) > 0 {
 		fmt.Fprintf(tw, "clients stalled after the last exit\t\t%d\t%s\n", len(r.Stalled), strings.Join(r.Stalled, ", "))
 	}
-	fmt.Fprintln(tw, "\npod\tready→in proxy\tT0→out of proxy\tpreStop\tT0→exit\tSIGTERM→exit\texit")
+	if r.SessionOpens > 0 {
+		note := ""
+		if r.SessionOpensUnplaced > 0 {
+			note = fmt.Sprintf("; %d not placed on a pod", r.SessionOpensUnplaced)
+		}
+		fmt.Fprintf(tw, "\npeak session opens per %v on the survivors: %d (at %s; %d opened on them from the first termination on%s)\n",
+			OpensWindow, r.SessionOpensPeak, secs(r.SessionOpensPeakAt), r.SessionOpens, note)
+	}
+	fmt.Fprintln(tw, "\npod\tready→in proxy\tT0→out of proxy\tpreStop\tT0→exit\tSIGTERM→exit\tsessions closed\texit")
 	for _, p := range r.Pods {
 		entry := "-"
 		if p.EntryDelay > 0 {
@@ -117,7 +138,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 			if p.Crashed {
 				state = "exited while serving: " + p.Failed()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t%s\n", p.Name, entry, state)
+			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t%s\n", p.Name, entry, state)
 			continue
 		}
 		prestop := "-"
@@ -138,9 +159,17 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if f := p.Failed(); f != "" {
 			exit += " ← " + f
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, entry, secs(p.Propagation), prestop, secs(p.StopTime()), sigterm, exit)
+		sessions := "-"
+		if p.SessionsLogged {
+			sessions = fmt.Sprintf("%d over %s", p.SessionsClosed, secs(p.SessionCloseWindow))
+			if p.SessionClosePeak > 0 {
+				sessions += fmt.Sprintf(", ≤%d/100ms", p.SessionClosePeak)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, entry, secs(p.Propagation), prestop, secs(p.StopTime()), sigterm, sessions, exit)
 	}
 	fmt.Fprintln(tw, "(T0: termination began — the preStop request or sleep, or SIGTERM without a hook; the endpoint removal starts then too)")
+	fmt.Fprintln(tw, "(sessions closed: the pod's WebSocket and SSE sessions, the window their ends were spread over and the most ended in any 100 ms, from wsmod's \"sessions closed\" log line)")
 	if err := tw.Flush(); err != nil {
 		return err
 	}
