@@ -57,9 +57,11 @@
 // each session its close handshake — WriteTimeout, or half the time to the
 // close deadline if that is less. A stop phase too short for N/CloseRate
 // compresses the window to fit and says so in one warning ("closing
-// sessions over a compressed window"); a schedule that falls behind (a
-// throttled CPU) lets the rest of the window slip rather than end the
-// overdue sessions in a burst, as far as the deadline allows. The log says
+// sessions over a compressed window"). A schedule woken a few milliseconds
+// late (a busy node) catches up, ending at most CloseRate/200 overdue
+// sessions together; one that fell further behind (a throttled CPU) lets
+// the rest of the window slip rather than end the overdue sessions in a
+// burst, as far as the deadline allows. The log says
 // how many sessions the stop phase ends and over what window as it begins
 // ("closing sessions": sessions, window, closeTimeout) and over what
 // window it did as it ends ("sessions closed": sessions, forced, window,

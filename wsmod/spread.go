@@ -56,12 +56,12 @@ func (p closePlan) offset(i int, u float64) time.Duration {
 const earlyBy = time.Millisecond
 
 // catchUp is how late the schedule may run and still catch up, ending the
-// overdue sessions together (at most CloseRate/100 of them): a timer that
+// overdue sessions together (at most CloseRate/200 of them): a timer that
 // fires a few milliseconds late on a busy node is caught up, where letting
 // every such delay slip the window would stretch it by the sum of them.
 // Later than that (the process was not run: a CPU quota's throttling, a
 // stall), the rest of the window slips.
-const catchUp = 10 * time.Millisecond
+const catchUp = 5 * time.Millisecond
 
 // closeSpread ends the sessions of list (shuffled here) on plan p from
 // start: it waits on the registry's clock until each one's time, then

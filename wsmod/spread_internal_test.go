@@ -269,8 +269,8 @@ func TestCloseSpreadSlipsAfterAStall(t *testing.T) {
 	start := f.stop(t, 25*time.Second)
 
 	f.checkAllClean(t, start, 602*time.Millisecond)
-	// What is at most 10 ms overdue is caught up: CloseRate/100 more.
-	limit := DefaultCloseRate/10 + DefaultCloseRate/100 + DefaultCloseRate/1000 + 2
+	// What is at most 5 ms overdue is caught up: CloseRate/200 more.
+	limit := DefaultCloseRate/10 + DefaultCloseRate/200 + DefaultCloseRate/1000 + 2
 	if got := maxWithin(f.closes, 100*time.Millisecond); got > limit {
 		t.Errorf("%d sessions ended within 100 ms, want at most %d: a burst after the stall", got, limit)
 	}
@@ -290,7 +290,7 @@ func TestCloseSpreadCatchesUpLateTimers(t *testing.T) {
 	start := f.stop(t, 25*time.Second)
 
 	f.checkAllClean(t, start, 404*time.Millisecond)
-	limit := DefaultCloseRate/10 + DefaultCloseRate/100 + DefaultCloseRate/1000 + 2
+	limit := DefaultCloseRate/10 + DefaultCloseRate/200 + DefaultCloseRate/1000 + 2
 	if got := maxWithin(f.closes, 100*time.Millisecond); got > limit {
 		t.Errorf("%d sessions ended within 100 ms, want at most %d", got, limit)
 	}
