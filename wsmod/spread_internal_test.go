@@ -2,6 +2,7 @@ package wsmod
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -111,6 +112,14 @@ func (f *scheduleFixture) stop(t *testing.T, untilDeadline time.Duration) time.T
 	return start
 }
 
+// spanLimit is the most sessions the schedule may end within any 100 ms at
+// rate: one per slot (1/rate long) that a span of 100 ms meets, the span
+// lengthened by what may be ended early (earlyBy) and extra.
+func spanLimit(rate int, extra time.Duration) int {
+	span := 100*time.Millisecond + earlyBy + extra
+	return int(math.Ceil(span.Seconds()*float64(rate))) + 1
+}
+
 // maxWithin is the most times (sorted) within any span of length w.
 func maxWithin(times []time.Time, w time.Duration) int {
 	n, lo := 0, 0
@@ -146,8 +155,8 @@ func (f *scheduleFixture) checkAllClean(t *testing.T, start time.Time, windowEnd
 }
 
 // 1,000 sessions at the default rate are ended over 400 ms: never more
-// than 250 (plus the slot boundaries and the millisecond the schedule may
-// end a session early) in any 100 ms, all before the window's end, all
+// than 254 (250, plus the slot boundaries and the millisecond the schedule
+// may end a session early) in any 100 ms, all before the window's end, all
 // cleanly. Ended all at once, as before the close rate existed, all 1,000
 // fall in one 100 ms.
 func TestCloseSpreadBoundsTheRate(t *testing.T) {
@@ -156,7 +165,7 @@ func TestCloseSpreadBoundsTheRate(t *testing.T) {
 	start := f.stop(t, 25*time.Second)
 
 	f.checkAllClean(t, start, 400*time.Millisecond)
-	limit := DefaultCloseRate/10 + DefaultCloseRate/1000 + 2
+	limit := spanLimit(DefaultCloseRate, 0) // 254
 	if got := maxWithin(f.closes, 100*time.Millisecond); got > limit {
 		t.Errorf("%d sessions ended within 100 ms, want at most %d", got, limit)
 	}
@@ -269,8 +278,9 @@ func TestCloseSpreadSlipsAfterAStall(t *testing.T) {
 	start := f.stop(t, 25*time.Second)
 
 	f.checkAllClean(t, start, 602*time.Millisecond)
-	// What is at most 5 ms overdue is caught up: CloseRate/200 more.
-	limit := DefaultCloseRate/10 + DefaultCloseRate/200 + DefaultCloseRate/1000 + 2
+	// What is at most 5 ms overdue is caught up, and the session the stall
+	// held is ended late: 267.
+	limit := spanLimit(DefaultCloseRate, catchUp) + 1
 	if got := maxWithin(f.closes, 100*time.Millisecond); got > limit {
 		t.Errorf("%d sessions ended within 100 ms, want at most %d: a burst after the stall", got, limit)
 	}
@@ -290,7 +300,7 @@ func TestCloseSpreadCatchesUpLateTimers(t *testing.T) {
 	start := f.stop(t, 25*time.Second)
 
 	f.checkAllClean(t, start, 404*time.Millisecond)
-	limit := DefaultCloseRate/10 + DefaultCloseRate/200 + DefaultCloseRate/1000 + 2
+	limit := spanLimit(DefaultCloseRate, catchUp) // 266
 	if got := maxWithin(f.closes, 100*time.Millisecond); got > limit {
 		t.Errorf("%d sessions ended within 100 ms, want at most %d", got, limit)
 	}
