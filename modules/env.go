@@ -42,6 +42,8 @@ const (
 // Unset variables keep the defaults; a duration of 0 means none ("0s" drain
 // delay drains for no time, "0s" quiet turns the adaptive drain off), as
 // [lifecycle.None] does in a Config, where a zero field means the default.
+// The opt-in modules read their own variables beside it: wsmod.FromEnv
+// (SHUTDOWN_SESSION_CLOSE_RATE), kubemod.FromEnv (POD_NAME, POD_NAMESPACE).
 func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	var cfg Config
 	port := func(name string, def int) (string, error) {

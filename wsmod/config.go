@@ -2,6 +2,8 @@ package wsmod
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -21,12 +23,24 @@ const (
 	DefaultFinalEventName = "shutdown"
 	// DefaultFinalEventRetry is the reconnection hint of the final SSE event.
 	DefaultFinalEventRetry = 1 * time.Second
+	// DefaultCloseRate is how many sessions per second the stop phase ends,
+	// at most: 1,000 sessions over 400 ms, so that the pods that take the
+	// reconnections see at most about 250 in any 100 ms from this one.
+	DefaultCloseRate = 2500
 	// DefaultReadLimit is the largest WebSocket message a peer may send:
 	// 1 MiB, as the example service's POST /echo. gorilla has no limit of its
 	// own, so without one a single frame header announcing 256 MiB makes the
 	// server read (and hold) 256 MiB.
 	DefaultReadLimit = 1 << 20
 )
+
+// AllAtOnce as [Config.CloseRate] ends every session at once when the stop
+// phase begins, as drainfx did before it spread them.
+const AllAtOnce = -1
+
+// EnvCloseRate is the environment variable [FromEnv] reads:
+// [Config.CloseRate] in sessions per second, "0" for [AllAtOnce].
+const EnvCloseRate = "SHUTDOWN_SESSION_CLOSE_RATE"
 
 // WebSocket close codes (RFC 6455 §7.4.1, IANA registry) used by drainfx.
 const (
@@ -56,8 +70,27 @@ type Config struct {
 	// coordinator's stop deadline ([lifecycle.Plan.StopDeadline] after D0),
 	// or after the stop was cut short ([lifecycle.Coordinator.Stop]).
 	// Outside the stop phase, it also bounds the wait for a peer's close
-	// reply after a handler returned. Default 5s.
+	// reply after a handler returned. Default 5s. The close window
+	// ([Config.CloseRate]) is part of it.
 	CloseTimeout time.Duration `yaml:"closeTimeout" json:"closeTimeout"`
+	// CloseRate is how many sessions per second the stop phase ends, at
+	// most. Ending them all at once sends every client to the other pods in
+	// the same instant; instead the registry spreads the close frames and
+	// final events over a window of N/CloseRate for N sessions, from the
+	// start of the stop phase (the drain is over: the proxies no longer
+	// route here, so each client reconnects elsewhere), in a random order,
+	// one at a random point of each of N equal slots. The other pods then
+	// see at most about CloseRate/10 reconnections from this pod in any
+	// 100 ms. The window ends early enough to leave each session its close
+	// handshake before the close deadline (CloseTimeout, clipped to the
+	// stop deadline): WriteTimeout, or half the time to the deadline if
+	// that is less. If N/CloseRate does not fit, the window is compressed
+	// to fit (the rate is then higher) and a warning says so: the deadline
+	// wins. Default 2500 (DefaultCloseRate: 1,000 sessions over 400 ms,
+	// 10,000 over the 4 s that the default CloseTimeout leaves); negative
+	// (AllAtOnce): every session at once. [FromEnv]:
+	// SHUTDOWN_SESSION_CLOSE_RATE.
+	CloseRate int `yaml:"closeRate" json:"closeRate"`
 	// WriteTimeout bounds the writing of a close frame, a ping or the final
 	// SSE event. Default 1s.
 	WriteTimeout time.Duration `yaml:"writeTimeout" json:"writeTimeout"`
@@ -83,6 +116,13 @@ type Config struct {
 	// Default: event "shutdown", data CloseReason, retry 1s. Give it data:
 	// browsers drop an event without a data line.
 	FinalEvent Event `yaml:"finalEvent" json:"finalEvent"`
+	// FinalEventRetryJitter adds a random delay, from 0 up to this, to the
+	// "retry:" of each stream's final event, so that EventSource clients,
+	// which wait that long before they reconnect (and before each later
+	// reconnection), do not come back in step. Default: half of
+	// FinalEvent.Retry (1s to 1.5s with the default final event);
+	// negative: none. No effect on a final event without Retry.
+	FinalEventRetryJitter time.Duration `yaml:"finalEventRetryJitter" json:"finalEventRetryJitter"`
 	// AllowedOrigins lists the origins a WebSocket upgrade may come from:
 	// an entry with a scheme ("https://app.example.com") must equal the
 	// Origin header; one without ("app.example.com:8443") must equal its host;
@@ -119,10 +159,37 @@ func (c Config) WithDefaults() Config {
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
 	}
+	if c.CloseRate == 0 {
+		c.CloseRate = DefaultCloseRate
+	}
 	if c.FinalEvent == (Event{}) {
 		c.FinalEvent = Event{Event: DefaultFinalEventName, Data: c.CloseReason, Retry: DefaultFinalEventRetry}
 	}
+	if c.FinalEventRetryJitter == 0 {
+		c.FinalEventRetryJitter = c.FinalEvent.Retry / 2
+	}
 	return c
+}
+
+// FromEnv reads the registry's configuration from the environment, through
+// lookup (pass [os.LookupEnv]): SHUTDOWN_SESSION_CLOSE_RATE
+// ([Config.CloseRate]), a whole number of sessions per second; "0" ends
+// every session at once ([AllAtOnce]); unset or empty keeps the default.
+// The other fields are zero (their defaults). A bad value is an error
+// naming the variable and the value.
+func FromEnv(lookup func(string) (string, bool)) (Config, error) {
+	var cfg Config
+	if v, ok := lookup(EnvCloseRate); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return Config{}, fmt.Errorf("%s=%q: not a whole number of sessions per second, 0 or more (like 2500; 0: all at once)", EnvCloseRate, v)
+		}
+		cfg.CloseRate = n
+		if n == 0 {
+			cfg.CloseRate = AllAtOnce
+		}
+	}
+	return cfg, nil
 }
 
 // Validate resolves defaults and checks every field. The error names each

@@ -12,7 +12,7 @@
 //
 // Sessions are opened through the registry's handlers, [Registry.WebSocket]
 // and [Registry.SSE]. Each session handler gets a context that the registry
-// cancels when the coordinator's stop phase begins
+// cancels when it ends the session in the stop phase
 // ([lifecycle.StateStopping]), or that ends with the request.
 //
 //   - Drain phase: nothing changes; new sessions are still accepted, since the
@@ -20,12 +20,14 @@
 //   - Stop phase: the registry is one of the coordinator's stop participants
 //     ([lifecycle.Coordinator.AtStop]), called with the others — the HTTP
 //     server's Shutdown among them — when the phase begins. From the
-//     transition on, new sessions get 503 with Retry-After; every WebSocket
-//     peer gets a close frame ([Config.CloseCode], default 1001 "going
-//     away", with [Config.CloseReason]) — all in parallel, each bounded by
-//     [Config.WriteTimeout]; every SSE stream gets [Config.FinalEvent]
-//     (default "event: shutdown" with a "retry:" hint); every handler's
-//     context is cancelled.
+//     transition on, new sessions get 503 with Retry-After. The live ones
+//     are ended over the close window (below): each WebSocket peer gets a
+//     close frame ([Config.CloseCode], default 1001 "going away", with
+//     [Config.CloseReason]), each bounded by [Config.WriteTimeout] and
+//     written in parallel with the others; each SSE stream gets
+//     [Config.FinalEvent] (default "event: shutdown" with a "retry:" hint
+//     of 1 s plus up to [Config.FinalEventRetryJitter]); each handler's
+//     context is cancelled as its session is ended.
 //   - The registry then waits for the peers' close replies and for every
 //     handler to return, up to [Config.CloseTimeout] — clipped so that it
 //     never passes the stop deadline ([lifecycle.Plan.StopDeadline] after
@@ -33,6 +35,39 @@
 //     WebSocket is closed; an SSE stream's writes fail), counted in [Stats]
 //     and reported to the coordinator as cut ([lifecycle.CutSessions]),
 //     which makes the shutdown unclean.
+//
+// # The close window
+//
+// Ending every session in the same instant sends every client to the other
+// pods in that instant: for a chat or trading service each reconnection
+// costs an authentication, a subscription and a state replay, and a pod
+// of 1,000 sessions handed the survivors about 1,000 reconnections within
+// 100 ms. So the registry ends them at most [Config.CloseRate] a second
+// (default 2,500): N sessions over N/CloseRate from the start of the stop
+// phase — when the drain is over and the proxies no longer route here, so
+// each client reconnects elsewhere — in a random order, one at a random
+// point of each of N equal slots. The survivors see at most about
+// CloseRate/10 reconnections from this pod in any 100 ms (1,000 sessions:
+// 400 ms, 250 per 100 ms). One goroutine, the stop participant's, waits
+// for each session's turn on the coordinator's clock (on a fake clock,
+// [lifecycle.WithClock], the window passes as the clock is advanced);
+// only the writes of the close frames run in goroutines of their own.
+//
+// The deadline wins over the rate: the window ends early enough to leave
+// each session its close handshake — WriteTimeout, or half the time to the
+// close deadline if that is less. A stop phase too short for N/CloseRate
+// compresses the window to fit and says so in one warning ("closing
+// sessions over a compressed window"). A schedule woken a few milliseconds
+// late (a busy node) catches up, ending at most CloseRate/200 overdue
+// sessions together; one that fell further behind (a throttled CPU) lets
+// the rest of the window slip rather than end the overdue sessions in a
+// burst, as far as the deadline allows. The log says
+// how many sessions the stop phase ends and over what window as it begins
+// ("closing sessions": sessions, window, closeTimeout) and over what
+// window it did as it ends ("sessions closed": sessions, forced, window,
+// peakPer100ms — the most it ended in any 100 ms — and took). [AllAtOnce] ends every session at once, as before;
+// [FromEnv] reads the rate from SHUTDOWN_SESSION_CLOSE_RATE ("0": all at
+// once).
 //
 // [Registry.Stop] (the module's OnStop) asks the coordinator for the stop
 // ([lifecycle.Coordinator.Stop]) and waits until the shutdown is over, all
@@ -82,6 +117,9 @@
 // An SSE handler should return when its context ends: Shutdown waits for it
 // and the body only ends cleanly once it has returned. [Stream.Send] after
 // the final event fails with [ErrStreamClosed].
+//
+// Until its turn in the close window, a session is served as before: its
+// handler keeps reading and writing.
 //
 // A handler that returns on its own ends its session: a WebSocket gets 1000
 // (1011 if the handler returned an unexpected error) and the peer's reply is

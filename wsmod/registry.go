@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -177,10 +178,11 @@ func WithUpgrader(u Upgrader) Option {
 
 // Registry tracks the long-lived sessions (WebSocket and SSE) of a service
 // and ends them in the stop phase of its [lifecycle.Coordinator], as one of
-// its stop participants: a close frame to every WebSocket peer in parallel,
-// a final event on every SSE stream, every handler's context cancelled;
-// then it waits for the handlers up to the close deadline and force-closes
-// the rest. It is safe for concurrent use.
+// its stop participants: a close frame to every WebSocket peer, a final
+// event on every SSE stream, every handler's context cancelled — spread
+// over the close window ([Config.CloseRate]); then it waits for the
+// handlers up to the close deadline and force-closes the rest. It is safe
+// for concurrent use.
 //
 // A Registry serves one shutdown, like its coordinator. It takes part in
 // the stop phase from [New] on; under Fx, [Module] also asks for the stop
@@ -198,6 +200,12 @@ type Registry struct {
 	forcing  atomic.Bool   // the close deadline has passed: force on registration
 	removed  chan struct{} // size 1: a session left during the stop phase
 	rejected [numKinds]atomic.Int64
+
+	// The close schedule's seams for tests: wait waits until a time (the
+	// clock's, waitClock); onClose, if set, hears each session the
+	// schedule ends.
+	wait    func(ctx context.Context, t time.Time) bool
+	onClose func(at time.Time)
 }
 
 // New returns a registry for cfg that closes its sessions when c's stop
@@ -226,6 +234,7 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Registry, error
 		up:      o.upgrader,
 		removed: make(chan struct{}, 1),
 	}
+	r.wait = r.waitClock
 	if r.up == nil {
 		check := o.checkOrigin
 		if check == nil {
@@ -467,7 +476,8 @@ func (r *Registry) force(s *session) bool {
 }
 
 // closeAll is the registry's stop participant: close frames and final
-// events out in parallel, wait for the handlers up to the close deadline —
+// events out over the close window ([Config.CloseRate]), each in its own
+// goroutine; then wait for the handlers up to the close deadline —
 // CloseTimeout from now, or the end of ctx (the stop deadline, or sooner if
 // the stop was cut short) if that comes first — then force-close and count
 // what is left. With no session (a registry that never served) it returns
@@ -485,27 +495,16 @@ func (r *Registry) closeAll(ctx context.Context) error {
 	defer cancel()
 
 	list := r.snapshot()
-	var ws, sse int
-	for _, s := range list {
-		if s.kind == KindWebSocket {
-			ws++
-		} else {
-			sse++
-		}
-	}
+	plan := planCloses(len(list), r.cfg.CloseRate, forceAt.Sub(start), r.cfg.WriteTimeout)
 	if len(list) > 0 {
-		r.log.Info("closing sessions", zap.Int("websocket", ws), zap.Int("sse", sse),
-			zap.Duration("closeTimeout", forceAt.Sub(start)))
+		r.logPlan(list, plan, forceAt.Sub(start))
 	}
 
-	// One goroutine per session: a peer with a full buffer holds its close
-	// frame up to WriteTimeout and must not hold the others'. They are
-	// waited for before closeAll returns; each is bounded by its write
-	// deadline, or by the force-close below.
+	// The goroutines of the close frames are waited for before closeAll
+	// returns; each is bounded by its write deadline, or by the
+	// force-close below.
 	var wg sync.WaitGroup
-	for _, s := range list {
-		wg.Go(func() { r.beginClose(s) })
-	}
+	tally := r.closeSpread(closeCtx, list, start, plan, &wg)
 
 	allGone := r.waitGone(closeCtx)
 	var forced int64
@@ -532,9 +531,32 @@ func (r *Registry) closeAll(ctx context.Context) error {
 	wg.Wait()
 	if len(list) > 0 || forced > 0 {
 		r.log.Info("sessions closed", zap.Int("sessions", len(list)), zap.Int64("forced", forced),
+			zap.Duration("window", tally.window()), zap.Int("peakPer100ms", tally.peak),
 			zap.Duration("took", r.clock.Now().Sub(start)))
 	}
 	return nil
+}
+
+// logPlan says, in one line, how many sessions the stop phase ends and over
+// what window; a warning if the window had to be compressed to fit before
+// the close deadline.
+func (r *Registry) logPlan(list []*session, p closePlan, untilDeadline time.Duration) {
+	var ws, sse int
+	for _, s := range list {
+		if s.kind == KindWebSocket {
+			ws++
+		} else {
+			sse++
+		}
+	}
+	fields := []zap.Field{zap.Int("sessions", len(list)), zap.Int("websocket", ws), zap.Int("sse", sse),
+		zap.Duration("window", p.window), zap.Duration("closeTimeout", untilDeadline)}
+	if !p.compressed {
+		r.log.Info("closing sessions", fields...)
+		return
+	}
+	r.log.Warn("closing sessions over a compressed window: the stop phase is too short for the close rate",
+		append(fields, zap.Duration("wanted", p.wanted), zap.Int("closeRate", r.cfg.CloseRate))...)
 }
 
 // waitGone waits until no session is left or ctx ends; it reports whether

@@ -34,6 +34,43 @@ func TestConfigDefaults(t *testing.T) {
 	if pt := (wsmod.Config{PingInterval: time.Second}).WithDefaults().PongTimeout; pt != time.Second {
 		t.Errorf("PongTimeout default %v, want PingInterval", pt)
 	}
+	if got.CloseRate != 2500 || got.FinalEventRetryJitter != 500*time.Millisecond {
+		t.Errorf("CloseRate %d, FinalEventRetryJitter %v; want 2500, 500ms", got.CloseRate, got.FinalEventRetryJitter)
+	}
+	kept := wsmod.Config{CloseRate: wsmod.AllAtOnce, FinalEventRetryJitter: -1}.WithDefaults()
+	if kept.CloseRate != wsmod.AllAtOnce || kept.FinalEventRetryJitter != -1 {
+		t.Errorf("CloseRate %d, FinalEventRetryJitter %v; want AllAtOnce and -1 kept", kept.CloseRate, kept.FinalEventRetryJitter)
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		give    map[string]string
+		want    int    // CloseRate
+		wantErr string // "" for none
+	}{
+		{name: "unset", give: nil, want: 0},
+		{name: "empty", give: map[string]string{wsmod.EnvCloseRate: ""}, want: 0},
+		{name: "rate", give: map[string]string{wsmod.EnvCloseRate: "1000"}, want: 1000},
+		{name: "zero: all at once", give: map[string]string{wsmod.EnvCloseRate: "0"}, want: wsmod.AllAtOnce},
+		{name: "negative", give: map[string]string{wsmod.EnvCloseRate: "-5"}, wantErr: `SHUTDOWN_SESSION_CLOSE_RATE="-5"`},
+		{name: "not a number", give: map[string]string{wsmod.EnvCloseRate: "2500/s"}, wantErr: `SHUTDOWN_SESSION_CLOSE_RATE="2500/s"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := wsmod.FromEnv(func(k string) (string, bool) { v, ok := tt.give[k]; return v, ok })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("FromEnv: %v, want an error with %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || cfg.CloseRate != tt.want {
+				t.Errorf("FromEnv: CloseRate %d, %v; want %d", cfg.CloseRate, err, tt.want)
+			}
+		})
+	}
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -169,14 +170,25 @@ func (s *Stream) abort() {
 // once, whoever comes first, and never after the handler has returned.
 func (r *Registry) sendFinal(s *session) {
 	s.closing.Store(true)
-	s.stream.final(r.cfg.FinalEvent, r.cfg.WriteTimeout)
+	s.stream.final(r.finalEvent(), r.cfg.WriteTimeout)
+}
+
+// finalEvent is [Config.FinalEvent] with its retry hint lengthened by a
+// random share of [Config.FinalEventRetryJitter], whole milliseconds.
+func (r *Registry) finalEvent() Event {
+	e := r.cfg.FinalEvent
+	if j := r.cfg.FinalEventRetryJitter; e.Retry > 0 && j >= time.Millisecond {
+		e.Retry += time.Duration(rand.Int64N(int64(j/time.Millisecond)+1)) * time.Millisecond
+	}
+	return e
 }
 
 // SSE returns a handler that opens an event stream (status 200,
 // Content-Type text/event-stream, Cache-Control no-cache, flushed at once),
 // registers the session and runs h with the stream and a context that ends
-// when the stop phase begins (or the client goes away). The context carries
-// the request's values; [Request] returns the request itself.
+// when the registry ends the session in the stop phase, at its turn in the
+// close window (or when the client goes away). The context carries the
+// request's values; [Request] returns the request itself.
 //
 // At the stop phase the registry writes [Config.FinalEvent] (serialized with
 // Send; Send fails with [ErrStreamClosed] afterwards) and cancels the

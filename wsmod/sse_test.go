@@ -72,6 +72,7 @@ func TestSSEStop(t *testing.T) {
 
 	f.stop(t)
 	wg.Wait()
+	retries := map[int]bool{}
 	for i, res := range results {
 		if res.err != io.EOF {
 			t.Errorf("reader %d: body ended with %v, want io.EOF", i, res.err)
@@ -81,10 +82,20 @@ func TestSSEStop(t *testing.T) {
 			continue
 		}
 		last := res.events[len(res.events)-1]
-		want := sseEvent{event: "shutdown", data: "server shutting down", retry: "1000"}
-		if last != want {
+		// retry: 1000 ms plus a jitter of up to half of it.
+		retry, err := strconv.Atoi(last.retry)
+		if err != nil || retry < 1000 || retry > 1500 {
+			t.Errorf("reader %d: retry %q, want 1000-1500", i, last.retry)
+		}
+		retries[retry] = true
+		last.retry = ""
+		if want := (sseEvent{event: "shutdown", data: "server shutting down"}); last != want {
 			t.Errorf("reader %d: last event %+v, want %+v", i, last, want)
 		}
+	}
+	// 50 draws of 501 values: all alike only if the jitter is missing.
+	if len(retries) < 2 {
+		t.Errorf("every final event has retry %v: no jitter", retries)
 	}
 	if got := returned.Load(); got != readers {
 		t.Errorf("%d handlers returned, want %d", got, readers)

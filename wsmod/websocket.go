@@ -153,7 +153,8 @@ func originChecker(allowed []string) func(*http.Request) bool {
 
 // WebSocket returns a handler that upgrades the request, registers the
 // session and runs h with the connection and a context that ends when the
-// stop phase begins (or the request ends). The context carries the
+// registry ends the session in the stop phase, at its turn in the close
+// window (or when the request ends). The context carries the
 // request's values; [Request] returns the request itself. When h returns
 // the session is closed: with 1000, or 1011 if h returned an error that is
 // not about the connection closing, or with [Config.CloseCode] in the stop

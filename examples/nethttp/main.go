@@ -1,7 +1,7 @@
 // Command nethttp is the route contract of examples/service on the standard
 // library's http.ServeMux alone — no echo in its dependency graph — with the
 // same drain: the public routes on PORT, the probes, /prestop and /metrics
-// on ADMIN_PORT, and the same environment (modules.FromEnv).
+// on ADMIN_PORT, and the same environment (modules.FromEnv, wsmod.FromEnv).
 //
 // Public routes: GET / answers "ok"; POST /echo answers the request body (up
 // to 1 MiB); GET /slow?ms=N answers "ok" after N ms (0–60000); GET /ws is a
@@ -12,8 +12,9 @@
 // Environment: PORT, ADMIN_PORT, SHUTDOWN_GRACE_PERIOD (30s),
 // SHUTDOWN_DRAIN_DELAY (5s), SHUTDOWN_DRAIN_QUIET (1s; 0s: a fixed drain),
 // SHUTDOWN_MAX_DRAIN_DELAY, SHUTDOWN_DRAIN_MISS_PROBABILITY (0.001),
-// SHUTDOWN_TEARDOWN_RESERVE (3s), PRESTOP_TOKEN (empty = none). A bad value
-// exits 1 with one line naming the variable.
+// SHUTDOWN_TEARDOWN_RESERVE (3s), SHUTDOWN_SESSION_CLOSE_RATE (2500 sessions
+// ended per second in the stop phase; 0: all at once), PRESTOP_TOKEN (empty
+// = none). A bad value exits 1 with one line naming the variable.
 package main
 
 import (
@@ -43,6 +44,10 @@ const (
 
 func main() {
 	cfg, err := modules.FromEnv(os.LookupEnv)
+	var ws wsmod.Config
+	if err == nil {
+		ws, err = wsmod.FromEnv(os.LookupEnv) // SHUTDOWN_SESSION_CLOSE_RATE
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nethttp:", err)
 		os.Exit(1)
@@ -52,7 +57,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "nethttp: logger:", err)
 		os.Exit(1)
 	}
-	fx.New(app(cfg), fx.Supply(log)).Run() // exits 1 if start-up failed or the shutdown cut anything
+	fx.New(app(cfg), fx.Supply(ws), fx.Supply(log)).Run() // exits 1 if start-up failed or the shutdown cut anything
 }
 
 // app is the whole service as fx options.

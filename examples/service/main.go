@@ -20,7 +20,9 @@
 // Environment: PORT, ADMIN_PORT, SHUTDOWN_GRACE_PERIOD (30s),
 // SHUTDOWN_DRAIN_DELAY (5s), SHUTDOWN_DRAIN_QUIET (1s; 0s: a fixed drain),
 // SHUTDOWN_MAX_DRAIN_DELAY, SHUTDOWN_DRAIN_MISS_PROBABILITY (0.001),
-// SHUTDOWN_TEARDOWN_RESERVE (3s), PRESTOP_TOKEN
+// SHUTDOWN_TEARDOWN_RESERVE (3s), SHUTDOWN_SESSION_CLOSE_RATE (2500
+// WebSocket and SSE sessions ended per second in the stop phase; 0: all at
+// once), PRESTOP_TOKEN
 // (empty = none), POD_NAME and POD_NAMESPACE (from the downward API: with
 // POD_NAME set, the pod's deletion is read from the Kubernetes API at D0,
 // see modules/kubemod), DATABASE_URL (empty = an embedded SQLite file; or
@@ -65,6 +67,7 @@ const (
 // config is everything the service reads from its environment.
 type config struct {
 	Web  modules.Config
+	WS   wsmod.Config // SHUTDOWN_SESSION_CLOSE_RATE
 	SQL  sqlmod.Config
 	Kube kubemod.Config // POD_NAME, POD_NAMESPACE; off without a pod name
 }
@@ -77,7 +80,11 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	if err != nil {
 		return config{}, err
 	}
-	cfg := config{Web: web, Kube: kubemod.FromEnv(lookup)}
+	ws, err := wsmod.FromEnv(lookup)
+	if err != nil {
+		return config{}, err
+	}
+	cfg := config{Web: web, WS: ws, Kube: kubemod.FromEnv(lookup)}
 	cfg.SQL.DSN, _ = lookup(EnvDatabaseURL)
 	cfg.SQL.DataDir, _ = lookup(EnvDataDir)
 	if cfg.SQL.DataDir == "" {
@@ -110,6 +117,7 @@ func app(cfg config) fx.Option {
 		modules.Web(cfg.Web), // lifecycle + httpmod + probemod, StopTimeout from the budget
 		metricsmod.Module,    // /metrics on the admin port
 		wsmod.Module,
+		fx.Supply(cfg.WS),
 		fx.Provide(newStore),
 		echoroute.Module, // the public routes on echo
 		echoroute.AsRoute(newRoutes),

@@ -115,11 +115,28 @@
 // cut by the end of the run itself is not counted. The check passes when
 // the total is zero.
 //
+// # Reconnections on the survivors
+//
+// HAProxy logs every connection as soon as its server side is connected
+// (option logasap): the client's port, the server (the pod slot) and the
+// accept time. The WebSocket and SSE clients note the local port and the
+// time of every session they open, so each open from the first
+// termination on is placed on its pod; those on a pod not terminating at
+// the time (a survivor) are counted in a sliding window of [OpensWindow],
+// and [Result.SessionOpensPeak] is the most — the burst of reconnections
+// the other pods take when a pod ends its sessions. Each terminated pod's
+// log is read for wsmod's "sessions closed" line: the window its sessions
+// were ended over and the most it ended in any 100 ms
+// ([PodReport.SessionCloseWindow], [PodReport.SessionClosePeak]).
+//
 // # Limits
 //
 // The pods run on one machine and share its CPU with the load and HAProxy
 // (or the Kubernetes components); the timing of a loaded machine shows in
-// the stop times. The proxy is
+// the stop times, and in the reconnections: clients, proxy and survivors
+// that fall behind work off their backlog in bursts, so the survivors'
+// peak can exceed what the terminating pod sent them in any 100 ms. The
+// proxy is
 // TCP-level only: it never retries and never sees HTTP, like kube-proxy
 // and unlike an HTTP ingress, which may hide losses by retrying.
 package rollout

@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,6 +59,7 @@ type load struct {
 	names    []string
 
 	mu         sync.Mutex
+	opens      []sessionOpen // every WebSocket and SSE session opened
 	wsCodes    map[int]int64
 	samples    []string
 	perWhat    map[string]int
@@ -213,6 +216,32 @@ func (l *load) waitProgress(ctx context.Context, t time.Time, timeout time.Durat
 	}
 }
 
+// sessionOpen is a WebSocket or SSE session the load opened: when it was
+// open (the handshake answered, the stream's headers read) and the local
+// port of its connection, which the proxy's connection log names.
+type sessionOpen struct {
+	at   time.Time
+	port int
+}
+
+// opened records a session opened on a connection from local address a.
+func (l *load) opened(a net.Addr) {
+	o := sessionOpen{at: time.Now()}
+	if ta, ok := a.(*net.TCPAddr); ok {
+		o.port = ta.Port
+	}
+	l.mu.Lock()
+	l.opens = append(l.opens, o)
+	l.mu.Unlock()
+}
+
+// sessionOpens returns the sessions opened so far.
+func (l *load) sessionOpens() []sessionOpen {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.opens)
+}
+
 func (l *load) ok(id int) { l.progress[id].Store(time.Now().UnixNano()) }
 
 // lose records one loss and keeps the first few as samples.
@@ -358,6 +387,7 @@ func (l *load) wsSession(ctx context.Context, d *websocket.Dialer, id int) bool 
 		return false
 	}
 	l.wsOpened.Add(1)
+	l.opened(conn.LocalAddr())
 	stop := context.AfterFunc(ctx, func() { conn.Close() }) // unblocks the read at the end
 	defer stop()
 
@@ -450,7 +480,11 @@ func (l *load) sseClient(ctx context.Context, id int) {
 // (io.EOF, the chunked terminator) right after the final event. It returns
 // false if the stream could not be opened. A "retry:" field sets *retry.
 func (l *load) sseSession(ctx context.Context, c *http.Client, id int, retry *time.Duration) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base+l.cfg.SSEPath, nil)
+	// The connection the stream runs on, new or reused: the proxy's log
+	// names its server by its local port.
+	var local net.Addr
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { local = ci.Conn.LocalAddr() }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, l.base+l.cfg.SSEPath, nil)
 	var resp *http.Response
 	if err == nil {
 		req.Header.Set("Accept", "text/event-stream")
@@ -472,6 +506,7 @@ func (l *load) sseSession(ctx context.Context, c *http.Client, id int, retry *ti
 	}
 	defer resp.Body.Close()
 	l.sseOpened.Add(1)
+	l.opened(local)
 
 	var (
 		er     = loadclient.NewEventReader(resp.Body)
@@ -606,6 +641,15 @@ func (ls loads) run(ctx context.Context, seed uint64) {
 	for k, l := range ls {
 		l.run(ctx, seed+uint64(k)<<32)
 	}
+}
+
+// sessionOpens are the session opens of every load.
+func (ls loads) sessionOpens() []sessionOpen {
+	var all []sessionOpen
+	for _, l := range ls {
+		all = append(all, l.sessionOpens()...)
+	}
+	return all
 }
 
 func (ls loads) wait() {

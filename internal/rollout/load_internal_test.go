@@ -89,6 +89,15 @@ func TestSSESession(t *testing.T) {
 			if tt.wantErr != "" && (len(l.samples) != 1 || !strings.Contains(l.samples[0], tt.wantErr)) {
 				t.Errorf("samples %q, want one naming %q", l.samples, tt.wantErr)
 			}
+			// An opened stream is noted with its connection's port, for the
+			// proxy's log; a refused one is not.
+			opens, wantOpens := l.sessionOpens(), 1
+			if tt.wantEvents == 0 {
+				wantOpens = 0
+			}
+			if len(opens) != wantOpens || (wantOpens == 1 && opens[0].port == 0) {
+				t.Errorf("opens %+v, want %d with a port", opens, wantOpens)
+			}
 		})
 	}
 }
@@ -154,6 +163,9 @@ func TestWebSocketSession(t *testing.T) {
 			}
 			if got := l.wsCodes[tt.wantCode]; got != 1 {
 				t.Errorf("codes %v, want one %d", l.wsCodes, tt.wantCode)
+			}
+			if opens := l.sessionOpens(); len(opens) != 1 || opens[0].port == 0 {
+				t.Errorf("opens %+v, want one with its connection's port", opens)
 			}
 		})
 	}

@@ -2,7 +2,9 @@ package rollout
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,6 +72,16 @@ type PodReport struct {
 
 	// Kube is what the real components showed of the pod (DataPlane kube).
 	Kube *KubeTimes
+	// SessionsClosed, SessionCloseWindow and SessionClosePeak are what the
+	// pod's log says of its stop phase: the WebSocket and SSE sessions it
+	// ended, the window their ends were spread over and the most it ended
+	// in any 100 ms (wsmod's "sessions closed" line, JSON as zap's
+	// production logger writes it; the peak is 0 if the line lacks it).
+	// SessionsLogged is false if the log has no such line.
+	SessionsClosed     int
+	SessionCloseWindow time.Duration
+	SessionClosePeak   int
+	SessionsLogged     bool
 }
 
 // StopTime is T0 → exit: how long the pod took to leave once its
@@ -169,6 +181,44 @@ func (p *pod) exitStatus() {
 		p.ExitCode, p.Signal = 128+int(ws.Signal()), ws.Signal().String()
 	default:
 		p.ExitCode = p.state.ExitCode()
+	}
+}
+
+// readSessionsClosed reads wsmod's "sessions closed" line from the pod's
+// log, if it has one: {"msg":"sessions closed","sessions":N,"window":S,
+// "peakPer100ms":P}, S in seconds (zap's production encoder) or a Go
+// duration string.
+func (p *pod) readSessionsClosed() {
+	f, err := os.Open(p.Log)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.Contains(line, []byte(`"sessions closed"`)) {
+			continue
+		}
+		var e struct {
+			Msg      string          `json:"msg"`
+			Sessions int             `json:"sessions"`
+			Window   json.RawMessage `json:"window"`
+			Peak     int             `json:"peakPer100ms"`
+		}
+		if json.Unmarshal(line, &e) != nil || e.Msg != "sessions closed" {
+			continue
+		}
+		var secs float64
+		var str string
+		switch {
+		case json.Unmarshal(e.Window, &secs) == nil:
+			p.SessionCloseWindow = time.Duration(secs * float64(time.Second))
+		case json.Unmarshal(e.Window, &str) == nil:
+			p.SessionCloseWindow, _ = time.ParseDuration(str)
+		}
+		p.SessionsClosed, p.SessionClosePeak, p.SessionsLogged = e.Sessions, e.Peak, true
 	}
 }
 
@@ -300,6 +350,7 @@ func (r *runner) terminate(ctx context.Context, p *pod) {
 		<-p.done
 	}
 	p.exitStatus()
+	p.readSessionsClosed()
 	// A hook request the kubelet stopped waiting for ends with the pod.
 	hook.Wait()
 	if !p.PreStopTimedOut && hookErr != "" {

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,10 +24,11 @@ import (
 // per pod slot, starting in maintenance. A server put in maintenance gets
 // no new connections and keeps its established ones, as conntrack does.
 type proxy struct {
-	cmd  *exec.Cmd
-	sock string
-	addr string // the frontend, 127.0.0.1:port
-	out  lockedBuffer
+	cmd     *exec.Cmd
+	sock    string
+	addr    string // the frontend, 127.0.0.1:port
+	out     lockedBuffer
+	connLog string // one line per connection: client port, server, accept time
 
 	done    chan struct{} // closed when haproxy has exited
 	waitErr error
@@ -32,13 +36,20 @@ type proxy struct {
 	mu sync.Mutex // one runtime API command at a time
 }
 
+// The connection log (stdout) has one line per connection, written as soon
+// as the server side is connected (logasap): the client's port, the server
+// (sN, the pod slot) and the accept time, Unix seconds with milliseconds.
 const haproxyConfig = `global
     stats socket %s mode 600 level admin
     maxconn 8192
+    log stdout format raw local0
 
 defaults
     mode tcp
     retries 0
+    log global
+    option logasap
+    log-format "%%cp %%s %%Ts.%%ms"
     timeout connect 1s
     timeout client 10m
     timeout server 10m
@@ -66,9 +77,10 @@ type proxyOptions struct {
 // startProxy writes HAProxy's configuration and starts it.
 func startProxy(ctx context.Context, o proxyOptions) (*proxy, error) {
 	p := &proxy{
-		sock: filepath.Join(o.dir, "haproxy.sock"),
-		addr: o.frontend,
-		done: make(chan struct{}),
+		sock:    filepath.Join(o.dir, "haproxy.sock"),
+		addr:    o.frontend,
+		connLog: filepath.Join(o.dir, "connections.log"),
+		done:    make(chan struct{}),
 	}
 	var servers strings.Builder
 	for i, addr := range o.backends {
@@ -82,12 +94,18 @@ func startProxy(ctx context.Context, o proxyOptions) (*proxy, error) {
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
+	logf, err := os.Create(p.connLog)
+	if err != nil {
+		return nil, err
+	}
 	// -db: stay in the foreground.
 	argv := append(append([]string(nil), o.netns...), o.path, "-db", "-f", cfg)
 	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.cmd.Stdout, p.cmd.Stderr = logf, &p.out
 	p.cmd.SysProcAttr = kube.SysProcAttr()
-	if err := p.cmd.Start(); err != nil {
+	err = p.cmd.Start()
+	logf.Close() // the child has its own copy
+	if err != nil {
 		return nil, fmt.Errorf("start haproxy: %w", err)
 	}
 	go func() {
@@ -150,6 +168,52 @@ func (p *proxy) setState(slot int, state string) error {
 		return fmt.Errorf("haproxy: set server s%d state %s: %s", slot, state, s)
 	}
 	return nil
+}
+
+// proxyConn is one connection through the proxy.
+type proxyConn struct {
+	at   time.Time // accepted, to the millisecond
+	slot int       // the server: the pod slot
+}
+
+// conns reads the connection log: the connections of each client port, in
+// the order they were accepted. Lines it cannot read (HAProxy's own
+// messages) are skipped.
+func (p *proxy) conns() (map[int][]proxyConn, error) {
+	f, err := os.Open(p.connLog)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := make(map[int][]proxyConn)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		port, c, ok := parseConnLine(sc.Text())
+		if ok {
+			out[port] = append(out[port], c)
+		}
+	}
+	for _, cs := range out {
+		slices.SortStableFunc(cs, func(a, b proxyConn) int { return a.at.Compare(b.at) })
+	}
+	return out, sc.Err()
+}
+
+// parseConnLine reads "PORT sN SECONDS.MILLIS".
+func parseConnLine(line string) (port int, c proxyConn, ok bool) {
+	f := strings.Fields(line)
+	if len(f) != 3 || !strings.HasPrefix(f[1], "s") {
+		return 0, c, false
+	}
+	port, err1 := strconv.Atoi(f[0])
+	slot, err2 := strconv.Atoi(f[1][1:])
+	sec, ms, found := strings.Cut(f[2], ".")
+	s, err3 := strconv.ParseInt(sec, 10, 64)
+	m, err4 := strconv.ParseInt(ms, 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || !found {
+		return 0, c, false
+	}
+	return port, proxyConn{at: time.Unix(s, m*int64(time.Millisecond)), slot: slot}, true
 }
 
 // stop ends HAProxy (hard stop: the load has ended) and waits for it.

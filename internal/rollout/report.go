@@ -46,6 +46,19 @@ type Result struct {
 	// Pods are the terminated pods in order, then the pods still serving at
 	// the end.
 	Pods []PodReport
+
+	// SessionOpensPeak is the most WebSocket and SSE sessions opened on the
+	// survivors — the pods not terminating at the time — within any
+	// [OpensWindow] (100 ms), from the first termination on: the burst of
+	// reconnections the other pods take when a pod ends its sessions.
+	// SessionOpensPeakAt is when that window began, since the rollout
+	// began. SessionOpens is the number of opens counted; SessionOpensUnplaced
+	// those the proxy's connection log could not place on a pod (not
+	// counted). All zero without WebSocket and SSE clients.
+	SessionOpensPeak     int
+	SessionOpensPeakAt   time.Duration
+	SessionOpens         int
+	SessionOpensUnplaced int
 }
 
 // Lost is the total loss: requests, sessions and streams lost, stalled
@@ -128,6 +141,14 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if len(r.Stalled) > 0 {
 		fmt.Fprintf(tw, "clients stalled after the last exit\t\t%d\t%s\n", len(r.Stalled), strings.Join(r.Stalled, ", "))
 	}
+	if r.SessionOpens > 0 {
+		note := ""
+		if r.SessionOpensUnplaced > 0 {
+			note = fmt.Sprintf("; %d not placed on a pod", r.SessionOpensUnplaced)
+		}
+		fmt.Fprintf(tw, "\npeak session opens per %v on the survivors: %d (at %s; %d opened on them from the first termination on%s)\n",
+			OpensWindow, r.SessionOpensPeak, secs(r.SessionOpensPeakAt), r.SessionOpens, note)
+	}
 	if r.DataPlane == DataPlaneKube {
 		r.writeKubePods(tw)
 	} else {
@@ -149,19 +170,33 @@ func (r *Result) WriteTable(w io.Writer) error {
 }
 
 func (r *Result) writeModelPods(tw io.Writer) {
-	fmt.Fprintln(tw, "\npod\tready→in proxy\tT0→out of proxy\tpreStop\tT0→exit\tSIGTERM→exit\texit")
+	fmt.Fprintln(tw, "\npod\tready→in proxy\tT0→out of proxy\tpreStop\tT0→exit\tSIGTERM→exit\tsessions closed\texit")
 	for _, p := range r.Pods {
 		entry := "-"
 		if p.EntryDelay > 0 {
 			entry = secs(p.Entered.Sub(p.Ready))
 		}
 		if !p.Terminated {
-			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t%s\n", p.Name, entry, serving(p))
+			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t%s\n", p.Name, entry, serving(p))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, entry, secs(p.Propagation), r.preStopCell(p), secs(p.StopTime()), sigtermCell(p), exitCell(p))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, entry, secs(p.Propagation), r.preStopCell(p), secs(p.StopTime()),
+			sigtermCell(p), sessionsCell(p), exitCell(p))
 	}
 	fmt.Fprintln(tw, "(T0: termination began — the preStop request or sleep, or SIGTERM without a hook; the endpoint removal starts then too)")
+	fmt.Fprintln(tw, "(sessions closed: the pod's WebSocket and SSE sessions, the window their ends were spread over and the most ended in any 100 ms, from wsmod's \"sessions closed\" line; - if the pod logged none)")
+}
+
+// sessionsCell is what the pod's log said of its sessions' ends.
+func sessionsCell(p PodReport) string {
+	if !p.SessionsLogged {
+		return "-"
+	}
+	s := fmt.Sprintf("%d over %s", p.SessionsClosed, secs(p.SessionCloseWindow))
+	if p.SessionClosePeak > 0 {
+		s += fmt.Sprintf(", ≤%d/100ms", p.SessionClosePeak)
+	}
+	return s
 }
 
 // writeKubePods prints what the real components showed of each pod: the

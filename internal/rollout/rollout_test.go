@@ -126,7 +126,29 @@ func TestServiceZeroLoss(t *testing.T) {
 				logPods(t, res)
 				t.Errorf("%d lost, want none", res.Lost())
 			}
+			checkSessionReport(t, res)
 		})
+	}
+}
+
+// checkSessionReport checks what the result says of the sessions' ends:
+// every reconnection placed on a pod through the proxy's connection log
+// (HAProxy's log format works), and the window a pod's sessions were
+// closed over read from its log (wsmod's "sessions closed" line).
+func checkSessionReport(t *testing.T, res *rollout.Result) {
+	t.Helper()
+	if res.SessionOpens == 0 || res.SessionOpensUnplaced != 0 || res.SessionOpensPeak == 0 {
+		t.Errorf("session opens on the survivors: %d, peak %d, %d not placed; want some, all placed",
+			res.SessionOpens, res.SessionOpensPeak, res.SessionOpensUnplaced)
+	}
+	logged := 0
+	for _, p := range res.Terminated() {
+		if p.SessionsLogged {
+			logged++
+		}
+	}
+	if logged == 0 {
+		t.Error("no terminated pod's log says over what window its sessions were closed")
 	}
 }
 

@@ -240,6 +240,20 @@ func (r *runner) rollout(ctx context.Context, seed uint64) (*Result, error) {
 	for _, p := range all {
 		res.Pods = append(res.Pods, p.PodReport)
 	}
+	// The survivors' burst of session opens, from HAProxy's connection log
+	// (the model data plane; kube-proxy keeps no such log).
+	if hp, ok := r.plane.(*haproxyPlane); ok && cfg.Load.WebSocket+cfg.Load.SSE > 0 && len(terminated) > 0 {
+		conns, err := hp.proxy.conns()
+		if err != nil {
+			return nil, fmt.Errorf("rollout: the proxy's connection log: %w", err)
+		}
+		times, unplaced := survivorOpens(l.sessionOpens(), conns, res.Pods, terminated[0].T0)
+		n, at := peak(times, OpensWindow)
+		res.SessionOpensPeak, res.SessionOpens, res.SessionOpensUnplaced = n, len(times), unplaced
+		if n > 0 {
+			res.SessionOpensPeakAt = at.Sub(r.start)
+		}
+	}
 	return res, nil
 }
 
