@@ -274,7 +274,11 @@ func TestSignalInterruptDrainsDrainDelayOnly(t *testing.T) {
 			t.Errorf("D0 line %q does not say %q", e.Message, want)
 		}
 	}
-	if r, _ := c.Telemetry().Report(); r.DrainEndedBy != lifecycle.DrainEndedDelay {
+	r, _ := c.Telemetry().Report()
+	if r.DrainEndedBy != lifecycle.DrainEndedDelay {
 		t.Errorf("drain ended by %q, want delay", r.DrainEndedBy)
+	}
+	if r.Phases[0].Planned != 2*s {
+		t.Errorf("drain planned %v, want DrainDelay (2s) under SIGINT", r.Phases[0].Planned)
 	}
 }

@@ -22,7 +22,11 @@ func (c *Coordinator) run(d0 time.Time) {
 	// drain: D0 → the drain's end.
 	by := c.drain(d0)
 	c.enter(StateDrained, "drain over: "+string(by), func(time.Time) {
-		c.tel.setPlanned(StateDraining, c.deadlines().drainMax.Sub(d0))
+		planned := c.deadlines().drainMax.Sub(d0)
+		if c.interrupted.Load() { // SIGINT: DrainDelay at most
+			planned = min(planned, eff(c.plan.DrainDelay))
+		}
+		c.tel.setPlanned(StateDraining, planned)
 	})
 
 	// wait: until someone asks for the stop (SIGTERM after a preStop call,
