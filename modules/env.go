@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drainfx/drainfx/httpmod"
 	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/probemod"
 )
 
 // The environment variables [FromEnv] reads, with their defaults.
@@ -58,15 +60,16 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		return net.JoinHostPort("", strconv.Itoa(n)), nil
 	}
 	var err error
-	if cfg.HTTP.Addr, err = port(EnvPort, 8080); err != nil {
+	httpDef, adminDef := defaultPort(httpmod.DefaultAddr), defaultPort(probemod.DefaultAddr)
+	if cfg.HTTP.Addr, err = port(EnvPort, httpDef); err != nil {
 		return Config{}, err
 	}
-	if cfg.Probe.Addr, err = port(EnvAdminPort, 9090); err != nil {
+	if cfg.Probe.Addr, err = port(EnvAdminPort, adminDef); err != nil {
 		return Config{}, err
 	}
-	// Compared as resolved, so that PORT=9090 with ADMIN_PORT unset collides
-	// too. Port 0 (a free port each) never does.
-	if cfg.HTTP.Addr == cfg.Probe.Addr && cfg.HTTP.Addr != ":0" {
+	// Compared as resolved (the check Web makes), so that PORT=9090 with
+	// ADMIN_PORT unset collides too; said here in the variables' names.
+	if cfg.checkAddrs() != nil {
 		v := func(name string, def int) string {
 			if s, _ := lookup(name); s != "" {
 				return fmt.Sprintf("%s=%q", name, s)
@@ -74,7 +77,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 			return fmt.Sprintf("%s unset (default %d)", name, def)
 		}
 		return Config{}, fmt.Errorf("%s, %s: the public and the admin server cannot share port %s",
-			v(EnvPort, 8080), v(EnvAdminPort, 9090), strings.TrimPrefix(cfg.HTTP.Addr, ":"))
+			v(EnvPort, httpDef), v(EnvAdminPort, adminDef), strings.TrimPrefix(cfg.HTTP.Addr, ":"))
 	}
 	if v, ok := lookup(EnvHTTPMaxConns); ok && v != "" {
 		n, err := strconv.Atoi(v)
@@ -162,4 +165,11 @@ func Prestop(ctx context.Context, lookup func(string) (string, bool)) (lifecycle
 	defer cancel()
 	url := "http://" + net.JoinHostPort("127.0.0.1", port) + "/prestop"
 	return lifecycle.CallPrestop(ctx, url, lc.PrestopToken)
+}
+
+// defaultPort is the port of a module's default address (":8080").
+func defaultPort(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }
