@@ -73,13 +73,13 @@ func TestRequestCutWhileBeingRead(t *testing.T) {
 					t.Fatalf("first request: %v %v", resp, err)
 				}
 				resp.Body.Close()
-				waittest.Eventually(t, waitTimeout, func() bool { return connPhase(tc.phase.Load()) == phaseIdle },
+				waittest.Eventually(t, waitTimeout, func() bool { return tc.loadState()&phaseMask == phaseIdle },
 					"the connection to go idle")
 			}
 			if _, err := io.WriteString(conn, tt.give); err != nil {
 				t.Fatal(err)
 			}
-			waittest.Eventually(t, waitTimeout, tc.got.Load, "the server to read the bytes")
+			waittest.Eventually(t, waitTimeout, func() bool { return tc.loadState()&gotBytes != 0 }, "the server to read the bytes")
 
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 			defer cancel()
