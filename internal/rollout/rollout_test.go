@@ -320,16 +320,18 @@ func TestNetHTTPZeroLoss(t *testing.T) {
 
 // TestShortenedGrace: the kubelet's grace period (12 s: kubectl delete
 // --grace-period, an eviction, a node shutdown) is shorter than the
-// service's budget (SHUTDOWN_GRACE_PERIOD 30 s). On sparse traffic the
-// adaptive drain would wait up to 21 s; the kubelet gives up on the
-// /prestop hook at 12 s, sends SIGTERM, and SIGKILL 2 s later. The service
-// reads that SIGTERM as the end of its grace: it ends the drain and closes
-// its sessions in the 2 s left. No pod is killed, no session cut.
+// service's budget (SHUTDOWN_GRACE_PERIOD 30 s). The drain outlasts it —
+// a fixed 20 s here, as the adaptive drain's can on sparse traffic (up to
+// 21 s with the defaults) but every time, so that every pod plays the
+// case: the kubelet gives up on the /prestop hook at 12 s, sends SIGTERM,
+// and SIGKILL 2 s later. The service reads that SIGTERM as the end of its
+// grace: it ends the drain and closes its sessions in the 2 s left. No
+// pod is killed, no session cut.
 func TestShortenedGrace(t *testing.T) {
 	needRollout(t)
 	res := check(t, rollout.Config{
 		Bin:          binary(t, servicePkg),
-		Env:          serviceEnv(t, "SHUTDOWN_GRACE_PERIOD=30s"),
+		Env:          serviceEnv(t, "SHUTDOWN_GRACE_PERIOD=30s", "SHUTDOWN_DRAIN_DELAY=20s", "SHUTDOWN_DRAIN_QUIET=0s"),
 		Replicas:     2,
 		Replacements: 3,
 		PreStop:      rollout.PreStop{Kind: rollout.PreStopHTTP},
