@@ -39,13 +39,7 @@ func TestCheckExampleManifests(t *testing.T) {
 // stdin, and must exit 1 with a line naming the field at fault.
 func TestCheckBrokenManifests(t *testing.T) {
 	t.Parallel()
-	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join(exampleK8s, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	read := func(name string) []byte { return readFile(t, exampleK8s, name) }
 	var base appsv1.Deployment
 	if err := yaml.UnmarshalStrict(read("deployment.yaml"), &base); err != nil {
 		t.Fatal(err)
@@ -170,13 +164,7 @@ func TestCheckBrokenManifests(t *testing.T) {
 // workload with neither is warned of; one with either is not.
 func TestCheckShortenedGraceVisible(t *testing.T) {
 	t.Parallel()
-	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join(exampleK8s, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	read := func(name string) []byte { return readFile(t, exampleK8s, name) }
 	var base appsv1.Deployment
 	if err := yaml.UnmarshalStrict(read("deployment.yaml"), &base); err != nil {
 		t.Fatal(err)
@@ -275,14 +263,7 @@ func envIndex(t *testing.T, env []corev1.EnvVar, name string) int {
 
 func TestCheckAdminPortInService(t *testing.T) {
 	t.Parallel()
-	dep, err := os.ReadFile(filepath.Join(exampleK8s, "deployment.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := os.ReadFile(filepath.Join(exampleK8s, "secret.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dep, sec := readFile(t, exampleK8s, "deployment.yaml"), readFile(t, exampleK8s, "secret.yaml")
 	svc := func(clusterIP string) string {
 		return `apiVersion: v1
 kind: Service
@@ -347,14 +328,7 @@ func TestCheckInput(t *testing.T) {
 func TestCheckGRPCProbes(t *testing.T) {
 	t.Parallel()
 	const grpcK8s = "../../examples/grpc/k8s"
-	secret, err := os.ReadFile(filepath.Join(grpcK8s, "secret.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(grpcK8s, "deployment.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	secret, b := readFile(t, grpcK8s, "secret.yaml"), readFile(t, grpcK8s, "deployment.yaml")
 	var base appsv1.Deployment
 	if err := yaml.UnmarshalStrict(b, &base); err != nil {
 		t.Fatal(err)
@@ -465,14 +439,7 @@ func TestRolloutKubeCannotRun(t *testing.T) {
 // naming PRESTOP_TOKEN, once per container, whatever the preStop hook.
 func TestCheckNoPrestopToken(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile(filepath.Join(exampleK8s, "deployment.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, err := os.ReadFile(filepath.Join(exampleK8s, "secret.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, secret := readFile(t, exampleK8s, "deployment.yaml"), readFile(t, exampleK8s, "secret.yaml")
 	var base appsv1.Deployment
 	if err := yaml.UnmarshalStrict(b, &base); err != nil {
 		t.Fatal(err)
@@ -569,4 +536,14 @@ func TestRolloutGraceWarning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readFile reads a manifest of an example (dir/name) or fails the test.
+func readFile(t *testing.T, dir, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
