@@ -127,7 +127,7 @@ func TestRequestOnAConnectionAcceptedDuringTheDrain(t *testing.T) {
 	if err := waittest.Recv(t, stopped, waitTimeout, "Stop"); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := c.Telemetry().Report(); !r.Clean() || r.Hooks[0].Err != "" {
+	if r := c.Telemetry().Report(); r.ExitCode != 0 || r.Hooks[0].Err != "" {
 		t.Errorf("report: cut %v, hooks %+v; want clean", r.Cut, r.Hooks)
 	}
 }
@@ -192,7 +192,7 @@ func TestAdaptiveDrainCountsRequestsNotConnects(t *testing.T) {
 			if err := c.Stop(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			r, _ := c.Telemetry().Report()
+			r := c.Telemetry().Report()
 			if r.DrainEndedBy != lifecycle.DrainEndedQuiet || r.Phases[0].Actual != tt.wantLasted ||
 				r.Drain.Arrivals != tt.wantArrivals {
 				t.Errorf("drain ended by %q after %v with %d arrivals; want quiet after %v with %d",
@@ -201,7 +201,7 @@ func TestAdaptiveDrainCountsRequestsNotConnects(t *testing.T) {
 			if tt.giveRequest && r.Drain.LastArrival != 500*ms {
 				t.Errorf("last arrival %v, want 500ms", r.Drain.LastArrival)
 			}
-			if !r.Clean() || strings.Contains(fmt.Sprint(r.Hooks), "overran") {
+			if r.ExitCode != 0 || strings.Contains(fmt.Sprint(r.Hooks), "overran") {
 				t.Errorf("report: cut %v, hooks %+v", r.Cut, r.Hooks)
 			}
 		})
@@ -249,7 +249,7 @@ func TestConnectionInTheAcceptQueueAtTheStop(t *testing.T) {
 	if err := waittest.Recv(t, stopped, waitTimeout, "Stop"); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := c.Telemetry().Report(); !r.Clean() {
+	if r := c.Telemetry().Report(); r.ExitCode != 0 {
 		t.Errorf("report: cut %v", r.Cut)
 	}
 }

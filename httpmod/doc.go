@@ -92,7 +92,7 @@
 // deadline — not before: Shutdown drops a request it reads after it
 // began, closing the connection without a response. What is still in
 // flight at the deadline is cut with [net/http.Server.Close], counted with
-// [lifecycle.Telemetry.RecordCut] ([lifecycle.CutRequests]) and logged
+// [lifecycle.Telemetry.RecordCut] ([CutRequests]) and logged
 // once ("requests cut"), and so is a request whose bytes had arrived on a
 // connection the server closed ("requests cut while being read"): one
 // whose header was still coming in at the deadline, or the next request

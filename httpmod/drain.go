@@ -17,11 +17,15 @@ import (
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
+// CutRequests is the kind of work a [Drain] (and so a [Server]) records as
+// cut ([lifecycle.Telemetry.RecordCut]): the requests still in flight at
+// the stop deadline.
+const CutRequests lifecycle.CutKind = "requests"
+
 // InFlightGauge is the name under which a [Drain] (and so a [Server])
 // registers its in-flight request count with
-// [lifecycle.Telemetry.TrackInFlight]. It is also the kind of work it cuts
-// at the stop deadline: [lifecycle.CutRequests].
-const InFlightGauge = string(lifecycle.CutRequests)
+// [lifecycle.Telemetry.TrackInFlight]: "requests", as its cuts are.
+const InFlightGauge = string(CutRequests)
 
 var (
 	errNoCoordinator = errors.New("httpmod: nil *lifecycle.Coordinator")
@@ -215,7 +219,7 @@ func (d *Drain) listenerLocked(ln net.Listener) *acceptListener {
 //     listeners close, idle connections close, active requests finish;
 //  3. at the deadline, calls [net/http.Server.Close]: the requests still
 //     in [Drain.Handler] are cut, counted with
-//     [lifecycle.Telemetry.RecordCut] ([lifecycle.CutRequests]) and logged
+//     [lifecycle.Telemetry.RecordCut] ([CutRequests]) and logged
 //     once, and so are the requests whose bytes had arrived on a
 //     connection the server closed;
 //  4. waits for the goroutine of [Drain.Serve], if it serves srv.
@@ -371,7 +375,7 @@ func (d *Drain) stop(ctx context.Context) error {
 		// Shutdown gave up: whatever is still in flight is cut.
 		cut := d.work.InFlight()
 		_ = srv.Close() // its only error is closing the already closed listener
-		srvstate.RecordCut(d.c, d.log, lifecycle.CutRequests, cut, deadline)
+		srvstate.RecordCut(d.c, d.log, CutRequests, cut, deadline)
 		err = nil
 	}
 	if done != nil {
@@ -396,7 +400,7 @@ func (d *Drain) stop(ctx context.Context) error {
 	// request came, a request still being read at the deadline — is cut
 	// too: it never reached the handler.
 	if n := d.conns.readCuts.Swap(0); n > 0 {
-		d.c.Telemetry().RecordCut(lifecycle.CutRequests, n)
+		d.c.Telemetry().RecordCut(CutRequests, n)
 		d.log.Warn("requests cut while being read: the server closed their connection",
 			zap.Int64("count", n), zap.Time("deadline", deadline))
 	}

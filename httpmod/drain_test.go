@@ -77,8 +77,8 @@ func TestDrainOwnServer(t *testing.T) {
 	if err := waittest.Recv(t, served, waitTimeout, "the app's Serve"); !errors.Is(err, http.ErrServerClosed) {
 		t.Errorf("Serve = %v, want http.ErrServerClosed", err)
 	}
-	if !r.Clean() || len(r.Hooks) != 1 || r.Hooks[0].Name != "http" || r.Drain.Arrivals != 0 {
-		t.Errorf("report: clean %v, hooks %+v, arrivals after D0 %d", r.Clean(), r.Hooks, r.Drain.Arrivals)
+	if r.ExitCode != 0 || len(r.Hooks) != 1 || r.Hooks[0].Name != "http" || r.Drain.Arrivals != 0 {
+		t.Errorf("report: clean %v, hooks %+v, arrivals after D0 %d", r.ExitCode == 0, r.Hooks, r.Drain.Arrivals)
 	}
 }
 
@@ -115,7 +115,7 @@ func TestDrainServe(t *testing.T) {
 		t.Errorf("a nil handler answered %d, want 404", status)
 	}
 	client.CloseIdleConnections()
-	if r := servertest.WaitReport(t, c); !r.Clean() {
+	if r := servertest.WaitReport(t, c); r.ExitCode != 0 {
 		t.Errorf("report not clean: %+v", r)
 	}
 	if err := d.Serve(srv, listen()); err == nil {
@@ -156,7 +156,7 @@ func TestDrainOwnServerCutsAtTheDeadline(t *testing.T) {
 	}()
 	waittest.Recv(t, h.entered, waitTimeout, "the blocked handler")
 	r := servertest.WaitReport(t, c)
-	if r.Cut[lifecycle.CutRequests] != 1 {
+	if r.Cut[httpmod.CutRequests] != 1 {
 		t.Errorf("cut %v, want requests=1", r.Cut)
 	}
 	if err := waittest.Recv(t, clientErr, waitTimeout, "the client"); err == nil {

@@ -95,8 +95,8 @@ func ExampleNew() {
 	if err := srv.Stop(ctx); err != nil { // drains, stops, tears down: the report is out
 		fmt.Println(err)
 	}
-	report, _ := coord.Telemetry().Report()
-	fmt.Println("clean:", report.Clean(), "drain ended by:", report.DrainEndedBy)
+	report := coord.Telemetry().Report()
+	fmt.Println("clean:", report.ExitCode == 0, "drain ended by:", report.DrainEndedBy)
 	// Output:
 	// 200 ok
 	// clean: true drain ended by: delay
@@ -137,8 +137,8 @@ func ExampleDrain() {
 		fmt.Println(err)
 	}
 	fmt.Println("serve:", <-served)
-	report, _ := coord.Telemetry().Report()
-	fmt.Println("clean:", report.Clean(), "stop participants:", len(report.Hooks))
+	report := coord.Telemetry().Report()
+	fmt.Println("clean:", report.ExitCode == 0, "stop participants:", len(report.Hooks))
 	// Output:
 	// 200 ok
 	// serve: http: Server closed

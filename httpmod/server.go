@@ -145,7 +145,7 @@ func (s *Server) Start(ctx context.Context) error {
 // the coordinator calls when the stop phase begins: Shutdown, bounded by
 // the stop deadline (D0 + GracePeriod − TeardownReserve − Margin); Close
 // at the deadline, the requests still in flight cut and counted
-// ([lifecycle.CutRequests]); then it waits for the serve goroutine.
+// ([CutRequests]); then it waits for the serve goroutine.
 //
 // A cut is not an error of Stop: the coordinator's report carries it and
 // makes the exit code 1. If ctx ends first, the drain is cut short, the

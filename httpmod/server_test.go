@@ -73,9 +73,9 @@ func TestModule(t *testing.T) {
 		t.Errorf("InFlight after stop = %d, want 0", got)
 	}
 	// The server took part in the stop phase, after a real drain.
-	r, _ := coord.Telemetry().Report()
+	r := coord.Telemetry().Report()
 	if r.DrainEndedBy != lifecycle.DrainEndedDelay || len(r.Hooks) != 1 || r.Hooks[0].Name != "http" ||
-		r.Hooks[0].Phase != lifecycle.PhaseStop || r.Hooks[0].Err != "" {
+		r.Hooks[0].Phase != lifecycle.StateStopping.String() || r.Hooks[0].Err != "" {
 		t.Errorf("report: drain ended by %q, hooks %+v; want delay and the http stop participant", r.DrainEndedBy, r.Hooks)
 	}
 }
@@ -161,7 +161,7 @@ func TestStartFailsOnBadAddress(t *testing.T) {
 			if err := s.Stop(context.Background()); err != nil {
 				t.Errorf("Stop after a failed Start: %v", err)
 			}
-			if r, _ := c.Telemetry().Report(); !r.Clean() || len(r.Hooks) != 1 || r.Hooks[0].Err != "" {
+			if r := c.Telemetry().Report(); r.ExitCode != 0 || len(r.Hooks) != 1 || r.Hooks[0].Err != "" {
 				t.Errorf("report after a failed Start: %+v", r)
 			}
 			if err := s.Start(context.Background()); err == nil {
@@ -367,7 +367,7 @@ func TestSlowRequestOutlivesTheDrain(t *testing.T) {
 	coord.MarkStarted() // lifecycle.AppOptions does it in an app
 
 	coord.BeginDrain("test")
-	d0 := coord.Telemetry().Snapshot().D0
+	d0 := coord.Telemetry().Report().D0
 	// Begin the request just before the drain ends: a point on the
 	// timeline, not a guess at an event.
 	time.Sleep(time.Until(d0.Add(drainDelay - 100*time.Millisecond)))
@@ -404,7 +404,7 @@ func TestSlowRequestOutlivesTheDrain(t *testing.T) {
 	if deadline := d0.Add(coord.Plan().StopDeadline); !stopped.Before(deadline) {
 		t.Errorf("Stop returned %v after the stop deadline", stopped.Sub(deadline))
 	}
-	if r, _ := coord.Telemetry().Report(); !r.Clean() {
+	if r := coord.Telemetry().Report(); r.ExitCode != 0 {
 		t.Errorf("report not clean: %+v", r)
 	}
 }
@@ -429,7 +429,7 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 		t.Errorf("Stop: %v", err)
 	}
 	stopped := time.Now()
-	r, _ := c.Telemetry().Report()
+	r := c.Telemetry().Report()
 	deadline := r.D0.Add(c.Plan().StopDeadline)
 	if stopped.Before(deadline) {
 		t.Errorf("Stop returned %v before the stop deadline", deadline.Sub(stopped))
@@ -441,7 +441,7 @@ func TestStopCutsAtTheDeadline(t *testing.T) {
 	if err := waittest.Recv(t, clientErr, waitTimeout, "the client"); err == nil {
 		t.Error("the cut request succeeded")
 	}
-	if r.Cut[lifecycle.CutRequests] != 1 || r.ExitCode != 1 {
+	if r.Cut[httpmod.CutRequests] != 1 || r.ExitCode != 1 {
 		t.Errorf("report cut %v exit %d, want requests=1 exit 1", r.Cut, r.ExitCode)
 	}
 	if r.InFlightAtD0[httpmod.InFlightGauge] != 1 {
@@ -474,7 +474,7 @@ func TestStopHonoursItsContext(t *testing.T) {
 	}
 	// The rest of the timeline hurries on: the drain was cut short and
 	// the stop deadline came at once.
-	if r := servertest.WaitReport(t, c); r.Cut[lifecycle.CutRequests] != 1 || r.DrainEndedBy != lifecycle.DrainEndedAbort {
+	if r := servertest.WaitReport(t, c); r.Cut[httpmod.CutRequests] != 1 || r.DrainEndedBy != lifecycle.DrainEndedAbort {
 		t.Errorf("report cut %v, drain ended by %q; want requests=1, abort", r.Cut, r.DrainEndedBy)
 	}
 	close(h.release)

@@ -28,14 +28,14 @@ const (
 	// teardown reserve that a default [Config.MaxDrainDelay] leaves to the
 	// stop phase (never more than half of it).
 	defaultStopShare = 5 * time.Second
-	// MaxGracePeriod is the longest [Config.GracePeriod] accepted: a day.
+	// maxGracePeriod is the longest [Config.GracePeriod] accepted: a day.
 	// Kubernetes sets no maximum on terminationGracePeriodSeconds, but no
 	// drain needs that long — the slowest load balancers take minutes to
 	// stop sending (an AWS target group's deregistration delay is at most
 	// an hour), and the cluster autoscaler gives a pod 10 minutes by
 	// default — so a longer value is a mistake (a unit, a stray digit)
 	// that would leave a pod terminating for days, not a plan.
-	MaxGracePeriod = 24 * time.Hour
+	maxGracePeriod = 24 * time.Hour
 )
 
 // None is the one way to ask for no time at all in a [Config] duration
@@ -55,7 +55,8 @@ const None time.Duration = -1
 type Config struct {
 	// GracePeriod mirrors the pod's terminationGracePeriodSeconds: the kubelet
 	// sends SIGKILL this long after the pod was deleted (preStop included).
-	// Default 30s; at most [MaxGracePeriod] (24h).
+	// Default 30s; at most 24h: no drain needs
+	// longer, and a longer value is a mistake (a unit, a stray digit).
 	GracePeriod time.Duration `yaml:"gracePeriod" json:"gracePeriod"`
 	// DrainDelay is how long, at least, the service keeps serving after D0
 	// while /readyz answers 503 and every response carries Connection: close,
@@ -96,7 +97,7 @@ type Config struct {
 	// preStop caller; other calls get 401 and change nothing. Default empty:
 	// no token, and anyone who reaches the handler can drain the pod
 	// (logged at WARN when the handler is built). A token no HTTP header
-	// can carry as written is refused ([CheckPrestopToken]).
+	// can carry as written is refused.
 	PrestopToken string `yaml:"prestopToken" json:"-"`
 	// IgnoreSignals leaves SIGTERM, SIGINT and SIGHUP alone (for tests, or
 	// an app that handles them itself). Default false: the first signal
@@ -164,58 +165,6 @@ func show(d time.Duration) string {
 // 300-digit decimal.
 func showFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
-// CheckPrestopToken returns an error if token is not empty and no HTTP
-// header can carry it as written, so that it could never match: a control
-// character (a newline, as `echo` without -n leaves in a Secret) makes
-// net/http refuse to send it, and space or a tab at either end is trimmed
-// off a header value by every HTTP parser. Such a token is refused rather
-// than trimmed: the exec hook ([CallPrestop]), the httpGet header in the pod
-// spec and the service would each have to trim it the same way, and a
-// secret that is not what was written is a surprise. The error describes
-// the fault without quoting the token.
-func CheckPrestopToken(token string) error {
-	if token == "" {
-		return nil
-	}
-	name := func(b byte) string {
-		switch b {
-		case ' ':
-			return "a space"
-		case '\t':
-			return "a tab"
-		case '\n':
-			return "a newline"
-		case '\r':
-			return "a carriage return"
-		}
-		return fmt.Sprintf("byte %#02x", b)
-	}
-	// The rule of net/http (httpguts.ValidHeaderFieldValue): no control
-	// byte but the tab.
-	for i := 0; i < len(token); i++ {
-		if b := token[i]; (b < ' ' && b != '\t') || b == 0x7f {
-			where := fmt.Sprintf("at byte %d of %d", i+1, len(token))
-			hint := ""
-			if i == len(token)-1 {
-				where = "at its end"
-				if b == '\n' {
-					hint = ", as `echo` without -n leaves"
-				}
-			}
-			return fmt.Errorf("has %s %s%s: no HTTP header can carry it", name(b), where, hint)
-		}
-	}
-	for _, end := range []struct {
-		where string
-		b     byte
-	}{{"at its start", token[0]}, {"at its end", token[len(token)-1]}} {
-		if end.b == ' ' || end.b == '\t' {
-			return fmt.Errorf("has %s %s: HTTP trims it off a header value, so the token could never match", name(end.b), end.where)
-		}
-	}
-	return nil
-}
-
 // Validate resolves defaults and checks the budget. The error names every
 // field at fault and its value.
 func (c Config) Validate() error {
@@ -238,13 +187,13 @@ func (c Config) Validate() error {
 			bad.Addf("%s=%v is negative (lifecycle.None is none)", f.name, f.v)
 		}
 	}
-	if c.GracePeriod > MaxGracePeriod {
-		bad.Addf("GracePeriod=%v is above lifecycle.MaxGracePeriod=%v", c.GracePeriod, MaxGracePeriod)
+	if c.GracePeriod > maxGracePeriod {
+		bad.Addf("GracePeriod=%v is above %v, the longest accepted", c.GracePeriod, maxGracePeriod)
 	}
 	if p := c.DrainMissProbability; p < 0 || p >= 1 || p != p {
 		bad.Addf("DrainMissProbability=%s is not in (0, 1)", showFloat(p))
 	}
-	if err := CheckPrestopToken(c.PrestopToken); err != nil {
+	if err := confcheck.HeaderValue(c.PrestopToken); err != nil {
 		bad.Addf("PrestopToken %v", err)
 	}
 	if len(bad) > 0 {
@@ -322,25 +271,32 @@ func NewPlan(c Config) (Plan, error) {
 	}, nil
 }
 
-// Phases returns the plan's phases in order, each with its planned
+// phases returns the plan's phases in order, each with its planned
 // duration (the latest end the budget allows, from the phase's start) and
 // an Actual of zero.
-func (p Plan) Phases() []Phase {
-	return []Phase{
-		{Name: PhaseDrain, Planned: p.DrainEnd},
-		{Name: PhaseWait, Planned: 0}, // waiting for the stop: zero under SIGTERM
-		{Name: PhaseStop, Planned: p.StopDeadline - p.DrainEnd},
-		{Name: PhaseTeardown, Planned: p.TeardownDeadline - p.StopDeadline},
+func (p Plan) phases() []Phase {
+	planned := [len(phaseStates)]time.Duration{
+		p.DrainEnd,
+		0, // waiting for the stop: zero under SIGTERM
+		p.StopDeadline - p.DrainEnd,
+		p.TeardownDeadline - p.StopDeadline,
 	}
+	out := make([]Phase, len(phaseStates))
+	for i, s := range phaseStates {
+		out[i] = Phase{Name: s.String(), Planned: planned[i]}
+	}
+	return out
 }
 
-// MarshalLogObject logs the plan as one zap object (the token is never logged).
-func (p Plan) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+// planLog logs the plan as one zap object (the token is never logged).
+type planLog Plan
+
+func (p planLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddDuration("gracePeriod", p.GracePeriod)
 	enc.AddDuration("drainDelay", eff(p.DrainDelay))
 	enc.AddDuration("drainQuiet", eff(p.DrainQuiet))
 	enc.AddDuration("maxDrainDelay", p.MaxDrainDelay)
-	if p.adaptive() {
+	if Plan(p).adaptive() {
 		// Through encoding/json, a number written compactly (1e-300):
 		// AddFloat64 writes every digit of a tiny ε (zap uses 'f' format).
 		if err := enc.AddReflected("drainMissProbability", p.DrainMissProbability); err != nil {

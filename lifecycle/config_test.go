@@ -1,6 +1,7 @@
 package lifecycle_test
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strings"
@@ -144,19 +145,19 @@ func TestConfigValidate(t *testing.T) {
 		},
 		{
 			name: "a sum that overflows does not fit",
-			give: lifecycle.Config{GracePeriod: lifecycle.MaxGracePeriod, DrainDelay: math.MaxInt64 - 1, DrainQuiet: lifecycle.None},
+			give: lifecycle.Config{GracePeriod: 24 * time.Hour, DrainDelay: math.MaxInt64 - 1, DrainQuiet: lifecycle.None},
 			want: "lifecycle: DrainDelay=2562047h47m16.854775806s + TeardownReserve=3s + Margin=1s must be below GracePeriod=24h0m0s",
 		},
-		{name: "a grace period of a day", give: lifecycle.Config{GracePeriod: lifecycle.MaxGracePeriod}},
+		{name: "a grace period of a day", give: lifecycle.Config{GracePeriod: 24 * time.Hour}},
 		{
 			name: "a grace period of 292 years",
 			give: lifecycle.Config{GracePeriod: math.MaxInt64},
-			want: "lifecycle: GracePeriod=2562047h47m16.854775807s is above lifecycle.MaxGracePeriod=24h0m0s",
+			want: "lifecycle: GracePeriod=2562047h47m16.854775807s is above 24h0m0s, the longest accepted",
 		},
 		{
 			name: "a grace period just over a day",
-			give: lifecycle.Config{GracePeriod: lifecycle.MaxGracePeriod + 1},
-			want: "lifecycle: GracePeriod=24h0m0.000000001s is above lifecycle.MaxGracePeriod=24h0m0s",
+			give: lifecycle.Config{GracePeriod: 24*time.Hour + 1},
+			want: "lifecycle: GracePeriod=24h0m0.000000001s is above 24h0m0s, the longest accepted",
 		},
 		{
 			name: "a tiny bad probability is written compactly",
@@ -292,17 +293,20 @@ func TestPlanLogsFloatsCompactly(t *testing.T) {
 		{1e-9, `"drainMissProbability":1e-9,`},
 	}
 	for _, tt := range tests {
-		p, err := lifecycle.NewPlan(lifecycle.Config{DrainMissProbability: tt.give})
+		var buf bytes.Buffer
+		log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zap.InfoLevel))
+		c, err := lifecycle.New(lifecycle.Config{DrainMissProbability: tt.give, IgnoreSignals: true}, lifecycle.WithLogger(log))
 		if err != nil {
 			t.Fatal(err)
 		}
-		enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-		buf, err := enc.EncodeEntry(zapcore.Entry{Message: "shutdown plan"}, []zap.Field{zap.Object("plan", p)})
-		if err != nil {
-			t.Fatal(err)
+		c.MarkStarted() // logs the plan
+		stopNow(t, c)
+		var line string
+		for l := range strings.Lines(buf.String()) {
+			if strings.Contains(l, `"shutdown plan"`) {
+				line = l
+			}
 		}
-		line := buf.String()
-		buf.Free()
 		if !strings.Contains(line, tt.want) || len(line) > 400 {
 			t.Errorf("ε=%g: the plan line (%d bytes) does not hold %s:\n%s", tt.give, len(line), tt.want, line)
 		}

@@ -8,45 +8,45 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/internal/clockctx"
 )
 
-// Option configures a [Coordinator].
-type Option func(*Coordinator)
+// Option configures [New].
+type Option func(*options)
+
+type options struct {
+	log      *zap.Logger
+	clock    Clock
+	exit     func(code int) // the second signal's exit (tests replace os.Exit)
+	shutdown func() error   // how to ask the app to stop (fx.Shutdowner)
+}
 
 // WithLogger sets the logger (default [zap.NewNop]).
 func WithLogger(l *zap.Logger) Option {
-	return func(c *Coordinator) {
+	return func(o *options) {
 		if l != nil {
-			c.log = l
+			o.log = l
 		}
 	}
 }
 
 // WithClock sets the clock the timeline runs on (default: the real clock).
 func WithClock(clk Clock) Option {
-	return func(c *Coordinator) {
+	return func(o *options) {
 		if clk != nil {
-			c.clock = clk
+			o.clock = clk
 		}
 	}
 }
 
-// WithExit replaces [os.Exit] for the second-signal exit (tests).
-func WithExit(exit func(code int)) Option {
-	return func(c *Coordinator) {
-		if exit != nil {
-			c.exit = exit
-		}
-	}
-}
-
-// WithShutdown sets how the coordinator asks the app to stop when no one
+// withShutdown sets how the coordinator asks the app to stop when no one
 // else will: after the first signal's drain, and when nothing asked for the
 // stop within GracePeriod of D0 ([ReasonNoStop]). Under fx the lifecycle
 // module passes [go.uber.org/fx.Shutdowner.Shutdown]. Without it the
 // coordinator runs the stop and teardown itself all the same.
-func WithShutdown(shutdown func() error) Option {
-	return func(c *Coordinator) { c.shutdown = shutdown }
+func withShutdown(shutdown func() error) Option {
+	return func(o *options) { o.shutdown = shutdown }
 }
 
 // participant is a stop participant or a teardown hook.
@@ -55,51 +55,61 @@ type participant struct {
 	fn   func(context.Context) error
 }
 
+// events are the coordinator's named one-shot signals: each channel is
+// closed once, when its moment comes, and never again.
+type events struct {
+	reached       [numStates]chan struct{} // the state is reached (Reached)
+	stopRequested chan struct{}            // the stop phase was asked for (Stop, a signal's drain, ReasonNoStop)
+	aborted       chan struct{}            // Stop's ctx ended: the drain is cut short
+}
+
 // Coordinator runs the shutdown timeline of one service: D0 → drain →
 // wait → stop → teardown → report, on one goroutine of its own (see the
 // package documentation). Modules take part by registering stop
 // participants ([Coordinator.AtStop]) and teardown hooks
 // ([Coordinator.AtTeardown]); observers wait on [Coordinator.Reached]. It is
 // safe for concurrent use. The zero value is not usable; call [New].
+//
+// Lock rule: mu guards every field below it, and orders the transitions (a
+// transition's callbacks run, and its channel closes, under mu, before the
+// next one begins). Methods whose names end in Locked need it held;
+// nothing calls out of the package (a participant, a callback, the logger
+// aside) with it held but the OnState callbacks, which must not call the
+// coordinator. The estimator and Telemetry have a lock each of their own,
+// taken after mu, never before it.
 type Coordinator struct {
 	plan     Plan
+	o        options
 	log      *zap.Logger
 	clock    Clock
-	exit     func(int)
-	shutdown func() error
 	tel      *Telemetry
 	est      *estimator // the adaptive drain: fed by the sampler, asked by the driver
+	ev       events
+	state    atomic.Int32
+	wg       sync.WaitGroup // the driver, the sampler and the signal handler
+	prestop  atomic.Bool    // a preStop call has asked for the drain ([ReasonPrestop])
+	sigint   atomic.Bool    // SIGINT began the drain: a terminal, not a kubelet; the drain is DrainDelay at most
+	nextStop atomic.Pointer[Reason]
 
-	state   atomic.Int32
-	reached [numStates]chan struct{} // closed when the state is reached
-
-	// transMu orders transitions: a transition's callbacks run, and its
-	// channel closes, before the next transition begins.
-	transMu sync.Mutex
-
-	mu         sync.Mutex
-	onState    [numStates][]func()
-	stoppers   []participant
-	teardowns  []participant
-	base       time.Time // the deadlines count from here: D0, or later after ReasonNoStop
-	stopReq    chan struct{}
-	stopOnce   sync.Once
-	stopHint   atomic.Pointer[Reason] // why the next Stop comes, if known (a signal app.Run caught)
-	stopCtx    context.Context
+	mu        sync.Mutex
+	signals   bool // the signal handler has started
+	onState   [numStates][]func()
+	stoppers  []participant
+	teardowns []participant
+	d0        time.Time // the drain began; zero before
+	// stopBase is where the stop phase's and the teardown's deadlines
+	// count from: D0 + DrainEnd (the drain's latest end), or, when the
+	// coordinator stops by itself ([ReasonNoStop]), the moment it does, so
+	// that the stop phase and teardown get their whole shares from then.
+	stopBase   time.Time
+	stopCtx    context.Context // the first Stop's ctx; nil until the stop is asked for
 	stopReason Reason
-	abort      chan struct{} // closed when stopCtx ends: the drain is cut short
-	stopAbort  func() bool
-	// The real SIGKILL, when it comes before base + GracePeriod
+	unwatchCtx func() bool // stops watching stopCtx for the abort
+	// The real SIGKILL, when it comes before D0 + GracePeriod
 	// (ShortenGrace), and when it became known; moved is closed and
 	// replaced each time it moves, to wake the drain.
 	kill, killLearned time.Time
 	moved             chan struct{}
-	// prestopCalled: an authorised preStop call has reached the drain.
-	prestopCalled atomic.Bool
-	// interrupted: SIGINT began the drain (a terminal, not a kubelet): the
-	// drain is a fixed DrainDelay.
-	interrupted atomic.Bool
-	wg          sync.WaitGroup // the driver and the sampler
 }
 
 // New returns a coordinator for the budget in cfg, in [StateStarting].
@@ -109,22 +119,22 @@ func New(cfg Config, opts ...Option) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
+	o := options{log: zap.NewNop(), clock: clockctx.Real{}, exit: os.Exit}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	c := &Coordinator{
-		plan:    plan,
-		log:     zap.NewNop(),
-		clock:   realClock{},
-		exit:    os.Exit,
-		stopReq: make(chan struct{}),
-		abort:   make(chan struct{}),
-		moved:   make(chan struct{}),
+		plan:  plan,
+		o:     o,
+		log:   o.log,
+		clock: o.clock,
+		ev:    events{stopRequested: make(chan struct{}), aborted: make(chan struct{})},
+		moved: make(chan struct{}),
 	}
-	for _, o := range opts {
-		o(c)
+	for i := range c.ev.reached {
+		c.ev.reached[i] = make(chan struct{})
 	}
-	for i := range c.reached {
-		c.reached[i] = make(chan struct{})
-	}
-	close(c.reached[StateStarting])
+	close(c.ev.reached[StateStarting])
 	c.est = newEstimator(c.clock, plan)
 	c.tel = newTelemetry(c.clock, plan, c.State, c.est)
 	return c, nil
@@ -133,8 +143,8 @@ func New(cfg Config, opts ...Option) (*Coordinator, error) {
 // Plan returns the resolved budget.
 func (c *Coordinator) Plan() Plan { return c.plan }
 
-// Clock returns the clock the timeline runs on (for deadlines on it, see
-// [ContextUntil]).
+// Clock returns the clock the timeline runs on, for participants that
+// time something on it.
 func (c *Coordinator) Clock() Clock { return c.clock }
 
 // Telemetry returns what the shutdown measures: gauges, cuts, arrivals, the
@@ -153,26 +163,24 @@ func (c *Coordinator) Reached(s State) <-chan struct{} {
 	if s < 0 || s >= numStates {
 		s = StateStopped
 	}
-	return c.reached[s]
+	return c.ev.reached[s]
 }
 
 // OnState registers fn to run in the transition into state s, before
 // [Coordinator.Reached] for s closes and before the next transition: for a
 // switch that must happen at the same instant, not a scheduling delay
 // later (gRPC health NOT_SERVING at D0; keep-alives off when the stop phase
-// begins, before any stop participant ends a stream). fn must be quick and
-// must not call the coordinator's methods that move it. If s has been
-// reached already, fn runs at once.
+// begins, before any stop participant ends a stream). fn runs with the
+// coordinator's lock held: it must be quick and must not call the
+// coordinator. If s has been reached already, fn runs at once.
 func (c *Coordinator) OnState(s State, fn func()) {
-	c.transMu.Lock()
-	defer c.transMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.State() >= s {
 		fn()
 		return
 	}
-	c.mu.Lock()
 	c.onState[s] = append(c.onState[s], fn)
-	c.mu.Unlock()
 }
 
 // AtStop registers a stop participant: a server or a session registry.
@@ -194,11 +202,11 @@ func (c *Coordinator) AtStop(name string, fn func(ctx context.Context) error) {
 // reverse order of registration, each with an equal share of the time left
 // until the teardown deadline (D0 + GracePeriod − Margin; at least the
 // teardown reserve, more if the stop phase ended early; a hook that
-// returns early leaves its time to the next). Register in a constructor: under fx the
-// constructors run in dependency order, so the teardown runs in reverse
-// dependency order, whatever the order of the modules in fx.New. A hook
-// that overruns its share is cut, counted and reported, left running, and
-// the next one still gets its share.
+// returns early leaves its time to the next). Register in a constructor:
+// under fx the constructors run in dependency order, so the teardown runs
+// in reverse dependency order, whatever the order of the modules in
+// fx.New. A hook that overruns its share is cut, counted and reported,
+// left running, and the next one still gets its share.
 func (c *Coordinator) AtTeardown(name string, fn func(ctx context.Context) error) {
 	c.mu.Lock()
 	c.teardowns = append(c.teardowns, participant{name, fn})
@@ -207,28 +215,39 @@ func (c *Coordinator) AtTeardown(name string, fn func(ctx context.Context) error
 
 // MarkStarted moves Starting → Serving: /startupz and /readyz may pass.
 // Under fx, [AppOptions] calls it once every OnStart hook has run; without
-// fx, call it once the service is up. From now until D0 the coordinator
-// samples the arrival counters ([Telemetry.TrackArrivals]).
+// fx, call it once the service is up. It logs the plan (the budget's
+// deadlines, resolved). From now until D0 the coordinator
+// samples the arrival counters ([Telemetry.TrackArrivals]). Unless
+// [Config.IgnoreSignals] is set, the coordinator handles SIGTERM, SIGINT
+// and SIGHUP from now (under fx, from the lifecycle module's OnStart, so
+// that a signal during the start cuts it short) until the report is out
+// (see "Signals" in the package documentation).
 func (c *Coordinator) MarkStarted() {
 	c.enter(StateServing, "started", func(now time.Time) {
+		c.log.Info("shutdown plan", zap.Object("plan", planLog(c.plan)))
 		c.tel.markServed()
 		if n, ok := c.tel.arrivals(); ok {
 			c.est.sample(sample{now, n})
 			c.wg.Add(1)
 			go c.sample()
 		}
+		c.handleSignalsLocked()
 	})
 }
 
 // BeginDrain records D0 and begins the drain, once; later calls do nothing
 // and return false. reason says what began it: [ReasonPrestop],
-// "signal terminated" ([ReasonSignal]), [ReasonShutdowner], or the
-// caller's own.
+// [ReasonShutdowner], or the caller's own. [ReasonPrestop] also tells the
+// coordinator that a preStop hook waits for the drain's end, whoever began
+// it: a signal before that end means the kubelet gave up on the hook (see
+// "The real deadline" in the package documentation).
 func (c *Coordinator) BeginDrain(reason Reason) bool {
+	if reason == ReasonPrestop {
+		c.prestop.Store(true) // before the drain begins: a signal after it knows
+	}
 	return c.enter(StateDraining, string(reason), func(now time.Time) {
-		c.mu.Lock()
-		c.base = now
-		c.mu.Unlock()
+		c.d0 = now
+		c.stopBase = now.Add(c.plan.DrainEnd)
 		c.tel.markD0(now, reason)
 		n, _ := c.tel.arrivals()
 		c.est.begin(now, n)
@@ -248,12 +267,12 @@ func (c *Coordinator) BeginDrain(reason Reason) bool {
 // not matter. Without fx, call it once to shut down.
 func (c *Coordinator) Stop(ctx context.Context) error {
 	reason := ReasonAppStopping
-	if hint := c.stopHint.Load(); hint != nil {
-		reason = *hint
+	if r := c.nextStop.Load(); r != nil {
+		reason = *r // a signal or a Shutdowner call that fx turned into this Stop
 	}
 	c.requestStop(ctx, reason)
 	select {
-	case <-c.reached[StateStopped]:
+	case <-c.ev.reached[StateStopped]:
 		c.wg.Wait()
 		return nil
 	case <-ctx.Done():
@@ -261,28 +280,35 @@ func (c *Coordinator) Stop(ctx context.Context) error {
 	}
 }
 
+// expectStop records why the next Stop comes, if nothing has said so yet:
+// fx turns a signal that app.Run caught, and a Shutdowner call, into
+// OnStop hooks that call Stop without a reason.
+func (c *Coordinator) expectStop(reason Reason) { c.nextStop.CompareAndSwap(nil, &reason) }
+
 // requestStop begins the drain (with reason, if none has begun) and asks
-// for the stop phase, once; the first ctx bounds the timeline.
+// for the stop phase, once: the stop reason is set here and nowhere else,
+// and the first ctx bounds the timeline.
 func (c *Coordinator) requestStop(ctx context.Context, reason Reason) {
 	c.BeginDrain(reason)
-	c.stopOnce.Do(func() {
-		c.mu.Lock()
-		c.stopCtx, c.stopReason = ctx, reason
-		c.stopAbort = context.AfterFunc(ctx, func() { close(c.abort) })
-		c.mu.Unlock()
-		close(c.stopReq)
-	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopCtx != nil {
+		return
+	}
+	c.stopCtx, c.stopReason = ctx, reason
+	c.unwatchCtx = context.AfterFunc(ctx, func() { close(c.ev.aborted) })
+	close(c.ev.stopRequested)
 }
 
-// enter moves the state forward to `to`: it runs apply under the
-// transition lock, then the OnState callbacks, then closes Reached(to); it
-// returns false (and does nothing) if the state is there or past it.
+// enter moves the state forward to `to`: under mu, it runs apply, then the
+// OnState callbacks, then closes Reached(to); it returns false (and does
+// nothing) if the state is there or past it.
 func (c *Coordinator) enter(to State, why string, apply func(now time.Time)) bool {
 	if c.State() >= to {
 		return false
 	}
-	c.transMu.Lock()
-	defer c.transMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	from := c.State()
 	if from >= to {
 		return false
@@ -297,33 +323,20 @@ func (c *Coordinator) enter(to State, why string, apply func(now time.Time)) boo
 	if apply != nil {
 		apply(now)
 	}
-	c.mu.Lock()
 	fns := c.onState[to]
 	c.onState[to] = nil
-	c.mu.Unlock()
 	for _, fn := range fns {
 		fn()
 	}
-	close(c.reached[to])
+	close(c.ev.reached[to])
 	return true
-}
-
-// fromBase is a deadline: base (D0, or later after ReasonNoStop) + d.
-func (c *Coordinator) fromBase(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	base := c.base
-	if base.IsZero() {
-		base = c.clock.Now()
-	}
-	return base.Add(d)
 }
 
 // sample runs from MarkStarted to D0: it samples the arrival counters
 // every sampleEvery into the traffic window.
 func (c *Coordinator) sample() {
 	defer c.wg.Done()
-	for sleepUntil(c.clock, c.clock.Now().Add(sampleEvery), c.reached[StateDraining]) {
+	for clockctx.SleepUntil(c.clock, c.clock.Now().Add(sampleEvery), c.ev.reached[StateDraining]) {
 		n, _ := c.tel.arrivals()
 		c.est.sample(sample{c.clock.Now(), n})
 	}

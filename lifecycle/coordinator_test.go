@@ -18,26 +18,22 @@ import (
 func TestStateString(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		give      lifecycle.State
-		want      string
-		wantPhase string
+		give lifecycle.State
+		want string
 	}{
-		{lifecycle.StateStarting, "starting", ""},
-		{lifecycle.StateServing, "serving", ""},
-		{lifecycle.StateDraining, "draining", lifecycle.PhaseDrain},
-		{lifecycle.StateDrained, "drained", lifecycle.PhaseWait},
-		{lifecycle.StateStopping, "stopping", lifecycle.PhaseStop},
-		{lifecycle.StateTearingDown, "tearing down", lifecycle.PhaseTeardown},
-		{lifecycle.StateStopped, "stopped", ""},
-		{lifecycle.State(-1), "unknown", ""},
-		{lifecycle.State(42), "unknown", ""},
+		{lifecycle.StateStarting, "starting"},
+		{lifecycle.StateServing, "serving"},
+		{lifecycle.StateDraining, "draining"},
+		{lifecycle.StateDrained, "drained"},
+		{lifecycle.StateStopping, "stopping"},
+		{lifecycle.StateTearingDown, "tearing down"},
+		{lifecycle.StateStopped, "stopped"},
+		{lifecycle.State(-1), "unknown"},
+		{lifecycle.State(42), "unknown"},
 	}
 	for _, tt := range tests {
 		if got := tt.give.String(); got != tt.want {
 			t.Errorf("State(%d).String() = %q, want %q", int(tt.give), got, tt.want)
-		}
-		if got := tt.give.Phase(); got != tt.wantPhase {
-			t.Errorf("State(%d).Phase() = %q, want %q", int(tt.give), got, tt.wantPhase)
 		}
 	}
 }
@@ -136,8 +132,8 @@ func TestBeginDrainFromStarting(t *testing.T) {
 	if c.State() == lifecycle.StateServing {
 		t.Error("MarkStarted after the drain began made the service ready")
 	}
-	if r := stopAndReportNoClock(t, c); r.DrainEndedBy != lifecycle.DrainEndedNotServing || r.Served {
-		t.Errorf("drain ended by %q, served %v; want %q, false", r.DrainEndedBy, r.Served, lifecycle.DrainEndedNotServing)
+	if r := stopAndReportNoClock(t, c); r.DrainEndedBy != "" || r.Served {
+		t.Errorf("drain ended by %q, served %v; want none, false", r.DrainEndedBy, r.Served)
 	}
 }
 
@@ -147,7 +143,7 @@ func stopAndReportNoClock(t *testing.T, c *lifecycle.Coordinator) lifecycle.Repo
 	if err := c.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := c.Telemetry().Report()
+	r := c.Telemetry().Report()
 	return r
 }
 
@@ -169,7 +165,7 @@ func TestStopBeginsTheDrain(t *testing.T) {
 	if err := waittest.Recv(t, done, eventTimeout, "Stop to return"); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := c.Telemetry().Report()
+	r := c.Telemetry().Report()
 	if r.Reason != lifecycle.ReasonAppStopping || r.Phases[0].Actual != 2*s || r.Phases[1].Actual != 0 {
 		t.Errorf("reason %q phases %+v: want app stopping, a 2s drain and no wait", r.Reason, r.Phases)
 	}
@@ -190,7 +186,7 @@ func TestStopContextEndsFirst(t *testing.T) {
 		t.Errorf("Stop() = %v, want context.Canceled", err)
 	}
 	waittest.Recv(t, c.Reached(lifecycle.StateStopped), eventTimeout, "the report")
-	if r, _ := c.Telemetry().Report(); r.DrainEndedBy != lifecycle.DrainEndedAbort {
+	if r := c.Telemetry().Report(); r.DrainEndedBy != lifecycle.DrainEndedAbort {
 		t.Errorf("drain ended by %q, want abort", r.DrainEndedBy)
 	}
 }
@@ -221,7 +217,7 @@ func TestStopParticipantsTogetherUntilTheStopDeadline(t *testing.T) {
 	})
 	c.MarkStarted()
 	c.BeginDrain("test")
-	d0 := c.Telemetry().Snapshot().D0
+	d0 := c.Telemetry().Report().D0
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
 	done := make(chan error, 1)
@@ -239,8 +235,8 @@ func TestStopParticipantsTogetherUntilTheStopDeadline(t *testing.T) {
 	if got := time.Unix(0, teardownAt.Load()); !got.Equal(d0.Add(6 * s)) {
 		t.Errorf("teardown began at %v, want D0+6s %v", got, d0.Add(6*s))
 	}
-	r, _ := c.Telemetry().Report()
-	if len(r.Hooks) != 3 || r.Hooks[0].Phase != lifecycle.PhaseStop || r.Hooks[2].Name != "pool" || r.Hooks[2].Phase != lifecycle.PhaseTeardown {
+	r := c.Telemetry().Report()
+	if len(r.Hooks) != 3 || r.Hooks[0].Phase != lifecycle.StateStopping.String() || r.Hooks[2].Name != "pool" || r.Hooks[2].Phase != lifecycle.StateTearingDown.String() {
 		t.Errorf("hooks %+v, want two stop participants then the pool", r.Hooks)
 	}
 }
@@ -290,7 +286,7 @@ func TestTeardownReverseOrderAndShares(t *testing.T) {
 	if want := []string{"worker", "cache", "pool"}; !slices.Equal(order, want) {
 		t.Errorf("teardown order %q, want %q", order, want)
 	}
-	r, _ := c.Telemetry().Report()
+	r := c.Telemetry().Report()
 	var planned []time.Duration
 	for _, h := range r.Hooks[1:] {
 		planned = append(planned, h.Planned)
@@ -329,7 +325,7 @@ func TestTeardownHookIgnoringItsContextIsLeftBehind(t *testing.T) {
 	if err := waittest.Recv(t, done, eventTimeout, "Stop to return"); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := c.Telemetry().Report(); !r.Hooks[0].Overran || r.Hooks[0].Name != "stuck" {
+	if r := c.Telemetry().Report(); !r.Hooks[0].Overran || r.Hooks[0].Name != "stuck" {
 		t.Errorf("hooks %+v, want the stuck one overran", r.Hooks)
 	}
 }
@@ -350,7 +346,7 @@ func TestNoStopAfterTheDrainStopsByItself(t *testing.T) {
 	})
 	c.MarkStarted()
 	c.BeginDrain(lifecycle.ReasonPrestop)
-	d0 := c.Telemetry().Snapshot().D0
+	d0 := c.Telemetry().Report().D0
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
 	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain's end")
@@ -366,9 +362,9 @@ func TestNoStopAfterTheDrainStopsByItself(t *testing.T) {
 		t.Errorf("stop deadline %v, want D0+10s+4s %v", dl, d0.Add(14*s))
 	}
 	waittest.Recv(t, c.Reached(lifecycle.StateStopped), eventTimeout, "the report")
-	r, _ := c.Telemetry().Report()
-	if r.StopReason != lifecycle.ReasonNoStop || !r.Clean() {
-		t.Errorf("stop reason %q, clean %v; want %q, clean", r.StopReason, r.Clean(), lifecycle.ReasonNoStop)
+	r := c.Telemetry().Report()
+	if r.StopReason != lifecycle.ReasonNoStop || r.ExitCode != 0 {
+		t.Errorf("stop reason %q, clean %v; want %q, clean", r.StopReason, r.ExitCode == 0, lifecycle.ReasonNoStop)
 	}
 	waitLog(t, logs, "nothing asked for the stop")
 }
@@ -402,7 +398,7 @@ func TestWithoutFx(t *testing.T) {
 	if want := []string{"http", "worker", "db"}; !slices.Equal(order, want) {
 		t.Errorf("order %q, want %q", order, want)
 	}
-	if r, _ := c.Telemetry().Report(); !r.Clean() || r.Reason != lifecycle.ReasonAppStopping {
+	if r := c.Telemetry().Report(); r.ExitCode != 0 || r.Reason != lifecycle.ReasonAppStopping {
 		t.Errorf("report %+v", r)
 	}
 }
@@ -416,7 +412,7 @@ func TestTrackInFlight(t *testing.T) {
 	tel.TrackInFlight("requests", n.Load)
 	tel.TrackInFlight("requests", func() int64 { return 2 }) // a second server adds up
 	tel.TrackInFlight("websocket", func() int64 { return 1 })
-	if got := tel.Snapshot().InFlight; got["requests"] != 5 || got["websocket"] != 1 {
+	if got := tel.Report().InFlight; got["requests"] != 5 || got["websocket"] != 1 {
 		t.Errorf("Snapshot().InFlight = %v", got)
 	}
 	c.MarkStarted()

@@ -16,19 +16,21 @@ const kubeletMinGrace = 2 * time.Second
 
 // Where a shorter deadline came from ([GraceShortened.Source]).
 const (
-	// GraceFromSignal: a signal came while a preStop call was still
+	// graceFromSignal: a signal came while a preStop call was still
 	// waiting for the drain. The kubelet sends SIGTERM only after the hook
 	// has ended; a /prestop hook ends with the drain, so the kubelet gave
 	// up on it — its grace period ran out — and SIGKILL comes
 	// [kubeletMinGrace] after the signal.
-	GraceFromSignal = "signal during prestop"
+	graceFromSignal = "signal during prestop"
 )
 
 // GraceShortened says that the real deadline came before the one the
 // budget planned for: Kubernetes shortened the grace period (kubectl
 // delete --grace-period, an eviction, a node shutdown).
 type GraceShortened struct {
-	// Source is who told: [GraceFromSignal], or the caller of
+	// Source is who told: "signal during prestop" (a signal came while a
+	// preStop call still waited for the drain: the kubelet gave up on the
+	// hook, and SIGKILL comes 2 s after the signal), or the caller of
 	// [Coordinator.ShortenGrace] (the pod's deletionTimestamp, read from
 	// the API, for instance).
 	Source string `json:"source"`
@@ -60,9 +62,12 @@ type deadlines struct {
 	teardown time.Time // the last teardown hook's end
 }
 
-// deadlinesLocked returns the deadlines from base (D0, or later after
-// ReasonNoStop), moved earlier if the real SIGKILL comes before base +
-// GracePeriod ([Coordinator.ShortenGrace]). c.mu must be held.
+// deadlinesLocked returns the deadlines: the drain's from D0, the stop
+// phase's and the teardown's from stopBase (D0 + DrainEnd, or the moment
+// the coordinator stopped by itself, ReasonNoStop), all moved earlier if
+// the real SIGKILL comes before the one they planned for
+// ([Coordinator.ShortenGrace]). Before D0 they are those of a drain
+// beginning now. c.mu must be held.
 //
 // With a real deadline K learned at A, the phases after the drain keep
 // their planned lengths (the stop phase's share, the teardown reserve, the
@@ -71,23 +76,24 @@ type deadlines struct {
 // the stop phase, the teardown and the margin in the proportions the budget
 // gives them.
 func (c *Coordinator) deadlinesLocked() deadlines {
-	base := c.base
-	if base.IsZero() {
-		base = c.clock.Now()
-	}
 	p := c.plan
-	d := deadlines{
-		drainMin: base.Add(eff(p.DrainDelay)),
-		drainMax: base.Add(p.DrainEnd),
-		stop:     base.Add(p.StopDeadline),
-		teardown: base.Add(p.TeardownDeadline),
+	d0, stopBase := c.d0, c.stopBase
+	if d0.IsZero() {
+		d0 = c.clock.Now()
+		stopBase = d0.Add(p.DrainEnd)
 	}
-	if c.kill.IsZero() || !c.kill.Before(base.Add(p.GracePeriod)) {
+	d := deadlines{
+		drainMin: d0.Add(eff(p.DrainDelay)),
+		drainMax: d0.Add(p.DrainEnd),
+		stop:     stopBase.Add(p.StopDeadline - p.DrainEnd),
+		teardown: stopBase.Add(p.TeardownDeadline - p.DrainEnd),
+	}
+	if c.kill.IsZero() || !c.kill.Before(stopBase.Add(p.GracePeriod-p.DrainEnd)) {
 		return d
 	}
 	at := c.killLearned
-	if at.Before(base) {
-		at = base
+	if at.Before(d0) {
+		at = d0
 	}
 	stopShare, reserve, margin := p.StopDeadline-p.DrainEnd, eff(p.TeardownReserve), eff(p.Margin)
 	after := stopShare + reserve + margin
@@ -124,7 +130,7 @@ func (c *Coordinator) deadlines() deadlines {
 // or later than one already given, changes nothing and returns false.
 //
 // The coordinator calls it itself when a signal comes while a preStop call
-// is still waiting ([GraceFromSignal]); a module that reads the pod's
+// is still waiting ("signal during prestop"); a module that reads the pod's
 // deletionTimestamp from the Kubernetes API calls it at D0. The stop phase
 // takes its deadline when it begins: a call after that moves only the
 // teardown.
@@ -132,12 +138,12 @@ func (c *Coordinator) ShortenGrace(kill time.Time, source string) bool {
 	now := c.clock.Now()
 	c.mu.Lock()
 	planned := c.deadlinesLocked().teardown.Add(eff(c.plan.Margin))
-	if c.base.IsZero() || !kill.Before(planned) || (!c.kill.IsZero() && !kill.Before(c.kill)) {
+	if c.d0.IsZero() || !kill.Before(planned) || (!c.kill.IsZero() && !kill.Before(c.kill)) {
 		c.mu.Unlock()
 		return false
 	}
 	c.kill, c.killLearned = kill, now
-	g := GraceShortened{Source: source, Configured: c.plan.GracePeriod, Real: kill.Sub(c.base), LearnedAt: now.Sub(c.base)}
+	g := GraceShortened{Source: source, Configured: c.plan.GracePeriod, Real: kill.Sub(c.d0), LearnedAt: now.Sub(c.d0)}
 	close(c.moved)
 	c.moved = make(chan struct{})
 	d := c.deadlinesLocked()

@@ -3,7 +3,6 @@ package lifecycle_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,27 +44,20 @@ func TestSignalDuringPrestopFitsTheKubeletsLastSeconds(t *testing.T) {
 		lifecycle.WithShutdown(func() error { return nil }))
 	stopDL, teardownDL := deadlineProbe(c)
 	c.MarkStarted()
-	srv := newPrestopServer(t, c)
-	call := goPrestop(context.Background(), http.MethodGet, srv.URL, "")
-	waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "the preStop call to begin the drain")
-	d0 := c.Telemetry().Snapshot().D0
+	c.BeginDrain(lifecycle.ReasonPrestop) // a preStop call, waiting for the drain's end
+	d0 := c.Telemetry().Report().D0
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(12 * s) // the kubelet's grace runs out: the hook times out
 	if waittest.Closed(c.Reached(lifecycle.StateDrained)) {
 		t.Fatal("the drain ended before SIGTERM: nothing to test")
 	}
 
-	stopSignals := c.HandleSignals()
-	defer stopSignals()
 	kill(t, syscall.SIGTERM)
 	sigterm := d0.Add(12 * s)
 	killAt := sigterm.Add((2 * s))
 
 	// No clock advance: the signal alone ends the drain.
 	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain's end at SIGTERM")
-	if r := waittest.Recv(t, call, eventTimeout, "the preStop answer"); r.err != nil || r.body.DrainEndedBy != lifecycle.DrainEndedDeadline {
-		t.Errorf("preStop answer %+v, %v; want drainEndedBy %q", r.body, r.err, lifecycle.DrainEndedDeadline)
-	}
 	sdl := waittest.Recv(t, stopDL, eventTimeout, "the stop participant's deadline")
 	tdl := waittest.Recv(t, teardownDL, eventTimeout, "the teardown hook's deadline")
 	waittest.Recv(t, c.Reached(lifecycle.StateStopped), eventTimeout, "the report")
@@ -78,12 +70,12 @@ func TestSignalDuringPrestopFitsTheKubeletsLastSeconds(t *testing.T) {
 		t.Errorf("teardown deadline D0+%v: want after the stop deadline and a margin before SIGKILL at D0+%v",
 			tdl.Sub(d0), killAt.Sub(d0))
 	}
-	r, _ := c.Telemetry().Report()
-	want := lifecycle.GraceShortened{Source: lifecycle.GraceFromSignal, Configured: 30 * s, Real: 14 * s, LearnedAt: 12 * s}
+	r := c.Telemetry().Report()
+	want := lifecycle.GraceShortened{Source: "signal during prestop", Configured: 30 * s, Real: 14 * s, LearnedAt: 12 * s}
 	if r.Grace == nil || *r.Grace != want {
 		t.Errorf("report grace %+v, want %+v", r.Grace, want)
 	}
-	if r.DrainEndedBy != lifecycle.DrainEndedDeadline || !r.Clean() {
+	if r.DrainEndedBy != lifecycle.DrainEndedDeadline || r.ExitCode != 0 {
 		t.Errorf("report: drain ended by %q, exit code %d", r.DrainEndedBy, r.ExitCode)
 	}
 	if e := waitLog(t, logs, "grace period is shorter"); e.Level != zapcore.WarnLevel {
@@ -97,22 +89,18 @@ func TestSignalAfterPrestopAnswerKeepsTheBudget(t *testing.T) {
 	c, clk, _ := newFake(t, testConfig(), lifecycle.WithShutdown(func() error { return nil }))
 	stopDL, _ := deadlineProbe(c)
 	c.MarkStarted()
-	srv := newPrestopServer(t, c)
-	call := goPrestop(context.Background(), http.MethodGet, srv.URL, "")
-	waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "the drain")
-	d0 := c.Telemetry().Snapshot().D0
+	c.BeginDrain(lifecycle.ReasonPrestop)
+	d0 := c.Telemetry().Report().D0
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
-	waittest.Recv(t, call, eventTimeout, "the preStop answer")
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain's end: the preStop call answered")
 
-	stopSignals := c.HandleSignals()
-	defer stopSignals()
 	kill(t, syscall.SIGTERM)
 	if dl := waittest.Recv(t, stopDL, eventTimeout, "the stop deadline"); !dl.Equal(d0.Add(6 * s)) {
 		t.Errorf("stop deadline D0+%v, want the budget's D0+6s", dl.Sub(d0))
 	}
 	waittest.Recv(t, c.Reached(lifecycle.StateStopped), eventTimeout, "the report")
-	if r, _ := c.Telemetry().Report(); r.Grace != nil {
+	if r := c.Telemetry().Report(); r.Grace != nil {
 		t.Errorf("report grace %+v, want none", r.Grace)
 	}
 }
@@ -145,7 +133,7 @@ func TestShortenGrace(t *testing.T) {
 			}
 			c.MarkStarted()
 			c.BeginDrain("test")
-			d0 := c.Telemetry().Snapshot().D0
+			d0 := c.Telemetry().Report().D0
 			if got := c.ShortenGrace(d0.Add(tt.giveKill), "api"); got != tt.wantShortened {
 				t.Errorf("ShortenGrace = %v, want %v", got, tt.wantShortened)
 			}
@@ -170,7 +158,7 @@ func TestShortenGrace(t *testing.T) {
 				t.Errorf("teardown deadline D0+%v, want D0+%v", dl.Sub(d0), tt.wantTDown)
 			}
 			waittest.Recv(t, done, eventTimeout, "Stop to return")
-			r, _ := c.Telemetry().Report()
+			r := c.Telemetry().Report()
 			if r.DrainEndedBy != tt.wantDrainEndedBy || (r.Grace != nil) != tt.wantShortened {
 				t.Errorf("drain ended by %q, grace %+v", r.DrainEndedBy, r.Grace)
 			}
@@ -186,20 +174,20 @@ func TestShortenGrace(t *testing.T) {
 // all say so.
 func TestHookErrorMakesTheShutdownUnclean(t *testing.T) {
 	t.Parallel()
-	for _, phase := range []string{lifecycle.PhaseStop, lifecycle.PhaseTeardown} {
+	for _, phase := range []string{lifecycle.StateStopping.String(), lifecycle.StateTearingDown.String()} {
 		t.Run(phase, func(t *testing.T) {
 			t.Parallel()
 			c, _, logs := newFake(t, testConfig())
 			fail := func(context.Context) error { return errors.New("flush failed: 12 queued rows lost") }
-			if phase == lifecycle.PhaseStop {
+			if phase == lifecycle.StateStopping.String() {
 				c.AtStop("outbox", fail)
 			} else {
 				c.AtTeardown("outbox", fail)
 			}
 			c.MarkStarted()
 			stopNow(t, c)
-			r, _ := c.Telemetry().Report()
-			if r.Clean() || r.ExitCode != 1 || r.Cut[lifecycle.CutHookErrors] != 1 {
+			r := c.Telemetry().Report()
+			if r.ExitCode == 0 || r.ExitCode != 1 || r.Cut[lifecycle.CutHookErrors] != 1 {
 				t.Errorf("report exit %d, cut %v; want 1 and hook_errors: 1", r.ExitCode, r.Cut)
 			}
 			if e := waitLog(t, logs, "shutdown report"); e.Level != zapcore.WarnLevel {
@@ -260,8 +248,6 @@ func TestSignalInterruptDrainsDrainDelayOnly(t *testing.T) {
 	cfg.IgnoreSignals = false
 	c, clk, logs := newFake(t, cfg, lifecycle.WithShutdown(func() error { return nil }))
 	serveTraffic(t, c, clk, append([]int64{600}, make([]int64, 59)...)) // bursty: quiet period = the max
-	stopSignals := c.HandleSignals()
-	defer stopSignals()
 	kill(t, syscall.SIGINT)
 	waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "the drain")
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
@@ -274,7 +260,7 @@ func TestSignalInterruptDrainsDrainDelayOnly(t *testing.T) {
 			t.Errorf("D0 line %q does not say %q", e.Message, want)
 		}
 	}
-	r, _ := c.Telemetry().Report()
+	r := c.Telemetry().Report()
 	if r.DrainEndedBy != lifecycle.DrainEndedDelay {
 		t.Errorf("drain ended by %q, want delay", r.DrainEndedBy)
 	}

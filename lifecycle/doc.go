@@ -3,7 +3,8 @@
 //
 // # The timeline
 //
-// D0 is the first of: a preStop call ([Coordinator.PrestopHandler]), the
+// D0 is the first of: a preStop call (the admin server's /prestop, package
+// probemod, calls [Coordinator.BeginDrain] with [ReasonPrestop]), the
 // first SIGTERM/SIGINT/SIGHUP, [go.uber.org/fx.Shutdowner.Shutdown], or
 // [Coordinator.Stop]. From D0 the coordinator runs the timeline itself, on
 // one goroutine, through one state per phase ([State]):
@@ -81,8 +82,15 @@
 //
 // # Signals
 //
+// From [Coordinator.MarkStarted] (under fx, from the lifecycle module's
+// OnStart) until the report, the coordinator handles
 // SIGTERM (the kubelet's), SIGINT (Ctrl-C) and SIGHUP (a closed terminal or
-// SSH session) all begin the drain. Kubernetes never sends SIGHUP; it is
+// SSH session): each begins the drain, and once the drain is over asks for
+// the stop. A signal that comes while a preStop call still waits for the
+// drain means the kubelet gave up on the hook: SIGKILL comes 2 s later, and
+// the deadlines move to fit ([Coordinator.ShortenGrace], "signal during
+// prestop"). SIGINT drains DrainDelay at most: a terminal's Ctrl-C has no
+// proxy to wait for. Kubernetes never sends SIGHUP; it is
 // handled so that a hangup drains and writes the report instead of killing
 // the process on the spot (exit 129, no report), which is what SIGHUP's
 // default action does. fx's app.Run does not listen for SIGHUP: the

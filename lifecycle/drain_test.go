@@ -37,7 +37,7 @@ func finishReport(t *testing.T, c *lifecycle.Coordinator) lifecycle.Report {
 	if err := c.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := c.Telemetry().Report()
+	r := c.Telemetry().Report()
 	return r
 }
 
@@ -121,7 +121,7 @@ func TestAdaptiveDrainNeverPassesMax(t *testing.T) {
 	if len(warn) != 1 {
 		t.Fatalf("want one warning naming MaxDrainDelay; logged: %s", messages(logs))
 	}
-	if got := warn[0].ContextMap()["endedBy"]; got != lifecycle.DrainEndedMax {
+	if got := warn[0].ContextMap()["endedBy"]; got != string(lifecycle.DrainEndedMax) {
 		t.Errorf("warning endedBy = %v", got)
 	}
 }
@@ -212,8 +212,8 @@ func TestAdaptiveDrainSparseTrafficWaitsLonger(t *testing.T) {
 		t.Errorf("DrainEndedBy = %q, want quiet", r.DrainEndedBy)
 	}
 	d := r.Drain
-	if math.Abs(d.Rate.PerSecond-0.5) > 1e-9 || d.Rate.Window != 60*s || d.Rate.Arrivals != 30 {
-		t.Errorf("rate %+v, want 0.5/s over 60s, 30 arrivals", d.Rate)
+	if math.Abs(d.PerSecond-0.5) > 1e-9 || d.Window != 60*s || d.WindowArrivals != 30 {
+		t.Errorf("rate %+v, want 0.5/s over 60s, 30 arrivals", d)
 	}
 	if diff := d.Quiet - wantQuiet; diff < -time.Microsecond || diff > time.Microsecond {
 		t.Errorf("quiet %v, want %v", d.Quiet, wantQuiet)
@@ -236,16 +236,16 @@ func TestAdaptiveDrainBusyTrafficKeepsDrainQuiet(t *testing.T) {
 	serveTraffic(t, c, clk, repeatCount(20, 60))
 	// While serving, the snapshot shows what a drain beginning now would
 	// judge by (metrics export it).
-	if d := c.Telemetry().Snapshot().Drain; d.Rate.PerSecond != 20 || d.Quiet != s {
-		t.Errorf("snapshot before D0: rate %v, quiet %v; want 20/s, 1s", d.Rate.PerSecond, d.Quiet)
+	if d := c.Telemetry().Report().Drain; d.PerSecond != 20 || d.Quiet != s {
+		t.Errorf("snapshot before D0: rate %v, quiet %v; want 20/s, 1s", d.PerSecond, d.Quiet)
 	}
 	c.BeginDrain("test")
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
 	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone at DrainDelay")
 	r := finishReport(t, c)
-	if r.DrainEndedBy != lifecycle.DrainEndedQuiet || r.Drain.Quiet != s || r.Drain.Rate.PerSecond != 20 {
-		t.Errorf("ended by %q, quiet %v, rate %v; want quiet, 1s, 20/s", r.DrainEndedBy, r.Drain.Quiet, r.Drain.Rate.PerSecond)
+	if r.DrainEndedBy != lifecycle.DrainEndedQuiet || r.Drain.Quiet != s || r.Drain.PerSecond != 20 {
+		t.Errorf("ended by %q, quiet %v, rate %v; want quiet, 1s, 20/s", r.DrainEndedBy, r.Drain.Quiet, r.Drain.PerSecond)
 	}
 }
 

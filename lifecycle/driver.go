@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/internal/clockctx"
 )
 
 // ErrHookOverran is matched by the error of a stop participant or a
@@ -21,9 +23,13 @@ func (c *Coordinator) run(d0 time.Time) {
 
 	// drain: D0 → the drain's end.
 	by := c.drain(d0)
-	c.enter(StateDrained, "drain over: "+string(by), func(time.Time) {
-		planned := c.deadlines().drainMax.Sub(d0)
-		if c.interrupted.Load() { // SIGINT: DrainDelay at most
+	why := "drain over: " + string(by)
+	if by == "" {
+		why = "drain skipped: never served"
+	}
+	c.enter(StateDrained, why, func(time.Time) {
+		planned := c.deadlinesLocked().drainMax.Sub(d0)
+		if c.sigint.Load() { // SIGINT: DrainDelay at most
 			planned = min(planned, eff(c.plan.DrainDelay))
 		}
 		c.tel.setPlanned(StateDraining, planned)
@@ -34,13 +40,13 @@ func (c *Coordinator) run(d0 time.Time) {
 	reason := c.awaitStop()
 	c.enter(StateStopping, string(reason), func(now time.Time) {
 		c.tel.setStopReason(reason)
-		c.tel.setPlanned(StateStopping, c.deadlines().stop.Sub(now))
+		c.tel.setPlanned(StateStopping, c.deadlinesLocked().stop.Sub(now))
 	})
 
 	// stop: every participant at once, bounded by the stop deadline.
 	c.stopPhase()
 	c.enter(StateTearingDown, "stop phase over", func(now time.Time) {
-		c.tel.setPlanned(StateTearingDown, max(c.deadlines().teardown.Sub(now), 0))
+		c.tel.setPlanned(StateTearingDown, max(c.deadlinesLocked().teardown.Sub(now), 0))
 	})
 
 	// teardown: the hooks one after another, last registered first.
@@ -56,16 +62,16 @@ func (c *Coordinator) run(d0 time.Time) {
 		// line for a person: INFO if clean, else the one ERROR line of an
 		// unclean stop, with no stack trace (the report says where the
 		// time went).
-		if r.Clean() {
-			c.log.Info("shutdown report", zap.Object("report", r))
+		if r.ExitCode == 0 {
+			c.log.Info("shutdown report", zap.Object("report", reportLog(r)))
 		} else {
-			c.log.Warn("shutdown report", zap.Object("report", r))
+			c.log.Warn("shutdown report", zap.Object("report", reportLog(r)))
 		}
 		human := c.log.WithOptions(zap.AddStacktrace(zap.FatalLevel))
 		switch {
-		case !r.Served && r.Clean():
+		case !r.Served && r.ExitCode == 0:
 			// A start that failed: its error is the line that matters.
-		case r.Clean():
+		case r.ExitCode == 0:
 			human.Info(r.summary())
 		default:
 			human.Error(r.summary())
@@ -73,8 +79,8 @@ func (c *Coordinator) run(d0 time.Time) {
 		_ = c.log.Sync()
 	})
 	c.mu.Lock()
-	if c.stopAbort != nil {
-		c.stopAbort()
+	if c.unwatchCtx != nil {
+		c.unwatchCtx()
 	}
 	c.mu.Unlock()
 }
@@ -87,16 +93,20 @@ func (c *Coordinator) drain(d0 time.Time) DrainEnd {
 	p := c.plan
 	end := func(by DrainEnd) DrainEnd {
 		now := c.clock.Now()
-		seen := c.tel.markDrainEnd(by, now)
+		// What the drain saw, with the remote addresses of the last
+		// quarter of it (who was still sending then).
+		seen := c.est.seen(d0.Add(now.Sub(d0) * 3 / 4))
+		c.tel.setDrainEnd(by, seen)
 		c.logDrainEnd(by, now.Sub(d0), seen)
 		return by
 	}
 	if !c.tel.servedOnce() {
-		// Never serving, never in a load balancer: nothing to drain.
-		return end(DrainEndedNotServing)
+		// Never serving, never in a load balancer: nothing to drain, and
+		// no reason to give (the report says Served: false).
+		return ""
 	}
 	seen := c.est.seen(time.Time{}) // the estimate taken at D0
-	rate, quiet := seen.Rate, seen.Quiet
+	rate, quiet := seen.rate(), seen.Quiet
 	c.logDrainStart(d0, rate, quiet)
 	for {
 		now := c.clock.Now()
@@ -108,7 +118,7 @@ func (c *Coordinator) drain(d0 time.Time) DrainEnd {
 			continue
 		}
 		shortened := dl.drainMax.Before(d0.Add(p.DrainEnd))
-		if !p.adaptive() || p.MaxDrainDelay <= eff(p.DrainDelay) || c.interrupted.Load() {
+		if !p.adaptive() || p.MaxDrainDelay <= eff(p.DrainDelay) || c.sigint.Load() {
 			if shortened && dl.drainMin.Before(d0.Add(eff(p.DrainDelay))) {
 				return end(DrainEndedDeadline)
 			}
@@ -147,18 +157,18 @@ func (c *Coordinator) sleepUntil(t time.Time) bool {
 		return true
 	case <-moved:
 		return true
-	case <-c.abort:
+	case <-c.ev.aborted:
 		return false
 	}
 }
 
 // logDrainStart says, in one line a person can read, the longest the drain
 // may take and why, and that a second signal exits at once.
-func (c *Coordinator) logDrainStart(d0 time.Time, rate TrafficRate, quiet time.Duration) {
+func (c *Coordinator) logDrainStart(d0 time.Time, rate trafficRate, quiet time.Duration) {
 	p := c.plan
 	longest, why := eff(p.DrainDelay), "a fixed drain (DrainQuiet none)"
 	switch {
-	case c.interrupted.Load():
+	case c.sigint.Load():
 		why = "SIGINT: a terminal's Ctrl-C, no proxy to wait for, so DrainDelay only"
 	case p.adaptive() && p.MaxDrainDelay > eff(p.DrainDelay):
 		longest = p.MaxDrainDelay
@@ -212,13 +222,15 @@ func (c *Coordinator) logDrainEnd(by DrainEnd, took time.Duration, seen DrainSee
 // app to stop so that the process exits and the container restarts,
 // instead of living on unready for good.
 func (c *Coordinator) awaitStop() Reason {
-	noStop := c.fromBase(c.plan.GracePeriod)
-	if sleepUntil(c.clock, noStop, c.stopReq) {
+	c.mu.Lock()
+	noStop := c.d0.Add(c.plan.GracePeriod)
+	c.mu.Unlock()
+	if clockctx.SleepUntil(c.clock, noStop, c.ev.stopRequested) {
 		now := c.clock.Now()
 		c.log.Warn("the drain ended and nothing asked for the stop within the grace period: stopping",
 			zap.Duration("gracePeriod", c.plan.GracePeriod))
 		c.mu.Lock()
-		c.base = now.Add(-c.plan.DrainEnd) // a whole stop phase and teardown from now
+		c.stopBase = now // a whole stop phase and teardown from now
 		c.mu.Unlock()
 		c.requestStop(context.Background(), ReasonNoStop)
 		c.askShutdown()
@@ -230,10 +242,10 @@ func (c *Coordinator) awaitStop() Reason {
 
 // askShutdown asks the app to stop (fx.Shutdowner), if it can be asked.
 func (c *Coordinator) askShutdown() {
-	if c.shutdown == nil {
+	if c.o.shutdown == nil {
 		return
 	}
-	if err := c.shutdown(); err != nil {
+	if err := c.o.shutdown(); err != nil {
 		c.log.Warn("shutdown request", zap.Error(err))
 	}
 }
@@ -251,9 +263,9 @@ func (c *Coordinator) stopPhase() {
 	}
 	dl := c.deadlines()
 	stopDL := dl.stop
-	ctx, cancel := ContextUntil(parent, c.clock, stopDL)
+	ctx, cancel := clockctx.Until(parent, c.clock, stopDL)
 	defer cancel()
-	hard, hardCancel := ContextUntil(context.Background(), c.clock, dl.teardown)
+	hard, hardCancel := clockctx.Until(context.Background(), c.clock, dl.teardown)
 	defer hardCancel()
 	planned := stopDL.Sub(c.clock.Now())
 	type result struct {
@@ -274,7 +286,7 @@ func (c *Coordinator) stopPhase() {
 		select {
 		case r := <-results:
 			done[r.i] = true
-			h := HookReport{Name: parts[r.i].name, Phase: PhaseStop, Planned: planned, Actual: r.at.Sub(start)}
+			h := HookReport{Name: parts[r.i].name, Phase: StateStopping.String(), Planned: planned, Actual: r.at.Sub(start)}
 			if r.err != nil {
 				h.Err = r.err.Error()
 				c.log.Warn("stop participant", zap.String("participant", h.Name), zap.Error(r.err))
@@ -283,7 +295,7 @@ func (c *Coordinator) stopPhase() {
 		case <-hard.Done():
 			for i, ok := range done {
 				if !ok {
-					h := HookReport{Name: parts[i].name, Phase: PhaseStop, Planned: planned,
+					h := HookReport{Name: parts[i].name, Phase: StateStopping.String(), Planned: planned,
 						Actual: c.clock.Now().Sub(start), Overran: true, Err: ErrHookOverran.Error()}
 					c.tel.addHook(h, true)
 					c.log.Warn("stop participant overran: left running", zap.String("participant", h.Name))
@@ -311,7 +323,7 @@ func (c *Coordinator) teardownPhase() {
 // runHook runs one teardown hook within share.
 func (c *Coordinator) runHook(h participant, share time.Duration) {
 	start := c.clock.Now()
-	ctx, cancel := ContextUntil(context.Background(), c.clock, start.Add(share))
+	ctx, cancel := clockctx.Until(context.Background(), c.clock, start.Add(share))
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- h.fn(ctx) }()
@@ -339,7 +351,7 @@ func (c *Coordinator) runHook(h participant, share time.Duration) {
 	if overran {
 		err = fmt.Errorf("teardown hook %q after %v: %w", h.name, share, ErrHookOverran)
 	}
-	hr := HookReport{Name: h.name, Phase: PhaseTeardown, Planned: share, Actual: c.clock.Now().Sub(start), Overran: overran}
+	hr := HookReport{Name: h.name, Phase: StateTearingDown.String(), Planned: share, Actual: c.clock.Now().Sub(start), Overran: overran}
 	if err != nil {
 		hr.Err = err.Error()
 	}

@@ -32,7 +32,7 @@ type estimator struct {
 	// From D0: the estimate taken then, the quiet period (which only grows),
 	// and the new connections since.
 	d0     time.Time
-	rate   TrafficRate
+	rate   trafficRate
 	quiet  time.Duration
 	count  int64
 	last   time.Time
@@ -90,7 +90,7 @@ func (e *estimator) noteConn(remote net.Addr) {
 // begin takes the estimate at D0, with a last sample of the counters (n),
 // and returns the rate and the quiet period it gives. The window is
 // frozen from then on.
-func (e *estimator) begin(d0 time.Time, n int64) (TrafficRate, time.Duration) {
+func (e *estimator) begin(d0 time.Time, n int64) (trafficRate, time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.d0 = d0
@@ -112,7 +112,7 @@ func (e *estimator) quietEnd(now time.Time) time.Time {
 	defer e.mu.Unlock()
 	if r := e.rate; r.Window > 0 && r.Arrivals == 0 && !r.Uncertain && e.count > 0 {
 		since := now.Sub(e.d0)
-		if q := e.quietFor(TrafficRate{Window: since, Arrivals: e.count, PerSecond: float64(e.count) / since.Seconds()}); q > e.quiet {
+		if q := e.quietFor(trafficRate{Window: since, Arrivals: e.count, PerSecond: float64(e.count) / since.Seconds()}); q > e.quiet {
 			e.quiet = q
 		}
 	}
@@ -125,11 +125,11 @@ func (e *estimator) quietEnd(now time.Time) time.Time {
 
 // preview is the rate and quiet period a drain beginning now would use,
 // for metrics before D0; false once D0 has come or with no sample yet.
-func (e *estimator) preview(now time.Time, n int64) (TrafficRate, time.Duration, bool) {
+func (e *estimator) preview(now time.Time, n int64) (trafficRate, time.Duration, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.d0.IsZero() || e.n == 0 || !e.plan.adaptive() {
-		return TrafficRate{}, 0, false
+		return trafficRate{}, 0, false
 	}
 	r := e.estimateLocked(sample{now, n})
 	return r, e.quietFor(r), true
@@ -141,7 +141,8 @@ func (e *estimator) preview(now time.Time, n int64) (TrafficRate, time.Duration,
 func (e *estimator) seen(lateFrom time.Time) DrainSeen {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := DrainSeen{Rate: e.rate, Quiet: e.quiet, Arrivals: e.count}
+	s := DrainSeen{Quiet: e.quiet, Arrivals: e.count}
+	s.setRate(e.rate)
 	if !e.last.IsZero() {
 		s.LastArrival = e.last.Sub(e.d0)
 	}
@@ -158,12 +159,12 @@ func (e *estimator) seen(lateFrom time.Time) DrainSeen {
 	return s
 }
 
-func (e *estimator) quietFor(r TrafficRate) time.Duration {
+func (e *estimator) quietFor(r trafficRate) time.Duration {
 	return quietFor(r, e.plan.DrainMissProbability, e.plan.DrainQuiet, e.plan.MaxDrainDelay)
 }
 
 // estimateLocked reads the rate off the window with a last sample.
-func (e *estimator) estimateLocked(last sample) TrafficRate {
+func (e *estimator) estimateLocked(last sample) trafficRate {
 	ss := make([]sample, 0, e.n+1)
 	for i := range e.n {
 		ss = append(ss, e.ring[(e.next-e.n+i+len(e.ring))%len(e.ring)])
@@ -177,7 +178,7 @@ func (e *estimator) estimateLocked(last sample) TrafficRate {
 		}
 		r := estimateRate(ss)
 		if r.Arrivals <= 1 {
-			return TrafficRate{Window: r.Window, Arrivals: r.Arrivals, Uncertain: true}
+			return trafficRate{Window: r.Window, Arrivals: r.Arrivals, Uncertain: true}
 		}
 		r.PerSecond *= float64(r.Arrivals-1) / float64(r.Arrivals)
 		return r

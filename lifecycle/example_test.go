@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"time"
 
 	"go.uber.org/fx"
@@ -82,7 +80,7 @@ func ExampleModule() {
 	}
 	fmt.Println(c.State())
 	fmt.Println("stop:", app.Stop(ctx))
-	r, _ := c.Telemetry().Report()
+	r := c.Telemetry().Report()
 	fmt.Println(c.State(), r.Reason, r.DrainEndedBy, r.ExitCode)
 	// Output:
 	// serving
@@ -93,7 +91,7 @@ func ExampleModule() {
 }
 
 // Without fx: the coordinator drives the same participants. A preStop
-// call drains; the stop that the kubelet's SIGTERM would ask for is asked
+// call (what the admin server's /prestop does) drains; the stop that the kubelet's SIGTERM would ask for is asked
 // here with Stop; the report says whether anything was cut.
 func Example_withoutFx() {
 	c, err := lifecycle.New(lifecycle.Config{
@@ -106,27 +104,23 @@ func Example_withoutFx() {
 	}
 	c.AtStop("server", func(context.Context) error { fmt.Println("server stops"); return nil })
 	c.AtTeardown("db", func(context.Context) error { fmt.Println("db closes"); return nil })
-	admin := httptest.NewServer(c.PrestopHandler())
-	defer admin.Close()
 	c.MarkStarted()
 
-	resp, err := http.Get(admin.URL) // the kubelet's preStop hook: answers when the drain is over
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	resp.Body.Close()
-	fmt.Println("preStop:", resp.Status, c.State())
+	// The kubelet's preStop hook (probemod's /prestop): the drain begins,
+	// and the call is answered when it is over.
+	c.BeginDrain(lifecycle.ReasonPrestop)
+	<-c.Reached(lifecycle.StateDrained)
+	fmt.Println("preStop answered:", c.State())
 
 	if err := c.Stop(context.Background()); err != nil { // SIGTERM
 		fmt.Println(err)
 		return
 	}
 	<-c.Reached(lifecycle.StateStopped)
-	r, _ := c.Telemetry().Report()
-	fmt.Println(r.Reason, "→", c.State(), "clean:", r.Clean())
+	r := c.Telemetry().Report()
+	fmt.Println(r.Reason, "→", c.State(), "clean:", r.ExitCode == 0)
 	// Output:
-	// preStop: 200 OK drained
+	// preStop answered: drained
 	// server stops
 	// db closes
 	// prestop → stopped clean: true

@@ -15,16 +15,17 @@ import (
 // knows nothing of fx, and the same coordinator works without it.
 
 // Module provides the [*Coordinator] for a [Config] in the graph (zero
-// Config if none). Its OnStart logs the plan and starts the signal handler;
-// its OnStop asks for the stop ([Coordinator.Stop]), waits for the report,
+// Config if none), on the *zap.Logger and the [Clock] in the graph if
+// there are. Its OnStart begins handling the signals (unless
+// IgnoreSignals); its OnStop asks for the stop ([Coordinator.Stop]), waits for the report,
 // and returns [ErrUnclean] if work was cut, so that fx exits 1.
 //
 // Pair it with [AppOptions] at the top level of the app (the bundle in
 // package modules does).
-var Module = fx.Module("lifecycle", fx.Provide(NewFx))
+var Module = fx.Module("lifecycle", fx.Provide(newFx))
 
-// Params are the coordinator's dependencies under fx.
-type Params struct {
+// params are the coordinator's dependencies under fx.
+type params struct {
 	fx.In
 
 	Config     Config      `optional:"true"`
@@ -34,8 +35,8 @@ type Params struct {
 	Shutdowner fx.Shutdowner
 }
 
-// NewFx builds the coordinator and registers its hooks.
-func NewFx(p Params) (*Coordinator, error) {
+// newFx builds the coordinator and registers its hooks.
+func newFx(p params) (*Coordinator, error) {
 	log := p.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -43,7 +44,7 @@ func NewFx(p Params) (*Coordinator, error) {
 	c, err := New(p.Config,
 		WithLogger(log.With(zap.String("component", "lifecycle"))),
 		WithClock(p.Clock),
-		WithShutdown(func() error { return p.Shutdowner.Shutdown() }),
+		withShutdown(func() error { return p.Shutdowner.Shutdown() }),
 	)
 	if err != nil {
 		return nil, err
@@ -52,23 +53,20 @@ func NewFx(p Params) (*Coordinator, error) {
 	if ds, ok := p.Shutdowner.(*drainShutdowner); ok {
 		ds.c.Store(c)
 	}
-	var stopSignals func()
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error {
-			c.log.Info("shutdown plan", zap.Object("plan", c.plan))
-			if !c.plan.IgnoreSignals {
-				stopSignals = c.HandleSignals()
-			}
+			// From here, not from MarkStarted: a signal during the rest
+			// of the start begins the drain, and fx's Start gives up.
+			c.mu.Lock()
+			c.handleSignalsLocked()
+			c.mu.Unlock()
 			return nil
 		},
 		OnStop: func(ctx context.Context) error {
-			if stopSignals != nil {
-				defer stopSignals()
-			}
 			if err := c.Stop(ctx); err != nil {
 				return err
 			}
-			r, _ := c.tel.Report()
+			r := c.tel.Report()
 			return r.err()
 		},
 	})
@@ -98,7 +96,7 @@ var AppOptions = fx.Options(
 
 // drainShutdowner is the decorated [fx.Shutdowner]. It cannot take the
 // coordinator as a dependency — the coordinator's constructor takes the
-// Shutdowner — so [NewFx] binds it.
+// Shutdowner — so [newFx] binds it.
 type drainShutdowner struct {
 	next fx.Shutdowner
 	c    atomic.Pointer[Coordinator]
@@ -106,9 +104,8 @@ type drainShutdowner struct {
 
 func (s *drainShutdowner) Shutdown(opts ...fx.ShutdownOption) error {
 	if c := s.c.Load(); c != nil {
-		reason := ReasonShutdowner
-		c.stopHint.CompareAndSwap(nil, &reason)
-		if c.BeginDrain(reason) {
+		c.expectStop(ReasonShutdowner)
+		if c.BeginDrain(ReasonShutdowner) {
 			c.log.Info("shutdown requested: draining")
 		}
 	}
@@ -136,7 +133,7 @@ func (l fxWatch) LogEvent(e fxevent.Event) {
 		reason := l.c.signalled(s.Signal)
 		// The stop that follows is the signal's too (unless a Shutdowner
 		// call, which fx reports as SIGTERM, came first and said so).
-		l.c.stopHint.CompareAndSwap(nil, &reason)
+		l.c.expectStop(reason)
 	}
 	l.Logger.LogEvent(e)
 	if s, ok := e.(*fxevent.Started); ok && s.Err == nil {

@@ -80,7 +80,8 @@ func stopAndReport(t *testing.T, c *lifecycle.Coordinator, clk clocktest.Clock) 
 	if err := waittest.Recv(t, done, eventTimeout, "Stop to return"); err != nil {
 		t.Fatalf("Stop() = %v", err)
 	}
-	r, ok := c.Telemetry().Report()
+	r := c.Telemetry().Report()
+	ok := r.State == lifecycle.StateStopped
 	if !ok {
 		t.Fatal("no report after Stop")
 	}

@@ -40,7 +40,7 @@ func TestModuleBoot(t *testing.T) {
 	if c.State() != lifecycle.StateStopped {
 		t.Errorf("State() = %v after stop", c.State())
 	}
-	if _, ok := c.Telemetry().Report(); !ok {
+	if c.Telemetry().Report().State != lifecycle.StateStopped {
 		t.Error("no report after stop")
 	}
 	plans := logs.FilterMessage("shutdown plan").All()
@@ -214,7 +214,7 @@ func TestModuleUncleanStop(t *testing.T) {
 		fx.Populate(&c),
 		fx.Invoke(func(c *lifecycle.Coordinator) {
 			c.AtStop("http", func(context.Context) error {
-				c.Telemetry().RecordCut(lifecycle.CutRequests, 1)
+				c.Telemetry().RecordCut(lifecycle.CutKind("requests"), 1)
 				return nil
 			})
 		}),
@@ -227,7 +227,7 @@ func TestModuleUncleanStop(t *testing.T) {
 	if !strings.Contains(err.Error(), "requests") {
 		t.Errorf("error %q does not say what was cut", err)
 	}
-	if r, _ := c.Telemetry().Report(); r.Reason != "app stopping" || r.ExitCode != 1 {
+	if r := c.Telemetry().Report(); r.Reason != "app stopping" || r.ExitCode != 1 {
 		t.Errorf("report = %+v", r)
 	}
 }
@@ -248,7 +248,7 @@ func TestModuleUncleanStopOneErrorLine(t *testing.T) {
 		lifecycle.Module,
 		fx.Invoke(func(c *lifecycle.Coordinator) {
 			c.AtStop("http", func(context.Context) error {
-				c.Telemetry().RecordCut(lifecycle.CutRequests, 1)
+				c.Telemetry().RecordCut(lifecycle.CutKind("requests"), 1)
 				return nil
 			})
 			c.AtTeardown("outbox", func(context.Context) error { return errors.New("flush failed: 12 queued rows lost") })
@@ -264,7 +264,7 @@ func TestModuleUncleanStopOneErrorLine(t *testing.T) {
 	}
 	e := errs[0]
 	t.Log(e.Message)
-	for _, want := range []string{"NOT clean", "requests 1", "hook_errors 1", `"outbox": flush failed`, "stop "} {
+	for _, want := range []string{"NOT clean", "requests 1", "hook_errors 1", `"outbox": flush failed`, "stopping "} {
 		if !strings.Contains(e.Message, want) {
 			t.Errorf("ERROR line %q does not say %q", e.Message, want)
 		}

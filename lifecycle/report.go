@@ -15,18 +15,18 @@ import (
 // when the shutdown cut work: a request, a session, a hook.
 var ErrUnclean = errors.New("lifecycle: shutdown was not clean")
 
-// Reason is what began the drain ([Report.Reason], [Snapshot.Reason]) or
+// Reason is what began the drain ([Report.Reason], [Report.Reason]) or
 // the stop phase ([Report.StopReason]): one of the Reason constants, a
 // signal's ("signal terminated" for SIGTERM, "signal interrupt" for
-// SIGINT, "signal hangup" for SIGHUP), or a caller's own.
+// SIGINT, "signal hangup" for SIGHUP), or a caller's own. It is set in one
+// place: the call that begins the drain, or asks for the stop, first.
 type Reason string
 
 // The reasons drainfx gives.
 const (
-	// ReasonPrestop: a preStop call ([Coordinator.PrestopHandler]).
+	// ReasonPrestop: a preStop call (the admin server's /prestop, package
+	// probemod).
 	ReasonPrestop Reason = "prestop"
-	// ReasonSignal is what a signal's reason begins with.
-	ReasonSignal Reason = "signal"
 	// ReasonShutdowner: a call to [go.uber.org/fx.Shutdowner.Shutdown], with
 	// [AppOptions] in the app (the bundle in package modules has them).
 	ReasonShutdowner Reason = "shutdowner"
@@ -46,20 +46,17 @@ type DrainEnd string
 // The ends of a drain.
 const (
 	DrainEndedDelay DrainEnd = "delay" // fixed drain: DrainDelay passed
-	DrainEndedQuiet          = "quiet" // adaptive drain: no new connection for the quiet period
-	DrainEndedMax            = "max"   // adaptive drain: MaxDrainDelay reached
-	DrainEndedAbort          = "abort" // cut short: the ctx of [Coordinator.Stop] ended first
+	DrainEndedQuiet DrainEnd = "quiet" // adaptive drain: no new connection for the quiet period
+	DrainEndedMax   DrainEnd = "max"   // adaptive drain: MaxDrainDelay reached
+	DrainEndedAbort DrainEnd = "abort" // cut short: the ctx of [Coordinator.Stop] ended first
 	// DrainEndedDeadline: the real deadline came sooner than the budget's
 	// (a shortened grace period, [Coordinator.ShortenGrace]) and left no
 	// more time for the drain.
 	DrainEndedDeadline DrainEnd = "deadline"
-	// DrainEndedNotServing: the drain began before the service was ever
-	// serving (a start that failed or was cut short by a signal): nothing
-	// was routed here, so there is nothing to drain.
-	DrainEndedNotServing DrainEnd = "not serving"
 )
 
-// Phase is one phase of the timeline in the report.
+// Phase is one phase of the shutdown in the report: one of the states from
+// D0 on, by its name ("draining", "drained", "stopping", "tearing down").
 type Phase struct {
 	Name string `json:"name"`
 	// Planned is the time from the phase's start to its deadline: the
@@ -73,13 +70,12 @@ type Phase struct {
 // CutKind is a kind of work cut at a deadline ([Telemetry.RecordCut]).
 type CutKind string
 
-// The kinds of cut work that drainfx's modules record; a module of your
-// own may record its own kind.
+// The kinds of cut work that the coordinator records itself. Each module
+// records its own kind of work cut at the stop deadline (httpmod's
+// "requests", wsmod's "sessions", grpcmod's "rpcs", sqlmod's "sql"); a
+// module of your own may record its own kind.
 const (
-	CutRequests CutKind = "requests" // HTTP requests in flight at the stop deadline (httpmod)
-	CutSessions CutKind = "sessions" // WebSocket/SSE sessions force-closed (wsmod)
-	CutRPCs     CutKind = "rpcs"     // gRPC calls in flight at the stop deadline (grpcmod)
-	CutHooks    CutKind = "hooks"    // stop participants and teardown hooks that overran their deadline
+	CutHooks CutKind = "hooks" // stop participants and teardown hooks that overran their deadline
 	// CutHookErrors counts stop participants and teardown hooks that
 	// returned an error (a flush that failed, a delete refused): the work
 	// they stood for was not done, so the shutdown is not clean.
@@ -89,7 +85,7 @@ const (
 // HookReport is one stop participant or teardown hook in the report.
 type HookReport struct {
 	Name    string        `json:"name"`
-	Phase   string        `json:"phase"` // PhaseStop or PhaseTeardown
+	Phase   string        `json:"phase"` // the state it ran in: "stopping" or "tearing down"
 	Planned time.Duration `json:"planned"`
 	Actual  time.Duration `json:"actual"`
 	Overran bool          `json:"overran,omitempty"`
@@ -97,27 +93,40 @@ type HookReport struct {
 }
 
 // Report is what a shutdown did. It is logged once, as the zap event
-// "shutdown report", and read with [Telemetry.Report].
+// "shutdown report" (and one line for a person), and read with
+// [Telemetry.Report]. It is clean when ExitCode is 0.
 type Report struct {
-	Reason Reason    `json:"reason"` // what began the drain
+	// State is the state the report was taken in: [StateStopped] for the
+	// shutdown report, the state then for a report so far.
+	State  State     `json:"state"`
+	Reason Reason    `json:"reason"` // what began the drain; empty before D0
 	D0     time.Time `json:"d0"`
 	// StopReason is what began the stop phase ([Coordinator.Stop]'s
 	// caller, or [ReasonNoStop]).
-	StopReason   Reason   `json:"stopReason"`
+	StopReason Reason `json:"stopReason"`
+	// DrainEndedBy is why the drain ended; empty while it runs, and for a
+	// service that never served (Served is false: the drain ends at once,
+	// nothing having been routed to it).
 	DrainEndedBy DrainEnd `json:"drainEndedBy"`
 	// Served is false when the drain came before the service ever served
 	// (a start that failed or that a signal cut short).
 	Served bool `json:"served"`
 	// Drain is what the drain saw: the traffic before D0, the quiet
 	// period, the arrivals after D0.
-	Drain        DrainSeen         `json:"drain"`
-	Phases       []Phase           `json:"phases"`
+	Drain DrainSeen `json:"drain"`
+	// Phases are the phases begun, in order; in a report so far, the last
+	// one may still run, its Actual counting up to the report.
+	Phases []Phase `json:"phases"`
+	// InFlight is every gauge of [Telemetry.TrackInFlight], read when the
+	// report was taken.
+	InFlight     map[string]int64  `json:"inFlight"`
 	InFlightAtD0 map[string]int64  `json:"inFlightAtD0"`
 	InFlightStop map[string]int64  `json:"inFlightAtStop"`
 	Cut          map[CutKind]int64 `json:"cut"`
-	// Sessions is how the long-lived sessions of each kind ended from D0
-	// to the report, per [Telemetry.TrackSessions]; nil if nothing tracks
-	// sessions.
+	// Sessions is how the long-lived sessions of each kind ended, per
+	// [Telemetry.TrackSessions]: in the shutdown report, from D0 on; in a
+	// report so far, since they were first counted (counters, for
+	// metrics). Nil if nothing tracks sessions.
 	Sessions map[string]SessionEnds `json:"sessions,omitempty"`
 	// Hooks are the stop participants, then the teardown hooks, as they
 	// ran.
@@ -162,11 +171,8 @@ func (e sessionEndsLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return nil
 }
 
-// Clean reports whether nothing was cut.
-func (r Report) Clean() bool { return r.ExitCode == 0 }
-
 func (r Report) err() error {
-	if r.Clean() {
+	if r.ExitCode == 0 {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrUnclean, r.cutText())
@@ -192,7 +198,7 @@ func (r Report) cutText() string {
 func (r Report) summary() string {
 	var b strings.Builder
 	verdict := "clean"
-	if !r.Clean() {
+	if r.ExitCode != 0 {
 		verdict = "NOT clean (exit code 1)"
 	}
 	var total time.Duration
@@ -206,7 +212,7 @@ func (r Report) summary() string {
 			sep = "; "
 		}
 		fmt.Fprintf(&b, "%s%s %v of %v", sep, p.Name, p.Actual.Round(time.Millisecond), p.Planned.Round(time.Millisecond))
-		if p.Name == PhaseDrain && r.DrainEndedBy != "" {
+		if p.Name == StateDraining.String() && r.DrainEndedBy != "" {
 			fmt.Fprintf(&b, " (ended by %s)", r.DrainEndedBy)
 		}
 	}
@@ -238,8 +244,10 @@ func (r Report) summary() string {
 	return b.String()
 }
 
-// MarshalLogObject writes the report as zap fields.
-func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+// reportLog writes the report as zap fields.
+type reportLog Report
+
+func (r reportLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("reason", string(r.Reason))
 	if !r.D0.IsZero() {
 		enc.AddTime("d0", r.D0)
@@ -301,6 +309,7 @@ func (r Report) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 
 func (r Report) clone() Report {
 	r.Phases = slices.Clone(r.Phases)
+	r.InFlight = maps.Clone(r.InFlight)
 	r.InFlightAtD0 = maps.Clone(r.InFlightAtD0)
 	r.InFlightStop = maps.Clone(r.InFlightStop)
 	r.Cut = maps.Clone(r.Cut)

@@ -3,8 +3,6 @@ package lifecycle_test
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -26,9 +24,9 @@ func stopCleanly(t *testing.T, c *lifecycle.Coordinator, clk clocktest.Clock, cu
 	t.Helper()
 	c.AtStop("http", func(ctx context.Context) error {
 		if cut {
-			c.Telemetry().RecordCut(lifecycle.CutRequests, 2)
+			c.Telemetry().RecordCut(lifecycle.CutKind("requests"), 2)
 		}
-		c.Telemetry().RecordCut(lifecycle.CutSessions, 0) // nothing
+		c.Telemetry().RecordCut(lifecycle.CutKind("sessions"), 0) // nothing
 		clk.Advance(s)
 		return nil
 	})
@@ -50,45 +48,47 @@ func TestReport(t *testing.T) {
 		wantLevel zapcore.Level
 	}{
 		{name: "clean", wantCode: 0, wantCut: map[lifecycle.CutKind]int64{}, wantLevel: zapcore.InfoLevel},
-		{name: "cut", giveCut: true, wantCode: 1, wantCut: map[lifecycle.CutKind]int64{lifecycle.CutRequests: 2}, wantLevel: zapcore.WarnLevel},
+		{name: "cut", giveCut: true, wantCode: 1, wantCut: map[lifecycle.CutKind]int64{lifecycle.CutKind("requests"): 2}, wantLevel: zapcore.WarnLevel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c, clk, logs := newFake(t, testConfig())
-			if _, ok := c.Telemetry().Report(); ok {
+			if c.Telemetry().Report().State == lifecycle.StateStopped {
 				t.Fatal("Report() ok before the stop")
 			}
 			r := stopCleanly(t, c, clk, tt.giveCut)
-			d0 := c.Telemetry().Snapshot().D0
+			d0 := c.Telemetry().Report().D0
 			want := lifecycle.Report{
+				State:        lifecycle.StateStopped,
 				Reason:       "signal terminated",
 				D0:           d0,
 				StopReason:   lifecycle.ReasonAppStopping,
 				DrainEndedBy: lifecycle.DrainEndedDelay,
 				Served:       true,
 				Phases: []lifecycle.Phase{
-					{Name: "drain", Planned: 2 * s, Actual: 2 * s},
-					{Name: "wait", Planned: 0, Actual: 0},
-					{Name: "stop", Planned: 4 * s, Actual: s},
+					{Name: "draining", Planned: 2 * s, Actual: 2 * s},
+					{Name: "drained", Planned: 0, Actual: 0},
+					{Name: "stopping", Planned: 4 * s, Actual: s},
 					// The stop phase ended 3 s early: the teardown had 6 s
 					// (the planned time of the phase is the hook's).
-					{Name: "teardown", Planned: 6 * s, Actual: 500 * ms},
+					{Name: "tearing down", Planned: 6 * s, Actual: 500 * ms},
 				},
+				InFlight:     map[string]int64{},
 				InFlightAtD0: map[string]int64{},
 				InFlightStop: map[string]int64{},
 				Cut:          tt.wantCut,
 				Hooks: []lifecycle.HookReport{
-					{Name: "http", Phase: lifecycle.PhaseStop, Planned: 4 * s, Actual: s},
-					{Name: "pool", Phase: lifecycle.PhaseTeardown, Planned: 6 * s, Actual: 500 * ms},
+					{Name: "http", Phase: lifecycle.StateStopping.String(), Planned: 4 * s, Actual: s},
+					{Name: "pool", Phase: lifecycle.StateTearingDown.String(), Planned: 6 * s, Actual: 500 * ms},
 				},
 				ExitCode: tt.wantCode,
 			}
 			if !reflect.DeepEqual(r, want) {
 				t.Errorf("report =\n  %+v\nwant\n  %+v", r, want)
 			}
-			if r.Clean() != (tt.wantCode == 0) {
-				t.Errorf("Clean() = %v", r.Clean())
+			if r.ExitCode == 0 != (tt.wantCode == 0) {
+				t.Errorf("ExitCode = %d", r.ExitCode)
 			}
 
 			// One report per stop: a second Stop returns at once and logs
@@ -96,8 +96,9 @@ func TestReport(t *testing.T) {
 			if err := c.Stop(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			again, _ := c.Telemetry().Report()
-			got, ok := c.Telemetry().Report()
+			again := c.Telemetry().Report()
+			got := c.Telemetry().Report()
+			ok := got.State == lifecycle.StateStopped
 			if !ok || !reflect.DeepEqual(got, r) {
 				t.Errorf("Report() = %+v, %v", got, ok)
 			}
@@ -132,14 +133,14 @@ func TestReport(t *testing.T) {
 				t.Errorf("logged phases = %#v", fields["phases"])
 			}
 			if hooks, _ := fields["hooks"].([]any); len(hooks) != 2 || !reflect.DeepEqual(hooks[1],
-				map[string]any{"name": "pool", "phase": "teardown", "planned": 6 * s, "actual": 500 * ms}) {
+				map[string]any{"name": "pool", "phase": "tearing down", "planned": 6 * s, "actual": 500 * ms}) {
 				t.Errorf("logged hooks = %#v", fields["hooks"])
 			}
 
 			// A caller that changes its copy does not change the report.
-			r.Cut[lifecycle.CutRequests] = 99
+			r.Cut[lifecycle.CutKind("requests")] = 99
 			r.Hooks[0].Name = "changed"
-			if got, _ := c.Telemetry().Report(); got.Cut[lifecycle.CutRequests] == 99 || got.Hooks[0].Name == "changed" {
+			if got := c.Telemetry().Report(); got.Cut[lifecycle.CutKind("requests")] == 99 || got.Hooks[0].Name == "changed" {
 				t.Error("the report shares its maps or slices with callers")
 			}
 
@@ -160,18 +161,18 @@ func TestReportCutsAndErr(t *testing.T) {
 	t.Parallel()
 	c, _, _ := newFake(t, testConfig())
 	tel := c.Telemetry()
-	tel.RecordCut(lifecycle.CutSessions, 3)
-	tel.RecordCut(lifecycle.CutSessions, -1) // ignored
-	tel.RecordCut(lifecycle.CutRequests, 1)
+	tel.RecordCut(lifecycle.CutKind("sessions"), 3)
+	tel.RecordCut(lifecycle.CutKind("sessions"), -1) // ignored
+	tel.RecordCut(lifecycle.CutKind("requests"), 1)
 	r := stopAndReportNoClock(t, c)
-	if r.ExitCode != 1 || r.Cut[lifecycle.CutSessions] != 3 || r.Cut[lifecycle.CutRequests] != 1 {
+	if r.ExitCode != 1 || r.Cut[lifecycle.CutKind("sessions")] != 3 || r.Cut[lifecycle.CutKind("requests")] != 1 {
 		t.Errorf("report = %+v", r)
 	}
-	if r.Clean() {
-		t.Error("Clean() with cuts")
+	if r.ExitCode == 0 {
+		t.Error("ExitCode 0 with cuts")
 	}
 	var zero lifecycle.Report
-	if !zero.Clean() {
+	if zero.ExitCode != 0 {
 		t.Error("zero report not clean")
 	}
 }
@@ -210,7 +211,7 @@ func TestReportSessions(t *testing.T) {
 	ws2.add(1, 0, 0)
 	sse.add(0, 0, 4)
 
-	if got, want := c.Telemetry().Snapshot().Sessions, map[string]lifecycle.SessionEnds{
+	if got, want := c.Telemetry().Report().Sessions, map[string]lifecycle.SessionEnds{
 		"websocket": {Clean: 9, Forced: 1, Aborted: 2}, // the snapshot counts from the start
 		"sse":       {Aborted: 4},
 	}; !reflect.DeepEqual(got, want) {
@@ -251,18 +252,18 @@ func TestSnapshot(t *testing.T) {
 	c.AtTeardown("pool", func(context.Context) error { close(inTeardown); <-leaveTeardown; return nil })
 	var inFlight sessionCounter // its Clean field stands for a gauge
 	c.Telemetry().TrackInFlight("requests", func() int64 { return inFlight.read().Clean })
-	phases := func() []lifecycle.Phase { return c.Telemetry().Snapshot().Phases }
+	phases := func() []lifecycle.Phase { return c.Telemetry().Report().Phases }
 	p := func(name string, planned, actual time.Duration) lifecycle.Phase {
 		return lifecycle.Phase{Name: name, Planned: planned, Actual: actual}
 	}
 
-	s0 := c.Telemetry().Snapshot()
+	s0 := c.Telemetry().Report()
 	if s0.State != lifecycle.StateStarting || s0.Phases != nil || s0.Reason != "" || !s0.D0.IsZero() {
 		t.Errorf("Snapshot() before start = %+v", s0)
 	}
 	c.MarkStarted()
 	inFlight.add(3, 0, 0)
-	if got := c.Telemetry().Snapshot(); got.State != lifecycle.StateServing || got.InFlight["requests"] != 3 {
+	if got := c.Telemetry().Report(); got.State != lifecycle.StateServing || got.InFlight["requests"] != 3 {
 		t.Errorf("Snapshot() serving = %+v", got)
 	}
 
@@ -270,18 +271,18 @@ func TestSnapshot(t *testing.T) {
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(s)
 	inFlight.add(-3, 0, 0)
-	got := c.Telemetry().Snapshot()
+	got := c.Telemetry().Report()
 	if got.State != lifecycle.StateDraining || got.Reason != lifecycle.ReasonPrestop || got.D0.IsZero() || got.InFlight["requests"] != 0 {
 		t.Errorf("Snapshot() draining = %+v", got)
 	}
-	if want := []lifecycle.Phase{p("drain", 2*s, s)}; !reflect.DeepEqual(got.Phases, want) {
+	if want := []lifecycle.Phase{p("draining", 2*s, s)}; !reflect.DeepEqual(got.Phases, want) {
 		t.Errorf("phases 1s into the drain = %v, want %v", got.Phases, want)
 	}
 
 	clk.Advance(s) // the drain ends; preStop would answer now
 	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain's end")
 	clk.Advance(500 * ms)
-	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms)}; !reflect.DeepEqual(phases(), want) {
+	if want := []lifecycle.Phase{p("draining", 2*s, 2*s), p("drained", 0, 500*ms)}; !reflect.DeepEqual(phases(), want) {
 		t.Errorf("phases waiting for SIGTERM = %v, want %v", phases(), want)
 	}
 
@@ -289,22 +290,22 @@ func TestSnapshot(t *testing.T) {
 	go func() { done <- c.Stop(context.Background()) }() // SIGTERM
 	waittest.Recv(t, inStop, eventTimeout, "the stop participant")
 	clk.Advance(s)
-	c.Telemetry().RecordCut(lifecycle.CutRequests, 1)
-	got = c.Telemetry().Snapshot()
+	c.Telemetry().RecordCut(lifecycle.CutKind("requests"), 1)
+	got = c.Telemetry().Report()
 	// Planned: from the phase's start to its deadline (the stop began
 	// 500ms after the drain's end: 3.5 s left of the stop phase).
-	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms), p("stop", 3500*ms, s)}; !reflect.DeepEqual(got.Phases, want) {
+	if want := []lifecycle.Phase{p("draining", 2*s, 2*s), p("drained", 0, 500*ms), p("stopping", 3500*ms, s)}; !reflect.DeepEqual(got.Phases, want) {
 		t.Errorf("phases in the stop phase = %v, want %v", got.Phases, want)
 	}
-	if got.State != lifecycle.StateStopping || got.Cut[lifecycle.CutRequests] != 1 {
+	if got.State != lifecycle.StateStopping || got.Cut[lifecycle.CutKind("requests")] != 1 {
 		t.Errorf("Snapshot() stopping = %+v", got)
 	}
 
 	close(leaveStop)
 	waittest.Recv(t, inTeardown, eventTimeout, "the teardown hook")
 	clk.Advance(300 * ms)
-	got = c.Telemetry().Snapshot()
-	if want := []lifecycle.Phase{p("drain", 2*s, 2*s), p("wait", 0, 500*ms), p("stop", 3500*ms, s), p("teardown", 5500*ms, 300*ms)}; !reflect.DeepEqual(got.Phases, want) {
+	got = c.Telemetry().Report()
+	if want := []lifecycle.Phase{p("draining", 2*s, 2*s), p("drained", 0, 500*ms), p("stopping", 3500*ms, s), p("tearing down", 5500*ms, 300*ms)}; !reflect.DeepEqual(got.Phases, want) {
 		t.Errorf("phases in the teardown = %v, want %v", got.Phases, want)
 	}
 	if len(got.Hooks) != 1 || got.Hooks[0].Name != "http" || got.Hooks[0].Actual != s {
@@ -314,16 +315,16 @@ func TestSnapshot(t *testing.T) {
 	if err := waittest.Recv(t, done, eventTimeout, "Stop to return"); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := c.Telemetry().Report()
+	r := c.Telemetry().Report()
 	clk.Advance(time.Hour) // after the report nothing counts up any more
-	got = c.Telemetry().Snapshot()
+	got = c.Telemetry().Report()
 	if got.State != lifecycle.StateStopped || !reflect.DeepEqual(got.Phases, r.Phases) {
 		t.Errorf("Snapshot() after the report = %+v, want the report's phases %v", got, r.Phases)
 	}
 	// A snapshot is a copy.
-	got.Cut[lifecycle.CutRequests] = 99
+	got.Cut[lifecycle.CutKind("requests")] = 99
 	got.Hooks[0].Name = "changed"
-	if again := c.Telemetry().Snapshot(); again.Cut[lifecycle.CutRequests] != 1 || again.Hooks[0].Name != "http" {
+	if again := c.Telemetry().Report(); again.Cut[lifecycle.CutKind("requests")] != 1 || again.Hooks[0].Name != "http" {
 		t.Error("the snapshot shares its maps or slices with the coordinator")
 	}
 }
@@ -343,11 +344,7 @@ func TestReportReason(t *testing.T) {
 		{
 			name: "prestop",
 			give: func(t *testing.T, c *lifecycle.Coordinator, _ fx.Shutdowner) {
-				w := httptest.NewRecorder()
-				c.PrestopHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/prestop", nil))
-				if w.Code != http.StatusOK {
-					t.Errorf("/prestop = %d", w.Code)
-				}
+				c.BeginDrain(lifecycle.ReasonPrestop) // what the admin server's /prestop calls
 			},
 			want: lifecycle.ReasonPrestop,
 		},
@@ -359,7 +356,7 @@ func TestReportReason(t *testing.T) {
 					t.Error(err)
 				}
 				// D0 is the Shutdown call itself, before fx stops anything.
-				if reason := c.Telemetry().Snapshot().Reason; reason != lifecycle.ReasonShutdowner || !waittest.Closed(c.Reached(lifecycle.StateDraining)) {
+				if reason := c.Telemetry().Report().Reason; reason != lifecycle.ReasonShutdowner || !waittest.Closed(c.Reached(lifecycle.StateDraining)) {
 					t.Errorf("after Shutdown: reason %q, drain started %v", reason, waittest.Closed(c.Reached(lifecycle.StateDraining)))
 				}
 			},
@@ -400,7 +397,8 @@ func TestReportReason(t *testing.T) {
 			}
 			app.RequireStop()
 
-			r, ok := c.Telemetry().Report()
+			r := c.Telemetry().Report()
+			ok := r.State == lifecycle.StateStopped
 			if !ok || r.Reason != tt.want || r.D0.IsZero() || r.ExitCode != 0 || len(r.Phases) != 4 {
 				t.Errorf("Report() = %+v, %v; want reason %q", r, ok, tt.want)
 			}
@@ -417,7 +415,7 @@ func TestReportReason(t *testing.T) {
 					t.Errorf("phase %+v", p)
 				}
 			}
-			if strings.HasPrefix(string(tt.want), string(lifecycle.ReasonSignal)) {
+			if strings.HasPrefix(string(tt.want), string(lifecycle.Reason("signal terminated"))) {
 				t.Error("a signal reason in a test without signals")
 			}
 		})

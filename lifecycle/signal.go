@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -21,43 +20,39 @@ var stopSignals = []os.Signal{syscall.SIGTERM, os.Interrupt, syscall.SIGHUP}
 
 // signalHandler turns SIGTERM, SIGINT and SIGHUP into the drain: the first
 // begins the drain and, when the drain phase is over, asks for the stop
-// (and asks the app to stop, [WithShutdown]); the second exits at once
-// with 128+signal (143 for SIGTERM, 130 for SIGINT, 129 for SIGHUP).
-type signalHandler struct {
-	c    *Coordinator
-	sigs chan os.Signal
-	quit chan struct{}
-	done chan struct{}
-}
-
-// HandleSignals starts the signal handler and returns the function that
-// stops it (and waits for its goroutine); calling that more than once is
-// harmless. The lifecycle module starts it in its OnStart unless
-// [Config.IgnoreSignals] is set.
+// (and asks the app to stop, under fx); the second exits at once with
+// 128+signal (143 for SIGTERM, 130 for SIGINT, 129 for SIGHUP). It runs
+// from MarkStarted (under fx, from the lifecycle module's OnStart) until
+// the report is out, unless [Config.IgnoreSignals]
+// is set.
 //
 // fx's own app.Run listens for SIGTERM and SIGINT and begins app.Stop on
 // the first, whose OnStop hooks call [Coordinator.Stop]: the stop phase
 // follows the drain this handler has already begun, so both see one drain
 // with one D0. fx does not listen for SIGHUP: after one, the app stops
 // when this handler asks it to, at the end of the drain phase.
-func (c *Coordinator) HandleSignals() (stop func()) {
-	h := &signalHandler{
-		c:    c,
-		sigs: make(chan os.Signal, 1),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
+type signalHandler struct {
+	c    *Coordinator
+	sigs chan os.Signal
+}
+
+// handleSignalsLocked starts the signal handler, once, unless
+// Config.IgnoreSignals is set; it is owned by c.wg and stops once the
+// report is out. c.mu must be held.
+func (c *Coordinator) handleSignalsLocked() {
+	if c.plan.IgnoreSignals || c.signals || c.State() >= StateStopped {
+		return
 	}
+	c.signals = true
+	h := &signalHandler{c: c, sigs: make(chan os.Signal, 1)}
 	signal.Notify(h.sigs, stopSignals...)
+	c.wg.Add(1)
 	go h.run()
-	return sync.OnceFunc(func() {
-		signal.Stop(h.sigs)
-		close(h.quit)
-		<-h.done
-	})
 }
 
 func (h *signalHandler) run() {
-	defer close(h.done)
+	defer h.c.wg.Done()
+	defer signal.Stop(h.sigs)
 	var drained <-chan struct{} // armed by the first signal
 	var reason Reason
 	first := true
@@ -70,7 +65,7 @@ func (h *signalHandler) run() {
 				_ = h.c.log.Sync()
 				// The documented exception to "no os.Exit outside main": a
 				// second signal is an operator asking for an immediate exit.
-				h.c.exit(code)
+				h.c.o.exit(code)
 				return
 			}
 			first = false
@@ -81,7 +76,7 @@ func (h *signalHandler) run() {
 			drained = nil
 			h.c.requestStop(context.Background(), reason)
 			h.c.askShutdown()
-		case <-h.quit:
+		case <-h.c.Reached(StateStopped):
 			return
 		}
 	}
@@ -99,19 +94,23 @@ func exitCode(sig os.Signal) int {
 // begins the drain, and if the signal came while a preStop call was still
 // waiting for the drain, the kubelet gave up on the hook — its grace period
 // ran out — and SIGKILL comes [kubeletMinGrace] after the signal: the
-// deadlines move to fit ([GraceFromSignal]). It returns the drain's reason
+// deadlines move to fit ("signal during prestop"). It returns the drain's reason
 // for this signal.
 func (c *Coordinator) signalled(sig os.Signal) Reason {
-	reason := ReasonSignal + Reason(" "+sig.String())
+	reason := signalReason(sig)
 	if sig == os.Interrupt && c.State() < StateDraining {
 		// A terminal's Ctrl-C: Kubernetes never sends SIGINT, so no proxy
 		// routes here; drain DrainDelay at most, not the adaptive drain's
 		// wait for the proxies.
-		c.interrupted.Store(true)
+		c.sigint.Store(true)
 	}
 	c.BeginDrain(reason)
-	if c.State() == StateDraining && c.prestopCalled.Load() {
-		c.ShortenGrace(c.clock.Now().Add(kubeletMinGrace), GraceFromSignal)
+	if c.State() == StateDraining && c.prestop.Load() {
+		c.ShortenGrace(c.clock.Now().Add(kubeletMinGrace), graceFromSignal)
 	}
 	return reason
 }
+
+// signalReason is the drain's reason for sig: "signal terminated" for
+// SIGTERM, "signal interrupt" for SIGINT, "signal hangup" for SIGHUP.
+func signalReason(sig os.Signal) Reason { return Reason("signal " + sig.String()) }

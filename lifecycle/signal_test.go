@@ -1,9 +1,10 @@
 package lifecycle_test
 
-// These tests send real signals to the test process. That is safe while
-// HandleSignals has signal.Notify registered, and they are not parallel, so
-// no other test's handler sees their signals (parallel tests start only
-// once every sequential test is done).
+// These tests send real signals to the test process. That is safe while a
+// coordinator's signal handler (from MarkStarted until the report) has
+// signal.Notify registered, and they are not parallel, so no other test's
+// handler sees their signals (parallel tests start only once every
+// sequential test is done).
 
 import (
 	"errors"
@@ -34,11 +35,10 @@ func TestSignalFirstDrainsThenShuts(t *testing.T) {
 	c, clk, logs := newFake(t, testConfig(), lifecycle.WithExit(func(code int) { exits <- code }),
 		lifecycle.WithShutdown(func() error { calls.Add(1); shut <- struct{}{}; return errors.New("not running") }))
 	c.MarkStarted()
-	stop := c.HandleSignals()
 
 	kill(t, syscall.SIGTERM)
 	waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "the signal to begin the drain")
-	if reason := c.Telemetry().Snapshot().Reason; reason != "signal terminated" {
+	if reason := c.Telemetry().Report().Reason; reason != "signal terminated" {
 		t.Errorf("reason = %q, want \"signal terminated\"", reason)
 	}
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
@@ -54,9 +54,7 @@ func TestSignalFirstDrainsThenShuts(t *testing.T) {
 	// After the drain the handler asked for the stop: the timeline runs
 	// to the report without anyone else.
 	waittest.Recv(t, c.Reached(lifecycle.StateStopped), eventTimeout, "the report")
-	stop()
-	stop()                      // idempotent
-	goleak.VerifyNone(t, leaks) // the handler's goroutine is gone
+	goleak.VerifyNone(t, leaks) // the handler's goroutine is gone with the report
 
 	if n := calls.Load(); n != 1 {
 		t.Errorf("shutdown called %d times, want 1", n)
@@ -93,11 +91,10 @@ func TestSignalSecondExits(t *testing.T) {
 			c, _, logs := newFake(t, testConfig(), lifecycle.WithExit(func(code int) { exits <- code }),
 				lifecycle.WithShutdown(func() error { calls.Add(1); return nil }))
 			c.MarkStarted()
-			stop := c.HandleSignals()
 
 			kill(t, tt.giveFirst)
 			waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "the first signal to begin the drain")
-			if reason := c.Telemetry().Snapshot().Reason; reason != tt.wantReason {
+			if reason := c.Telemetry().Report().Reason; reason != tt.wantReason {
 				t.Errorf("reason = %q, want %q", reason, tt.wantReason)
 			}
 			kill(t, tt.giveSecond)
@@ -108,8 +105,7 @@ func TestSignalSecondExits(t *testing.T) {
 			if e.Level != zapcore.ErrorLevel || e.ContextMap()["code"] != int64(tt.wantCode) {
 				t.Errorf("second signal logged as %v %v", e.Level, e.ContextMap())
 			}
-			stop()
-			stopNow(t, c) // ends the drain timer the first signal started
+			stopNow(t, c) // ends the drain timer the first signal started, and the handler
 			goleak.VerifyNone(t, leaks)
 			if calls.Load() != 0 {
 				t.Error("shutdown called though the drain never ended")
@@ -130,19 +126,17 @@ func TestSignalAfterPrestop(t *testing.T) {
 	clk.Advance(2 * s)
 	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the preStop drain")
 
-	stop := c.HandleSignals()
 	kill(t, syscall.SIGTERM)
 	// No clock advance: the kubelet's SIGTERM after preStop adds no delay.
 	waittest.Recv(t, shut, eventTimeout, "shutdown at once")
 	waittest.Recv(t, c.Reached(lifecycle.StateStopped), eventTimeout, "the report")
-	stop()
 	goleak.VerifyNone(t, leaks)
 	select {
 	case code := <-exits:
 		t.Errorf("exit(%d) called", code)
 	default:
 	}
-	if reason := c.Telemetry().Snapshot().Reason; reason != "prestop" {
+	if reason := c.Telemetry().Report().Reason; reason != "prestop" {
 		t.Errorf("reason = %q, want \"prestop\"", reason)
 	}
 }
@@ -150,10 +144,10 @@ func TestSignalAfterPrestop(t *testing.T) {
 func TestSignalStopWithoutSignal(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	c, _, _ := newFake(t, testConfig(), lifecycle.WithShutdown(func() error { t.Error("shutdown called"); return nil }))
-	stop := c.HandleSignals()
-	stop()
-	goleak.VerifyNone(t, leaks)
+	c.MarkStarted()
 	if c.State() >= lifecycle.StateDraining {
 		t.Error("draining without a signal")
 	}
+	stopNow(t, c)
+	goleak.VerifyNone(t, leaks) // the handler stopped with the report
 }

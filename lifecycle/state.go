@@ -1,7 +1,8 @@
 package lifecycle
 
-// State is where a service stands in its life; each state after serving is
-// a phase of the shutdown timeline. States only move forward, one at a
+// State is where a service stands in its life. The states from draining to
+// tearing down are the phases of the shutdown: "phase" means one of them,
+// and nothing else. States only move forward, one at a
 // time: a shutdown passes through every phase, however short.
 type State int32
 
@@ -17,10 +18,10 @@ type State int32
 const (
 	StateStarting    State = iota // until every OnStart hook has run
 	StateServing                  // ready; keep-alive allowed
-	StateDraining                 // phase "drain": not ready, Connection: close, everything served
-	StateDrained                  // phase "wait": the drain is over; waiting for the stop (preStop → SIGTERM)
-	StateStopping                 // phase "stop": the stop participants (servers, sessions) in parallel
-	StateTearingDown              // phase "teardown": the teardown hooks, one after another
+	StateDraining                 // the drain: not ready, Connection: close, everything served
+	StateDrained                  // the drain is over; waiting for the stop (preStop → SIGTERM)
+	StateStopping                 // the stop phase: the stop participants (servers, sessions) in parallel
+	StateTearingDown              // the teardown: the teardown hooks, one after another
 	StateStopped                  // the report is out
 	numStates
 )
@@ -34,30 +35,6 @@ func (s State) String() string {
 	return "unknown"
 }
 
-// The phases of the report: the states from D0 on, by the name of what
-// happens in them.
-const (
-	PhaseDrain    = "drain"    // StateDraining
-	PhaseWait     = "wait"     // StateDrained
-	PhaseStop     = "stop"     // StateStopping
-	PhaseTeardown = "teardown" // StateTearingDown
-)
-
-// phaseStates are the states that are phases, in order.
+// phaseStates are the states from D0 on, in order: the phases of the
+// shutdown, each named in the report ([Phase]) by its state's name.
 var phaseStates = [...]State{StateDraining, StateDrained, StateStopping, StateTearingDown}
-
-// Phase returns the phase the state is ("drain", "wait", "stop",
-// "teardown"), or "" for starting, serving and stopped.
-func (s State) Phase() string {
-	switch s {
-	case StateDraining:
-		return PhaseDrain
-	case StateDrained:
-		return PhaseWait
-	case StateStopping:
-		return PhaseStop
-	case StateTearingDown:
-		return PhaseTeardown
-	}
-	return ""
-}

@@ -19,8 +19,7 @@ type Telemetry struct {
 	plan  Plan
 	state func() State
 
-	est     *estimator // the adaptive drain's: it hears of new connections, metrics preview it
-	refused prestopRefusals
+	est *estimator // the adaptive drain's: it hears of new connections, metrics preview it
 
 	mu          sync.Mutex
 	gauges      []gauge
@@ -60,7 +59,7 @@ func newTelemetry(clock Clock, plan Plan, state func() State, est *estimator) *T
 
 // TrackInFlight registers a gauge of work in flight (requests, open
 // sessions) sampled at D0 and at the start of the stop phase for the
-// report, and read by [Telemetry.Snapshot] (metrics). Gauges of the same
+// report, and read by [Telemetry.Report] (metrics). Gauges of the same
 // name add up. read must be cheap and must not call the coordinator.
 func (t *Telemetry) TrackInFlight(name string, read func() int64) {
 	t.mu.Lock()
@@ -70,8 +69,8 @@ func (t *Telemetry) TrackInFlight(name string, read func() int64) {
 
 // TrackSessions registers a source of session endings for the report and
 // for metrics: read returns the counts of sessions of kind that ended since
-// the source was created (counters: they only grow). The report holds what
-// ended from D0 on. The session registry of package wsmod calls it for
+// the source was created (counters: they only grow). The final report
+// holds what ended from D0 on; a report so far, the counters. The session registry of package wsmod calls it for
 // "websocket" and "sse".
 func (t *Telemetry) TrackSessions(kind string, read func() SessionEnds) {
 	t.mu.Lock()
@@ -187,18 +186,11 @@ func (t *Telemetry) markPhase(s State, now time.Time) {
 	}
 }
 
-// markDrainEnd records why the drain ended and what it saw: the
-// estimator's account, with the remote addresses of the last quarter of
-// the drain (who was still sending then).
-func (t *Telemetry) markDrainEnd(by DrainEnd, now time.Time) DrainSeen {
-	t.mu.Lock()
-	d0 := t.d0
-	t.mu.Unlock()
-	seen := t.est.seen(d0.Add(now.Sub(d0) * 3 / 4))
+// setDrainEnd records why the drain ended and what it saw.
+func (t *Telemetry) setDrainEnd(by DrainEnd, seen DrainSeen) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.drainEndedBy, t.seen = by, seen
-	return seen.clone()
+	t.drainEndedBy, t.seen = by, seen.clone()
 }
 
 // setPlanned records the planned length of the phase of state s, from its
@@ -245,27 +237,9 @@ func (t *Telemetry) setShortened(g GraceShortened) {
 func (t *Telemetry) finish(now time.Time) Report {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	sess := t.sampleSessionsLocked()
-	for k, v := range sess {
-		sess[k] = v.sub(t.sessAtD0[k])
-	}
-	r := Report{
-		Reason:       t.reason,
-		D0:           t.d0,
-		StopReason:   t.stopReason,
-		DrainEndedBy: t.drainEndedBy,
-		Served:       t.served,
-		Drain:        t.seen.clone(),
-		Phases:       t.phasesLocked(now),
-		InFlightAtD0: maps.Clone(t.atD0),
-		InFlightStop: maps.Clone(t.atStop),
-		Cut:          maps.Clone(t.cuts),
-		Sessions:     sess,
-		Hooks:        slices.Clone(t.hooks),
-	}
-	if t.grace != nil {
-		g := *t.grace
-		r.Grace = &g
+	r := t.reportLocked(now, StateStopped)
+	for k, v := range r.Sessions {
+		r.Sessions[k] = v.sub(t.sessAtD0[k]) // the sessions that ended from D0 on
 	}
 	for _, n := range t.cuts {
 		if n > 0 {
@@ -276,13 +250,40 @@ func (t *Telemetry) finish(now time.Time) Report {
 	return r.clone()
 }
 
+// reportLocked is the report as it stands at now, in state: the timeline so
+// far, the gauges read now, the session counters since they were first
+// counted.
+func (t *Telemetry) reportLocked(now time.Time, state State) Report {
+	r := Report{
+		State:        state,
+		Reason:       t.reason,
+		D0:           t.d0,
+		StopReason:   t.stopReason,
+		DrainEndedBy: t.drainEndedBy,
+		Served:       t.served,
+		Drain:        t.seen.clone(),
+		Phases:       t.phasesLocked(now),
+		InFlight:     t.sampleLocked(),
+		InFlightAtD0: maps.Clone(t.atD0),
+		InFlightStop: maps.Clone(t.atStop),
+		Cut:          maps.Clone(t.cuts),
+		Sessions:     t.sampleSessionsLocked(),
+		Hooks:        slices.Clone(t.hooks),
+	}
+	if t.grace != nil {
+		g := *t.grace
+		r.Grace = &g
+	}
+	return r
+}
+
 // phasesLocked returns the phases begun by now, the last one's actual
 // counting up to now; nil before D0.
 func (t *Telemetry) phasesLocked(now time.Time) []Phase {
 	if t.d0.IsZero() {
 		return nil
 	}
-	all := t.plan.Phases()
+	all := t.plan.phases()
 	phases := make([]Phase, 0, len(all))
 	for i, start := range t.phaseStart {
 		if start.IsZero() {
@@ -301,82 +302,35 @@ func (t *Telemetry) phasesLocked(now time.Time) []Phase {
 	return phases
 }
 
-// Report returns the report once the shutdown is over. The report is a
-// copy: changing it changes nothing here.
-func (t *Telemetry) Report() (Report, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.report == nil {
-		return Report{}, false
-	}
-	return t.report.clone(), true
-}
-
-// Snapshot is the service at one moment: the state, the timeline so far
-// and the tracked gauges read now. It is what metrics read on a scrape;
-// taking one changes nothing.
-type Snapshot struct {
-	State  State     `json:"state"`
-	Reason Reason    `json:"reason"` // what began the drain; empty before D0
-	D0     time.Time `json:"d0"`
-	// DrainEndedBy is why the drain ended; empty while it runs.
-	DrainEndedBy DrainEnd `json:"drainEndedBy"`
-	// Phases are the phases begun so far, in order; the last one may still
-	// run, its Actual counting up to the snapshot.
-	Phases []Phase `json:"phases"`
-	// InFlight is every gauge of [Telemetry.TrackInFlight], read now.
-	InFlight map[string]int64 `json:"inFlight"`
-	// Cut is the work cut so far ([Telemetry.RecordCut]).
-	Cut map[CutKind]int64 `json:"cut"`
-	// Sessions is how the sessions of [Telemetry.TrackSessions] have ended
-	// since they were first counted (not since D0, unlike the report).
-	Sessions map[string]SessionEnds `json:"sessions,omitempty"`
-	// Hooks are the stop participants and teardown hooks that have run.
-	Hooks []HookReport `json:"hooks"`
-	// Drain is what the drain has seen so far: the arrivals after D0 count
-	// up while it runs. Before D0 (adaptive drain), Rate and Quiet are what
-	// a drain beginning now would judge by.
-	Drain DrainSeen `json:"drain"`
-	// PrestopRefused counts the preStop calls refused for a bad or
-	// missing token.
-	PrestopRefused int64 `json:"prestopRefused"`
-}
-
-// Snapshot returns the service now. It reads every tracked gauge and
-// allocates its maps: call it at the rate of a metrics scrape, not per
-// request.
-func (t *Telemetry) Snapshot() Snapshot {
+// Report returns the shutdown report once the shutdown is over (its State
+// is [StateStopped]). Before that it returns the report so far: the state
+// now, the phases begun (the last one's Actual counting up to now), the
+// gauges read now, the cuts, sessions and hooks so far, and what the drain
+// has seen (before D0, with the adaptive drain, the rate and quiet period
+// a drain beginning now would judge by). This is what metrics read on a
+// scrape: it reads every tracked gauge and allocates its maps, so call it
+// at that rate, not per request. Taking it changes nothing, and the
+// report is a copy.
+func (t *Telemetry) Report() Report {
 	state := t.state()
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := Snapshot{
-		State:          state,
-		Reason:         t.reason,
-		D0:             t.d0,
-		DrainEndedBy:   t.drainEndedBy,
-		InFlight:       t.sampleLocked(),
-		Cut:            maps.Clone(t.cuts),
-		Sessions:       t.sampleSessionsLocked(),
-		Hooks:          slices.Clone(t.hooks),
-		Drain:          t.seen.clone(),
-		PrestopRefused: t.refused.total.Load(),
-	}
 	if t.report != nil {
-		s.Phases = slices.Clone(t.report.Phases)
-	} else {
-		s.Phases = t.phasesLocked(now)
+		return t.report.clone()
 	}
+	r := t.reportLocked(now, state)
 	switch {
 	case t.d0.IsZero():
 		// Before D0: the rate the drain would judge by now, and its quiet
 		// period, so that an operator can see them before a rollout.
 		n, _ := t.arrivalsLocked()
 		if rate, quiet, ok := t.est.preview(now, n); ok {
-			s.Drain.Rate, s.Drain.Quiet = rate, quiet
+			r.Drain.setRate(rate)
+			r.Drain.Quiet = quiet
 		}
-	case t.drainEndedBy == "":
-		s.Drain = t.est.seen(time.Time{}) // the drain under way
+	case t.drainEndedBy == "" && t.served:
+		r.Drain = t.est.seen(time.Time{}) // the drain under way
 	}
-	return s
+	return r
 }

@@ -54,29 +54,17 @@ type sample struct {
 	count int64
 }
 
-// TrafficRate is what the adaptive drain learnt of this pod's traffic in
-// the window before D0.
-type TrafficRate struct {
-	// Window is the time the estimate covers (up to one minute before D0;
-	// less for a pod that served for less).
-	Window time.Duration `json:"window"`
-	// Arrivals is the work that arrived in the window (requests, session
-	// opens, RPCs).
-	Arrivals int64 `json:"arrivals"`
-	// PerSecond is the estimated rate λ: the smaller of the count rate and
-	// the occupancy rate (see "The adaptive drain" in the package
-	// documentation); 0 with no arrival. At start-up the first arrival
-	// is not counted in it, only in Arrivals: (n − 1)/n of the rate over
-	// Window.
-	PerSecond float64 `json:"perSecond"`
-	// Uncertain: work arrived, but too little to estimate a rate (a pod
-	// that began serving moments before D0). The drain waits up to
-	// MaxDrainDelay, as for a rate near zero.
-	Uncertain bool `json:"uncertain,omitempty"`
+// trafficRate is what the adaptive drain learnt of this pod's traffic in
+// the window before D0 (the fields of the same names in [DrainSeen]).
+type trafficRate struct {
+	Window    time.Duration
+	Arrivals  int64
+	PerSecond float64
+	Uncertain bool
 }
 
 // rateLog writes a rate as zap fields.
-type rateLog TrafficRate
+type rateLog trafficRate
 
 func (r rateLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddDuration("window", r.Window)
@@ -89,12 +77,12 @@ func (r rateLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 }
 
 // estimateRate reads the rate off samples in time order.
-func estimateRate(ss []sample) TrafficRate {
+func estimateRate(ss []sample) trafficRate {
 	if len(ss) < 2 {
-		return TrafficRate{}
+		return trafficRate{}
 	}
 	first, last := ss[0], ss[len(ss)-1]
-	r := TrafficRate{Window: last.at.Sub(first.at), Arrivals: last.count - first.count}
+	r := trafficRate{Window: last.at.Sub(first.at), Arrivals: last.count - first.count}
 	if r.Window <= 0 || r.Arrivals <= 0 {
 		r.Arrivals = max(r.Arrivals, 0)
 		return r
@@ -131,7 +119,7 @@ func estimateRate(ss []sample) TrafficRate {
 // while a proxy still sends at that rate. Never below floor (DrainQuiet),
 // never above most (MaxDrainDelay: the drain ends there anyway); the floor
 // alone with no traffic.
-func quietFor(r TrafficRate, eps float64, floor, most time.Duration) time.Duration {
+func quietFor(r trafficRate, eps float64, floor, most time.Duration) time.Duration {
 	perSecond := r.PerSecond
 	if r.Uncertain {
 		return max(floor, most)
@@ -149,8 +137,22 @@ func quietFor(r TrafficRate, eps float64, floor, most time.Duration) time.Durati
 // DrainSeen is what the drain saw: the traffic before D0 that set its quiet
 // period, and the arrivals after D0 (the proxies still sending).
 type DrainSeen struct {
-	// Rate is the traffic before D0 ([TrafficRate]).
-	Rate TrafficRate `json:"rate"`
+	// Window is the time the rate estimate covers: up to one minute before
+	// D0, less for a pod that served for less.
+	Window time.Duration `json:"window"`
+	// WindowArrivals is the work that arrived in the window (requests,
+	// session opens, RPCs).
+	WindowArrivals int64 `json:"windowArrivals"`
+	// PerSecond is the estimated rate λ: the smaller of the count rate and
+	// the occupancy rate (see "The adaptive drain" in the package
+	// documentation); 0 with no arrival. At start-up the first arrival is
+	// not counted in it, only in WindowArrivals: (n − 1)/n of the rate over
+	// Window.
+	PerSecond float64 `json:"perSecond"`
+	// Uncertain: work arrived, but too little to estimate a rate (a pod
+	// that began serving moments before D0). The drain waits up to
+	// MaxDrainDelay, as for a rate near zero.
+	Uncertain bool `json:"uncertain,omitempty"`
 	// Quiet is the quiet period used: how long without a new connection
 	// ended the drain (zero for a fixed drain).
 	Quiet time.Duration `json:"quiet"`
@@ -166,11 +168,21 @@ type DrainSeen struct {
 	LateRemotes []string `json:"lateRemotes,omitempty"`
 }
 
+// rate is the estimate of the traffic before D0.
+func (s DrainSeen) rate() trafficRate {
+	return trafficRate{Window: s.Window, Arrivals: s.WindowArrivals, PerSecond: s.PerSecond, Uncertain: s.Uncertain}
+}
+
+// setRate sets the estimate of the traffic before D0.
+func (s *DrainSeen) setRate(r trafficRate) {
+	s.Window, s.WindowArrivals, s.PerSecond, s.Uncertain = r.Window, r.Arrivals, r.PerSecond, r.Uncertain
+}
+
 // drainSeenLog writes what the drain saw as zap fields.
 type drainSeenLog DrainSeen
 
 func (s drainSeenLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	_ = enc.AddObject("rate", rateLog(s.Rate))
+	_ = enc.AddObject("rate", rateLog(DrainSeen(s).rate()))
 	enc.AddDuration("quiet", s.Quiet)
 	enc.AddInt64("arrivals", s.Arrivals)
 	enc.AddDuration("lastArrival", s.LastArrival)
@@ -186,7 +198,7 @@ func (s drainSeenLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 }
 
 // describe says the rate in words, for a person reading the log.
-func (r TrafficRate) describe() string {
+func (r trafficRate) describe() string {
 	switch {
 	case r.Window == 0:
 		return "no traffic measured"

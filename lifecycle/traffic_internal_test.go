@@ -86,7 +86,7 @@ func TestQuietFor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := quietFor(TrafficRate{PerSecond: tt.perSecond}, tt.eps, floor, most)
+			got := quietFor(trafficRate{PerSecond: tt.perSecond}, tt.eps, floor, most)
 			if d := got - tt.want; d < -time.Microsecond || d > time.Microsecond {
 				t.Errorf("quietFor(%v/s, ε=%v) = %v, want %v", tt.perSecond, tt.eps, got, tt.want)
 			}

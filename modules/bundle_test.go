@@ -76,8 +76,9 @@ func TestWebBundle(t *testing.T) {
 		t.Errorf("GET / = %d %q", code, body)
 	}
 	app.RequireStop()
-	r, ok := c.Telemetry().Report()
-	if !ok || !r.Clean() || r.Reason == "" || len(r.Phases) == 0 {
+	r := c.Telemetry().Report()
+	ok := r.State == lifecycle.StateStopped
+	if !ok || r.ExitCode != 0 || r.Reason == "" || len(r.Phases) == 0 {
 		t.Errorf("report after stop = %+v (ok=%v)", r, ok)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/confcheck"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/probemod"
 )
@@ -29,7 +30,7 @@ const (
 	// EnvPrestopToken is the token /prestop wants in X-Prestop-Token; empty
 	// = none (a WARN at start-up). One that no HTTP header can carry as
 	// written — a control character such as a trailing newline, a space or
-	// tab at either end — is refused ([lifecycle.CheckPrestopToken]).
+	// tab at either end — is refused (no HTTP header could carry it).
 	EnvPrestopToken = "PRESTOP_TOKEN"
 	// EnvHTTPMaxConns bounds the public connections open at once
 	// (httpmod.Config.MaxConns): unset or 0, the default derived from the
@@ -111,8 +112,9 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, fmt.Errorf("%s=%q: must be more than 0 (unset it for the default)", d.name, v)
 		case dur == 0:
 			dur = lifecycle.None
-		case d.name == EnvGracePeriod && dur > lifecycle.MaxGracePeriod:
-			return Config{}, fmt.Errorf("%s=%q: above %v, the longest accepted (a day; lifecycle.MaxGracePeriod)", d.name, v, lifecycle.MaxGracePeriod)
+		case d.name == EnvGracePeriod && dur > maxGracePeriod:
+			// Said here too, to name the variable in one short line.
+			return Config{}, fmt.Errorf("%s=%q: above %v, the longest accepted (a day)", d.name, v, maxGracePeriod)
 		}
 		*d.field(lc) = dur
 	}
@@ -125,7 +127,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	lc.PrestopToken, _ = lookup(EnvPrestopToken)
 	// Said here to name the variable; the error never quotes the token.
-	if err := lifecycle.CheckPrestopToken(lc.PrestopToken); err != nil {
+	if err := confcheck.HeaderValue(lc.PrestopToken); err != nil {
 		return Config{}, fmt.Errorf("%s (%d bytes) %w", EnvPrestopToken, len(lc.PrestopToken), err)
 	}
 	if err := lc.Validate(); err != nil {
@@ -151,21 +153,25 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 // PRESTOP_TOKEN, and returns once the drain has ended — or fails after the
 // grace period. An exec hook inherits the container's environment, so the
 // token can come from a Secret; an httpGet hook's headers cannot.
-func Prestop(ctx context.Context, lookup func(string) (string, bool)) (lifecycle.PrestopResponse, error) {
+func Prestop(ctx context.Context, lookup func(string) (string, bool)) (probemod.PrestopResponse, error) {
 	cfg, err := FromEnv(lookup)
 	if err != nil {
-		return lifecycle.PrestopResponse{}, err
+		return probemod.PrestopResponse{}, err
 	}
 	_, port, err := net.SplitHostPort(cfg.Probe.Addr)
 	if err != nil {
-		return lifecycle.PrestopResponse{}, fmt.Errorf("%s: %w", EnvAdminPort, err)
+		return probemod.PrestopResponse{}, fmt.Errorf("%s: %w", EnvAdminPort, err)
 	}
 	lc := cfg.Lifecycle.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, lc.GracePeriod)
 	defer cancel()
 	url := "http://" + net.JoinHostPort("127.0.0.1", port) + "/prestop"
-	return lifecycle.CallPrestop(ctx, url, lc.PrestopToken)
+	return probemod.CallPrestop(ctx, url, lc.PrestopToken)
 }
+
+// maxGracePeriod is the longest grace period lifecycle.Config accepts
+// (TestEnvGraceBound holds the two together).
+const maxGracePeriod = 24 * time.Hour
 
 // defaultPort is the port of a module's default address (":8080").
 func defaultPort(addr string) int {

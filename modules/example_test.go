@@ -49,7 +49,7 @@ func ExampleWeb() {
 	if err := app.Stop(context.Background()); err != nil {
 		fmt.Println("stop:", err)
 	}
-	r, _ := c.Telemetry().Report()
+	r := c.Telemetry().Report()
 	fmt.Println("drain began:", r.Reason, "- exit code", r.ExitCode)
 	// Output:
 	// GET /: ok

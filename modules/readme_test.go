@@ -83,18 +83,15 @@ var (
 // compiled, not run (it listens on :8080 and :9090 and waits for a signal).
 func Example_withoutFx() {
 	c, _ := lifecycle.New(lifecycle.Config{GracePeriod: 30 * time.Second}, lifecycle.WithLogger(log))
-	log.Info("shutdown plan", zap.Object("plan", c.Plan()))                   // the budget, once
 	srv, _ := httpmod.New(httpmod.Config{Addr: ":8080"}, c, mux)              // a stop participant
 	admin, _ := probemod.New(probemod.Config{Addr: ":9090"}, c, nil)          // /livez, /readyz, /startupz, /prestop
 	c.AtTeardown("db", func(ctx context.Context) error { return db.Close() }) // your own teardown
 	_ = srv.Start(context.Background())
 	_ = admin.Start(context.Background())
-	c.MarkStarted()
-	stop := c.HandleSignals() // the first SIGTERM drains, then asks for the stop; a preStop call drains, SIGTERM stops
-	defer stop()
+	c.MarkStarted()                      // logs the plan; the first SIGTERM drains, then stops; a preStop call drains, SIGTERM stops
 	<-c.Reached(lifecycle.StateStopped)  // drain, wait, stop phase, teardown, report (logged)
 	_ = admin.Stop(context.Background()) // last: the kubelet probes until the end
-	if r, _ := c.Telemetry().Report(); !r.Clean() {
+	if r := c.Telemetry().Report(); r.ExitCode != 0 {
 		os.Exit(1) // work was cut
 	}
 }

@@ -72,11 +72,11 @@ func TestWebReadyWhateverTheFxLogger(t *testing.T) {
 			}
 			// What app.Run reports when it catches SIGTERM, before it stops the app.
 			log.LogEvent(&fxevent.Stopping{Signal: syscall.SIGTERM})
-			if reason := c.Telemetry().Snapshot().Reason; reason != "signal terminated" {
+			if reason := c.Telemetry().Report().Reason; reason != "signal terminated" {
 				t.Errorf("drain reason = %q, want \"signal terminated\"", reason)
 			}
 			app.RequireStop()
-			if r, _ := c.Telemetry().Report(); r.StopReason != "signal terminated" {
+			if r := c.Telemetry().Report(); r.StopReason != "signal terminated" {
 				t.Errorf("stop reason %q, want the signal's", r.StopReason)
 			}
 			if tt.want != "" {

@@ -114,7 +114,7 @@ func TestWebShutdowner(t *testing.T) {
 		t.Errorf("state once Shutdown returned = %v, want draining", got)
 	}
 	app.RequireStop()
-	if r, _ := c.Telemetry().Report(); r.Reason != lifecycle.ReasonShutdowner || r.ExitCode != 0 {
+	if r := c.Telemetry().Report(); r.Reason != lifecycle.ReasonShutdowner || r.ExitCode != 0 {
 		t.Errorf("report = %+v", r)
 	}
 	if n := logs.FilterMessage("shutdown report").Len(); n != 1 {

@@ -12,11 +12,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/drainfx/drainfx/internal/clockctx"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
-// PathPrestop is where the admin server mounts the coordinator's preStop
-// handler ([lifecycle.Coordinator.PrestopHandler]).
+// PathPrestop is where the admin server serves the kubelet's preStop hook:
+// a call begins the drain and is answered when the drain has ended (see
+// "The preStop hook" in the package documentation).
 const PathPrestop = "/prestop"
 
 // AdminRoute is a route the admin server serves beside the probes and
@@ -47,7 +49,7 @@ type options struct {
 }
 
 func newOptions(opts []Option) options {
-	o := options{log: zap.NewNop(), clock: realClock{}}
+	o := options{log: zap.NewNop(), clock: clockctx.Real{}}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -144,7 +146,9 @@ func New(cfg Config, c *lifecycle.Coordinator, checks []Check, opts ...Option) (
 	o := newOptions(opts)
 	mux := http.NewServeMux()
 	probes.Register(mux)
-	mux.Handle(PathPrestop, c.PrestopHandler()) // every method: the handler answers 405 itself
+	pre := newPrestop(c, o.log)
+	probes.prestop.Store(pre)
+	mux.Handle(PathPrestop, pre) // every method: the handler answers 405 itself
 	if err := addRoutes(mux, o.routes); err != nil {
 		return nil, err
 	}

@@ -32,10 +32,10 @@ func TestPrestopToken(t *testing.T) {
 		wantReady int
 	}{
 		{"missing token", http.MethodGet, nil, 401, 200},
-		{"wrong token", http.MethodPost, []string{lifecycle.PrestopHeader, "guess"}, 401, 200},
-		{"wrong method", http.MethodPut, []string{lifecycle.PrestopHeader, "s3cret"}, 405, 200},
-		{"right token", http.MethodPost, []string{lifecycle.PrestopHeader, "s3cret"}, 200, 503},
-		{"again, GET", http.MethodGet, []string{lifecycle.PrestopHeader, "s3cret"}, 200, 503},
+		{"wrong token", http.MethodPost, []string{probemod.PrestopHeader, "guess"}, 401, 200},
+		{"wrong method", http.MethodPut, []string{probemod.PrestopHeader, "s3cret"}, 405, 200},
+		{"right token", http.MethodPost, []string{probemod.PrestopHeader, "s3cret"}, 200, 503},
+		{"again, GET", http.MethodGet, []string{probemod.PrestopHeader, "s3cret"}, 200, 503},
 	}
 	for _, tt := range tests {
 		code, body := do(t, tt.method, url+"/prestop", tt.header...)

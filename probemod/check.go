@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/drainfx/drainfx/internal/clockctx"
 	"github.com/drainfx/drainfx/internal/confcheck"
 	"github.com/drainfx/drainfx/lifecycle"
 )
@@ -227,7 +228,7 @@ func (k *checker) begin(now time.Time) (*call, *outcome) {
 
 func (k *checker) run(c *call) {
 	defer k.runs.done()
-	ctx, cancel := contextUntil(k.base, k.clock, c.deadline)
+	ctx, cancel := clockctx.Until(k.base, k.clock, c.deadline)
 	err := k.safeCall(ctx)
 	select {
 	case <-ctx.Done():

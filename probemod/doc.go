@@ -53,19 +53,33 @@
 // # The admin server
 //
 // [Admin] is a plain [net/http.Server] with an [net/http.ServeMux]: the
-// probes (GET and HEAD; another method gets 405), the coordinator's preStop
-// handler at /prestop (GET and POST, see
-// [lifecycle.Coordinator.PrestopHandler]) and the routes added with
-// [AsAdminRoute] or [WithHandler], each a ServeMux pattern and an
-// [net/http.Handler]. Under fx ([Module]) it listens in OnStart, so
-// a busy port fails the start naming the address, and it stops last: its
-// OnStop first waits for the coordinator's whole timeline
-// ([lifecycle.Coordinator.Stop] returns once the shutdown report is out),
-// then stops the server, so the kubelet's probes, a preStop call and a
-// metrics scrape are answered through drain, stop and teardown, whichever
-// order fx calls the OnStop hooks in. Its stop is a
-// graceful shutdown bounded by half the budget's Margin (at least 100ms),
-// then a close that cancels the requests still in flight.
+// probes (GET and HEAD; another method gets 405), the preStop hook at
+// /prestop (GET and POST, below) and the routes added with [AsAdminRoute]
+// or [WithHandler], each a ServeMux pattern and an [net/http.Handler].
+// Under fx ([Module]) it listens in OnStart, so a busy port fails the
+// start naming the address, and it stops last: its OnStop first waits for
+// the coordinator's whole timeline ([lifecycle.Coordinator.Stop] returns
+// once the shutdown report is out), then stops the server, so the
+// kubelet's probes, a preStop call and a metrics scrape are answered
+// through drain, stop and teardown, whichever order fx calls the OnStop
+// hooks in. Its stop is a graceful shutdown bounded by half the budget's
+// Margin (at least 100ms), then a close that cancels the requests still in
+// flight.
+//
+// # The preStop hook
+//
+// A call to /prestop (the kubelet's httpGet preStop hook, or an exec hook
+// running [CallPrestop]) begins the drain ([lifecycle.ReasonPrestop]) and
+// is answered ([PrestopResponse]) once the drain phase has ended, so that
+// the kubelet's SIGTERM comes after the drain and adds no second delay. It
+// is idempotent: a call after the drain answers at once; a caller that
+// goes away leaves the drain running. With [lifecycle.Config.PrestopToken]
+// set, a call without the token in header X-Prestop-Token ([PrestopHeader])
+// gets 401 and changes nothing; the token is compared through SHA-256
+// digests in constant time. Without a token anyone who reaches the admin
+// port can drain the pod: building the server logs a WARN naming
+// PRESTOP_TOKEN. Refused calls are counted ([Probes.PrestopRefused]) and
+// logged at most once every 10 s, with the number left unlogged.
 //
 // # Without fx
 //

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -33,6 +34,18 @@ type Probes struct {
 	checks []*checker // sorted by name
 	runs   *tracker   // check goroutines
 	cancel context.CancelFunc
+	// prestop is the admin server's preStop handler, once an admin server
+	// serves these probes.
+	prestop atomic.Pointer[prestop]
+}
+
+// PrestopRefused counts the calls to the admin server's /prestop refused
+// for a bad or missing token (0 when no admin server serves these probes).
+func (p *Probes) PrestopRefused() int64 {
+	if h := p.prestop.Load(); h != nil {
+		return h.Refused()
+	}
+	return 0
 }
 
 // NewProbes returns the probes for the coordinator c and the checks. Options
@@ -194,7 +207,7 @@ func (p *Probes) stateLine() report {
 	default:
 		// From D0 on: every state after serving passes through it, so D0
 		// is set. Off the hot path: the snapshot reads the gauges.
-		s := p.c.Telemetry().Snapshot()
+		s := p.c.Telemetry().Report()
 		return report{st.String(), shown(fmt.Errorf("draining since %s (%s)", s.D0.UTC().Format(timeFormat), s.Reason))}
 	}
 }

@@ -237,7 +237,7 @@ func TestReadyzVerbose(t *testing.T) {
 
 // d0 is c's D0 as /readyz writes it.
 func d0(c *lifecycle.Coordinator) string {
-	return c.Telemetry().Snapshot().D0.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	return c.Telemetry().Report().D0.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
 // sequence is a check that returns its errors in turn and counts its runs.

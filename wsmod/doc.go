@@ -33,7 +33,7 @@
 //     never passes the stop deadline ([lifecycle.Plan.StopDeadline] after
 //     D0). What is left is force-closed (the network connection of a
 //     WebSocket is closed; an SSE stream's writes fail), counted in [Stats]
-//     and reported to the coordinator as cut ([lifecycle.CutSessions]),
+//     and reported to the coordinator as cut ([CutSessions]),
 //     which makes the shutdown unclean.
 //
 // # The close window

@@ -123,7 +123,8 @@ func stopNow(t testing.TB, c *lifecycle.Coordinator) {
 // report returns the shutdown report of a coordinator that has stopped.
 func report(t testing.TB, c *lifecycle.Coordinator) lifecycle.Report {
 	t.Helper()
-	r, ok := c.Telemetry().Report()
+	r := c.Telemetry().Report()
+	ok := r.State == lifecycle.StateStopped
 	if !ok {
 		t.Fatal("no report: the coordinator has not stopped")
 	}

@@ -12,8 +12,14 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/drainfx/drainfx/internal/clockctx"
 	"github.com/drainfx/drainfx/lifecycle"
 )
+
+// CutSessions is the kind of work a [Registry] records as cut
+// ([lifecycle.Telemetry.RecordCut]): the sessions still open at the close
+// deadline, force-closed.
+const CutSessions lifecycle.CutKind = "sessions"
 
 // Kind is the kind of a long-lived session.
 type Kind int
@@ -491,7 +497,7 @@ func (r *Registry) closeAll(ctx context.Context) error {
 	}
 	// The wait context exists before the first close frame goes out: a
 	// session that ends then is waited for on its timer.
-	closeCtx, cancel := lifecycle.ContextUntil(ctx, r.clock, forceAt)
+	closeCtx, cancel := clockctx.Until(ctx, r.clock, forceAt)
 	defer cancel()
 
 	list := r.snapshot()
@@ -515,11 +521,11 @@ func (r *Registry) closeAll(ctx context.Context) error {
 				forced++
 			}
 		}
-		r.c.Telemetry().RecordCut(lifecycle.CutSessions, forced)
+		r.c.Telemetry().RecordCut(CutSessions, forced)
 		r.log.Warn("sessions force-closed at the close deadline", zap.Int64("forced", forced))
 		// A force-closed handler returns as soon as it touches its
 		// connection; one that does not is abandoned after WriteTimeout.
-		abandonCtx, cancelAbandon := lifecycle.ContextUntil(context.Background(), r.clock, r.clock.Now().Add(r.cfg.WriteTimeout))
+		abandonCtx, cancelAbandon := clockctx.Until(context.Background(), r.clock, r.clock.Now().Add(r.cfg.WriteTimeout))
 		gone := r.waitGone(abandonCtx)
 		cancelAbandon()
 		if !gone {

@@ -163,7 +163,7 @@ func TestStopBoundedByContext(t *testing.T) {
 	}
 	close(release)
 	waittest.Recv(t, c.Reached(lifecycle.StateStopped), waitTimeout, "the shutdown to end")
-	if by := c.Telemetry().Snapshot().DrainEndedBy; by != lifecycle.DrainEndedAbort {
+	if by := c.Telemetry().Report().DrainEndedBy; by != lifecycle.DrainEndedAbort {
 		t.Errorf("the drain ended by %q, want %q", by, lifecycle.DrainEndedAbort)
 	}
 }

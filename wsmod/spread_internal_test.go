@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/drainfx/drainfx/internal/clockctx"
 	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/lifecycle"
 )
@@ -104,7 +105,7 @@ func newScheduleFixture(t *testing.T, cfg Config, n int) *scheduleFixture {
 func (f *scheduleFixture) stop(t *testing.T, untilDeadline time.Duration) time.Time {
 	t.Helper()
 	start := f.clk.Now()
-	ctx, cancel := lifecycle.ContextUntil(context.Background(), f.clk, start.Add(untilDeadline))
+	ctx, cancel := clockctx.Until(context.Background(), f.clk, start.Add(untilDeadline))
 	defer cancel()
 	if err := f.r.closeAll(ctx); err != nil {
 		t.Fatal(err)

@@ -103,7 +103,7 @@ func TestSSEStop(t *testing.T) {
 	if st := f.r.Stats().SSE; st.Clean != readers || st.Forced != 0 || st.Active != 0 {
 		t.Errorf("stats %+v, want %d clean", st, readers)
 	}
-	if rep := report(t, f.c); !rep.Clean() || rep.InFlightStop["sse"] != readers {
+	if rep := report(t, f.c); rep.ExitCode != 0 || rep.InFlightStop["sse"] != readers {
 		t.Errorf("report cut %v, in flight at stop %v", rep.Cut, rep.InFlightStop)
 	}
 }
@@ -154,7 +154,7 @@ func TestSSEHandlerIgnoringContext(t *testing.T) {
 	if st := f.r.Stats().SSE; st.Active != 1 {
 		t.Fatalf("stats %+v, want the stuck handler still active", st)
 	}
-	if rep := report(t, f.c); rep.Cut[lifecycle.CutSessions] != 1 {
+	if rep := report(t, f.c); rep.Cut[wsmod.CutSessions] != 1 {
 		t.Errorf("report cut %v, want 1 session", rep.Cut)
 	}
 	close(release)

@@ -96,8 +96,8 @@ func TestWebSocketStopThroughFx(t *testing.T) {
 		t.Errorf("stats %+v, want %d clean", st, clients)
 	}
 	rep := report(t, c)
-	if !rep.Clean() || rep.InFlightStop["websocket"] != clients {
-		t.Errorf("report: clean=%v cut=%v in flight at stop=%v", rep.Clean(), rep.Cut, rep.InFlightStop)
+	if rep.ExitCode != 0 || rep.InFlightStop["websocket"] != clients {
+		t.Errorf("report: clean=%v cut=%v in flight at stop=%v", rep.ExitCode == 0, rep.Cut, rep.InFlightStop)
 	}
 	if rep.DrainEndedBy != lifecycle.DrainEndedDelay {
 		t.Errorf("the drain ended by %q, want %q", rep.DrainEndedBy, lifecycle.DrainEndedDelay)
@@ -225,12 +225,12 @@ func TestWebSocketForceCloseAtDeadline(t *testing.T) {
 			if st.Clean != 1 || st.Forced != 1 || st.Active != 0 {
 				t.Errorf("stats %+v, want 1 clean, 1 forced", st)
 			}
-			if rep.Cut[lifecycle.CutSessions] != 1 || rep.ExitCode != 1 {
+			if rep.Cut[wsmod.CutSessions] != 1 || rep.ExitCode != 1 {
 				t.Errorf("report cut %v exit %d, want 1 session cut, exit 1", rep.Cut, rep.ExitCode)
 			}
 			var stopPhase *lifecycle.Phase
 			for i, p := range rep.Phases {
-				if p.Name == lifecycle.PhaseStop {
+				if p.Name == lifecycle.StateStopping.String() {
 					stopPhase = &rep.Phases[i]
 				}
 			}

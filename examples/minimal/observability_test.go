@@ -24,7 +24,7 @@ func TestMetricsAndReport(t *testing.T) {
 		"drainfx_inflight_requests 0",
 		`drainfx_cut_total{kind="requests"} 0`,
 		// the tests' fixed drain: DrainDelay
-		`drainfx_phase_planned_seconds{phase="drain"} 1`,
+		`drainfx_phase_planned_seconds{phase="draining"} 1`,
 		"go_goroutines ",
 		"process_resident_memory_bytes ",
 	} {
@@ -37,7 +37,7 @@ func TestMetricsAndReport(t *testing.T) {
 	s.WaitHTTP(t, s.AdminURL("/readyz"), http.StatusServiceUnavailable, time.Second)
 	if _, text := proctest.Get(t, metrics); !strings.Contains(text, `drainfx_state{state="draining"} 1`) ||
 		!strings.Contains(text, `drainfx_drain_start_timestamp_seconds{reason="signal_terminated"}`) ||
-		!strings.Contains(text, `drainfx_phase_duration_seconds{phase="drain"}`) {
+		!strings.Contains(text, `drainfx_phase_duration_seconds{phase="draining"}`) {
 		t.Errorf("/metrics during the drain:\n%s", text)
 	}
 	if code, _ := s.Wait(t, 10*time.Second); code != 0 {
@@ -83,7 +83,7 @@ func TestMetricsAndReport(t *testing.T) {
 			t.Errorf("phase without planned: %v", p)
 		}
 	}
-	if got := strings.Join(names, ","); got != "drain,wait,stop,teardown" {
+	if got := strings.Join(names, ","); got != "draining,drained,stopping,tearing down" {
 		t.Errorf("phases %s", got)
 	}
 	if d, _ := r.Phases[0]["actual"].(float64); d < 1 || d > 1.5 {

@@ -38,7 +38,7 @@ func TestInProcessNothingLost(t *testing.T) {
 		give func(adminURL string) lifecycletest.Termination
 	}{
 		{"prestop", func(adminURL string) lifecycletest.Termination {
-			return lifecycletest.Prestop(adminURL+probemod.PathPrestop, http.Header{lifecycle.PrestopHeader: {"s3cret"}})
+			return lifecycletest.Prestop(adminURL+probemod.PathPrestop, http.Header{probemod.PrestopHeader: {"s3cret"}})
 		}},
 		{"signal", func(string) lifecycletest.Termination { return lifecycletest.Signal() }},
 	}
@@ -92,7 +92,7 @@ func TestInProcessNothingLost(t *testing.T) {
 
 			var hooks []string
 			for _, h := range res.Report.Hooks {
-				if h.Phase == lifecycle.PhaseTeardown {
+				if h.Phase == lifecycle.StateTearingDown.String() {
 					hooks = append(hooks, h.Name)
 				}
 			}

@@ -92,8 +92,8 @@ func ExampleNew() {
 	if err := srv.Stop(ctx); err != nil { // drains, stops, tears down: the report is out
 		fmt.Println(err)
 	}
-	report, _ := coord.Telemetry().Report()
-	fmt.Println("clean:", report.Clean(), "drain ended by:", report.DrainEndedBy)
+	report := coord.Telemetry().Report()
+	fmt.Println("clean:", report.ExitCode == 0, "drain ended by:", report.DrainEndedBy)
 	// Output:
 	// clean: true drain ended by: delay
 }

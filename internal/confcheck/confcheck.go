@@ -63,3 +63,56 @@ func (e *Error) Error() string { return e.msg }
 
 // Is reports whether target is the error's sentinel.
 func (e *Error) Is(target error) bool { return target == e.sentinel }
+
+// HeaderValue returns an error if token is not empty and no HTTP header
+// can carry it as written, so that it could never match: a control
+// character (a newline, as `echo` without -n leaves in a Secret) makes
+// net/http refuse to send it, and space or a tab at either end is trimmed
+// off a header value by every HTTP parser. Such a token is refused rather
+// than trimmed: the exec hook, the httpGet header in the pod spec and the
+// service would each have to trim it the same way, and a secret that is
+// not what was written is a surprise. The error describes the fault
+// without quoting the token (the preStop token, lifecycle.Config's
+// PrestopToken, is its one user).
+func HeaderValue(token string) error {
+	if token == "" {
+		return nil
+	}
+	name := func(b byte) string {
+		switch b {
+		case ' ':
+			return "a space"
+		case '\t':
+			return "a tab"
+		case '\n':
+			return "a newline"
+		case '\r':
+			return "a carriage return"
+		}
+		return fmt.Sprintf("byte %#02x", b)
+	}
+	// The rule of net/http (httpguts.ValidHeaderFieldValue): no control
+	// byte but the tab.
+	for i := 0; i < len(token); i++ {
+		if b := token[i]; (b < ' ' && b != '\t') || b == 0x7f {
+			where := fmt.Sprintf("at byte %d of %d", i+1, len(token))
+			hint := ""
+			if i == len(token)-1 {
+				where = "at its end"
+				if b == '\n' {
+					hint = ", as `echo` without -n leaves"
+				}
+			}
+			return fmt.Errorf("has %s %s%s: no HTTP header can carry it", name(b), where, hint)
+		}
+	}
+	for _, end := range []struct {
+		where string
+		b     byte
+	}{{"at its start", token[0]}, {"at its end", token[len(token)-1]}} {
+		if end.b == ' ' || end.b == '\t' {
+			return fmt.Errorf("has %s %s: HTTP trims it off a header value, so the token could never match", name(end.b), end.where)
+		}
+	}
+	return nil
+}

@@ -83,8 +83,8 @@ func (st *State) Stop(ctx context.Context, stop func(context.Context) error) err
 }
 
 // RecordCut records that a server gave up at the stop deadline with n units
-// of kind (its in-flight gauge: [lifecycle.CutRequests],
-// [lifecycle.CutRPCs]) still in flight: it counts them with
+// of kind (its in-flight gauge: [lifecycle.CutKind("requests")],
+// [lifecycle.CutKind("rpcs")]) still in flight: it counts them with
 // [lifecycle.Telemetry.RecordCut] and logs once, a warning "<kind> cut" if
 // n > 0, else that the connections were closed at the deadline.
 func RecordCut(c *lifecycle.Coordinator, log *zap.Logger, kind lifecycle.CutKind, n int64, deadline time.Time) {

@@ -192,13 +192,13 @@ func TestRecordCut(t *testing.T) {
 			}
 			core, logs := observer.New(zapcore.DebugLevel)
 			deadline := time.Unix(1700000000, 0)
-			srvstate.RecordCut(c, zap.New(core), lifecycle.CutRequests, tt.give, deadline)
+			srvstate.RecordCut(c, zap.New(core), lifecycle.CutKind("requests"), tt.give, deadline)
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 			defer cancel()
 			if err := c.Stop(ctx); err != nil {
 				t.Fatalf("Stop: %v", err)
 			}
-			if r, _ := c.Telemetry().Report(); r.Cut[lifecycle.CutRequests] != tt.give {
+			if r := c.Telemetry().Report(); r.Cut[lifecycle.CutKind("requests")] != tt.give {
 				t.Errorf("report cut %v, want requests=%d", r.Cut, tt.give)
 			}
 			all := logs.All()

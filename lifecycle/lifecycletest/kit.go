@@ -147,7 +147,7 @@ func Start(ctx context.Context, app App, c *lifecycle.Coordinator, opts ...Optio
 // propagation delay after D0 has passed (or the app has stopped), and then
 // refuses with errMoved.
 func (k *Kit) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	if d0 := k.c.Telemetry().Snapshot().D0; !d0.IsZero() && !time.Now().Before(d0.Add(k.o.propagation)) {
+	if d0 := k.c.Telemetry().Report().D0; !d0.IsZero() && !time.Now().Before(d0.Add(k.o.propagation)) {
 		return nil, errMoved
 	}
 	select {
@@ -254,7 +254,7 @@ func (k *Kit) Terminate(ctx context.Context, how Termination) Result {
 	k.mu.Lock()
 	r.Transitions = append([]Transition(nil), k.transitions...)
 	k.mu.Unlock()
-	r.Report, _ = k.c.Telemetry().Report()
+	r.Report = k.c.Telemetry().Report()
 	for _, h := range k.https {
 		r.HTTP = append(r.HTTP, h.stats)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/lifecycle/lifecycletest"
+	"github.com/drainfx/drainfx/probemod"
 )
 
 const waitTimeout = 10 * time.Second
@@ -66,7 +67,7 @@ func TestTerminations(t *testing.T) {
 			return lifecycletest.Prestop(a.adminURL("/prestop"), nil)
 		}, "prestop"},
 		{"prestop with token", "s3cret", func(a *webApp) lifecycletest.Termination {
-			return lifecycletest.Prestop(a.adminURL("/prestop"), http.Header{lifecycle.PrestopHeader: {"s3cret"}})
+			return lifecycletest.Prestop(a.adminURL("/prestop"), http.Header{probemod.PrestopHeader: {"s3cret"}})
 		}, "prestop"},
 		{"signal", "", func(*webApp) lifecycletest.Termination { return lifecycletest.Signal() }, "signal terminated"},
 		{"app stop", "", func(*webApp) lifecycletest.Termination { return lifecycletest.AppStop() }, "app stopping"},
@@ -98,7 +99,7 @@ func TestTerminations(t *testing.T) {
 			if get := res.HTTP[0]; get.ConnClose == 0 || !get.Moved {
 				t.Errorf("GET /: %+v, want answers with Connection: close in the drain, then moved", get)
 			}
-			if !res.Report.Clean() || res.Report.Reason != tt.wantReason {
+			if res.Report.ExitCode != 0 || res.Report.Reason != tt.wantReason {
 				t.Errorf("report %+v", res.Report)
 			}
 			t.Log(res)
@@ -235,7 +236,7 @@ func TestPrestopRefused(t *testing.T) {
 	var a webApp
 	app := fxtest.New(t, webOptions(lifecycle.Config{DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, PrestopToken: "s3cret"}), a.populate())
 	ctx, k := startKit(t, app, a.Coord)
-	res := k.Terminate(ctx, lifecycletest.Prestop(a.adminURL("/prestop"), http.Header{lifecycle.PrestopHeader: {"guess"}}))
+	res := k.Terminate(ctx, lifecycletest.Prestop(a.adminURL("/prestop"), http.Header{probemod.PrestopHeader: {"guess"}}))
 	if err := res.Err(); err == nil || !strings.Contains(err.Error(), "preStop: 401") {
 		t.Errorf("Err() = %v, want the refused preStop", err)
 	}
@@ -299,7 +300,7 @@ func TestPropagationLongerThanDrainLoses(t *testing.T) {
 		// coordinator runs it after the HTTP server's stop.
 		fx.Module("slow teardown", fx.Invoke(func(c *lifecycle.Coordinator) {
 			c.AtTeardown("slow", func(context.Context) error {
-				d0 := c.Telemetry().Snapshot().D0
+				d0 := c.Telemetry().Report().D0
 				time.Sleep(time.Until(d0.Add(propagation + 50*time.Millisecond))) // a point on the timeline
 				return nil
 			})

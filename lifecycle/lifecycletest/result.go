@@ -158,7 +158,7 @@ func (r Result) Err() error {
 	}
 	if r.StopErr != nil {
 		errs = append(errs, fmt.Errorf("app stop: %w", r.StopErr))
-	} else if !r.Report.Clean() {
+	} else if r.Report.ExitCode != 0 {
 		errs = append(errs, fmt.Errorf("shutdown report: cut %v", r.Report.Cut))
 	}
 	return errors.Join(errs...)

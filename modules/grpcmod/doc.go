@@ -67,7 +67,7 @@
 // RPCs in flight finish. At the stop deadline (D0 + GracePeriod −
 // TeardownReserve − Margin) it calls [grpc.Server.Stop]: connections
 // close, the contexts of the RPCs left are cancelled, and those RPCs are
-// counted as cut ([lifecycle.CutRPCs]) in the shutdown report. [Server.Stop]
+// counted as cut ([CutRPCs]) in the shutdown report. [Server.Stop]
 // (OnStop) asks the coordinator for the stop and waits for the whole
 // shutdown ([lifecycle.Coordinator.Stop]), as every drainfx OnStop does, so
 // the order in which fx calls them does not matter.

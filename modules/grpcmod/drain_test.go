@@ -102,7 +102,7 @@ func TestHealthCheckConnectionsAreNotArrivals(t *testing.T) {
 		}
 		cc.Close()
 	}
-	if got := c.Telemetry().Snapshot().Drain.Arrivals; got != 0 {
+	if got := c.Telemetry().Report().Drain.Arrivals; got != 0 {
 		t.Fatalf("health checks counted as %d new connections, want 0", got)
 	}
 	cc, _ := dialCounting(t, srv.Addr().String())
@@ -112,6 +112,6 @@ func TestHealthCheckConnectionsAreNotArrivals(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waittest.Eventually(t, waitTimeout, func() bool { return c.Telemetry().Snapshot().Drain.Arrivals == 2 },
+	waittest.Eventually(t, waitTimeout, func() bool { return c.Telemetry().Report().Drain.Arrivals == 2 },
 		"two connections with calls to be counted")
 }

@@ -74,10 +74,10 @@ func TestModuleServerThenClient(t *testing.T) {
 	// The server stopped in the stop phase, the client was closed after it,
 	// in the teardown, on time.
 	want := []lifecycle.HookReport{
-		{Name: "grpc", Phase: lifecycle.PhaseStop},
-		{Name: "grpc client backend", Phase: lifecycle.PhaseTeardown},
+		{Name: "grpc", Phase: lifecycle.StateStopping.String()},
+		{Name: "grpc client backend", Phase: lifecycle.StateTearingDown.String()},
 	}
-	ok := len(r.Hooks) == len(want) && r.Clean()
+	ok := len(r.Hooks) == len(want) && r.ExitCode == 0
 	for i := 0; ok && i < len(want); i++ {
 		h := r.Hooks[i]
 		ok = h.Name == want[i].Name && h.Phase == want[i].Phase && !h.Overran && h.Err == ""

@@ -20,10 +20,15 @@ import (
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
+// CutRPCs is the kind of work a [Server] records as cut
+// ([lifecycle.Telemetry.RecordCut]): the RPCs still in flight at the stop
+// deadline.
+const CutRPCs lifecycle.CutKind = "rpcs"
+
 // InFlightGauge is the name under which a [Server] registers its count of
-// RPCs in flight with [lifecycle.Telemetry.TrackInFlight]. It is also the
-// kind of work it cuts at the stop deadline: [lifecycle.CutRPCs].
-const InFlightGauge = string(lifecycle.CutRPCs)
+// RPCs in flight with [lifecycle.Telemetry.TrackInFlight]: "rpcs", as its
+// cuts are.
+const InFlightGauge = string(CutRPCs)
 
 var errAlreadyStarted = errors.New("grpcmod: server already started")
 
@@ -266,7 +271,7 @@ func (s *Server) serve(ln net.Listener, done chan<- struct{}) {
 // RPCs in flight finish) until the stop deadline (D0 + GracePeriod −
 // TeardownReserve − Margin). Then it
 // stops hard ([grpc.Server.Stop]: connections closed, the contexts of the
-// RPCs left cancelled), counts those RPCs as cut ([lifecycle.CutRPCs]) and
+// RPCs left cancelled), counts those RPCs as cut ([CutRPCs]) and
 // logs them. A handler that ignores its context is left running.
 //
 // A cut is not an error of Stop: the coordinator's report carries it and
@@ -307,7 +312,7 @@ func (s *Server) stop(ctx context.Context) error {
 		// context keeps it (and its goroutine) until then. Waiting for it
 		// here would hold the stop phase past its deadline.
 		s.grpc.Stop()
-		srvstate.RecordCut(s.c, s.log, lifecycle.CutRPCs, cut, deadline)
+		srvstate.RecordCut(s.c, s.log, CutRPCs, cut, deadline)
 	}
 	<-s.serveDone // Serve returns once Stop or GracefulStop has
 	s.log.Info("grpc stopped", zap.Duration("took", clk.Now().Sub(start)),

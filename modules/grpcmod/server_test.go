@@ -198,7 +198,8 @@ func newCoordinator(t *testing.T, cfg lifecycle.Config, opts ...lifecycle.Option
 // report returns the shutdown report of a coordinator that has stopped.
 func report(t *testing.T, c *lifecycle.Coordinator) lifecycle.Report {
 	t.Helper()
-	r, ok := c.Telemetry().Report()
+	r := c.Telemetry().Report()
+	ok := r.State == lifecycle.StateStopped
 	if !ok {
 		t.Fatal("no report: the coordinator has not stopped")
 	}
@@ -273,7 +274,7 @@ func TestHealthServingThenNotServingFromD0(t *testing.T) {
 	if _, err := watch.Recv(); status.Code(err) != codes.Unavailable {
 		t.Fatalf("Watch after stop: %v, want UNAVAILABLE", err)
 	}
-	if r := report(t, c); !r.Clean() {
+	if r := report(t, c); r.ExitCode != 0 {
 		t.Fatalf("report cut %v", r.Cut)
 	}
 }
@@ -305,7 +306,7 @@ func TestUnaryCallInFlightAtD0Completes(t *testing.T) {
 	if err := waittest.Recv(t, stopped, waitTimeout, "Stop"); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if r := report(t, c); !r.Clean() || r.InFlightAtD0[grpcmod.InFlightGauge] != 1 {
+	if r := report(t, c); r.ExitCode != 0 || r.InFlightAtD0[grpcmod.InFlightGauge] != 1 {
 		t.Fatalf("report: cut %v, in flight at D0 %v; want clean with 1 rpc at D0", r.Cut, r.InFlightAtD0)
 	}
 }
@@ -338,7 +339,7 @@ func TestStreamEndsWithUnavailableAtTheStopPhase(t *testing.T) {
 	if err := waittest.Recv(t, stopped, waitTimeout, "Stop"); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if r := report(t, c); !r.Clean() {
+	if r := report(t, c); r.ExitCode != 0 {
 		t.Fatalf("report cut %v, want clean", r.Cut)
 	}
 }
@@ -363,7 +364,7 @@ func TestStreamThatIgnoresItsContextIsCutAtTheStopDeadline(t *testing.T) {
 	}
 
 	c.BeginDrain("test")
-	d0 := c.Telemetry().Snapshot().D0
+	d0 := c.Telemetry().Report().D0
 	stopped := make(chan error, 1)
 	go func() { stopped <- srv.Stop(context.Background()) }()
 	waittest.Recv(t, c.Reached(lifecycle.StateStopping), waitTimeout, "the stop phase")
@@ -388,7 +389,7 @@ func TestStreamThatIgnoresItsContextIsCutAtTheStopDeadline(t *testing.T) {
 	if err := stream.RecvMsg(new(wrapperspb.StringValue)); err == nil {
 		t.Fatal("the stream goes on after the stop")
 	}
-	if r := report(t, c); r.Cut[lifecycle.CutRPCs] != 1 || r.ExitCode != 1 {
+	if r := report(t, c); r.Cut[grpcmod.CutRPCs] != 1 || r.ExitCode != 1 {
 		t.Fatalf("report cut %v exit %d, want rpcs=1 exit 1", r.Cut, r.ExitCode)
 	}
 	close(svc.unstuck) // a handler that ignores its context is left running by the cut
@@ -437,7 +438,7 @@ func TestStartFailsOnABusyAddress(t *testing.T) {
 	if err := srv.Start(t.Context()); err == nil {
 		t.Fatal("started after the stop phase")
 	}
-	if r := report(t, c); !r.Clean() {
+	if r := report(t, c); r.ExitCode != 0 {
 		t.Fatalf("report of a server that never started: cut %v, hooks %+v", r.Cut, r.Hooks)
 	}
 }

@@ -48,7 +48,7 @@ func TestModuleBoot(t *testing.T) {
 	kill.Store(&k)
 	app.RequireStop()
 	waittest.Recv(t, w.Done(), eventTimeout, "the read at D0")
-	rep, _ := c.Telemetry().Report()
+	rep := c.Telemetry().Report()
 	if rep.Grace == nil || rep.Grace.Source != kubemod.Source || rep.DrainEndedBy != lifecycle.DrainEndedDeadline {
 		t.Errorf("report grace %+v, drain ended by %q; want the deletion's deadline and the drain ended by it", rep.Grace, rep.DrainEndedBy)
 	}

@@ -137,7 +137,7 @@ func (w *Watcher) stop(ctx context.Context) error {
 func (w *Watcher) run(parent context.Context, cancelParent context.CancelCauseFunc) {
 	defer close(w.done)
 	defer cancelParent(nil)
-	d0 := w.c.Telemetry().Snapshot().D0
+	d0 := w.c.Telemetry().Report().D0
 	ctx, cancel := context.WithTimeoutCause(parent, w.cfg.Timeout,
 		fmt.Errorf("no answer within %v (Timeout)", w.cfg.Timeout))
 	defer cancel()

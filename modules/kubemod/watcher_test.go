@@ -84,15 +84,15 @@ func (r *run) stopNow(t *testing.T) lifecycle.Report {
 	cancel()
 	_ = r.c.Stop(ctx)
 	waittest.Recv(t, r.c.Reached(lifecycle.StateStopped), eventTimeout, "the report")
-	rep, _ := r.c.Telemetry().Report()
+	rep := r.c.Telemetry().Report()
 	return rep
 }
 
 // drain begins the drain as SIGTERM would and returns D0.
 func (r *run) drain() time.Time {
 	r.c.MarkStarted()
-	r.c.BeginDrain(lifecycle.ReasonSignal)
-	return r.c.Telemetry().Snapshot().D0
+	r.c.BeginDrain(lifecycle.Reason("signal terminated"))
+	return r.c.Telemetry().Report().D0
 }
 
 // atD0 returns the watcher's log entries after its start-up line.
@@ -334,7 +334,7 @@ func TestStopPhaseCancelsTheRead(t *testing.T) {
 	if err := waittest.Recv(t, stopped, eventTimeout, "the stop"); err != nil {
 		t.Fatal(err)
 	}
-	rep, _ := r.c.Telemetry().Report()
+	rep := r.c.Telemetry().Report()
 	if !waittest.Closed(r.w.Done()) {
 		t.Error("the report is out and the read is still under way")
 	}
@@ -379,7 +379,7 @@ func TestOff(t *testing.T) {
 	if len(all) != 1 || all[0].Level != zapcore.InfoLevel || !strings.Contains(all[0].Message, "off (no pod name: set POD_NAME") {
 		t.Errorf("logs %v, want one INFO line saying it is off", all)
 	}
-	rep, _ := c.Telemetry().Report()
+	rep := c.Telemetry().Report()
 	for _, h := range rep.Hooks {
 		if h.Name == kubemod.StopParticipant {
 			t.Errorf("stop participant %q registered while off", h.Name)

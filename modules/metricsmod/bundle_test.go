@@ -56,7 +56,7 @@ func TestWebBundleMetrics(t *testing.T) {
 		`drainfx_state{state="serving"} 1`,
 		`drainfx_inflight_requests 0`,
 		`drainfx_cut_total{kind="requests"} 0`,
-		`drainfx_phase_planned_seconds{phase="drain"} 0.05`, // the fixed drain
+		`drainfx_phase_planned_seconds{phase="draining"} 0.05`, // the fixed drain
 		"go_goroutines ",
 		"process_cpu_seconds_total ",
 	} {

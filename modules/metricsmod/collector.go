@@ -1,8 +1,10 @@
 package metricsmod
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
 	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/probemod"
@@ -16,11 +18,14 @@ const (
 	gaugeRequests  = "requests"  // httpmod.InFlightGauge
 	gaugeWebSocket = "websocket" // wsmod.KindWebSocket
 	gaugeSSE       = "sse"       // wsmod.KindSSE
+
+	cutRequests lifecycle.CutKind = "requests" // httpmod.CutRequests
+	cutSessions lifecycle.CutKind = "sessions" // wsmod.CutSessions
 )
 
 // cutKinds are always exported, 0 until something is cut, so that rate()
 // and increase() see the series from the start.
-var cutKinds = []lifecycle.CutKind{lifecycle.CutRequests, lifecycle.CutSessions, lifecycle.CutHooks, lifecycle.CutHookErrors}
+var cutKinds = []lifecycle.CutKind{cutRequests, cutSessions, lifecycle.CutHooks, lifecycle.CutHookErrors}
 
 // states are every state, in order: drainfx_state has a series for each.
 var states = []lifecycle.State{
@@ -43,7 +48,6 @@ type Collector struct {
 	drainArrivals, drainLast    *prometheus.Desc
 	drainRate, drainQuiet       *prometheus.Desc
 	drainEnded                  *prometheus.Desc
-	prestopRefused              *prometheus.Desc
 }
 
 // NewCollector returns the collector of c's metrics.
@@ -68,8 +72,7 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 		drainLast:        d("drain_last_arrival_seconds", "When the last of them arrived, in seconds after D0: the propagation delay this pod observed."),
 		drainRate:        d("drain_traffic_rate_per_second", "The rate at which work arrives, as the adaptive drain estimates it: over the last minute while serving, over the minute before D0 once draining."),
 		drainQuiet:       d("drain_quiet_seconds", "The adaptive drain's quiet period — how long without a new connection ends it: the one it would use now while serving, the one it used once draining."),
-		drainEnded:       d("drain_ended", "1 once the drain has ended, labelled with why: delay, quiet, max, deadline, abort or not_serving.", "by"),
-		prestopRefused:   d("prestop_refused_total", "PreStop calls refused for a bad or missing token."),
+		drainEnded:       d("drain_ended", "1 once the drain has ended, labelled with why: delay, quiet, max, deadline or abort (absent for a service that never served).", "by"),
 	}
 }
 
@@ -77,7 +80,7 @@ func NewCollector(c *lifecycle.Coordinator) *Collector {
 func (x *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		x.state, x.stateNumber, x.d0, x.inflightRequests, x.inflight, x.sessions, x.sessionsEnded,
-		x.phaseDuration, x.phasePlanned, x.cuts, x.hookDuration, x.prestopRefused,
+		x.phaseDuration, x.phasePlanned, x.cuts, x.hookDuration,
 		x.drainArrivals, x.drainLast, x.drainRate, x.drainQuiet, x.drainEnded,
 	} {
 		ch <- d
@@ -86,7 +89,7 @@ func (x *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements [prometheus.Collector].
 func (x *Collector) Collect(ch chan<- prometheus.Metric) {
-	s := x.c.Telemetry().Snapshot()
+	s := x.c.Telemetry().Report()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -98,16 +101,16 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(x.state, boolValue(s.State == st), labelValue(st.String()))
 	}
 	gauge(x.stateNumber, float64(s.State))
-	if s.D0.IsZero() && s.Drain.Rate.Window > 0 {
+	if s.D0.IsZero() && s.Drain.Window > 0 {
 		// Before D0: what a drain beginning now would judge by.
-		gauge(x.drainRate, s.Drain.Rate.PerSecond)
+		gauge(x.drainRate, s.Drain.PerSecond)
 		gauge(x.drainQuiet, s.Drain.Quiet.Seconds())
 	}
 	if !s.D0.IsZero() {
 		gauge(x.d0, float64(s.D0.UnixNano())/1e9, labelValue(string(s.Reason)))
 		counter(x.drainArrivals, float64(s.Drain.Arrivals))
 		gauge(x.drainLast, s.Drain.LastArrival.Seconds())
-		gauge(x.drainRate, s.Drain.Rate.PerSecond)
+		gauge(x.drainRate, s.Drain.PerSecond)
 		gauge(x.drainQuiet, s.Drain.Quiet.Seconds())
 		if s.DrainEndedBy != "" {
 			gauge(x.drainEnded, 1, labelValue(string(s.DrainEndedBy)))
@@ -130,11 +133,20 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(x.sessionsEnded, float64(e.Aborted), kind, "aborted")
 	}
 
-	for _, p := range x.c.Plan().Phases() {
-		gauge(x.phasePlanned, p.Planned.Seconds(), p.Name)
+	plan := x.c.Plan()
+	for _, p := range []struct {
+		state   lifecycle.State
+		planned time.Duration
+	}{
+		{lifecycle.StateDraining, plan.DrainEnd},
+		{lifecycle.StateDrained, 0}, // waiting for the stop: none under SIGTERM
+		{lifecycle.StateStopping, plan.StopDeadline - plan.DrainEnd},
+		{lifecycle.StateTearingDown, plan.TeardownDeadline - plan.StopDeadline},
+	} {
+		gauge(x.phasePlanned, p.planned.Seconds(), labelValue(p.state.String()))
 	}
 	for _, p := range s.Phases {
-		gauge(x.phaseDuration, p.Actual.Seconds(), p.Name)
+		gauge(x.phaseDuration, p.Actual.Seconds(), labelValue(p.Name))
 	}
 
 	for _, kind := range cutKinds {
@@ -156,8 +168,6 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 	for name, v := range hooks {
 		gauge(x.hookDuration, v, name)
 	}
-
-	counter(x.prestopRefused, float64(s.PrestopRefused))
 }
 
 // CheckCollector exports the readiness checks' results and durations. It
@@ -165,6 +175,7 @@ func (x *Collector) Collect(ch chan<- prometheus.Metric) {
 type CheckCollector struct {
 	p                                 *probemod.Probes
 	passing, duration, runs, failures *prometheus.Desc
+	prestopRefused                    *prometheus.Desc
 }
 
 // NewCheckCollector returns the collector of p's checks.
@@ -178,6 +189,8 @@ func NewCheckCollector(p *probemod.Probes) *CheckCollector {
 		duration: d("duration_seconds", "How long the readiness check's last run took."),
 		runs:     d("runs_total", "Runs of the readiness check that concluded, timeouts included."),
 		failures: d("failures_total", "Runs of the readiness check that failed."),
+		prestopRefused: prometheus.NewDesc("drainfx_prestop_refused_total",
+			"PreStop calls refused for a bad or missing token.", nil, nil),
 	}
 }
 
@@ -187,10 +200,12 @@ func (x *CheckCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- x.duration
 	ch <- x.runs
 	ch <- x.failures
+	ch <- x.prestopRefused
 }
 
 // Collect implements [prometheus.Collector].
 func (x *CheckCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(x.prestopRefused, prometheus.CounterValue, float64(x.p.PrestopRefused()))
 	for _, st := range x.p.CheckStats() {
 		ch <- prometheus.MustNewConstMetric(x.runs, prometheus.CounterValue, float64(st.Runs), st.Name)
 		ch <- prometheus.MustNewConstMetric(x.failures, prometheus.CounterValue, float64(st.Failures), st.Name)

@@ -94,7 +94,7 @@ func TestCollector(t *testing.T) {
 	go func() { stopped <- c.Stop(context.Background()) }()
 	waittest.Recv(t, inStop, eventTimeout, "the stop phase")
 	clk.Advance(time.Second)
-	tel.RecordCut(lifecycle.CutSessions, 1)
+	tel.RecordCut(lifecycle.CutKind("sessions"), 1)
 	tel.RecordCut("queries", 2)
 	close(releaseStop)
 	waittest.Recv(t, inHold, eventTimeout, "the last teardown hook")
@@ -111,7 +111,7 @@ drainfx_cut_total{kind="sessions"} 1
 # HELP drainfx_drain_arrivals_total New connections that reached the public listeners after D0 (the proxies still sending).
 # TYPE drainfx_drain_arrivals_total counter
 drainfx_drain_arrivals_total 1
-# HELP drainfx_drain_ended 1 once the drain has ended, labelled with why: delay, quiet, max, deadline, abort or not_serving.
+# HELP drainfx_drain_ended 1 once the drain has ended, labelled with why: delay, quiet, max, deadline or abort (absent for a service that never served).
 # TYPE drainfx_drain_ended gauge
 drainfx_drain_ended{by="delay"} 1
 # HELP drainfx_drain_last_arrival_seconds When the last of them arrived, in seconds after D0: the propagation delay this pod observed.
@@ -138,19 +138,16 @@ drainfx_inflight{kind="rpcs"} 0
 drainfx_inflight_requests 0
 # HELP drainfx_phase_duration_seconds How long each shutdown phase begun so far has lasted; the running one grows.
 # TYPE drainfx_phase_duration_seconds gauge
-drainfx_phase_duration_seconds{phase="drain"} 2
-drainfx_phase_duration_seconds{phase="stop"} 1
-drainfx_phase_duration_seconds{phase="teardown"} 0.5
-drainfx_phase_duration_seconds{phase="wait"} 0
+drainfx_phase_duration_seconds{phase="draining"} 2
+drainfx_phase_duration_seconds{phase="stopping"} 1
+drainfx_phase_duration_seconds{phase="tearing_down"} 0.5
+drainfx_phase_duration_seconds{phase="drained"} 0
 # HELP drainfx_phase_planned_seconds The budget's planned duration of each shutdown phase.
 # TYPE drainfx_phase_planned_seconds gauge
-drainfx_phase_planned_seconds{phase="drain"} 2
-drainfx_phase_planned_seconds{phase="stop"} 4
-drainfx_phase_planned_seconds{phase="teardown"} 3
-drainfx_phase_planned_seconds{phase="wait"} 0
-# HELP drainfx_prestop_refused_total PreStop calls refused for a bad or missing token.
-# TYPE drainfx_prestop_refused_total counter
-drainfx_prestop_refused_total 0
+drainfx_phase_planned_seconds{phase="draining"} 2
+drainfx_phase_planned_seconds{phase="stopping"} 4
+drainfx_phase_planned_seconds{phase="tearing_down"} 3
+drainfx_phase_planned_seconds{phase="drained"} 0
 # HELP drainfx_sessions Long-lived sessions open.
 # TYPE drainfx_sessions gauge
 drainfx_sessions{kind="websocket"} 2
@@ -224,6 +221,9 @@ drainfx_check_failures_total{check="db"} 0
 # TYPE drainfx_check_runs_total counter
 drainfx_check_runs_total{check="cache"} 0
 drainfx_check_runs_total{check="db"} 0
+# HELP drainfx_prestop_refused_total PreStop calls refused for a bad or missing token.
+# TYPE drainfx_prestop_refused_total counter
+drainfx_prestop_refused_total 0
 `
 	if err := testutil.CollectAndCompare(col, strings.NewReader(before)); err != nil {
 		t.Error(err)

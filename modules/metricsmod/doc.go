@@ -12,7 +12,7 @@
 // # Metrics
 //
 // From the [lifecycle.Coordinator] ([NewCollector]), read from its
-// [lifecycle.Telemetry.Snapshot] and its [lifecycle.Plan]. Label values are
+// [lifecycle.Telemetry.Report] and its [lifecycle.Plan]. Label values are
 // snake_case, as Prometheus' conventions have it: the state "tearing down"
 // of the logs is "tearing_down" here, the reason "signal terminated" is
 // "signal_terminated". The names and values are stable.
@@ -24,7 +24,7 @@
 //	drainfx_sessions{kind}                      open long-lived sessions: websocket, sse (wsmod)
 //	drainfx_sessions_ended_total{kind,outcome}  sessions ended: clean, forced, aborted (wsmod)
 //	drainfx_inflight{kind}                      any other gauge tracked with Telemetry.TrackInFlight (grpcmod: rpcs)
-//	drainfx_phase_duration_seconds{phase}       how long each phase begun so far has lasted (drain, wait, stop, teardown); the running one grows
+//	drainfx_phase_duration_seconds{phase}       how long each phase begun so far has lasted (draining, drained, stopping, tearing_down); the running one grows
 //	drainfx_phase_planned_seconds{phase}        the budget's plan for each phase
 //	drainfx_cut_total{kind}                     work cut at a deadline or failed: requests, sessions, rpcs, hooks (overran), hook_errors (returned an error), and any other kind recorded
 //	drainfx_hook_duration_seconds{hook}         how long each stop participant (AtStop: http, grpc, …) and teardown hook (AtTeardown) took
@@ -32,7 +32,7 @@
 //	drainfx_drain_last_arrival_seconds          the last of them, after D0: the propagation delay this pod observed
 //	drainfx_drain_traffic_rate_per_second       the rate of work arriving (the adaptive drain's estimate): live while serving, the minute before D0 after it
 //	drainfx_drain_quiet_seconds                 the adaptive drain's quiet period: the one it would use now while serving, the one it used after D0
-//	drainfx_drain_ended{by}                     1 once the drain has ended: delay, quiet, max, deadline, abort, not_serving
+//	drainfx_drain_ended{by}                     1 once the drain has ended: delay, quiet, max, deadline, abort
 //	drainfx_prestop_refused_total               preStop calls refused for a bad or missing token (the log shows the first, then one every 10 s)
 //
 // From the readiness checks of [probemod.Probes] ([NewCheckCollector]):

@@ -145,7 +145,7 @@ func TestScrapeDuringDrain(t *testing.T) {
 	if _, ok := f.value("drainfx_drain_start_timestamp_seconds", "reason", "prestop"); !ok {
 		t.Error("no drainfx_drain_start_timestamp_seconds{reason=prestop}")
 	}
-	if _, ok := f.value("drainfx_phase_duration_seconds", "phase", "drain"); !ok {
+	if _, ok := f.value("drainfx_phase_duration_seconds", "phase", "draining"); !ok {
 		t.Error("no drain phase duration while draining")
 	}
 
@@ -178,12 +178,12 @@ func TestScrapeDuringDrain(t *testing.T) {
 	if _, ok := f.value("drainfx_hook_duration_seconds", "hook", "http"); !ok {
 		t.Error("no drainfx_hook_duration_seconds{hook=http}: the server's stop participant")
 	}
-	for _, phase := range []string{"drain", "wait", "stop", "teardown"} {
+	for _, phase := range []string{"draining", "drained", "stopping", "tearing_down"} {
 		if _, ok := f.value("drainfx_phase_duration_seconds", "phase", phase); !ok {
 			t.Errorf("no duration of phase %s in the teardown", phase)
 		}
 	}
-	if v, _ := f.value("drainfx_phase_duration_seconds", "phase", "drain"); v != 5 {
+	if v, _ := f.value("drainfx_phase_duration_seconds", "phase", "draining"); v != 5 {
 		t.Errorf("drain phase = %vs, want 5s", v)
 	}
 	if v, ok := f.value("drainfx_cut_total", "kind", "requests"); !ok || v != 0 {
@@ -205,7 +205,7 @@ func TestScrapeDuringDrain(t *testing.T) {
 	if _, ok := f.value("drainfx_hook_duration_seconds", "hook", "hold"); !ok {
 		t.Error("no drainfx_hook_duration_seconds{hook=hold}")
 	}
-	if r, _ := c.Telemetry().Report(); r.Reason != lifecycle.ReasonPrestop || r.InFlightAtD0["requests"] != 1 || r.ExitCode != 0 {
+	if r := c.Telemetry().Report(); r.Reason != lifecycle.ReasonPrestop || r.InFlightAtD0["requests"] != 1 || r.ExitCode != 0 {
 		t.Errorf("report = %+v", r)
 	}
 }

@@ -44,7 +44,7 @@ func TestPrestopRefusedCounted(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				req.Header.Set(lifecycle.PrestopHeader, "guess")
+				req.Header.Set(probemod.PrestopHeader, "guess")
 				resp, err := client.Do(req)
 				if err != nil {
 					t.Errorf("caller %d: %v", i, err)

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/drainfx/drainfx/internal/clockctx"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/probemod"
 )
@@ -128,7 +129,7 @@ func (h *closeHook) run(ctx context.Context) error {
 		clock := h.c.Clock()
 		lead := min(dl.Sub(clock.Now())/10, cutLead)
 		var cancel context.CancelFunc
-		closeCtx, cancel = lifecycle.ContextUntil(ctx, clock, dl.Add(-lead))
+		closeCtx, cancel = clockctx.Until(ctx, clock, dl.Add(-lead))
 		defer cancel()
 	}
 	err := h.pool.Close(closeCtx)
@@ -171,7 +172,7 @@ func cancelAtDrain(ctx context.Context, c *lifecycle.Coordinator) (_ context.Con
 		defer close(done)
 		select {
 		case <-c.Reached(lifecycle.StateDraining):
-			reason := c.Telemetry().Snapshot().Reason
+			reason := c.Telemetry().Report().Reason
 			cancel(fmt.Errorf("%w: the drain began (%s)", ErrStartCut, reason))
 		case <-ctx.Done():
 		}

@@ -60,7 +60,8 @@ func newCoordinator(t *testing.T, cfg lifecycle.Config, opts ...lifecycle.Option
 // report returns the coordinator's report; the shutdown must be over.
 func report(t *testing.T, c *lifecycle.Coordinator) lifecycle.Report {
 	t.Helper()
-	r, ok := c.Telemetry().Report()
+	r := c.Telemetry().Report()
+	ok := r.State == lifecycle.StateStopped
 	if !ok {
 		t.Fatal("no report: the shutdown is not over")
 	}
@@ -153,7 +154,7 @@ func TestDrainWorkerStopsAtD0TeardownWorkerAtStop(t *testing.T) {
 	if got := s.Running(); len(got) != 0 {
 		t.Fatalf("Running() after Stop = %v", got)
 	}
-	if r := report(t, c); !r.Clean() || !r.Served {
+	if r := report(t, c); r.ExitCode != 0 || !r.Served {
 		t.Fatalf("report not clean, or no drain: %+v", r)
 	}
 }
@@ -178,13 +179,13 @@ func TestTeardownWorkersStopInReverseOrder(t *testing.T) {
 	// The coordinator ran the teardown hooks, in reverse order of Add,
 	// after the supervisor's stop participant.
 	r := report(t, c)
-	if got, want := hookNames(r, lifecycle.PhaseStop), []string{"drain workers"}; !slices.Equal(got, want) {
+	if got, want := hookNames(r, lifecycle.StateStopping.String()), []string{"drain workers"}; !slices.Equal(got, want) {
 		t.Fatalf("report stop participants %v, want %v", got, want)
 	}
-	if got, want := hookNames(r, lifecycle.PhaseTeardown), []string{"worker c", "worker b", "worker a"}; !slices.Equal(got, want) {
+	if got, want := hookNames(r, lifecycle.StateTearingDown.String()), []string{"worker c", "worker b", "worker a"}; !slices.Equal(got, want) {
 		t.Fatalf("report teardown hooks %v, want %v", got, want)
 	}
-	if !r.Clean() {
+	if r.ExitCode != 0 {
 		t.Fatalf("report not clean: %+v", r)
 	}
 }
@@ -208,7 +209,7 @@ func TestWorkersNeverStartedStopAtOnce(t *testing.T) {
 		t.Fatalf("Stop: %v", err)
 	}
 	r := report(t, c)
-	if !r.Clean() || len(r.Hooks) != 2 {
+	if r.ExitCode != 0 || len(r.Hooks) != 2 {
 		t.Fatalf("report %+v, want clean with the two hooks", r)
 	}
 	for _, h := range r.Hooks {
@@ -262,10 +263,10 @@ func TestTeardownWorkerIgnoringContextIsCutNextStillStops(t *testing.T) {
 		t.Fatalf("Running() = %v, want stuck left behind", got)
 	}
 	r := report(t, c)
-	if r.Clean() || r.Cut[lifecycle.CutHooks] != 1 {
+	if r.ExitCode == 0 || r.Cut[lifecycle.CutHooks] != 1 {
 		t.Fatalf("report cut %v, want hooks=1", r.Cut)
 	}
-	if got, want := hookNames(r, lifecycle.PhaseTeardown), []string{"worker stuck", "worker polite"}; !slices.Equal(got, want) {
+	if got, want := hookNames(r, lifecycle.StateTearingDown.String()), []string{"worker stuck", "worker polite"}; !slices.Equal(got, want) {
 		t.Fatalf("report teardown hooks %v, want %v", got, want)
 	}
 	stuck, polite := r.Hooks[len(r.Hooks)-2], r.Hooks[len(r.Hooks)-1]

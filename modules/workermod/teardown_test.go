@@ -233,17 +233,17 @@ func testTeardownAfterTheServers(t *testing.T, modules func(worker fx.Option) []
 		t.Errorf("db after stop: ping = %v, want closed", err)
 	}
 
-	r, _ := c.Telemetry().Report()
+	r := c.Telemetry().Report()
 	// Every stop participant ran before every teardown hook.
 	var stops, teardowns []string
 	for _, h := range r.Hooks {
 		switch h.Phase {
-		case lifecycle.PhaseStop:
+		case lifecycle.StateStopping.String():
 			if len(teardowns) > 0 {
 				t.Errorf("stop participant %s reported after the teardown hooks %v", h.Name, teardowns)
 			}
 			stops = append(stops, h.Name)
-		case lifecycle.PhaseTeardown:
+		case lifecycle.StateTearingDown.String():
 			teardowns = append(teardowns, h.Name)
 		}
 		if h.Overran != (h.Name == "worker jobs") {
@@ -256,7 +256,7 @@ func testTeardownAfterTheServers(t *testing.T, modules func(worker fx.Option) []
 	if want := []string{"worker jobs", "grpc client backend", "sql"}; !slices.Equal(teardowns, want) {
 		t.Fatalf("report teardown hooks %v, want %v", teardowns, want)
 	}
-	if r.Cut[lifecycle.CutHooks] != 1 || r.Cut[lifecycle.CutRequests] != 0 || r.ExitCode != 1 {
+	if r.Cut[lifecycle.CutHooks] != 1 || r.Cut[lifecycle.CutKind("requests")] != 0 || r.ExitCode != 1 {
 		t.Fatalf("report cut %v exit %d, want hooks=1 and no request cut, exit 1", r.Cut, r.ExitCode)
 	}
 	// The worker was cut at its deadline: its share of the teardown, not

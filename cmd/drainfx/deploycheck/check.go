@@ -325,7 +325,7 @@ func (c *checker) container(i int, ct corev1.Container) {
 			}
 			var got []string
 			for _, hd := range g.HTTPHeaders {
-				if strings.EqualFold(hd.Name, lifecycle.PrestopHeader) {
+				if strings.EqualFold(hd.Name, probemod.PrestopHeader) {
 					got = append(got, hd.Value)
 				}
 			}
@@ -334,13 +334,13 @@ func (c *checker) container(i int, ct corev1.Container) {
 			case unresolved[modules.EnvPrestopToken]:
 				// said where it failed to resolve
 			case token == "" && len(got) > 0:
-				c.add(Warning, hat+".httpGet.httpHeaders", "%s is sent, but PRESTOP_TOKEN is empty: %s", lifecycle.PrestopHeader, noTokenRisk)
+				c.add(Warning, hat+".httpGet.httpHeaders", "%s is sent, but PRESTOP_TOKEN is empty: %s", probemod.PrestopHeader, noTokenRisk)
 				noToken = false
 			case token == "":
-				c.add(Warning, hat+".httpGet.httpHeaders", "no %s, and PRESTOP_TOKEN is empty: %s; set PRESTOP_TOKEN from a Secret and send it here", lifecycle.PrestopHeader, noTokenRisk)
+				c.add(Warning, hat+".httpGet.httpHeaders", "no %s, and PRESTOP_TOKEN is empty: %s; set PRESTOP_TOKEN from a Secret and send it here", probemod.PrestopHeader, noTokenRisk)
 				noToken = false
 			case token != "" && (len(got) != 1 || got[0] != token):
-				c.add(Error, hat+".httpGet.httpHeaders", "%s does not carry PRESTOP_TOKEN: /prestop answers 401 and the drain begins only at SIGTERM", lifecycle.PrestopHeader)
+				c.add(Error, hat+".httpGet.httpHeaders", "%s does not carry PRESTOP_TOKEN: /prestop answers 401 and the drain begins only at SIGTERM", probemod.PrestopHeader)
 			}
 		case h.Sleep != nil:
 			d0 = time.Duration(h.Sleep.Seconds) * time.Second

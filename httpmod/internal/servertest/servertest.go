@@ -66,7 +66,8 @@ func WaitReport(t testing.TB, c *lifecycle.Coordinator) lifecycle.Report {
 	if err := c.Stop(ctx); err != nil {
 		t.Fatalf("waiting for the report: %v", err)
 	}
-	r, ok := c.Telemetry().Report()
+	r := c.Telemetry().Report()
+	ok := r.State == lifecycle.StateStopped
 	if !ok {
 		t.Fatal("no report after Stop")
 	}

@@ -1,4 +1,4 @@
-package lifecycle_test
+package probemod_test
 
 import (
 	"context"
@@ -12,16 +12,20 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/drainfx/drainfx/internal/clocktest"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
+	"github.com/drainfx/drainfx/probemod"
 )
 
 type prestopResult struct {
 	status int
 	header http.Header
-	body   lifecycle.PrestopResponse
+	body   probemod.PrestopResponse
 	raw    string
 	err    error
 }
@@ -32,7 +36,7 @@ func callPrestop(ctx context.Context, method, url, token string) prestopResult {
 		return prestopResult{err: err}
 	}
 	if token != "" {
-		req.Header.Set(lifecycle.PrestopHeader, token)
+		req.Header.Set(probemod.PrestopHeader, token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -53,16 +57,20 @@ func goPrestop(ctx context.Context, method, url, token string) <-chan prestopRes
 	return ch
 }
 
-func newPrestopServer(t *testing.T, c *lifecycle.Coordinator) *httptest.Server {
+func newPrestopServer(t *testing.T, c *lifecycle.Coordinator, log ...*zap.Logger) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(c.PrestopHandler())
+	l := zap.NewNop()
+	if len(log) > 0 {
+		l = log[0]
+	}
+	srv := httptest.NewServer(probemod.NewPrestopHandler(c, l))
 	t.Cleanup(srv.Close) // waits for the handlers to return
 	return srv
 }
 
 func TestPrestopBlocksUntilDrainEnd(t *testing.T) {
 	t.Parallel()
-	c, clk, _ := newFake(t, testConfig())
+	c, clk, _, _ := newFake(t, testConfig())
 	c.MarkStarted()
 	srv := newPrestopServer(t, c)
 
@@ -86,8 +94,8 @@ func TestPrestopBlocksUntilDrainEnd(t *testing.T) {
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q", ct)
 	}
-	d0 := c.Telemetry().Snapshot().D0
-	want := lifecycle.PrestopResponse{State: "drained", Reason: "prestop", D0: d0, DrainEndedBy: "delay", Waited: "2s"}
+	d0 := report(c).D0
+	want := probemod.PrestopResponse{State: "drained", Reason: "prestop", D0: d0, DrainEndedBy: "delay", Waited: "2s"}
 	if !r.body.D0.Equal(want.D0) {
 		t.Errorf("d0 = %v, want %v", r.body.D0, want.D0)
 	}
@@ -103,7 +111,7 @@ func TestPrestopBlocksUntilDrainEnd(t *testing.T) {
 	}
 }
 
-func TestPrestopToken(t *testing.T) {
+func TestPrestopTokenChecked(t *testing.T) {
 	t.Parallel()
 	const token = "s3cret-token"
 	tests := []struct {
@@ -130,12 +138,12 @@ func TestPrestopToken(t *testing.T) {
 			}
 			t.Cleanup(func() { stopNow(t, c) })
 			c.MarkStarted()
-			srv := newPrestopServer(t, c)
+			srv := newPrestopServer(t, c, log)
 			r := waittest.Recv(t, goPrestop(context.Background(), tt.giveMethod, srv.URL, tt.giveToken), eventTimeout, "the preStop answer")
 			if r.err != nil || r.status != tt.wantStatus {
 				t.Fatalf("preStop = %d %q, %v; want %d", r.status, r.raw, r.err, tt.wantStatus)
 			}
-			d0 := c.Telemetry().Snapshot().D0
+			d0 := report(c).D0
 			if got := !d0.IsZero(); got != tt.wantDrain {
 				t.Errorf("drain began = %v, want %v", got, tt.wantDrain)
 			}
@@ -172,9 +180,9 @@ func TestPrestopToken(t *testing.T) {
 
 func TestPrestopCallerLeaves(t *testing.T) {
 	t.Parallel()
-	c, clk, logs := newFake(t, testConfig())
+	c, clk, log, logs := newFake(t, testConfig())
 	c.MarkStarted()
-	srv := newPrestopServer(t, c)
+	srv := newPrestopServer(t, c, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	res := goPrestop(ctx, http.MethodGet, srv.URL, "")
 	waittest.Recv(t, c.Reached(lifecycle.StateDraining), eventTimeout, "the preStop call to begin the drain")
@@ -190,7 +198,7 @@ func TestPrestopCallerLeaves(t *testing.T) {
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
 	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "DrainDone")
-	if reason := c.Telemetry().Snapshot().Reason; reason != "prestop" {
+	if reason := report(c).Reason; reason != "prestop" {
 		t.Errorf("reason = %q", reason)
 	}
 }
@@ -217,7 +225,7 @@ func TestPrestopRealClock(t *testing.T) {
 // A preStop call that reaches a stopped coordinator answers at once.
 func TestPrestopAfterFinish(t *testing.T) {
 	t.Parallel()
-	c, _, _ := newFake(t, testConfig())
+	c, _, _, _ := newFake(t, testConfig())
 	c.MarkStarted()
 	stopNow(t, c)
 	srv := newPrestopServer(t, c)
@@ -233,15 +241,15 @@ func TestPrestopRefusedLogBounded(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
 	cfg.PrestopToken = "s3cret"
-	c, clk, logs := newFake(t, cfg)
+	c, clk, log, logs := newFake(t, cfg)
 	c.MarkStarted()
-	h := c.PrestopHandler()
+	h := probemod.NewPrestopHandler(c, log)
 	refuse := func(n int) {
 		var wg sync.WaitGroup
 		for range n {
 			wg.Go(func() {
 				req := httptest.NewRequest(http.MethodPost, "/prestop", nil)
-				req.Header.Set(lifecycle.PrestopHeader, "guess")
+				req.Header.Set(probemod.PrestopHeader, "guess")
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, req)
 				if w.Code != http.StatusUnauthorized {
@@ -253,7 +261,7 @@ func TestPrestopRefusedLogBounded(t *testing.T) {
 	}
 
 	refuse(300)
-	if got := c.Telemetry().Snapshot().PrestopRefused; got != 300 {
+	if got := h.Refused(); got != 300 {
 		t.Errorf("PrestopRefused() = %d, want 300", got)
 	}
 	refused := logs.FilterMessageSnippet("prestop refused").All()
@@ -299,8 +307,8 @@ func TestPrestopTokenCarriedAsWritten(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if err := lifecycle.CheckPrestopToken(tt.give); err != nil {
-				t.Fatalf("CheckPrestopToken = %v", err)
+			if err := (lifecycle.Config{PrestopToken: tt.give}).Validate(); err != nil {
+				t.Fatalf("Validate = %v", err)
 			}
 			c, err := lifecycle.New(lifecycle.Config{GracePeriod: 5 * s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, PrestopToken: tt.give})
 			if err != nil {
@@ -309,10 +317,10 @@ func TestPrestopTokenCarriedAsWritten(t *testing.T) {
 			t.Cleanup(func() { stopNow(t, c) })
 			c.MarkStarted()
 			srv := newPrestopServer(t, c)
-			if _, err := lifecycle.CallPrestop(t.Context(), srv.URL, tt.give+"x"); err == nil {
+			if _, err := probemod.CallPrestop(t.Context(), srv.URL, tt.give+"x"); err == nil {
 				t.Fatal("a wrong token was accepted")
 			}
-			if _, err := lifecycle.CallPrestop(t.Context(), srv.URL, tt.give); err != nil {
+			if _, err := probemod.CallPrestop(t.Context(), srv.URL, tt.give); err != nil {
 				t.Errorf("the right token: %v", err)
 			}
 		})
@@ -321,36 +329,91 @@ func TestPrestopTokenCarriedAsWritten(t *testing.T) {
 	// token exactly as written sees another, or none (net/http's client
 	// refuses to send a control byte).
 	for _, give := range []string{"s3cret\n", "s3cret\r\n", "s3\x00cret", "s3cret\x7f", "s3cret ", "\ts3cret"} {
-		if err := lifecycle.CheckPrestopToken(give); err == nil || strings.Contains(err.Error(), "s3") {
-			t.Errorf("CheckPrestopToken(%q) = %v, want an error that does not quote it", give, err)
+		if err := (lifecycle.Config{PrestopToken: give}).Validate(); err == nil || strings.Contains(err.Error(), "s3") {
+			t.Errorf("Validate with PrestopToken %q = %v, want an error that does not quote it", give, err)
 		}
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get(lifecycle.PrestopHeader) != give {
+			if r.Header.Get(probemod.PrestopHeader) != give {
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return
 			}
 			_, _ = io.WriteString(w, "{}")
 		}))
-		if _, err := lifecycle.CallPrestop(t.Context(), srv.URL, give); err == nil {
+		if _, err := probemod.CallPrestop(t.Context(), srv.URL, give); err == nil {
 			t.Errorf("%q went through HTTP unchanged: no need to refuse it", give)
 		}
 		srv.Close()
 	}
 }
 
-// A coordinator with no token says so once, at WARN, naming PRESTOP_TOKEN,
-// however often its handler is built; one with a token does not.
+// A handler built with no token says so, at WARN, naming PRESTOP_TOKEN;
+// one with a token does not.
 func TestPrestopWithoutTokenWarns(t *testing.T) {
 	t.Parallel()
 	for _, token := range []string{"", "s3cret"} {
 		cfg := testConfig()
 		cfg.PrestopToken = token
-		c, _, logs := newFake(t, cfg)
-		c.PrestopHandler()
-		c.PrestopHandler()
+		c, _, log, logs := newFake(t, cfg)
+		probemod.NewPrestopHandler(c, log)
 		warns := logs.FilterMessageSnippet("PRESTOP_TOKEN").FilterLevelExact(zapcore.WarnLevel).All()
 		if want := map[string]int{"": 1, "s3cret": 0}[token]; len(warns) != want {
 			t.Errorf("token %q: %d WARN lines naming PRESTOP_TOKEN, want %d; logged: %s", token, len(warns), want, messages(logs))
 		}
 	}
+}
+
+// The helpers of the preStop tests: a coordinator on a fake clock, its
+// logger observed.
+
+const (
+	s  = time.Second
+	ms = time.Millisecond
+	// eventTimeout bounds every wait on an event; reaching it is a failure.
+	eventTimeout = waitTimeout
+)
+
+// testConfig: a fixed drain of 2s, stop deadline D0+6s, teardown deadline
+// D0+9s.
+func testConfig() lifecycle.Config {
+	return lifecycle.Config{GracePeriod: 10 * s, DrainDelay: 2 * s, DrainQuiet: lifecycle.None, TeardownReserve: 3 * s, Margin: s}
+}
+
+func newObserved() (*zap.Logger, *observer.ObservedLogs) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	return zap.New(core), logs
+}
+
+// newFake returns a coordinator on a fake clock, its observed logger and
+// the logs; it is stopped when the test ends.
+func newFake(t *testing.T, cfg lifecycle.Config) (*lifecycle.Coordinator, clocktest.Clock, *zap.Logger, *observer.ObservedLogs) {
+	t.Helper()
+	clk := clocktest.New()
+	log, logs := newObserved()
+	c, err := lifecycle.New(cfg, lifecycle.WithClock(clk), lifecycle.WithLogger(log))
+	if err != nil {
+		t.Fatalf("New(%+v): %v", cfg, err)
+	}
+	t.Cleanup(func() { stopNow(t, c) })
+	return c, clk, log, logs
+}
+
+// report is the coordinator's report so far.
+func report(c *lifecycle.Coordinator) lifecycle.Report {
+	r := c.Telemetry().Report()
+	return r
+}
+
+// waitLog waits until an entry whose message contains snippet was logged.
+func waitLog(t *testing.T, logs *observer.ObservedLogs, snippet string) {
+	t.Helper()
+	waittest.Eventually(t, eventTimeout, func() bool { return logs.FilterMessageSnippet(snippet).Len() > 0 },
+		"a log entry containing "+snippet)
+}
+
+func messages(logs *observer.ObservedLogs) string {
+	var b strings.Builder
+	for _, e := range logs.All() {
+		b.WriteString("\n  " + e.Level.String() + " " + e.Message)
+	}
+	return b.String()
 }

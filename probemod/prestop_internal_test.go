@@ -1,4 +1,4 @@
-package lifecycle
+package probemod
 
 import (
 	"context"
@@ -9,6 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/drainfx/drainfx/lifecycle"
 )
 
 // The token's length is not told by the comparison's time:
@@ -25,12 +29,12 @@ func TestPrestopComparesDigestsOnly(t *testing.T) {
 	t.Cleanup(func() { constantTimeCompare = subtle.ConstantTimeCompare })
 
 	for _, token := range []string{"k", "s3cret-token", strings.Repeat("t", 100)} {
-		c, err := New(Config{GracePeriod: 5 * time.Second, DrainDelay: None, DrainQuiet: None, PrestopToken: token})
+		c, err := lifecycle.New(lifecycle.Config{GracePeriod: 5 * time.Second, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None, PrestopToken: token})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.MarkStarted()
-		h := c.PrestopHandler()
+		h := newPrestop(c, zap.NewNop())
 		call := func(header string) int {
 			req := httptest.NewRequest(http.MethodPost, "/prestop", nil)
 			req.Header.Set(PrestopHeader, header)
@@ -50,7 +54,7 @@ func TestPrestopComparesDigestsOnly(t *testing.T) {
 		cancel()
 		_ = c.Stop(ctx)
 		select {
-		case <-c.Reached(StateStopped):
+		case <-c.Reached(lifecycle.StateStopped):
 		case <-time.After(5 * time.Second):
 			t.Fatal("no report after an abandoned stop")
 		}
