@@ -126,6 +126,7 @@ type Drain struct {
 	noteConn     func(net.Addr) // c.Telemetry().NoteNewConnection; a field so tests can count
 
 	work      srvstate.Work // requests begun and ended (or hijacked): the in-flight count and the arrivals
+	cut       srvstate.Cut  // the requests cut at the stop deadline, named as their handlers return
 	conns     *connSet      // the connections of Listener's listeners
 	anyHijack atomic.Bool   // a request has been hijacked: the middleware looks for its own
 	// bodyTimeout is the read deadline of a request body, from its
@@ -372,10 +373,14 @@ func (d *Drain) stop(ctx context.Context) error {
 	d.conns.waitHTTP1(ctx)
 	err := srv.Shutdown(ctx) // at once for a server that never served
 	if ctx.Err() != nil && err != nil {
-		// Shutdown gave up: whatever is still in flight is cut.
+		// Shutdown gave up: whatever is still in flight is cut. Closing
+		// the connections cancels the requests' contexts; the handlers
+		// that heed them return at once, and the middleware names each
+		// by its route as it does.
 		cut := d.work.InFlight()
+		d.cut.Begin(cut)
 		_ = srv.Close() // its only error is closing the already closed listener
-		srvstate.RecordCut(d.c, d.log, CutRequests, cut, deadline)
+		srvstate.RecordCut(d.c, d.log, CutRequests, cut, deadline, d.cut.Wait(cutNamesWait)...)
 		err = nil
 	}
 	if done != nil {
@@ -410,6 +415,12 @@ func (d *Drain) stop(ctx context.Context) error {
 	}
 	return nil
 }
+
+// cutNamesWait bounds the wait, after the stop deadline, for the handlers
+// of the requests cut to return and name their routes: those that heed
+// their context's end do in microseconds; one that ignores it stays
+// unnamed.
+const cutNamesWait = 100 * time.Millisecond
 
 // CutHijacked is the kind of cut work counted for hijacked connections
 // (WebSocket handlers not run through wsmod) still open at the stop

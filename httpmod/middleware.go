@@ -39,9 +39,11 @@ func (d *Drain) Handler(h http.Handler) http.Handler {
 
 // middleware is the drain middleware: a plain [net/http.Handler] around the
 // app's handler. It costs two atomic adds (the in-flight count, which is
-// also the adaptive drain's arrival count), two atomic loads (the
-// coordinator's state; whether a connection was ever hijacked — once one
-// was, a context lookup finds whether the request's own was) and a
+// also the adaptive drain's arrival count), three atomic loads (the
+// coordinator's state; whether the stop deadline has cut the requests in
+// flight, whose routes then name them in the report; whether a connection
+// was ever hijacked — once one was, a context lookup finds whether the
+// request's own was) and a
 // deferred call, and allocates nothing while not draining. A request with
 // a body also costs its read deadline: a clock read and the deadline's
 // set, about 150 ns on a small VM whose clock reads are slow, nearly all
@@ -65,6 +67,9 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// A hijacked request left the count when it was hijacked.
 		if !d.anyHijack.Load() || !hijackedRequest(r) {
+			if d.cut.Cutting() {
+				d.cut.Add(routeOf(r)) // ended after the stop deadline: cut
+			}
 			d.work.End()
 		}
 		if v != nil {
@@ -130,6 +135,22 @@ func (d *Drain) recovered(w http.ResponseWriter, r *http.Request, v any) any {
 	h.Set("Connection", "close")
 	w.WriteHeader(http.StatusInternalServerError)
 	return nil
+}
+
+// routeOf names a request for the report of a cut: its route pattern, as
+// net/http's ServeMux (or a router that sets it) left it on the request
+// (the middleware runs outermost, in the same goroutine, so it reads it
+// after the handler), else its method and path, cut to 64 bytes (the
+// report keeps 8 names at most, so a path that varies cannot grow it).
+func routeOf(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	p := r.URL.Path
+	if len(p) > 64 {
+		p = p[:64] + "…"
+	}
+	return r.Method + " " + p
 }
 
 // isUpgrade reports whether the request asks to switch protocols

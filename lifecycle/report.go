@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -123,6 +124,11 @@ type Report struct {
 	InFlightAtD0 map[string]int64  `json:"inFlightAtD0"`
 	InFlightStop map[string]int64  `json:"inFlightAtStop"`
 	Cut          map[CutKind]int64 `json:"cut"`
+	// CutNames says, for the kinds whose recorders name what they cut, what
+	// it was: the route patterns of the requests cut, the methods of the
+	// RPCs (at most 8 names a kind, the rest as "other"). The units with no
+	// name are Cut's count less these; nil if nothing named was cut.
+	CutNames map[CutKind]map[string]int64 `json:"cutNames,omitempty"`
 	// Sessions is how the long-lived sessions of each kind ended, per
 	// [Telemetry.TrackSessions]: in the shutdown report, from D0 on; in a
 	// report so far, since they were first counted (counters, for
@@ -178,13 +184,35 @@ func (r Report) err() error {
 	return fmt.Errorf("%w: %s", ErrUnclean, r.cutText())
 }
 
-// cutText is what was cut, in words: "cut: requests 1, hook_errors 1".
+// cutText is what was cut, in words: "cut: requests 3 (GET /slow 2,
+// other 1), hook_errors 1", the names most cut first.
 func (r Report) cutText() string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(r.Cut)) {
-		if n := r.Cut[k]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		n := r.Cut[k]
+		if n <= 0 {
+			continue
 		}
+		part := fmt.Sprintf("%s %d", k, n)
+		if byName := r.CutNames[k]; len(byName) > 0 {
+			names := slices.SortedFunc(maps.Keys(byName), func(a, b string) int {
+				if c := cmp.Compare(byName[b], byName[a]); c != 0 {
+					return c
+				}
+				return strings.Compare(a, b)
+			})
+			var named []string
+			left := n
+			for _, name := range names {
+				named = append(named, fmt.Sprintf("%s %d", name, byName[name]))
+				left -= byName[name]
+			}
+			if left > 0 {
+				named = append(named, fmt.Sprintf("unnamed %d", left))
+			}
+			part += " (" + strings.Join(named, ", ") + ")"
+		}
+		parts = append(parts, part)
 	}
 	if len(parts) == 0 {
 		return "nothing cut"
@@ -272,6 +300,9 @@ func (r reportLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	_ = enc.AddReflected("inFlightAtD0", r.InFlightAtD0)
 	_ = enc.AddReflected("inFlightAtStop", r.InFlightStop)
 	_ = enc.AddReflected("cut", r.Cut)
+	if len(r.CutNames) > 0 {
+		_ = enc.AddReflected("cutNames", r.CutNames)
+	}
 	if r.Sessions != nil {
 		_ = enc.AddObject("sessions", zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
 			for _, k := range slices.Sorted(maps.Keys(r.Sessions)) {
@@ -313,6 +344,7 @@ func (r Report) clone() Report {
 	r.InFlightAtD0 = maps.Clone(r.InFlightAtD0)
 	r.InFlightStop = maps.Clone(r.InFlightStop)
 	r.Cut = maps.Clone(r.Cut)
+	r.CutNames = cloneCutNames(r.CutNames)
 	r.Sessions = maps.Clone(r.Sessions)
 	r.Hooks = slices.Clone(r.Hooks)
 	r.Drain = r.Drain.clone()
@@ -321,6 +353,17 @@ func (r Report) clone() Report {
 		r.Grace = &g
 	}
 	return r
+}
+
+func cloneCutNames(m map[CutKind]map[string]int64) map[CutKind]map[string]int64 {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[CutKind]map[string]int64, len(m))
+	for k, v := range m {
+		out[k] = maps.Clone(v)
+	}
+	return out
 }
 
 func (s DrainSeen) clone() DrainSeen {

@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -419,5 +420,45 @@ func TestReportReason(t *testing.T) {
 				t.Error("a signal reason in a test without signals")
 			}
 		})
+	}
+}
+
+// The names of cut work are bounded: 8 a kind, the rest counted as
+// "other", so that a name that varies with the request (a path) cannot
+// grow the report; names beyond the count are dropped; the summary puts
+// the names most cut first and says how many were unnamed.
+func TestRecordCutNamesBounded(t *testing.T) {
+	t.Parallel()
+	log, logs := newObserved()
+	c, err := lifecycle.New(lifecycle.Config{GracePeriod: 5 * s, DrainDelay: lifecycle.None, DrainQuiet: lifecycle.None,
+		IgnoreSignals: true}, lifecycle.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MarkStarted()
+	tel := c.Telemetry()
+	var paths []string
+	for i := range 20 {
+		paths = append(paths, fmt.Sprintf("GET /item/%d", i))
+	}
+	tel.RecordCut("requests", 25, paths...)
+	tel.RecordCut("requests", 3, "GET /item/0", "GET /item/0", "GET /item/0", "GET /extra") // one name too many
+	tel.RecordCut("rpcs", 1)
+	r := stopAndReportNoClock(t, c)
+	if r.Cut["requests"] != 28 || r.Cut["rpcs"] != 1 {
+		t.Errorf("cut %v", r.Cut)
+	}
+	names := r.CutNames["requests"]
+	var sum int64
+	for _, n := range names {
+		sum += n
+	}
+	if len(names) != 9 || names["other"] != 12 || names["GET /item/0"] != 4 || sum != 23 || r.CutNames["rpcs"] != nil {
+		t.Errorf("cut names %v, want 8 names and other=12, GET /item/0=4, 23 in all", r.CutNames)
+	}
+	e := logs.FilterLevelExact(zapcore.ErrorLevel).All()
+	if len(e) != 1 || !strings.Contains(e[0].Message, "requests 28 (other 12, GET /item/0 4, GET /item/1 1,") ||
+		!strings.Contains(e[0].Message, ", unnamed 5), rpcs 1") {
+		t.Errorf("ERROR lines %v", e)
 	}
 }

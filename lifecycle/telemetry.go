@@ -26,6 +26,7 @@ type Telemetry struct {
 	sessionSrcs []sessionSource
 	arrivalSrcs []func() int64
 	cuts        map[CutKind]int64
+	cutNames    map[CutKind]map[string]int64
 
 	// The timeline, written by the coordinator as it moves.
 	d0, stopAt   time.Time
@@ -54,7 +55,8 @@ type sessionSource struct {
 }
 
 func newTelemetry(clock Clock, plan Plan, state func() State, est *estimator) *Telemetry {
-	return &Telemetry{clock: clock, plan: plan, state: state, est: est, cuts: make(map[CutKind]int64)}
+	return &Telemetry{clock: clock, plan: plan, state: state, est: est, cuts: make(map[CutKind]int64),
+		cutNames: make(map[CutKind]map[string]int64)}
 }
 
 // TrackInFlight registers a gauge of work in flight (requests, open
@@ -101,16 +103,41 @@ func (t *Telemetry) TrackArrivals(read func() int64) {
 // call it. Before D0 it is one clock read and one atomic store.
 func (t *Telemetry) NoteNewConnection(remote net.Addr) { t.est.noteConn(remote) }
 
-// RecordCut counts n units of work of kind cut at a deadline. Any cut
-// makes the shutdown unclean (exit code 1).
-func (t *Telemetry) RecordCut(kind CutKind, n int64) {
+// RecordCut counts n units of work of kind cut at a deadline. names, if
+// known, name the units cut — a route pattern ("GET /orders/{id}"), an RPC
+// method — one name per unit, at most n: the report counts them by name
+// ([Report.CutNames]), for at most 8 names of a kind, the others as
+// "other" (a name that varies with the request, such as a path, cannot
+// grow it). Any cut makes the shutdown unclean (exit code 1).
+func (t *Telemetry) RecordCut(kind CutKind, n int64, names ...string) {
 	if n <= 0 {
 		return
 	}
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.cuts[kind] += n
-	t.mu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	byName := t.cutNames[kind]
+	if byName == nil {
+		byName = make(map[string]int64)
+		t.cutNames[kind] = byName
+	}
+	for _, name := range names[:min(int64(len(names)), n)] {
+		if _, ok := byName[name]; !ok && len(byName) >= maxCutNames {
+			name = cutOther
+		}
+		byName[name]++
+	}
 }
+
+// maxCutNames bounds the names of one kind of cut work in the report;
+// beyond them, the units are counted as cutOther.
+const (
+	maxCutNames = 8
+	cutOther    = "other"
+)
 
 // arrivals reads the sum of the arrival counters; false if there are none.
 func (t *Telemetry) arrivals() (int64, bool) {
@@ -267,6 +294,7 @@ func (t *Telemetry) reportLocked(now time.Time, state State) Report {
 		InFlightAtD0: maps.Clone(t.atD0),
 		InFlightStop: maps.Clone(t.atStop),
 		Cut:          maps.Clone(t.cuts),
+		CutNames:     cloneCutNames(t.cutNames),
 		Sessions:     t.sampleSessionsLocked(),
 		Hooks:        slices.Clone(t.hooks),
 	}

@@ -12,6 +12,7 @@ package srvstate
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,14 +84,14 @@ func (st *State) Stop(ctx context.Context, stop func(context.Context) error) err
 }
 
 // RecordCut records that a server gave up at the stop deadline with n units
-// of kind (its in-flight gauge: [lifecycle.CutKind("requests")],
-// [lifecycle.CutKind("rpcs")]) still in flight: it counts them with
-// [lifecycle.Telemetry.RecordCut] and logs once, a warning "<kind> cut" if
-// n > 0, else that the connections were closed at the deadline.
-func RecordCut(c *lifecycle.Coordinator, log *zap.Logger, kind lifecycle.CutKind, n int64, deadline time.Time) {
-	c.Telemetry().RecordCut(kind, n)
+// of kind (its in-flight gauge: httpmod's "requests", grpcmod's "rpcs")
+// still in flight, named by names as far as known ([Cut]): it counts them
+// with [lifecycle.Telemetry.RecordCut] and logs once, a warning "<kind>
+// cut" if n > 0, else that the connections were closed at the deadline.
+func RecordCut(c *lifecycle.Coordinator, log *zap.Logger, kind lifecycle.CutKind, n int64, deadline time.Time, names ...string) {
+	c.Telemetry().RecordCut(kind, n, names...)
 	if n > 0 {
-		log.Warn(string(kind)+" cut", zap.Int64("count", n), zap.Time("deadline", deadline))
+		log.Warn(string(kind)+" cut", zap.Int64("count", n), zap.Time("deadline", deadline), zap.Strings("names", names))
 	} else {
 		log.Info("connections closed at the stop deadline", zap.Time("deadline", deadline))
 	}
@@ -121,4 +122,69 @@ func (w *Work) Begun() int64 { return w.begun.Load() }
 func (w *Work) InFlight() int64 {
 	done := w.done.Load()
 	return w.begun.Load() - done
+}
+
+// Cut names the work a server cuts at the stop deadline. The server's
+// request path asks [Cut.Cutting] as each request or RPC ends (one atomic
+// load) and, once the server has given up ([Cut.Begin]), names the work
+// that ends then ([Cut.Add]: its route pattern or method, known once it
+// has been routed, in the goroutine that routed it). The server closes its
+// connections, waits a moment for the handlers to see it ([Cut.Wait]) and
+// records the cut with the names it got: a handler that ignores its
+// context stays unnamed. The zero value is ready to use.
+type Cut struct {
+	cutting atomic.Bool
+
+	mu    sync.Mutex
+	want  int64         // the work in flight at Begin
+	names []string      // at most want
+	done  chan struct{} // closed once want names have come
+}
+
+// Begin marks the start of the cut of n units of work in flight.
+func (c *Cut) Begin(n int64) {
+	c.mu.Lock()
+	c.want, c.done = n, make(chan struct{})
+	if n <= 0 {
+		close(c.done)
+	}
+	c.mu.Unlock()
+	c.cutting.Store(true)
+}
+
+// Cutting reports whether the cut has begun: work that ends from now on
+// was cut.
+func (c *Cut) Cutting() bool { return c.cutting.Load() }
+
+// Add names one unit of cut work.
+func (c *Cut) Add(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if int64(len(c.names)) >= c.want {
+		return
+	}
+	c.names = append(c.names, name)
+	if int64(len(c.names)) == c.want {
+		close(c.done)
+	}
+}
+
+// Wait waits until every unit of work cut has been named, or at most d
+// (on the real clock: it waits for goroutines, not for the timeline), and
+// returns the names so far.
+func (c *Cut) Wait(d time.Duration) []string {
+	c.mu.Lock()
+	done := c.done
+	c.mu.Unlock()
+	if done != nil {
+		t := time.NewTimer(d)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.names)
 }

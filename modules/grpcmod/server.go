@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -31,6 +32,10 @@ const CutRPCs lifecycle.CutKind = "rpcs"
 const InFlightGauge = string(CutRPCs)
 
 var errAlreadyStarted = errors.New("grpcmod: server already started")
+
+// cutNamesWait bounds the wait, after the stop deadline, for the handlers
+// of the RPCs cut to return and name their methods.
+const cutNamesWait = 100 * time.Millisecond
 
 // Service registers gRPC services on the server, as generated code does:
 //
@@ -118,6 +123,7 @@ type Server struct {
 	onServeError func(error)
 
 	work         srvstate.Work   // RPCs begun and ended: the in-flight count
+	cut          srvstate.Cut    // the RPCs cut at the stop deadline, named by method as they end
 	conns        atomic.Int64    // connections that began an RPC other than a health Check: the arrivals
 	goAways      atomic.Int64    // GOAWAYs sent in the drain
 	streamsEnded atomic.Int64    // streams ended by the stop phase
@@ -306,13 +312,16 @@ func (s *Server) stop(ctx context.Context) error {
 	case <-graceful:
 	case <-ctx.Done():
 		cut := s.work.InFlight()
+		s.cut.Begin(cut)
 		// Stop closes the connections and cancels the RPCs' contexts; it
 		// does not wait for the handlers. GracefulStop does: it returns
 		// when the last handler has, and a handler that ignores its
 		// context keeps it (and its goroutine) until then. Waiting for it
 		// here would hold the stop phase past its deadline.
 		s.grpc.Stop()
-		srvstate.RecordCut(s.c, s.log, CutRPCs, cut, deadline)
+		// The handlers that heed their context return at once and name
+		// their methods; the wait is bounded.
+		srvstate.RecordCut(s.c, s.log, CutRPCs, cut, deadline, s.cut.Wait(cutNamesWait)...)
 	}
 	<-s.serveDone // Serve returns once Stop or GracefulStop has
 	s.log.Info("grpc stopped", zap.Duration("took", clk.Now().Sub(start)),
@@ -320,14 +329,23 @@ func (s *Server) stop(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) countUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+func (s *Server) countUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	s.work.Begin()
-	defer s.work.End()
+	defer s.end(info.FullMethod)
 	return h(ctx, req)
 }
 
-func (s *Server) countStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+func (s *Server) countStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	s.work.Begin()
-	defer s.work.End()
+	defer s.end(info.FullMethod)
 	return h(srv, ss)
+}
+
+// end counts an RPC that ends; one that ends after the stop deadline cut
+// it is named by its method in the report.
+func (s *Server) end(method string) {
+	if s.cut.Cutting() {
+		s.cut.Add(method)
+	}
+	s.work.End()
 }
