@@ -262,11 +262,6 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Registry, error
 // Config returns the resolved config.
 func (r *Registry) Config() Config { return r.cfg }
 
-// Start does nothing and returns nil: the registry takes part in the stop
-// phase from [New] on. It is kept so that code that starts the registry
-// (an [go.uber.org/fx.Hook]) still compiles.
-func (r *Registry) Start(context.Context) error { return nil }
-
 // Stop asks the coordinator for the stop and waits for the end of the
 // shutdown ([lifecycle.Coordinator.Stop]): the drain runs its course if it
 // has not yet (it begins now if nothing has begun it), then the stop phase
