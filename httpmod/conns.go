@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+
+	"github.com/drainfx/drainfx/internal/idle"
 )
 
 // The connections a drain's listener accepted ([Drain.Listener]). The drain
@@ -68,22 +70,16 @@ type connSet struct {
 	stopping atomic.Bool
 	readCuts atomic.Int64
 
+	changed idle.Signal // notified when http1+accepting or hijacked went down
+
 	mu        sync.Mutex
 	accepting int                       // Accepts under way in the listener below
 	http1     int                       // open connections that are not HTTP/2 nor hijacked
 	hijacked  map[*trackedConn]struct{} // hijacked connections still open
-	changed   chan struct{}             // size 1: http1 or hijacked went down
 }
 
 func newConnSet() *connSet {
-	return &connSet{hijacked: make(map[*trackedConn]struct{}), changed: make(chan struct{}, 1)}
-}
-
-func (s *connSet) signalLocked() {
-	select {
-	case s.changed <- struct{}{}:
-	default:
-	}
+	return &connSet{hijacked: make(map[*trackedConn]struct{})}
 }
 
 // beginAccept and endAccept bracket an Accept of the listener below, so
@@ -103,7 +99,7 @@ func (s *connSet) endAccept(tc *trackedConn) {
 	if tc != nil {
 		s.addLocked(tc)
 	}
-	s.signalLocked()
+	s.changed.Notify()
 }
 
 func (s *connSet) add(tc *trackedConn) {
@@ -123,7 +119,7 @@ func (s *connSet) leaveHTTP1Locked(tc *trackedConn) {
 	if tc.inHTTP1 {
 		tc.inHTTP1 = false
 		s.http1--
-		s.signalLocked()
+		s.changed.Notify()
 	}
 }
 
@@ -172,7 +168,7 @@ func (s *connSet) closed(tc *trackedConn, cut bool) {
 	s.leaveHTTP1Locked(tc)
 	if _, ok := s.hijacked[tc]; ok {
 		delete(s.hijacked, tc)
-		s.signalLocked()
+		s.changed.Notify()
 	}
 }
 
@@ -189,7 +185,7 @@ func (s *connSet) claim(tc *trackedConn) bool {
 	s.leaveHTTP1Locked(tc)
 	if _, ok := s.hijacked[tc]; ok {
 		delete(s.hijacked, tc)
-		s.signalLocked()
+		s.changed.Notify()
 	}
 	return true
 }
@@ -200,50 +196,36 @@ func (s *connSet) claim(tc *trackedConn) bool {
 // carries or, for a new connection, to its first request; a silent new
 // connection closes at the server's ReadHeaderTimeout.
 func (s *connSet) waitHTTP1(ctx context.Context) {
-	for {
+	_ = s.changed.Wait(ctx, func() bool {
 		s.mu.Lock()
-		n, changed := s.http1+s.accepting, s.changed
-		s.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return
-		}
-	}
+		defer s.mu.Unlock()
+		return s.http1+s.accepting == 0
+	})
 }
 
 // waitHijacked waits until every hijacked connection has closed or ctx
 // ends; then it closes the ones left and returns how many.
 func (s *connSet) waitHijacked(ctx context.Context) int {
-	for {
+	if s.changed.Wait(ctx, func() bool {
 		s.mu.Lock()
-		n, changed := len(s.hijacked), s.changed
-		s.mu.Unlock()
-		if n == 0 {
-			return 0
-		}
-		select {
-		case <-changed:
-			continue
-		case <-ctx.Done():
-		}
-		// Marked under the lock that claims take: a connection is either
-		// cut here or claimed, never both.
-		s.mu.Lock()
-		left := make([]*trackedConn, 0, len(s.hijacked))
-		for tc := range s.hijacked {
-			tc.cut = true
-			left = append(left, tc)
-		}
-		s.mu.Unlock()
-		for _, tc := range left {
-			_ = tc.Close()
-		}
-		return len(left)
+		defer s.mu.Unlock()
+		return len(s.hijacked) == 0
+	}) == nil {
+		return 0
 	}
+	// Marked under the lock that claims take: a connection is either cut
+	// here or claimed, never both.
+	s.mu.Lock()
+	left := make([]*trackedConn, 0, len(s.hijacked))
+	for tc := range s.hijacked {
+		tc.cut = true
+		left = append(left, tc)
+	}
+	s.mu.Unlock()
+	for _, tc := range left {
+		_ = tc.Close()
+	}
+	return len(left)
 }
 
 // connState follows a connection through net/http's ConnState hook. It

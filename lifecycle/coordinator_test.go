@@ -413,7 +413,7 @@ func TestTrackInFlight(t *testing.T) {
 	tel.TrackInFlight("requests", func() int64 { return 2 }) // a second server adds up
 	tel.TrackInFlight("websocket", func() int64 { return 1 })
 	if got := tel.Report().InFlight; got["requests"] != 5 || got["websocket"] != 1 {
-		t.Errorf("Snapshot().InFlight = %v", got)
+		t.Errorf("Report().InFlight = %v", got)
 	}
 	c.MarkStarted()
 	c.BeginDrain("test")

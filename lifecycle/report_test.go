@@ -216,7 +216,7 @@ func TestReportSessions(t *testing.T) {
 		"websocket": {Clean: 9, Forced: 1, Aborted: 2}, // the snapshot counts from the start
 		"sse":       {Aborted: 4},
 	}; !reflect.DeepEqual(got, want) {
-		t.Errorf("Snapshot().Sessions = %v, want %v", got, want)
+		t.Errorf("Report().Sessions = %v, want %v", got, want)
 	}
 	waittest.BlockUntil(t, clk.FakeClock, 1, eventTimeout)
 	clk.Advance(2 * s)
@@ -260,12 +260,12 @@ func TestSnapshot(t *testing.T) {
 
 	s0 := c.Telemetry().Report()
 	if s0.State != lifecycle.StateStarting || s0.Phases != nil || s0.Reason != "" || !s0.D0.IsZero() {
-		t.Errorf("Snapshot() before start = %+v", s0)
+		t.Errorf("Report() before start = %+v", s0)
 	}
 	c.MarkStarted()
 	inFlight.add(3, 0, 0)
 	if got := c.Telemetry().Report(); got.State != lifecycle.StateServing || got.InFlight["requests"] != 3 {
-		t.Errorf("Snapshot() serving = %+v", got)
+		t.Errorf("Report() serving = %+v", got)
 	}
 
 	c.BeginDrain(lifecycle.ReasonPrestop)
@@ -274,7 +274,7 @@ func TestSnapshot(t *testing.T) {
 	inFlight.add(-3, 0, 0)
 	got := c.Telemetry().Report()
 	if got.State != lifecycle.StateDraining || got.Reason != lifecycle.ReasonPrestop || got.D0.IsZero() || got.InFlight["requests"] != 0 {
-		t.Errorf("Snapshot() draining = %+v", got)
+		t.Errorf("Report() draining = %+v", got)
 	}
 	if want := []lifecycle.Phase{p("draining", 2*s, s)}; !reflect.DeepEqual(got.Phases, want) {
 		t.Errorf("phases 1s into the drain = %v, want %v", got.Phases, want)
@@ -299,7 +299,7 @@ func TestSnapshot(t *testing.T) {
 		t.Errorf("phases in the stop phase = %v, want %v", got.Phases, want)
 	}
 	if got.State != lifecycle.StateStopping || got.Cut[lifecycle.CutKind("requests")] != 1 {
-		t.Errorf("Snapshot() stopping = %+v", got)
+		t.Errorf("Report() stopping = %+v", got)
 	}
 
 	close(leaveStop)
@@ -310,7 +310,7 @@ func TestSnapshot(t *testing.T) {
 		t.Errorf("phases in the teardown = %v, want %v", got.Phases, want)
 	}
 	if len(got.Hooks) != 1 || got.Hooks[0].Name != "http" || got.Hooks[0].Actual != s {
-		t.Errorf("Snapshot().Hooks = %+v", got.Hooks)
+		t.Errorf("Report().Hooks = %+v", got.Hooks)
 	}
 	close(leaveTeardown)
 	if err := waittest.Recv(t, done, eventTimeout, "Stop to return"); err != nil {
@@ -320,7 +320,7 @@ func TestSnapshot(t *testing.T) {
 	clk.Advance(time.Hour) // after the report nothing counts up any more
 	got = c.Telemetry().Report()
 	if got.State != lifecycle.StateStopped || !reflect.DeepEqual(got.Phases, r.Phases) {
-		t.Errorf("Snapshot() after the report = %+v, want the report's phases %v", got, r.Phases)
+		t.Errorf("Report() after the report = %+v, want the report's phases %v", got, r.Phases)
 	}
 	// A snapshot is a copy.
 	got.Cut[lifecycle.CutKind("requests")] = 99

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/demo"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/lifecycle/lifecycletest"
 	"github.com/drainfx/drainfx/modules"
@@ -59,17 +59,9 @@ func pingCache(context.Context) error { return nil }
 
 func hello(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }
 
-func chat(_ context.Context, conn wsmod.Conn) error {
-	for {
-		mt, p, err := conn.ReadMessage()
-		if err != nil {
-			return err
-		}
-		if err := conn.WriteMessage(mt, p); err != nil {
-			return err
-		}
-	}
-}
+// chat is the WebSocket handler of newRoutes (the README does not show
+// it): an echo.
+var chat = demo.Echo
 
 // What the snippets without fx take as given.
 var (
@@ -122,18 +114,7 @@ var myapp = struct{ Module fx.Option }{Module: fx.Options(
 				w.WriteHeader(http.StatusCreated)
 			})
 			mux.Handle("GET /ws", reg.WebSocket(chat))
-			mux.Handle("GET /events", reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
-				for n := 0; ; n++ {
-					if err := s.Send(wsmod.Event{Data: strconv.Itoa(n)}); err != nil {
-						return err
-					}
-					select {
-					case <-ctx.Done():
-						return nil
-					case <-time.After(50 * time.Millisecond):
-					}
-				}
-			}))
+			mux.Handle("GET /events", reg.SSE(demo.Ticks(50*time.Millisecond)))
 		})
 	}),
 )}

@@ -46,9 +46,6 @@ func TestStreamEndedAtStopClosesItsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := reg.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

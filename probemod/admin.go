@@ -162,7 +162,7 @@ func New(cfg Config, c *lifecycle.Coordinator, checks []Check, opts ...Option) (
 		log:          o.log,
 		onServeError: o.onServeError,
 		stopTimeout:  stopTimeout,
-		reqs:         newTracker(),
+		reqs:         new(tracker),
 	}
 	a.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/drainfx/drainfx/internal/clockctx"
 	"github.com/drainfx/drainfx/internal/confcheck"
+	"github.com/drainfx/drainfx/internal/idle"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -321,13 +322,12 @@ func (k *checker) recordLocked(c *call, now time.Time, err error) *outcome {
 // tracker counts owned goroutines (or requests) and lets Close wait for
 // them with a context, without a goroutine of its own.
 type tracker struct {
+	ended idle.Signal // notified when n went down to 0
+
 	mu     sync.Mutex
 	n      int
 	closed bool
-	idle   chan struct{} // closed once closed and n == 0
 }
-
-func newTracker() *tracker { return &tracker{idle: make(chan struct{})} }
 
 // add counts one more; false once closed.
 func (t *tracker) add() bool {
@@ -344,9 +344,16 @@ func (t *tracker) done() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.n--
-	if t.closed && t.n == 0 {
-		close(t.idle)
+	if t.n == 0 {
+		t.ended.Notify()
 	}
+}
+
+// running returns how many are running.
+func (t *tracker) running() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n
 }
 
 // close refuses new work and waits for what is running, until ctx ends;
@@ -354,26 +361,12 @@ func (t *tracker) done() {
 // called again to wait longer.
 func (t *tracker) close(ctx context.Context) (int, error) {
 	t.mu.Lock()
-	if !t.closed {
-		t.closed = true
-		if t.n == 0 {
-			close(t.idle)
-		}
-	}
+	t.closed = true
 	t.mu.Unlock()
-	select {
-	case <-t.idle: // first, so an ended ctx does not hide that all is done
-		return 0, nil
-	default:
+	if err := t.ended.Wait(ctx, func() bool { return t.running() == 0 }); err != nil {
+		return t.running(), err
 	}
-	select {
-	case <-t.idle:
-		return 0, nil
-	case <-ctx.Done():
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		return t.n, ctx.Err()
-	}
+	return 0, nil
 }
 
 // RedactURL returns raw with the password of its userinfo replaced by

@@ -67,7 +67,7 @@ func NewProbes(cfg Config, c *lifecycle.Coordinator, checks []Check, opts ...Opt
 	o := newOptions(opts)
 	slices.SortFunc(checks, func(a, b Check) int { return strings.Compare(a.Name, b.Name) })
 	base, cancel := context.WithCancel(context.Background())
-	p := &Probes{c: c, clock: o.clock, log: o.log, runs: newTracker(), cancel: cancel}
+	p := &Probes{c: c, clock: o.clock, log: o.log, runs: new(tracker), cancel: cancel}
 	for _, ck := range checks {
 		p.checks = append(p.checks, &checker{Check: ck, clock: o.clock, log: o.log, runs: p.runs, base: base})
 	}

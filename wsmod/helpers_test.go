@@ -174,19 +174,6 @@ func (f *fixture) stop(t testing.TB) {
 	}
 }
 
-// echoHandler sends every message back.
-func echoHandler(_ context.Context, conn wsmod.Conn) error {
-	for {
-		mt, p, err := conn.ReadMessage()
-		if err != nil {
-			return err
-		}
-		if err := conn.WriteMessage(mt, p); err != nil {
-			return err
-		}
-	}
-}
-
 func dial(t testing.TB, url string, hdr http.Header) *websocket.Conn {
 	t.Helper()
 	conn, resp, err := websocket.DefaultDialer.Dial(url, hdr)

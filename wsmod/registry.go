@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drainfx/drainfx/internal/clockctx"
+	"github.com/drainfx/drainfx/internal/idle"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -202,9 +203,9 @@ type Registry struct {
 
 	shards [numShards]shard
 
-	stopping atomic.Bool   // the stop phase has begun: refuse new sessions, close on registration
-	forcing  atomic.Bool   // the close deadline has passed: force on registration
-	removed  chan struct{} // size 1: a session left during the stop phase
+	stopping atomic.Bool // the stop phase has begun: refuse new sessions, close on registration
+	forcing  atomic.Bool // the close deadline has passed: force on registration
+	removed  idle.Signal // notified when a session leaves during the stop phase
 	rejected [numKinds]atomic.Int64
 
 	// The close schedule's seams for tests: wait waits until a time (the
@@ -233,12 +234,11 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Registry, error
 	}
 	cfg = cfg.WithDefaults()
 	r := &Registry{
-		cfg:     cfg,
-		c:       c,
-		log:     o.log.With(zap.String("component", "ws")),
-		clock:   c.Clock(),
-		up:      o.upgrader,
-		removed: make(chan struct{}, 1),
+		cfg:   cfg,
+		c:     c,
+		log:   o.log.With(zap.String("component", "ws")),
+		clock: c.Clock(),
+		up:    o.upgrader,
 	}
 	r.wait = r.waitClock
 	if r.up == nil {
@@ -267,11 +267,6 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Registry, error
 
 // Config returns the resolved config.
 func (r *Registry) Config() Config { return r.cfg }
-
-// Start does nothing and returns nil: the registry takes part in the stop
-// phase from [New] on. It is kept so that code that starts the registry
-// (an [go.uber.org/fx.Hook]) still compiles.
-func (r *Registry) Start(context.Context) error { return nil }
 
 // Stop asks the coordinator for the stop and waits for the end of the
 // shutdown ([lifecycle.Coordinator.Stop]): the drain runs its course if it
@@ -367,10 +362,7 @@ func (r *Registry) remove(s *session, o outcome) {
 	}
 	sh.mu.Unlock()
 	if r.stopping.Load() {
-		select {
-		case r.removed <- struct{}{}:
-		default:
-		}
+		r.removed.Notify()
 	}
 }
 
@@ -568,14 +560,5 @@ func (r *Registry) logPlan(list []*session, p closePlan, untilDeadline time.Dura
 // waitGone waits until no session is left or ctx ends; it reports whether
 // none is left.
 func (r *Registry) waitGone(ctx context.Context) bool {
-	for {
-		if r.total() == 0 {
-			return true
-		}
-		select {
-		case <-r.removed:
-		case <-ctx.Done():
-			return r.total() == 0
-		}
-	}
+	return r.removed.Wait(ctx, func() bool { return r.total() == 0 }) == nil
 }

@@ -272,9 +272,7 @@ func (r *Registry) closeSequentially() {
 	r.stopping.Store(true)
 	for _, s := range r.snapshot() {
 		r.beginClose(s)
-		for r.listed(s) {
-			<-r.removed
-		}
+		_ = r.removed.Wait(context.Background(), func() bool { return !r.listed(s) })
 	}
 }
 

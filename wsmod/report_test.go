@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/drainfx/drainfx/internal/demo"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/wsmod"
@@ -14,7 +15,7 @@ import (
 func TestReportCountsSessionEnds(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{}, func(mux *http.ServeMux, r *wsmod.Registry) {
-		mux.Handle("GET /ws", r.WebSocket(echoHandler))
+		mux.Handle("GET /ws", r.WebSocket(demo.Echo))
 	})
 	early := dial(t, f.srv.WSURL("/ws"), nil)
 	_ = early.Close() // the peer goes away: aborted, before D0

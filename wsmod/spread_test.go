@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/drainfx/drainfx/internal/demo"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/wsmod"
@@ -46,7 +47,7 @@ func newSpreadRun(t *testing.T, lcfg lifecycle.Config, cfg wsmod.Config, ws, sse
 	}
 	run.r = r
 	run.srv = listen(t, newMux(func(mux *http.ServeMux) {
-		mux.Handle("GET /ws", r.WebSocket(echoHandler))
+		mux.Handle("GET /ws", r.WebSocket(demo.Echo))
 		mux.Handle("GET /events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 			<-ctx.Done()
 			return nil

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/fx/fxtest"
 
 	"github.com/drainfx/drainfx/internal/clocktest"
+	"github.com/drainfx/drainfx/internal/demo"
 	"github.com/drainfx/drainfx/internal/waittest"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/wsmod"
@@ -33,7 +34,7 @@ func TestWebSocketStopThroughFx(t *testing.T) {
 	)
 	handler := func(ctx context.Context, conn wsmod.Conn) error {
 		defer returned.Add(1)
-		return echoHandler(ctx, conn)
+		return demo.Echo(ctx, conn)
 	}
 	app := fxtest.New(t,
 		fx.NopLogger,
@@ -173,7 +174,7 @@ func TestWebSocketForceCloseAtDeadline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := clocktest.New()
 			f := newFixture(t, lcfg, wsmod.Config{CloseTimeout: tt.closeTimeout},
-				func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(echoHandler)) },
+				func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(demo.Echo)) },
 				lifecycle.WithClock(clk))
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 			defer cancel()
@@ -251,7 +252,7 @@ func TestNewSessionsDuringDrainAndStop(t *testing.T) {
 	clk := clocktest.New()
 	f := newFixture(t, lifecycle.Config{DrainDelay: time.Hour, GracePeriod: 2 * time.Hour}, wsmod.Config{RetryAfter: 1500 * time.Millisecond},
 		func(mux *http.ServeMux, r *wsmod.Registry) {
-			mux.Handle("GET /ws", r.WebSocket(echoHandler))
+			mux.Handle("GET /ws", r.WebSocket(demo.Echo))
 			mux.Handle("GET /events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {
 				<-ctx.Done()
 				return nil
@@ -341,7 +342,7 @@ func TestNewSessionsDuringDrainAndStop(t *testing.T) {
 func TestWebSocketKeepAliveRemovesDeadPeer(t *testing.T) {
 	cfg := wsmod.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 20 * time.Millisecond}
 	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, cfg,
-		func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(echoHandler)) })
+		func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(demo.Echo)) })
 
 	dead := dial(t, f.srv.WSURL("/ws"), nil) // never reads, so never answers a ping
 	defer dead.Close()
@@ -429,7 +430,7 @@ func TestWebSocketOrigin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{AllowedOrigins: tt.allowed},
-				func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(echoHandler)) })
+				func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(demo.Echo)) })
 			hdr := http.Header{}
 			if tt.origin != "" {
 				hdr.Set("Origin", strings.Replace(tt.origin, "HOST", f.srv.Addr, 1))
@@ -455,7 +456,7 @@ func TestWebSocketOrigin(t *testing.T) {
 // as aborted, not clean.
 func TestWebSocketPeerVanishes(t *testing.T) {
 	f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{},
-		func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(echoHandler)) })
+		func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(demo.Echo)) })
 	conn := dial(t, f.srv.WSURL("/ws"), nil)
 	waittest.Eventually(t, waitTimeout, func() bool { return f.r.Len(wsmod.KindWebSocket) == 1 }, "the session")
 	_ = conn.NetConn().Close()
@@ -511,7 +512,7 @@ func TestWebSocketOptions(t *testing.T) {
 		)
 		app.RequireStart()
 		defer app.RequireStop()
-		srv := listen(t, newMux(func(mux *http.ServeMux) { mux.Handle("GET /ws", r.WebSocket(echoHandler)) }))
+		srv := listen(t, newMux(func(mux *http.ServeMux) { mux.Handle("GET /ws", r.WebSocket(demo.Echo)) }))
 		for _, tt := range []struct {
 			origin string
 			wantOK bool
@@ -549,7 +550,7 @@ func TestWebSocketReadLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, lifecycle.Config{DrainDelay: lifecycle.None}, wsmod.Config{ReadLimit: tt.giveLimit},
-				func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(echoHandler)) })
+				func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(demo.Echo)) })
 			conn := dial(t, f.srv.WSURL("/ws"), nil)
 			defer conn.Close()
 			// The write runs apart: the server may close before it has taken

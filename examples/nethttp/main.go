@@ -18,7 +18,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +30,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/demo"
 	"github.com/drainfx/drainfx/modules"
 	"github.com/drainfx/drainfx/modules/metricsmod"
 	"github.com/drainfx/drainfx/wsmod"
@@ -76,8 +76,8 @@ func newRoutes(reg *wsmod.Registry) httpmod.Route {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { text(w, http.StatusOK, "ok") })
 		mux.HandleFunc("POST /echo", echoBody)
 		mux.HandleFunc("GET /slow", slow)
-		mux.Handle("GET /ws", reg.WebSocket(wsEcho))
-		mux.Handle("GET /events", reg.SSE(events))
+		mux.Handle("GET /ws", reg.WebSocket(demo.Echo))
+		mux.Handle("GET /events", reg.SSE(demo.Ticks(eventInterval)))
 	})
 }
 
@@ -122,37 +122,5 @@ func slow(w http.ResponseWriter, r *http.Request) {
 	case <-t.C:
 		text(w, http.StatusOK, "ok")
 	case <-r.Context().Done(): // the client left; nobody reads an answer
-	}
-}
-
-// wsEcho sends every message back. The registry's close frame at the stop
-// phase makes the next read return the peer's close reply (or the next
-// write fail): either ends the handler normally.
-func wsEcho(_ context.Context, conn wsmod.Conn) error {
-	for {
-		mt, p, err := conn.ReadMessage()
-		if err != nil {
-			return err
-		}
-		if err := conn.WriteMessage(mt, p); err != nil {
-			return err
-		}
-	}
-}
-
-// events sends "data: N" every 100 ms until the stream ends: at the stop
-// phase the registry sends the final event and ends ctx.
-func events(ctx context.Context, s *wsmod.Stream) error {
-	t := time.NewTicker(eventInterval)
-	defer t.Stop()
-	for n := 0; ; n++ {
-		if err := s.Send(wsmod.Event{Data: strconv.Itoa(n)}); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
 	}
 }

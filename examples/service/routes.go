@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drainfx/drainfx/httpmod/echoroute"
+	"github.com/drainfx/drainfx/internal/demo"
 	"github.com/drainfx/drainfx/wsmod"
 )
 
@@ -55,8 +56,8 @@ func newRoutes(p routeParams) echoroute.Route {
 		e.POST("/echo", echoBody)
 		e.GET("/slow", slow)
 		// wsmod's handlers are http.Handlers: echo mounts them as any other.
-		e.GET("/ws", echo.WrapHandler(reg.WebSocket(wsEcho)))
-		e.GET("/events", echo.WrapHandler(reg.SSE(events)))
+		e.GET("/ws", echo.WrapHandler(reg.WebSocket(demo.Echo)))
+		e.GET("/events", echo.WrapHandler(reg.SSE(demo.Ticks(eventInterval))))
 		e.POST("/hits", func(c echo.Context) error { return hits(c, st.Hit) })
 		e.GET("/hits", func(c echo.Context) error { return hits(c, st.Hits) })
 		e.GET("/instances", func(c echo.Context) error {
@@ -102,37 +103,5 @@ func slow(c echo.Context) error {
 		return c.String(http.StatusOK, "ok")
 	case <-c.Request().Context().Done():
 		return nil // the client left; nobody reads an answer
-	}
-}
-
-// wsEcho sends every message back. The registry's close frame at the stop
-// phase makes the next read return the peer's close reply (or the next
-// write fail): either ends the handler normally.
-func wsEcho(_ context.Context, conn wsmod.Conn) error {
-	for {
-		mt, p, err := conn.ReadMessage()
-		if err != nil {
-			return err
-		}
-		if err := conn.WriteMessage(mt, p); err != nil {
-			return err
-		}
-	}
-}
-
-// events sends "data: N" every 100 ms until the stream ends: at the stop
-// phase the registry sends the final event and ends ctx.
-func events(ctx context.Context, s *wsmod.Stream) error {
-	t := time.NewTicker(eventInterval)
-	defer t.Stop()
-	for n := 0; ; n++ {
-		if err := s.Send(wsmod.Event{Data: strconv.Itoa(n)}); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
 	}
 }

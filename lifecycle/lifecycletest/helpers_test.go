@@ -1,7 +1,6 @@
 package lifecycletest_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/drainfx/drainfx/httpmod"
+	"github.com/drainfx/drainfx/internal/demo"
 	"github.com/drainfx/drainfx/lifecycle"
 	"github.com/drainfx/drainfx/modules"
 	"github.com/drainfx/drainfx/probemod"
@@ -69,31 +69,8 @@ func webOptions(lc lifecycle.Config) fx.Option {
 					case <-r.Context().Done():
 					}
 				})
-				mux.Handle("GET /ws", reg.WebSocket(func(_ context.Context, conn wsmod.Conn) error {
-					for {
-						mt, p, err := conn.ReadMessage()
-						if err != nil {
-							return err
-						}
-						if err := conn.WriteMessage(mt, p); err != nil {
-							return err
-						}
-					}
-				}))
-				mux.Handle("GET /events", reg.SSE(func(ctx context.Context, s *wsmod.Stream) error {
-					t := time.NewTicker(50 * time.Millisecond)
-					defer t.Stop()
-					for n := 0; ; n++ {
-						if err := s.Send(wsmod.Event{Data: strconv.Itoa(n)}); err != nil {
-							return err
-						}
-						select {
-						case <-ctx.Done():
-							return nil
-						case <-t.C:
-						}
-					}
-				}))
+				mux.Handle("GET /ws", reg.WebSocket(demo.Echo))
+				mux.Handle("GET /events", reg.SSE(demo.Ticks(50*time.Millisecond)))
 			})
 		}),
 	)

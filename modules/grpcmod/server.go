@@ -53,21 +53,30 @@ type ServiceFunc func(s grpc.ServiceRegistrar)
 func (f ServiceFunc) Register(s grpc.ServiceRegistrar) { f(s) }
 
 // Option configures a [Server] built by [New].
-type Option func(*Server)
+type Option func(*options)
+
+type options struct {
+	log          *zap.Logger
+	services     []Service
+	serverOpts   []grpc.ServerOption
+	creds        credentials.TransportCredentials
+	given        net.Listener
+	onServeError func(error)
+}
 
 // WithLogger sets the logger (default [zap.NewNop]); the server adds the
 // field component=grpc.
 func WithLogger(l *zap.Logger) Option {
-	return func(s *Server) {
+	return func(o *options) {
 		if l != nil {
-			s.log = l
+			o.log = l
 		}
 	}
 }
 
 // WithServices registers services when [New] runs. Nil ones are skipped.
 func WithServices(svcs ...Service) Option {
-	return func(s *Server) { s.services = append(s.services, svcs...) }
+	return func(o *options) { o.services = append(o.services, svcs...) }
 }
 
 // WithServerOptions passes options to [grpc.NewServer] (interceptors,
@@ -77,7 +86,7 @@ func WithServices(svcs ...Service) Option {
 // wrapper of them, and the drain's GOAWAY is then never sent (clients
 // move at the stop phase only).
 func WithServerOptions(opts ...grpc.ServerOption) Option {
-	return func(s *Server) { s.serverOpts = append(s.serverOpts, opts...) }
+	return func(o *options) { o.serverOpts = append(o.serverOpts, opts...) }
 }
 
 // WithTransportCredentials sets the server's transport credentials (TLS:
@@ -85,9 +94,9 @@ func WithServerOptions(opts ...grpc.ServerOption) Option {
 // ([insecure.NewCredentials]), for in-cluster traffic. The server wraps
 // them to send the drain's GOAWAY on the connections they secure.
 func WithTransportCredentials(creds credentials.TransportCredentials) Option {
-	return func(s *Server) {
+	return func(o *options) {
 		if creds != nil {
-			s.creds = creds
+			o.creds = creds
 		}
 	}
 }
@@ -95,7 +104,7 @@ func WithTransportCredentials(creds credentials.TransportCredentials) Option {
 // WithListener makes [Server.Start] serve on ln (socket activation, tests)
 // instead of listening on [Config.Addr]. The server closes it.
 func WithListener(ln net.Listener) Option {
-	return func(s *Server) { s.given = ln }
+	return func(o *options) { o.given = ln }
 }
 
 // WithServeError sets the function called (once, from the serve goroutine)
@@ -104,7 +113,7 @@ func WithListener(ln net.Listener) Option {
 // fx, [Module] passes a function that calls fx.Shutdowner.Shutdown with
 // exit code 1.
 func WithServeError(fn func(error)) Option {
-	return func(s *Server) { s.onServeError = fn }
+	return func(o *options) { o.onServeError = fn }
 }
 
 // Server is a [grpc.Server] with the health v1 service, on the drain
@@ -116,9 +125,6 @@ type Server struct {
 	log          *zap.Logger
 	grpc         *grpc.Server
 	health       *health.Server
-	services     []Service
-	serverOpts   []grpc.ServerOption
-	creds        credentials.TransportCredentials
 	given        net.Listener
 	onServeError func(error)
 
@@ -149,12 +155,12 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg.WithDefaults(), c: c, log: zap.NewNop(), state: srvstate.New(errAlreadyStarted),
-		creds: insecure.NewCredentials()}
-	for _, o := range opts {
-		o(s)
+	o := options{log: zap.NewNop(), creds: insecure.NewCredentials()}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	s.log = s.log.With(zap.String("component", "grpc"))
+	s := &Server{cfg: cfg.WithDefaults(), c: c, log: o.log.With(zap.String("component", "grpc")),
+		given: o.given, onServeError: o.onServeError, state: srvstate.New(errAlreadyStarted)}
 	stopping, stopStreams := context.WithCancel(context.Background())
 	s.stopping = stopping
 	draining := func() bool { return c.State() >= lifecycle.StateDraining }
@@ -164,15 +170,15 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 		keep = append(keep, grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: age}))
 	}
 	sopts := append(append([]grpc.ServerOption{
-		grpc.Creds(drainCreds{TransportCredentials: s.creds, draining: draining, sent: func() { s.goAways.Add(1) }}),
+		grpc.Creds(drainCreds{TransportCredentials: o.creds, draining: draining, sent: func() { s.goAways.Add(1) }}),
 		grpc.StatsHandler(connNoter{note: c.Telemetry().NoteNewConnection, n: &s.conns}),
 		grpc.ChainUnaryInterceptor(s.countUnary),
 		grpc.ChainStreamInterceptor(s.countStream, s.endStreams),
-	}, keep...), s.serverOpts...)
+	}, keep...), o.serverOpts...)
 	s.grpc = grpc.NewServer(sopts...)
 	s.health = health.NewServer()
 	healthgrpc.RegisterHealthServer(s.grpc, s.health)
-	for _, svc := range s.services {
+	for _, svc := range o.services {
 		if svc != nil {
 			svc.Register(s.grpc)
 		}

@@ -37,14 +37,18 @@ func (e *inUseError) Is(target error) bool { return target == ErrInUse }
 func (e *inUseError) Unwrap() error        { return e.cause }
 
 // Option configures a [Pool].
-type Option func(*Pool)
+type Option func(*options)
+
+type options struct {
+	log *zap.Logger
+}
 
 // WithLogger sets the logger (default [zap.NewNop]); the pool adds the
 // field component=sql.
 func WithLogger(l *zap.Logger) Option {
-	return func(p *Pool) {
+	return func(o *options) {
 		if l != nil {
-			p.log = l
+			o.log = l
 		}
 	}
 }
@@ -67,11 +71,11 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	p := &Pool{cfg: cfg, log: zap.NewNop()}
-	for _, o := range opts {
-		o(p)
+	o := options{log: zap.NewNop()}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	p.log = p.log.With(zap.String("component", "sql"))
+	p := &Pool{cfg: cfg, log: o.log.With(zap.String("component", "sql"))}
 	p.driver, _ = driverFor(cfg.DSN)
 	dsn := cfg.DSN
 	p.redacted = RedactDSN(dsn)

@@ -82,14 +82,19 @@ const CutWorkers lifecycle.CutKind = "workers"
 var ErrStarted = errors.New("workermod: supervisor already started")
 
 // Option configures a [Supervisor].
-type Option func(*Supervisor)
+type Option func(*options)
+
+type options struct {
+	log      *zap.Logger
+	shutdown func(exitCode int) error
+}
 
 // WithLogger sets the logger (default [zap.NewNop]); the supervisor adds
 // the field component=workers.
 func WithLogger(l *zap.Logger) Option {
-	return func(s *Supervisor) {
+	return func(o *options) {
 		if l != nil {
-			s.log = l
+			o.log = l
 		}
 	}
 }
@@ -98,7 +103,7 @@ func WithLogger(l *zap.Logger) Option {
 // code 1; under fx it is fx.Shutdowner.Shutdown(fx.ExitCode(code)). Without
 // it, a failure is only logged.
 func WithShutdown(fn func(exitCode int) error) Option {
-	return func(s *Supervisor) { s.shutdown = fn }
+	return func(o *options) { o.shutdown = fn }
 }
 
 // Supervisor runs background workers, each in a goroutine it owns, and
@@ -157,11 +162,12 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Supervisor, err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Supervisor{cfg: cfg.WithDefaults(), c: c, log: zap.NewNop()}
-	for _, o := range opts {
-		o(s)
+	o := options{log: zap.NewNop()}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	s.log = s.log.With(zap.String("component", "workers"))
+	s := &Supervisor{cfg: cfg.WithDefaults(), c: c, log: o.log.With(zap.String("component", "workers")),
+		shutdown: o.shutdown}
 	s.drainCtx, s.drainCancel = context.WithCancel(context.Background())
 	// The drain workers' context ends in the transition itself, not in a
 	// goroutine watching for it: at D0, not a scheduling delay later. (At
