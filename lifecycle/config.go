@@ -126,16 +126,16 @@ func (c Config) WithDefaults() Config {
 		c.DrainMissProbability = defaultDrainMissProbability
 	}
 	if c.MaxDrainDelay == 0 {
-		c.MaxDrainDelay = eff(c.DrainDelay)
+		c.MaxDrainDelay = orNone(c.DrainDelay)
 		if c.adaptive() {
-			c.MaxDrainDelay = max(eff(c.DrainDelay), defaultMaxDrain(c.GracePeriod, eff(c.TeardownReserve), eff(c.Margin)))
+			c.MaxDrainDelay = max(orNone(c.DrainDelay), defaultMaxDrain(c.GracePeriod, orNone(c.TeardownReserve), orNone(c.Margin)))
 		}
 	}
 	return c
 }
 
-// eff is the time a duration field asks for: [None] (any negative) is 0.
-func eff(d time.Duration) time.Duration { return max(d, 0) }
+// orNone is the time a duration field asks for: [None] (any negative) is 0.
+func orNone(d time.Duration) time.Duration { return max(d, 0) }
 
 // adaptive reports whether the drain is adaptive: a quiet period is set.
 func (c Config) adaptive() bool { return c.DrainQuiet > 0 }
@@ -200,24 +200,24 @@ func (c Config) Validate() error {
 		return confcheck.NewError(ErrBudget, "lifecycle: "+bad.String())
 	}
 	c = c.WithDefaults()
-	if c.MaxDrainDelay < eff(c.DrainDelay) {
+	if c.MaxDrainDelay < orNone(c.DrainDelay) {
 		return confcheck.NewError(ErrBudget, fmt.Sprintf("lifecycle: MaxDrainDelay=%v is below DrainDelay=%v", c.MaxDrainDelay, show(c.DrainDelay)))
 	}
 	// Subtract rather than add: durations near the int64 limit must not
 	// wrap around into a sum that seems to fit.
 	left := c.GracePeriod
-	for _, d := range []time.Duration{c.MaxDrainDelay, eff(c.TeardownReserve), eff(c.Margin)} {
+	for _, d := range []time.Duration{c.MaxDrainDelay, orNone(c.TeardownReserve), orNone(c.Margin)} {
 		if left -= d; left <= 0 {
 			break
 		}
 	}
 	if left <= 0 {
 		drain := "DrainDelay=" + show(c.DrainDelay)
-		if c.MaxDrainDelay != eff(c.DrainDelay) {
+		if c.MaxDrainDelay != orNone(c.DrainDelay) {
 			drain = fmt.Sprintf("MaxDrainDelay=%v", c.MaxDrainDelay)
 		}
 		msg := fmt.Sprintf("%s + TeardownReserve=%s + Margin=%s", drain, show(c.TeardownReserve), show(c.Margin))
-		if sum, ok := sumDurations(c.MaxDrainDelay, eff(c.TeardownReserve), eff(c.Margin)); ok {
+		if sum, ok := sumDurations(c.MaxDrainDelay, orNone(c.TeardownReserve), orNone(c.Margin)); ok {
 			msg += fmt.Sprintf(" = %v", sum)
 		}
 		return confcheck.NewError(ErrBudget, fmt.Sprintf("lifecycle: %s must be below GracePeriod=%v", msg, c.GracePeriod))
@@ -265,8 +265,8 @@ func NewPlan(c Config) (Plan, error) {
 	return Plan{
 		Config:           c,
 		DrainEnd:         c.MaxDrainDelay,
-		StopDeadline:     c.GracePeriod - eff(c.TeardownReserve) - eff(c.Margin),
-		TeardownDeadline: c.GracePeriod - eff(c.Margin),
+		StopDeadline:     c.GracePeriod - orNone(c.TeardownReserve) - orNone(c.Margin),
+		TeardownDeadline: c.GracePeriod - orNone(c.Margin),
 		StopTimeout:      c.GracePeriod,
 	}, nil
 }
@@ -293,8 +293,8 @@ type planLog Plan
 
 func (p planLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddDuration("gracePeriod", p.GracePeriod)
-	enc.AddDuration("drainDelay", eff(p.DrainDelay))
-	enc.AddDuration("drainQuiet", eff(p.DrainQuiet))
+	enc.AddDuration("drainDelay", orNone(p.DrainDelay))
+	enc.AddDuration("drainQuiet", orNone(p.DrainQuiet))
 	enc.AddDuration("maxDrainDelay", p.MaxDrainDelay)
 	if Plan(p).adaptive() {
 		// Through encoding/json, a number written compactly (1e-300):
@@ -303,8 +303,8 @@ func (p planLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 			return err
 		}
 	}
-	enc.AddDuration("teardownReserve", eff(p.TeardownReserve))
-	enc.AddDuration("margin", eff(p.Margin))
+	enc.AddDuration("teardownReserve", orNone(p.TeardownReserve))
+	enc.AddDuration("margin", orNone(p.Margin))
 	enc.AddDuration("stopDeadline", p.StopDeadline)
 	enc.AddDuration("teardownDeadline", p.TeardownDeadline)
 	enc.AddDuration("fxStopTimeout", p.StopTimeout)

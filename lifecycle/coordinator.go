@@ -78,18 +78,18 @@ type events struct {
 // coordinator. The estimator and Telemetry have a lock each of their own,
 // taken after mu, never before it.
 type Coordinator struct {
-	plan     Plan
-	o        options
-	log      *zap.Logger
-	clock    Clock
-	tel      *Telemetry
-	est      *estimator // the adaptive drain: fed by the sampler, asked by the driver
-	ev       events
-	state    atomic.Int32
-	wg       sync.WaitGroup // the driver, the sampler and the signal handler
-	prestop  atomic.Bool    // a preStop call has asked for the drain ([ReasonPrestop])
-	sigint   atomic.Bool    // SIGINT began the drain: a terminal, not a kubelet; the drain is DrainDelay at most
-	nextStop atomic.Pointer[Reason]
+	plan      Plan
+	o         options
+	log       *zap.Logger
+	clock     Clock
+	telemetry *Telemetry
+	est       *estimator // the adaptive drain: fed by the sampler, asked by the driver
+	ev        events
+	state     atomic.Int32
+	wg        sync.WaitGroup // the driver, the sampler and the signal handler
+	prestop   atomic.Bool    // a preStop call has asked for the drain ([ReasonPrestop])
+	sigint    atomic.Bool    // SIGINT began the drain: a terminal, not a kubelet; the drain is DrainDelay at most
+	nextStop  atomic.Pointer[Reason]
 
 	mu        sync.Mutex
 	signals   bool // the signal handler has started
@@ -136,7 +136,7 @@ func New(cfg Config, opts ...Option) (*Coordinator, error) {
 	}
 	close(c.ev.reached[StateStarting])
 	c.est = newEstimator(c.clock, plan)
-	c.tel = newTelemetry(c.clock, plan, c.State, c.est)
+	c.telemetry = newTelemetry(c.clock, plan, c.State, c.est)
 	return c, nil
 }
 
@@ -149,7 +149,7 @@ func (c *Coordinator) Clock() Clock { return c.clock }
 
 // Telemetry returns what the shutdown measures: gauges, cuts, arrivals, the
 // report.
-func (c *Coordinator) Telemetry() *Telemetry { return c.tel }
+func (c *Coordinator) Telemetry() *Telemetry { return c.telemetry }
 
 // State returns the current state. It is one atomic load: draining is
 // State() >= StateDraining, ready is State() == StateServing.
@@ -225,8 +225,8 @@ func (c *Coordinator) AtTeardown(name string, fn func(ctx context.Context) error
 func (c *Coordinator) MarkStarted() {
 	c.enter(StateServing, "started", func(now time.Time) {
 		c.log.Info("shutdown plan", zap.Object("plan", planLog(c.plan)))
-		c.tel.markServed()
-		if n, ok := c.tel.arrivals(); ok {
+		c.telemetry.markServed()
+		if n, ok := c.telemetry.arrivals(); ok {
 			c.est.sample(sample{now, n})
 			c.wg.Add(1)
 			go c.sample()
@@ -248,8 +248,8 @@ func (c *Coordinator) BeginDrain(reason Reason) bool {
 	return c.enter(StateDraining, string(reason), func(now time.Time) {
 		c.d0 = now
 		c.stopBase = now.Add(c.plan.DrainEnd)
-		c.tel.markD0(now, reason)
-		n, _ := c.tel.arrivals()
+		c.telemetry.markD0(now, reason)
+		n, _ := c.telemetry.arrivals()
 		c.est.begin(now, n)
 		c.wg.Add(1)
 		go c.run(now)
@@ -318,7 +318,7 @@ func (c *Coordinator) enter(to State, why string, apply func(now time.Time)) boo
 	// transition must see it (a probe woken at D0 must not find the
 	// service still ready).
 	c.state.Store(int32(to))
-	c.tel.markPhase(to, now)
+	c.telemetry.markPhase(to, now)
 	c.log.Info("state changed", zap.Stringer("from", from), zap.Stringer("to", to), zap.String("reason", why))
 	if apply != nil {
 		apply(now)
@@ -337,7 +337,7 @@ func (c *Coordinator) enter(to State, why string, apply func(now time.Time)) boo
 func (c *Coordinator) sample() {
 	defer c.wg.Done()
 	for clockctx.SleepUntil(c.clock, c.clock.Now().Add(sampleEvery), c.ev.reached[StateDraining]) {
-		n, _ := c.tel.arrivals()
+		n, _ := c.telemetry.arrivals()
 		c.est.sample(sample{c.clock.Now(), n})
 	}
 }

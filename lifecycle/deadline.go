@@ -83,7 +83,7 @@ func (c *Coordinator) deadlinesLocked() deadlines {
 		stopBase = d0.Add(p.DrainEnd)
 	}
 	d := deadlines{
-		drainMin: d0.Add(eff(p.DrainDelay)),
+		drainMin: d0.Add(orNone(p.DrainDelay)),
 		drainMax: d0.Add(p.DrainEnd),
 		stop:     stopBase.Add(p.StopDeadline - p.DrainEnd),
 		teardown: stopBase.Add(p.TeardownDeadline - p.DrainEnd),
@@ -95,7 +95,7 @@ func (c *Coordinator) deadlinesLocked() deadlines {
 	if at.Before(d0) {
 		at = d0
 	}
-	stopShare, reserve, margin := p.StopDeadline-p.DrainEnd, eff(p.TeardownReserve), eff(p.Margin)
+	stopShare, reserve, margin := p.StopDeadline-p.DrainEnd, orNone(p.TeardownReserve), orNone(p.Margin)
 	after := stopShare + reserve + margin
 	var s deadlines
 	if room := c.kill.Sub(at); room >= after {
@@ -137,7 +137,7 @@ func (c *Coordinator) deadlines() deadlines {
 func (c *Coordinator) ShortenGrace(kill time.Time, source string) bool {
 	now := c.clock.Now()
 	c.mu.Lock()
-	planned := c.deadlinesLocked().teardown.Add(eff(c.plan.Margin))
+	planned := c.deadlinesLocked().teardown.Add(orNone(c.plan.Margin))
 	if c.d0.IsZero() || !kill.Before(planned) || (!c.kill.IsZero() && !kill.Before(c.kill)) {
 		c.mu.Unlock()
 		return false
@@ -148,7 +148,7 @@ func (c *Coordinator) ShortenGrace(kill time.Time, source string) bool {
 	c.moved = make(chan struct{})
 	d := c.deadlinesLocked()
 	c.mu.Unlock()
-	c.tel.setShortened(g)
+	c.telemetry.setShortened(g)
 	c.log.Warn(fmt.Sprintf("the grace period is shorter than the budget's: Kubernetes gave this pod %v from D0, "+
 		"not GracePeriod (SHUTDOWN_GRACE_PERIOD) %v (%s); the drain, the stop phase and the teardown now end before SIGKILL",
 		g.Real.Round(time.Millisecond), g.Configured, source),

@@ -22,31 +22,31 @@ func (c *Coordinator) run(d0 time.Time) {
 	defer c.wg.Done()
 
 	// drain: D0 → the drain's end.
-	by := c.drain(d0)
-	why := "drain over: " + string(by)
-	if by == "" {
+	endedBy := c.drain(d0)
+	why := "drain over: " + string(endedBy)
+	if endedBy == "" {
 		why = "drain skipped: never served"
 	}
 	c.enter(StateDrained, why, func(time.Time) {
 		planned := c.deadlinesLocked().drainMax.Sub(d0)
 		if c.sigint.Load() { // SIGINT: DrainDelay at most
-			planned = min(planned, eff(c.plan.DrainDelay))
+			planned = min(planned, orNone(c.plan.DrainDelay))
 		}
-		c.tel.setPlanned(StateDraining, planned)
+		c.telemetry.setPlanned(StateDraining, planned)
 	})
 
 	// wait: until someone asks for the stop (SIGTERM after a preStop call,
 	// the app stopping), or, with no one asking, GracePeriod after D0.
 	reason := c.awaitStop()
 	c.enter(StateStopping, string(reason), func(now time.Time) {
-		c.tel.setStopReason(reason)
-		c.tel.setPlanned(StateStopping, c.deadlinesLocked().stop.Sub(now))
+		c.telemetry.setStopReason(reason)
+		c.telemetry.setPlanned(StateStopping, c.deadlinesLocked().stop.Sub(now))
 	})
 
 	// stop: every participant at once, bounded by the stop deadline.
 	c.stopPhase()
 	c.enter(StateTearingDown, "stop phase over", func(now time.Time) {
-		c.tel.setPlanned(StateTearingDown, max(c.deadlinesLocked().teardown.Sub(now), 0))
+		c.telemetry.setPlanned(StateTearingDown, max(c.deadlinesLocked().teardown.Sub(now), 0))
 	})
 
 	// teardown: the hooks one after another, last registered first.
@@ -57,7 +57,7 @@ func (c *Coordinator) run(d0 time.Time) {
 	// inside the transition, before Reached(StateStopped) closes, so that
 	// a program that exits as soon as it closes loses no line.
 	c.enter(StateStopped, "stopped", func(now time.Time) {
-		r := c.tel.finish(now)
+		r := c.telemetry.finish(now)
 		// The structured event for machines (WARN if unclean), then one
 		// line for a person: INFO if clean, else the one ERROR line of an
 		// unclean stop, with no stack trace (the report says where the
@@ -91,16 +91,16 @@ func (c *Coordinator) run(d0 time.Time) {
 // for a service that never served; early if Stop's ctx ends.
 func (c *Coordinator) drain(d0 time.Time) DrainEnd {
 	p := c.plan
-	end := func(by DrainEnd) DrainEnd {
+	end := func(endedBy DrainEnd) DrainEnd {
 		now := c.clock.Now()
 		// What the drain saw, with the remote addresses of the last
 		// quarter of it (who was still sending then).
 		seen := c.est.seen(d0.Add(now.Sub(d0) * 3 / 4))
-		c.tel.setDrainEnd(by, seen)
-		c.logDrainEnd(by, now.Sub(d0), seen)
-		return by
+		c.telemetry.setDrainEnd(endedBy, seen)
+		c.logDrainEnd(endedBy, now.Sub(d0), seen)
+		return endedBy
 	}
-	if !c.tel.servedOnce() {
+	if !c.telemetry.servedOnce() {
 		// Never serving, never in a load balancer: nothing to drain, and
 		// no reason to give (the report says Served: false).
 		return ""
@@ -118,8 +118,8 @@ func (c *Coordinator) drain(d0 time.Time) DrainEnd {
 			continue
 		}
 		shortened := dl.drainMax.Before(d0.Add(p.DrainEnd))
-		if !p.adaptive() || p.MaxDrainDelay <= eff(p.DrainDelay) || c.sigint.Load() {
-			if shortened && dl.drainMin.Before(d0.Add(eff(p.DrainDelay))) {
+		if !p.adaptive() || p.MaxDrainDelay <= orNone(p.DrainDelay) || c.sigint.Load() {
+			if shortened && dl.drainMin.Before(d0.Add(orNone(p.DrainDelay))) {
 				return end(DrainEndedDeadline)
 			}
 			return end(DrainEndedDelay)
@@ -166,17 +166,17 @@ func (c *Coordinator) sleepUntil(t time.Time) bool {
 // may take and why, and that a second signal exits at once.
 func (c *Coordinator) logDrainStart(d0 time.Time, rate trafficRate, quiet time.Duration) {
 	p := c.plan
-	longest, why := eff(p.DrainDelay), "a fixed drain (DrainQuiet none)"
+	longest, why := orNone(p.DrainDelay), "a fixed drain (DrainQuiet none)"
 	switch {
 	case c.sigint.Load():
 		why = "SIGINT: a terminal's Ctrl-C, no proxy to wait for, so DrainDelay only"
-	case p.adaptive() && p.MaxDrainDelay > eff(p.DrainDelay):
+	case p.adaptive() && p.MaxDrainDelay > orNone(p.DrainDelay):
 		longest = p.MaxDrainDelay
 		if quiet >= p.MaxDrainDelay {
 			why = fmt.Sprintf("traffic too sparse to judge sooner (%s): up to MaxDrainDelay", rate.describe())
 		} else {
 			why = fmt.Sprintf("ends once no new connection came for %v (%s), at least DrainDelay %v, at most MaxDrainDelay",
-				quiet, rate.describe(), eff(p.DrainDelay))
+				quiet, rate.describe(), orNone(p.DrainDelay))
 		}
 	}
 	if dl := c.deadlines(); dl.drainMax.Sub(d0) < longest {
@@ -203,7 +203,7 @@ func (c *Coordinator) logDrainEnd(by DrainEnd, took time.Duration, seen DrainSee
 	// had not stopped routing here when the budget ran out.
 	// (Measured against MaxDrainDelay, not the end: a late timer moves the
 	// end, not the question.)
-	stillArriving := seen.Arrivals > 0 && c.plan.MaxDrainDelay-seen.LastArrival < max(eff(c.plan.DrainQuiet), sampleEvery)
+	stillArriving := seen.Arrivals > 0 && c.plan.MaxDrainDelay-seen.LastArrival < max(orNone(c.plan.DrainQuiet), sampleEvery)
 	switch {
 	case by == DrainEndedMax && stillArriving:
 		c.log.Warn("drain ended at MaxDrainDelay while connections still arrived: the load balancer had not caught up; "+
@@ -265,8 +265,8 @@ func (c *Coordinator) stopPhase() {
 	stopDL := dl.stop
 	ctx, cancel := clockctx.Until(parent, c.clock, stopDL)
 	defer cancel()
-	hard, hardCancel := clockctx.Until(context.Background(), c.clock, dl.teardown)
-	defer hardCancel()
+	overrunAt, overrunCancel := clockctx.Until(context.Background(), c.clock, dl.teardown)
+	defer overrunCancel()
 	planned := stopDL.Sub(c.clock.Now())
 	type result struct {
 		i   int
@@ -291,13 +291,13 @@ func (c *Coordinator) stopPhase() {
 				h.Err = r.err.Error()
 				c.log.Warn("stop participant", zap.String("participant", h.Name), zap.Error(r.err))
 			}
-			c.tel.addHook(h, false)
-		case <-hard.Done():
+			c.telemetry.addHook(h, false)
+		case <-overrunAt.Done():
 			for i, ok := range done {
 				if !ok {
 					h := HookReport{Name: parts[i].name, Phase: StateStopping.String(), Planned: planned,
 						Actual: c.clock.Now().Sub(start), Overran: true, Err: ErrHookOverran.Error()}
-					c.tel.addHook(h, true)
+					c.telemetry.addHook(h, true)
 					c.log.Warn("stop participant overran: left running", zap.String("participant", h.Name))
 				}
 			}
@@ -355,7 +355,7 @@ func (c *Coordinator) runHook(h participant, share time.Duration) {
 	if err != nil {
 		hr.Err = err.Error()
 	}
-	c.tel.addHook(hr, overran)
+	c.telemetry.addHook(hr, overran)
 	switch {
 	case overran:
 		c.log.Warn("teardown hook overran", zap.String("hook", h.name), zap.Duration("deadline", share))

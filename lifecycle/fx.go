@@ -66,7 +66,7 @@ func newFx(p params) (*Coordinator, error) {
 			if err := c.Stop(ctx); err != nil {
 				return err
 			}
-			r := c.tel.Report()
+			r := c.telemetry.Report()
 			return r.err()
 		},
 	})

@@ -117,19 +117,19 @@ func estimateRate(ss []sample) trafficRate {
 // quietFor is the quiet period that ends the adaptive drain for a pod whose
 // traffic arrived at rate λ: no arrival for ln(1/ε)/λ has probability ε
 // while a proxy still sends at that rate. Never below floor (DrainQuiet),
-// never above most (MaxDrainDelay: the drain ends there anyway); the floor
+// never above ceiling (MaxDrainDelay: the drain ends there anyway); the floor
 // alone with no traffic.
-func quietFor(r trafficRate, eps float64, floor, most time.Duration) time.Duration {
+func quietFor(r trafficRate, eps float64, floor, ceiling time.Duration) time.Duration {
 	perSecond := r.PerSecond
 	if r.Uncertain {
-		return max(floor, most)
+		return max(floor, ceiling)
 	}
 	if perSecond <= 0 {
 		return floor
 	}
 	secs := math.Log(1/eps) / perSecond
-	if secs >= most.Seconds() {
-		return max(floor, most)
+	if secs >= ceiling.Seconds() {
+		return max(floor, ceiling)
 	}
 	return max(floor, time.Duration(secs*float64(time.Second)))
 }
