@@ -241,10 +241,10 @@ func TestReportSessions(t *testing.T) {
 	}
 }
 
-// TestSnapshot follows one timeline on the fake clock: the phases appear
+// TestReportSoFar follows one timeline on the fake clock: the phases appear
 // as they begin, the running one counts up to now, and after the report the
 // snapshot shows the report's phases.
-func TestSnapshot(t *testing.T) {
+func TestReportSoFar(t *testing.T) {
 	t.Parallel()
 	c, clk, _ := newFake(t, testConfig())
 	inStop, leaveStop := make(chan struct{}), make(chan struct{})

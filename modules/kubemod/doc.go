@@ -11,8 +11,8 @@
 // nothing of the grace period. With a /prestop hook (httpGet, or exec
 // `service prestop`) the coordinator also learns it without the API, but
 // late: a SIGTERM during the preStop call means the kubelet has given up
-// on the hook and 2 s are left ([lifecycle.GraceFromSignal]). With the API
-// read, the drain is cut to fit at D0 instead.
+// on the hook and 2 s are left (the report's grace source: "signal during
+// prestop"). With the API read, the drain is cut to fit at D0 instead.
 //
 // # What it needs
 //
