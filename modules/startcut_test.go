@@ -63,3 +63,42 @@ func TestSIGTERMDuringAnEarlierOnStartSaysTheStartWasCut(t *testing.T) {
 		t.Errorf("start error = %q, want one that says the start was cut short by the drain (signal terminated)", msg)
 	}
 }
+
+// "A signal during the start cuts it short" (Coordinator.MarkStarted; the
+// lifecycle module's OnStart): an OnStart hook that heeds its context (a
+// broker that does not answer) must end once a SIGTERM has run the
+// shutdown, not at fx's start timeout — 15 s by default, past an 8 s grace
+// period's SIGKILL. Only sqlmod's own hook is cut short today; any other
+// hook waits for the start timeout, here the test's 3 s.
+func TestSIGTERMDuringAnOnStartThatHeedsItsContextEndsTheStart(t *testing.T) {
+	guard := make(chan os.Signal, 1)
+	signal.Notify(guard, syscall.SIGTERM)
+	defer signal.Stop(guard)
+
+	cfg := modules.TestConfig()
+	cfg.Lifecycle.IgnoreSignals = false
+	var c *lifecycle.Coordinator
+	app := fx.New(
+		fx.NopLogger,
+		modules.Web(cfg),
+		fx.Populate(&c),
+		fx.Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
+				if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+					return err
+				}
+				<-ctx.Done() // a connection that never comes up
+				return ctx.Err()
+			}})
+		}),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err := app.Start(ctx)
+	if c.State() != lifecycle.StateStopped {
+		t.Fatalf("state after the start = %v, want stopped (the SIGTERM ran the shutdown)", c.State())
+	}
+	if ctx.Err() != nil {
+		t.Errorf("the start ended at its timeout (%v), not when the SIGTERM stopped the service; start error %v", ctx.Err(), err)
+	}
+}
