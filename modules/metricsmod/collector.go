@@ -35,7 +35,7 @@ var states = []lifecycle.State{
 
 // Collector exports the coordinator's state, timeline, in-flight gauges,
 // cuts and hooks (the drainfx_ families but the checks'). It reads the
-// coordinator's [lifecycle.Telemetry.Snapshot] and
+// coordinator's [lifecycle.Telemetry.Report] and
 // [lifecycle.Coordinator.Plan] on every scrape and keeps no state.
 type Collector struct {
 	c *lifecycle.Coordinator
