@@ -63,12 +63,12 @@ type events struct {
 	aborted       chan struct{}            // Stop's ctx ended: the drain is cut short
 }
 
-// Coordinator runs the shutdown timeline of one service: D0 → drain →
-// wait → stop → teardown → report, on one goroutine of its own (see the
-// package documentation). Modules take part by registering stop
-// participants ([Coordinator.AtStop]) and teardown hooks
-// ([Coordinator.AtTeardown]); observers wait on [Coordinator.Reached]. It is
-// safe for concurrent use. The zero value is not usable; call [New].
+// Coordinator runs the shutdown timeline of one service: D0 → draining →
+// drained → stopping → tearing down → stopped (the report), on one
+// goroutine of its own (see the package documentation). Modules take part
+// by registering stop participants ([Coordinator.AtStop]) and teardown
+// hooks ([Coordinator.AtTeardown]); observers wait on [Coordinator.Reached].
+// It is safe for concurrent use. The zero value is not usable; call [New].
 //
 // Lock rule: mu guards every field below it, and orders the transitions (a
 // transition's callbacks run, and its channel closes, under mu, before the
@@ -240,7 +240,7 @@ func (c *Coordinator) MarkStarted() {
 // [ReasonShutdowner], or the caller's own. [ReasonPrestop] also tells the
 // coordinator that a preStop hook waits for the drain's end, whoever began
 // it: a signal before that end means the kubelet gave up on the hook (see
-// "The real deadline" in the package documentation).
+// "Signals" in the package documentation).
 func (c *Coordinator) BeginDrain(reason Reason) bool {
 	if reason == ReasonPrestop {
 		c.prestop.Store(true) // before the drain begins: a signal after it knows

@@ -16,7 +16,7 @@ import (
 // when the shutdown cut work: a request, a session, a hook.
 var ErrUnclean = errors.New("lifecycle: shutdown was not clean")
 
-// Reason is what began the drain ([Report.Reason], [Report.Reason]) or
+// Reason is what began the drain ([Report.Reason]) or
 // the stop phase ([Report.StopReason]): one of the Reason constants, a
 // signal's ("signal terminated" for SIGTERM, "signal interrupt" for
 // SIGINT, "signal hangup" for SIGHUP), or a caller's own. It is set in one
@@ -73,7 +73,7 @@ type CutKind string
 
 // The kinds of cut work that the coordinator records itself. Each module
 // records its own kind of work cut at the stop deadline (httpmod's
-// "requests", wsmod's "sessions", grpcmod's "rpcs", sqlmod's "sql"); a
+// "requests", wsmod's "sessions", grpcmod's "rpcs", sqlmod's "queries"); a
 // module of your own may record its own kind.
 const (
 	CutHooks CutKind = "hooks" // stop participants and teardown hooks that overran their deadline
@@ -153,7 +153,7 @@ type SessionEnds struct {
 	// final event.
 	Clean int64 `json:"clean"`
 	// Forced: still open at the close deadline and force-closed (each one
-	// is also a cut, [CutSessions]).
+	// is also a cut, wsmod's "sessions").
 	Forced int64 `json:"forced"`
 	// Aborted: anything else — the peer went away, a network error.
 	Aborted int64 `json:"aborted"`

@@ -9,9 +9,11 @@ package lifecycle_test
 import (
 	"errors"
 	"os"
+	"os/signal"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zapcore"
@@ -150,4 +152,38 @@ func TestSignalStopWithoutSignal(t *testing.T) {
 	}
 	stopNow(t, c)
 	goleak.VerifyNone(t, leaks) // the handler stopped with the report
+}
+
+// Without fx, a preStop call can come before MarkStarted: the admin server
+// (with /prestop) is started before it, as in the README's snippet, and a
+// pod deleted during a slow start-up gets its preStop hook then. The
+// kubelet's SIGTERM follows; it must stop the service (stop phase,
+// teardown, report) like any SIGTERM after a preStop, not meet the default
+// action (the process killed, no report).
+func TestSignalAfterPrestopBeforeMarkStarted(t *testing.T) {
+	// Were no handler of the coordinator's registered, this keeps the
+	// SIGTERM from killing the test binary.
+	guard := make(chan os.Signal, 1)
+	signal.Notify(guard, syscall.SIGTERM)
+	defer signal.Stop(guard)
+
+	shut := make(chan struct{}, 2)
+	c, _, _ := newFake(t, testConfig(), lifecycle.WithShutdown(func() error { shut <- struct{}{}; return nil }))
+	c.BeginDrain(lifecycle.ReasonPrestop) // the kubelet's preStop during the start-up
+	waittest.Recv(t, c.Reached(lifecycle.StateDrained), eventTimeout, "the drain of a service that never served")
+	c.MarkStarted() // the start-up ends: "the first SIGTERM drains, then stops"
+
+	kill(t, syscall.SIGTERM)
+	waittest.Recv(t, guard, eventTimeout, "the SIGTERM")
+	select {
+	case <-c.Reached(lifecycle.StateStopped):
+	case <-time.After(eventTimeout):
+		t.Fatalf("SIGTERM after a preStop before MarkStarted: state %v after %v, want stopped "+
+			"(no signal handler: a real process dies of the default action, without a report)", c.State(), eventTimeout)
+	}
+	select {
+	case <-shut:
+	default:
+		t.Error("the app was not asked to stop")
+	}
 }

@@ -81,7 +81,7 @@ func Example_withoutFx() {
 	_ = srv.Start(context.Background())
 	_ = admin.Start(context.Background())
 	c.MarkStarted()                      // logs the plan; the first SIGTERM drains, then stops; a preStop call drains, SIGTERM stops
-	<-c.Reached(lifecycle.StateStopped)  // drain, wait, stop phase, teardown, report (logged)
+	<-c.Reached(lifecycle.StateStopped)  // draining, drained, stopping, tearing down, report (logged)
 	_ = admin.Stop(context.Background()) // last: the kubelet probes until the end
 	if r := c.Telemetry().Report(); r.ExitCode != 0 {
 		os.Exit(1) // work was cut
