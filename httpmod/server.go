@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/drainfx/drainfx/internal/srvstate"
 	"github.com/drainfx/drainfx/lifecycle"
 )
 
@@ -116,8 +117,11 @@ func (s *Server) Addr() net.Addr {
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ln != nil || s.d.stoppingNow() {
+	if s.ln != nil {
 		return errAlreadyStarted
+	}
+	if s.d.stoppingNow() {
+		return srvstate.StartCut(s.d.c, "httpmod")
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
@@ -127,7 +131,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.d.Serve(s.srv, ln); err != nil {
 		// The stop phase began while listening.
 		_ = ln.Close()
-		return errAlreadyStarted
+		return srvstate.StartCut(s.d.c, "httpmod")
 	}
 	s.ln = ln
 	return nil

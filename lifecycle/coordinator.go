@@ -219,10 +219,14 @@ func (c *Coordinator) AtTeardown(name string, fn func(ctx context.Context) error
 // deadlines, resolved). From now until D0 the coordinator
 // samples the arrival counters ([Telemetry.TrackArrivals]). Unless
 // [Config.IgnoreSignals] is set, the coordinator handles SIGTERM, SIGINT
-// and SIGHUP from now (under fx, from the lifecycle module's OnStart, so
-// that a signal during the start cuts it short) until the report is out
-// (see "Signals" in the package documentation).
+// and SIGHUP from now until the report is out — even if a preStop call
+// began the drain first — or, under fx, from the lifecycle module's
+// OnStart, so that a signal during the start begins the drain instead of
+// killing the process (see "Signals" in the package documentation).
 func (c *Coordinator) MarkStarted() {
+	c.mu.Lock()
+	c.handleSignalsLocked() // even if a preStop call began the drain first: SIGTERM follows it
+	c.mu.Unlock()
 	c.enter(StateServing, "started", func(now time.Time) {
 		c.log.Info("shutdown plan", zap.Object("plan", planLog(c.plan)))
 		c.telemetry.markServed()
@@ -231,7 +235,6 @@ func (c *Coordinator) MarkStarted() {
 			c.wg.Add(1)
 			go c.sample()
 		}
-		c.handleSignalsLocked()
 	})
 }
 

@@ -98,6 +98,14 @@
 // A service that wants SIGHUP for something else, such as a reload, sets
 // [Config.IgnoreSignals] and handles the signals itself.
 //
+// A signal during an fx start begins the drain; the servers of drainfx's
+// modules whose OnStart has not run yet refuse to start ("start cut
+// short"), and fx's Start fails with that error. An OnStart hook of the
+// app's own that may block — a connection that does not come up — should
+// give up when [Coordinator.Reached] for [StateDraining] closes, as
+// sqlmod's does: fx ends the start context only at its StartTimeout (15 s
+// by default), which may come after the kubelet's SIGKILL.
+//
 // # Limits
 //
 // A stop participant or teardown hook that ignores its context is cut and

@@ -69,8 +69,6 @@ func (c *Coordinator) run(d0 time.Time) {
 		}
 		human := c.log.WithOptions(zap.AddStacktrace(zap.FatalLevel))
 		switch {
-		case !r.Served && r.ExitCode == 0:
-			// A start that failed: its error is the line that matters.
 		case r.ExitCode == 0:
 			human.Info(r.summary())
 		default:
@@ -167,6 +165,9 @@ func (c *Coordinator) sleepUntil(t time.Time) bool {
 func (c *Coordinator) logDrainStart(d0 time.Time, rate trafficRate, quiet time.Duration) {
 	p := c.plan
 	longest, why := orNone(p.DrainDelay), "a fixed drain (DrainQuiet none)"
+	if p.adaptive() {
+		why = "a fixed drain: MaxDrainDelay leaves the adaptive drain no room beyond DrainDelay"
+	}
 	switch {
 	case c.sigint.Load():
 		why = "SIGINT: a terminal's Ctrl-C, no proxy to wait for, so DrainDelay only"

@@ -56,7 +56,9 @@ func newFx(p params) (*Coordinator, error) {
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			// From here, not from MarkStarted: a signal during the rest
-			// of the start begins the drain, and fx's Start gives up.
+			// of the start begins the drain (not the default action's
+			// kill), and the OnStart hooks of drainfx's modules still to
+			// come give up ("start cut short").
 			c.mu.Lock()
 			c.handleSignalsLocked()
 			c.mu.Unlock()

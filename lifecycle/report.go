@@ -234,10 +234,18 @@ func (r Report) summary() string {
 		total += p.Actual
 	}
 	fmt.Fprintf(&b, "shutdown %s: %v from D0 (%s)", verdict, total.Round(time.Millisecond), r.Reason)
+	if !r.Served {
+		b.WriteString(", before the service ever served: nothing to drain")
+	}
 	for i, p := range r.Phases {
 		sep := ", "
 		if i == 0 {
 			sep = "; "
+		}
+		if p.Name == StateDrained.String() {
+			// Waiting for the stop has no plan: it lasts until SIGTERM.
+			fmt.Fprintf(&b, "%s%s %v", sep, p.Name, p.Actual.Round(time.Millisecond))
+			continue
 		}
 		fmt.Fprintf(&b, "%s%s %v of %v", sep, p.Name, p.Actual.Round(time.Millisecond), p.Planned.Round(time.Millisecond))
 		if p.Name == StateDraining.String() && r.DrainEndedBy != "" {

@@ -69,7 +69,12 @@ func (h *signalHandler) run() {
 				return
 			}
 			first = false
-			h.c.log.Info("signal received: draining", zap.Stringer("signal", sig))
+			if h.c.State() >= StateDraining {
+				// After a preStop call: the kubelet's SIGTERM, the stop.
+				h.c.log.Info("signal received: stopping (the drain had begun)", zap.Stringer("signal", sig))
+			} else {
+				h.c.log.Info("signal received: draining", zap.Stringer("signal", sig))
+			}
 			reason = h.c.signalled(sig)
 			drained = h.c.Reached(StateDrained)
 		case <-drained:

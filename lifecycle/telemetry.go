@@ -11,9 +11,11 @@ import (
 // Telemetry is what a shutdown measures, beside the state machine: the
 // gauges of work in flight, how sessions ended, the work cut at a
 // deadline, the arrivals that the adaptive drain learns from, the
-// timeline as it happened, and the report. It has a lock of its own, never
-// held while the coordinator moves; reading it (a metrics scrape) never
-// waits for a transition. Get it with [Coordinator.Telemetry].
+// timeline as it happened, and the report. It has a lock of its own, held
+// only for the moment of a read or a write (a transition records into it
+// under the coordinator's lock, never the other way round), so reading it
+// — a metrics scrape — never waits for a transition to finish. Get it with
+// [Coordinator.Telemetry].
 type Telemetry struct {
 	clock Clock
 	plan  Plan

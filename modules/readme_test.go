@@ -75,12 +75,12 @@ var (
 // compiled, not run (it listens on :8080 and :9090 and waits for a signal).
 func Example_withoutFx() {
 	c, _ := lifecycle.New(lifecycle.Config{GracePeriod: 30 * time.Second}, lifecycle.WithLogger(log))
-	srv, _ := httpmod.New(httpmod.Config{Addr: ":8080"}, c, mux)              // a stop participant
-	admin, _ := probemod.New(probemod.Config{Addr: ":9090"}, c, nil)          // /livez, /readyz, /startupz, /prestop
-	c.AtTeardown("db", func(ctx context.Context) error { return db.Close() }) // your own teardown
+	srv, _ := httpmod.New(httpmod.Config{Addr: ":8080"}, c, mux, httpmod.WithLogger(log))      // a stop participant
+	admin, _ := probemod.New(probemod.Config{Addr: ":9090"}, c, nil, probemod.WithLogger(log)) // probes, /prestop
+	c.AtTeardown("db", func(ctx context.Context) error { return db.Close() })                  // your own teardown
 	_ = srv.Start(context.Background())
 	_ = admin.Start(context.Background())
-	c.MarkStarted()                      // logs the plan; the first SIGTERM drains, then stops; a preStop call drains, SIGTERM stops
+	c.MarkStarted()                      // logs the plan; from now on SIGTERM drains, then stops
 	<-c.Reached(lifecycle.StateStopped)  // draining, drained, stopping, tearing down, report (logged)
 	_ = admin.Stop(context.Background()) // last: the kubelet probes until the end
 	if r := c.Telemetry().Report(); r.ExitCode != 0 {

@@ -12,6 +12,7 @@ package srvstate
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,7 @@ import (
 // concurrent use. Build it with [New].
 type State struct {
 	errStarted error
+	cutShort   func() error
 
 	mu       sync.Mutex
 	started  bool
@@ -34,9 +36,19 @@ type State struct {
 }
 
 // New returns the state of a server that has not started. errStarted is
-// the error of a Start after the first successful one, or after Stop.
-func New(errStarted error) *State {
-	return &State{errStarted: errStarted, stopDone: make(chan struct{})}
+// the error of a Start after the first successful one; cutShort gives the
+// error of a Start after Stop, when the server never started ([StartCut]).
+func New(errStarted error, cutShort func() error) *State {
+	return &State{errStarted: errStarted, cutShort: cutShort, stopDone: make(chan struct{})}
+}
+
+// StartCut is the error of a server's start that comes after its stop
+// phase: the service was told to stop (a signal during an earlier OnStart
+// hook, a preStop call) and the coordinator ran the shutdown before this
+// server listened. It says so, with what began the drain, rather than
+// that the server started already.
+func StartCut(c *lifecycle.Coordinator, pkg string) error {
+	return fmt.Errorf("%s: start cut short: the stop phase came first (the drain began: %s)", pkg, c.Telemetry().Report().Reason)
 }
 
 // Start calls start, unless the server has started already or Stop has
@@ -46,8 +58,11 @@ func New(errStarted error) *State {
 func (st *State) Start(ctx context.Context, start func(context.Context) error) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.started || st.stopping {
+	if st.started {
 		return st.errStarted
+	}
+	if st.stopping {
+		return st.cutShort()
 	}
 	if err := start(ctx); err != nil {
 		return err
@@ -91,7 +106,8 @@ func (st *State) Stop(ctx context.Context, stop func(context.Context) error) err
 func RecordCut(c *lifecycle.Coordinator, log *zap.Logger, kind lifecycle.CutKind, n int64, deadline time.Time, names ...string) {
 	c.Telemetry().RecordCut(kind, n, names...)
 	if n > 0 {
-		log.Warn(string(kind)+" cut", zap.Int64("count", n), zap.Time("deadline", deadline), zap.Strings("names", names))
+		log.Warn(string(kind)+" cut", zap.Int64("count", n), zap.Time("deadline", deadline),
+			zap.Strings("names", names), zap.Int64("unnamed", n-int64(len(names))))
 	} else {
 		log.Info("connections closed at the stop deadline", zap.Time("deadline", deadline))
 	}

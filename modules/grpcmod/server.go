@@ -160,7 +160,7 @@ func New(cfg Config, c *lifecycle.Coordinator, opts ...Option) (*Server, error) 
 		opt(&o)
 	}
 	s := &Server{cfg: cfg.WithDefaults(), c: c, log: o.log.With(zap.String("component", "grpc")),
-		given: o.given, onServeError: o.onServeError, state: srvstate.New(errAlreadyStarted)}
+		given: o.given, onServeError: o.onServeError, state: srvstate.New(errAlreadyStarted, func() error { return srvstate.StartCut(c, "grpcmod") })}
 	stopping, stopStreams := context.WithCancel(context.Background())
 	s.stopping = stopping
 	draining := func() bool { return c.State() >= lifecycle.StateDraining }
