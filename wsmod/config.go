@@ -24,9 +24,13 @@ const (
 	// DefaultFinalEventRetry is the reconnection hint of the final SSE event.
 	DefaultFinalEventRetry = 1 * time.Second
 	// DefaultCloseRate is how many sessions per second the stop phase ends,
-	// at most: 1,000 sessions over 400 ms, so that the pods that take the
-	// reconnections see at most about 250 in any 100 ms from this one.
-	DefaultCloseRate = 2500
+	// at most: 1,000 sessions over 1 s, about 100 in any 100 ms from this
+	// pod, which leaves the pods that take the reconnections room for the
+	// bunching of a busy node (measured on 2 shared cores, the README:
+	// at most 239 in any 100 ms on the survivors). 2,000 sessions fill
+	// the 2 s that the default CloseTimeout gives a window; more are
+	// compressed into it.
+	DefaultCloseRate = 1000
 	// DefaultReadLimit is the largest WebSocket message a peer may send:
 	// 1 MiB, as the example service's POST /echo. gorilla has no limit of its
 	// own, so without one a single frame header announcing 256 MiB makes the
@@ -81,14 +85,16 @@ type Config struct {
 	// route here, so each client reconnects elsewhere), in a random order,
 	// one at a random point of each of N equal slots. The other pods then
 	// see at most about CloseRate/10 reconnections from this pod in any
-	// 100 ms. The window ends early enough to leave each session its close
-	// handshake before the close deadline (CloseTimeout, clipped to the
-	// stop deadline): WriteTimeout, or half the time to the deadline if
-	// that is less. If N/CloseRate does not fit, the window is compressed
-	// to fit (the rate is then higher) and a warning says so: the deadline
-	// wins. Default 2500 (DefaultCloseRate: 1,000 sessions over 400 ms,
-	// 10,000 over the 4 s that the default CloseTimeout leaves); negative
-	// (AllAtOnce): every session at once. [FromEnv]:
+	// 100 ms. Of the time to the close deadline (CloseTimeout, clipped to
+	// the stop deadline), the last sessions' close handshakes keep
+	// WriteTimeout (or half, if that is less), and the window takes at most
+	// half of the rest: the other half is for a schedule that runs late on
+	// a busy node to slip into. If N/CloseRate does not fit, the window is
+	// compressed to fit (the rate is then higher) and a warning says so:
+	// the deadline wins. Default 1000 (DefaultCloseRate: 1,000 sessions
+	// over 1 s, 2,000 over the 2 s the default CloseTimeout gives a window;
+	// 5,000 are compressed into those 2 s, 2,500 a second, with the
+	// warning); negative (AllAtOnce): every session at once. [FromEnv]:
 	// SHUTDOWN_SESSION_CLOSE_RATE.
 	CloseRate int `yaml:"closeRate" json:"closeRate"`
 	// WriteTimeout bounds the writing of a close frame, a ping or the final
@@ -182,7 +188,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if v, ok := lookup(EnvCloseRate); ok && v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return Config{}, fmt.Errorf("%s=%q: not a whole number of sessions per second, 0 or more (like 2500; 0: all at once)", EnvCloseRate, v)
+			return Config{}, fmt.Errorf("%s=%q: not a whole number of sessions per second, 0 or more (like 1000; 0: all at once)", EnvCloseRate, v)
 		}
 		cfg.CloseRate = n
 		if n == 0 {

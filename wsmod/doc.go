@@ -43,31 +43,33 @@
 // costs an authentication, a subscription and a state replay, and a pod
 // of 1,000 sessions handed the survivors about 1,000 reconnections within
 // 100 ms. So the registry ends them at most [Config.CloseRate] a second
-// (default 2,500): N sessions over N/CloseRate from the start of the stop
+// (default 1,000): N sessions over N/CloseRate from the start of the stop
 // phase — when the drain is over and the proxies no longer route here, so
 // each client reconnects elsewhere — in a random order, one at a random
 // point of each of N equal slots. The survivors see at most about
 // CloseRate/10 reconnections from this pod in any 100 ms (1,000 sessions:
-// 400 ms, 250 per 100 ms). One goroutine, the stop participant's, waits
-// for each session's turn on the coordinator's clock (on a fake clock,
-// [lifecycle.WithClock], the window passes as the clock is advanced);
-// only the writes of the close frames run in goroutines of their own.
+// 1 s, 100 per 100 ms), more where busy nodes bunch them on their way.
+// One goroutine, the stop participant's, waits for each session's turn on
+// the coordinator's clock (on a fake clock, [lifecycle.WithClock], the
+// window passes as the clock is advanced); only the writes of the close
+// frames run in goroutines of their own.
 //
-// The deadline wins over the rate: the window ends early enough to leave
-// each session its close handshake — WriteTimeout, or half the time to the
-// close deadline if that is less. A stop phase too short for N/CloseRate
+// The deadline wins over the rate: of the time to the close deadline, the
+// last sessions' close handshakes keep WriteTimeout (or half, if that is
+// less), and the window takes at most half of the rest, the other half
+// left for a late schedule to slip into. A stop phase too short for N/CloseRate
 // compresses the window to fit and says so in one warning ("closing
 // sessions over a compressed window"). A schedule woken a few milliseconds
 // late (a busy node) catches up, ending at most CloseRate/200 overdue
 // sessions together; one that fell further behind (a throttled CPU) lets
 // the rest of the window slip rather than end the overdue sessions in a
-// burst, as far as the deadline allows. The log says
-// how many sessions the stop phase ends and over what window as it begins
-// ("closing sessions": sessions, window, closeTimeout) and over what
-// window it did as it ends ("sessions closed": sessions, forced, window,
-// peakPer100ms — the most it ended in any 100 ms — and took). [AllAtOnce] ends every session at once, as before;
-// [FromEnv] reads the rate from SHUTDOWN_SESSION_CLOSE_RATE ("0": all at
-// once).
+// burst, as far as the deadline allows — until WriteTimeout before it. The
+// log says how many sessions the stop phase ends and over what window as
+// it begins ("closing sessions": sessions, window, closeTimeout) and over
+// what window it did as it ends ("sessions closed": sessions, forced,
+// window, peakPer100ms — the most it ended in any 100 ms — and took).
+// [AllAtOnce] ends every session at once, as before; [FromEnv] reads the
+// rate from SHUTDOWN_SESSION_CLOSE_RATE ("0": all at once).
 //
 // [Registry.Stop] (the module's OnStop) asks the coordinator for the stop
 // ([lifecycle.Coordinator.Stop]) and waits until the shutdown is over, all

@@ -34,8 +34,8 @@ func TestConfigDefaults(t *testing.T) {
 	if pt := (wsmod.Config{PingInterval: time.Second}).WithDefaults().PongTimeout; pt != time.Second {
 		t.Errorf("PongTimeout default %v, want PingInterval", pt)
 	}
-	if got.CloseRate != 2500 || got.FinalEventRetryJitter != 500*time.Millisecond {
-		t.Errorf("CloseRate %d, FinalEventRetryJitter %v; want 2500, 500ms", got.CloseRate, got.FinalEventRetryJitter)
+	if got.CloseRate != 1000 || got.FinalEventRetryJitter != 500*time.Millisecond {
+		t.Errorf("CloseRate %d, FinalEventRetryJitter %v; want 1000, 500ms", got.CloseRate, got.FinalEventRetryJitter)
 	}
 	kept := wsmod.Config{CloseRate: wsmod.AllAtOnce, FinalEventRetryJitter: -1}.WithDefaults()
 	if kept.CloseRate != wsmod.AllAtOnce || kept.FinalEventRetryJitter != -1 {

@@ -173,7 +173,10 @@ func TestWebSocketForceCloseAtDeadline(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := clocktest.New()
-			f := newFixture(t, lcfg, wsmod.Config{CloseTimeout: tt.closeTimeout},
+			// All at once: the clock stands still between the test's
+			// moves, and a close window would wait on it (the window is
+			// the spread tests').
+			f := newFixture(t, lcfg, wsmod.Config{CloseTimeout: tt.closeTimeout, CloseRate: wsmod.AllAtOnce},
 				func(mux *http.ServeMux, r *wsmod.Registry) { mux.Handle("GET /ws", r.WebSocket(demo.Echo)) },
 				lifecycle.WithClock(clk))
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -250,7 +253,8 @@ func TestWebSocketForceCloseAtDeadline(t *testing.T) {
 // fake: the hour of drain passes by advancing it.
 func TestNewSessionsDuringDrainAndStop(t *testing.T) {
 	clk := clocktest.New()
-	f := newFixture(t, lifecycle.Config{DrainDelay: time.Hour, GracePeriod: 2 * time.Hour}, wsmod.Config{RetryAfter: 1500 * time.Millisecond},
+	// All at once: the fake clock stands still once the stop phase begins.
+	f := newFixture(t, lifecycle.Config{DrainDelay: time.Hour, GracePeriod: 2 * time.Hour}, wsmod.Config{RetryAfter: 1500 * time.Millisecond, CloseRate: wsmod.AllAtOnce},
 		func(mux *http.ServeMux, r *wsmod.Registry) {
 			mux.Handle("GET /ws", r.WebSocket(demo.Echo))
 			mux.Handle("GET /events", r.SSE(func(ctx context.Context, s *wsmod.Stream) error {

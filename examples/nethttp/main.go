@@ -12,7 +12,7 @@
 // Environment: PORT, ADMIN_PORT, SHUTDOWN_GRACE_PERIOD (30s),
 // SHUTDOWN_DRAIN_DELAY (5s), SHUTDOWN_DRAIN_QUIET (1s; 0s: a fixed drain),
 // SHUTDOWN_MAX_DRAIN_DELAY, SHUTDOWN_DRAIN_MISS_PROBABILITY (0.001),
-// SHUTDOWN_TEARDOWN_RESERVE (3s), SHUTDOWN_SESSION_CLOSE_RATE (2500 sessions
+// SHUTDOWN_TEARDOWN_RESERVE (3s), SHUTDOWN_SESSION_CLOSE_RATE (1000 sessions
 // ended per second in the stop phase; 0: all at once), PRESTOP_TOKEN (empty
 // = none). A bad value exits 1 with one line naming the variable.
 package main

@@ -124,10 +124,16 @@
 // termination on is placed on its pod; those on a pod not terminating at
 // the time (a survivor) are counted in a sliding window of [OpensWindow],
 // and [Result.SessionOpensPeak] is the most — the burst of reconnections
-// the other pods take when a pod ends its sessions. Each terminated pod's
-// log is read for wsmod's "sessions closed" line: the window its sessions
-// were ended over and the most it ended in any 100 ms
-// ([PodReport.SessionCloseWindow], [PodReport.SessionClosePeak]).
+// the other pods take when a pod ends its sessions. An open counts when
+// the proxy took its connection and handed it to the survivor: the time
+// the survivor got it, whatever the client did next. The same peak with
+// each open counted when the client read the handshake's answer
+// ([Result.SessionOpensPeakClient]) is larger on a loaded machine, as the
+// load's own delays (its share of the CPU, its garbage collection) bunch
+// what the survivors took apart. Each terminated pod's log is read for
+// wsmod's "sessions closed" line: the window its sessions were ended over
+// and the most it ended in any 100 ms ([PodReport.SessionCloseWindow],
+// [PodReport.SessionClosePeak]).
 //
 // # Limits
 //
@@ -136,7 +142,7 @@
 // the stop times, and in the reconnections: clients, proxy and survivors
 // that fall behind work off their backlog in bursts, so the survivors'
 // peak can exceed what the terminating pod sent them in any 100 ms. The
-// proxy is
-// TCP-level only: it never retries and never sees HTTP, like kube-proxy
-// and unlike an HTTP ingress, which may hide losses by retrying.
+// proxy is TCP-level only: it never retries and never sees HTTP, like
+// kube-proxy and unlike an HTTP ingress, which may hide losses by
+// retrying.
 package rollout

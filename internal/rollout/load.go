@@ -217,16 +217,20 @@ func (l *load) waitProgress(ctx context.Context, t time.Time, timeout time.Durat
 }
 
 // sessionOpen is a WebSocket or SSE session the load opened: when it was
-// open (the handshake answered, the stream's headers read) and the local
-// port of its connection, which the proxy's connection log names.
+// open (the handshake answered, the stream's headers read), the local port
+// of its connection, which the proxy's connection log names, and whether
+// that connection had carried a session or request before (an SSE stream
+// on a kept-alive connection: the proxy's log has no line for this open).
 type sessionOpen struct {
-	at   time.Time
-	port int
+	at     time.Time
+	port   int
+	reused bool
 }
 
-// opened records a session opened on a connection from local address a.
-func (l *load) opened(a net.Addr) {
-	o := sessionOpen{at: time.Now()}
+// opened records a session opened on a connection from local address a,
+// reused or new.
+func (l *load) opened(a net.Addr, reused bool) {
+	o := sessionOpen{at: time.Now(), reused: reused}
 	if ta, ok := a.(*net.TCPAddr); ok {
 		o.port = ta.Port
 	}
@@ -387,7 +391,8 @@ func (l *load) wsSession(ctx context.Context, d *websocket.Dialer, id int) bool 
 		return false
 	}
 	l.wsOpened.Add(1)
-	l.opened(conn.LocalAddr())
+	// A new connection: gorilla dials one per session.
+	l.opened(conn.LocalAddr(), false)
 	stop := context.AfterFunc(ctx, func() { conn.Close() }) // unblocks the read at the end
 	defer stop()
 
@@ -483,7 +488,8 @@ func (l *load) sseSession(ctx context.Context, c *http.Client, id int, retry *ti
 	// The connection the stream runs on, new or reused: the proxy's log
 	// names its server by its local port.
 	var local net.Addr
-	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { local = ci.Conn.LocalAddr() }}
+	var reused bool
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { local, reused = ci.Conn.LocalAddr(), ci.Reused }}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, l.base+l.cfg.SSEPath, nil)
 	var resp *http.Response
 	if err == nil {
@@ -506,7 +512,7 @@ func (l *load) sseSession(ctx context.Context, c *http.Client, id int, retry *ti
 	}
 	defer resp.Body.Close()
 	l.sseOpened.Add(1)
-	l.opened(local)
+	l.opened(local, reused)
 
 	var (
 		er     = loadclient.NewEventReader(resp.Body)

@@ -16,10 +16,18 @@ const connSlack = 5 * time.Millisecond
 // survivorOpens places every session open at or after from on the pod the
 // proxy sent its connection to — the connection of the same client port
 // accepted last before the open — and keeps those on a survivor: a pod that
-// was not terminating at the time (not terminated, or terminated later). It
-// returns their times, sorted, and the number of opens the proxy's log
-// could not place (kept out).
-func survivorOpens(opens []sessionOpen, conns map[int][]proxyConn, pods []PodReport, from time.Time) (times []time.Time, unplaced int) {
+// was not terminating at the time (not terminated, or terminated later).
+// It returns two times of each, sorted: atPod, when the proxy handed the
+// survivor the session's connection (the client's time for a session on a
+// kept-alive connection, for which the proxy saw no new one), and
+// atClient, when the client had the session open; and the number of opens
+// the proxy's log could not place (kept out).
+//
+// The pod's time is the one that tells what the survivors took: the
+// client's adds its own delays — the handshake's answer read by a client
+// that shares the CPU, collects garbage and wakes up late — which bunch
+// opens the survivors took apart.
+func survivorOpens(opens []sessionOpen, conns map[int][]proxyConn, pods []PodReport, from time.Time) (atPod, atClient []time.Time, unplaced int) {
 	bySlot := make(map[int]PodReport, len(pods))
 	for _, p := range pods {
 		bySlot[p.Slot] = p
@@ -39,7 +47,8 @@ func survivorOpens(opens []sessionOpen, conns map[int][]proxyConn, pods []PodRep
 			unplaced++
 			continue
 		}
-		p, ok := bySlot[cs[i-1].slot]
+		c := cs[i-1]
+		p, ok := bySlot[c.slot]
 		if !ok {
 			unplaced++
 			continue
@@ -47,10 +56,16 @@ func survivorOpens(opens []sessionOpen, conns map[int][]proxyConn, pods []PodRep
 		if p.Terminated && !o.at.Before(p.T0) {
 			continue // on a terminating pod
 		}
-		times = append(times, o.at)
+		onPod := c.at
+		if o.reused {
+			onPod = o.at
+		}
+		atPod = append(atPod, onPod)
+		atClient = append(atClient, o.at)
 	}
-	slices.SortFunc(times, time.Time.Compare)
-	return times, unplaced
+	slices.SortFunc(atPod, time.Time.Compare)
+	slices.SortFunc(atClient, time.Time.Compare)
+	return atPod, atClient, unplaced
 }
 
 // peak returns the most times (sorted) within any window of length w, and

@@ -3,6 +3,7 @@ package rollout
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,9 @@ func TestParseConnLine(t *testing.T) {
 }
 
 // Opens are placed on the pod the proxy sent their connection to, and only
-// those on a pod not terminating at the time count; the peak is the most in
+// those on a pod not terminating at the time count, each at the time the
+// proxy handed the pod its connection (the client's time for a stream on a
+// kept-alive connection) and at the client's time; the peak is the most in
 // any 100 ms.
 func TestSurvivorOpens(t *testing.T) {
 	base := time.Unix(1000, 0)
@@ -49,29 +52,31 @@ func TestSurvivorOpens(t *testing.T) {
 		105: {{at: at(1900), slot: 2}},                          // a survivor, 150 ms after 104's open
 		106: {{at: at(5000), slot: 1}},                          // accepted after the open: no match
 		107: {{at: at(1702), slot: 2}, {at: at(1720), slot: 2}}, // the open matches the first (the second is after it)
+		108: {{at: at(1200), slot: 1}},                          // kept alive: a second stream on it
 	}
 	opens := []sessionOpen{
 		{at: at(995), port: 100},  // before the first termination: not counted
 		{at: at(1510), port: 101}, // on the terminating pod
-		{at: at(1610), port: 102},
+		{at: at(1690), port: 102}, // the client read the answer 90 ms late
 		{at: at(1705), port: 103},
 		{at: at(1760), port: 104},
 		{at: at(1910), port: 105},
 		{at: at(1915), port: 106},
 		{at: at(1712), port: 107},
+		{at: at(1950), port: 108, reused: true}, // the pod took it then, not at 1200
 	}
-	times, unplaced := survivorOpens(opens, conns, pods, at(1000))
-	want := []time.Time{at(1610), at(1705), at(1712), at(1760), at(1910)}
-	if len(times) != len(want) || unplaced != 1 {
-		t.Fatalf("times %v, unplaced %d; want %v, 1", times, unplaced, want)
+	atPod, atClient, unplaced := survivorOpens(opens, conns, pods, at(1000))
+	wantPod := []time.Time{at(1600), at(1700), at(1702), at(1750), at(1900), at(1950)}
+	wantClient := []time.Time{at(1690), at(1705), at(1712), at(1760), at(1910), at(1950)}
+	if !slices.EqualFunc(atPod, wantPod, time.Time.Equal) || !slices.EqualFunc(atClient, wantClient, time.Time.Equal) || unplaced != 1 {
+		t.Fatalf("on the pod %v, at the client %v, unplaced %d; want %v, %v, 1", atPod, atClient, unplaced, wantPod, wantClient)
 	}
-	for i := range want {
-		if !times[i].Equal(want[i]) {
-			t.Fatalf("times %v, want %v", times, want)
-		}
+	if n, first := peak(atPod, OpensWindow); n != 3 || !first.Equal(at(1700)) {
+		t.Errorf("peak %d at %v, want 3 at %v", n, first, at(1700))
 	}
-	if n, first := peak(times, OpensWindow); n != 3 || !first.Equal(at(1705)) {
-		t.Errorf("peak %d at %v, want 3 at %v", n, first, at(1705))
+	// The late client bunches its open with the next three.
+	if n, first := peak(atClient, OpensWindow); n != 4 || !first.Equal(at(1690)) {
+		t.Errorf("client peak %d at %v, want 4 at %v", n, first, at(1690))
 	}
 	if n, _ := peak(nil, OpensWindow); n != 0 {
 		t.Errorf("peak of nothing %d", n)
@@ -115,7 +120,7 @@ func TestReadSessionsClosed(t *testing.T) {
 func TestWriteTableSessionOpens(t *testing.T) {
 	res := &Result{
 		Bin: "service", Replicas: 2, Replacements: 1,
-		SessionOpensPeak: 251, SessionOpensPeakAt: 12345 * time.Millisecond, SessionOpens: 1050,
+		SessionOpensPeak: 251, SessionOpensPeakAt: 12345 * time.Millisecond, SessionOpensPeakClient: 270, SessionOpens: 1050,
 		Pods: []PodReport{{Name: "pod-0", Terminated: true, SessionsClosed: 1050, SessionCloseWindow: 420 * time.Millisecond,
 			SessionClosePeak: 253, SessionsLogged: true}},
 	}
@@ -124,7 +129,7 @@ func TestWriteTableSessionOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"peak session opens per 100ms on the survivors: 251 (at 12.345s; 1050 opened on them from the first termination on)",
+		"peak session opens per 100ms on the survivors: 251 (at 12.345s, as the proxy handed them the connections; 270 as the clients saw the sessions open; 1050 opened on them from the first termination on)",
 		"1050 over 0.420s, ≤253/100ms",
 	} {
 		if !strings.Contains(b.String(), want) {

@@ -50,15 +50,20 @@ type Result struct {
 	// SessionOpensPeak is the most WebSocket and SSE sessions opened on the
 	// survivors — the pods not terminating at the time — within any
 	// [OpensWindow] (100 ms), from the first termination on: the burst of
-	// reconnections the other pods take when a pod ends its sessions.
+	// reconnections the other pods take when a pod ends its sessions. Each
+	// open counts when the proxy handed the survivor its connection.
 	// SessionOpensPeakAt is when that window began, since the rollout
-	// began. SessionOpens is the number of opens counted; SessionOpensUnplaced
-	// those the proxy's connection log could not place on a pod (not
-	// counted). All zero without WebSocket and SSE clients.
-	SessionOpensPeak     int
-	SessionOpensPeakAt   time.Duration
-	SessionOpens         int
-	SessionOpensUnplaced int
+	// began. SessionOpensPeakClient is the same peak with each open
+	// counted when its client had the session open (the handshake's answer
+	// read), which adds the clients' own delays. SessionOpens is the number
+	// of opens counted; SessionOpensUnplaced those the proxy's connection
+	// log could not place on a pod (not counted). All zero without
+	// WebSocket and SSE clients.
+	SessionOpensPeak       int
+	SessionOpensPeakAt     time.Duration
+	SessionOpensPeakClient int
+	SessionOpens           int
+	SessionOpensUnplaced   int
 }
 
 // Lost is the total loss: requests, sessions and streams lost, stalled
@@ -146,8 +151,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if r.SessionOpensUnplaced > 0 {
 			note = fmt.Sprintf("; %d not placed on a pod", r.SessionOpensUnplaced)
 		}
-		fmt.Fprintf(tw, "\npeak session opens per %v on the survivors: %d (at %s; %d opened on them from the first termination on%s)\n",
-			OpensWindow, r.SessionOpensPeak, secs(r.SessionOpensPeakAt), r.SessionOpens, note)
+		fmt.Fprintf(tw, "\npeak session opens per %v on the survivors: %d (at %s, as the proxy handed them the connections; %d as the clients saw the sessions open; %d opened on them from the first termination on%s)\n",
+			OpensWindow, r.SessionOpensPeak, secs(r.SessionOpensPeakAt), r.SessionOpensPeakClient, r.SessionOpens, note)
 	}
 	if r.DataPlane == DataPlaneKube {
 		r.writeKubePods(tw)

@@ -137,9 +137,9 @@ func TestServiceZeroLoss(t *testing.T) {
 // closed over read from its log (wsmod's "sessions closed" line).
 func checkSessionReport(t *testing.T, res *rollout.Result) {
 	t.Helper()
-	if res.SessionOpens == 0 || res.SessionOpensUnplaced != 0 || res.SessionOpensPeak == 0 {
-		t.Errorf("session opens on the survivors: %d, peak %d, %d not placed; want some, all placed",
-			res.SessionOpens, res.SessionOpensPeak, res.SessionOpensUnplaced)
+	if res.SessionOpens == 0 || res.SessionOpensUnplaced != 0 || res.SessionOpensPeak == 0 || res.SessionOpensPeakClient == 0 {
+		t.Errorf("session opens on the survivors: %d, peak %d (clients' %d), %d not placed; want some, all placed",
+			res.SessionOpens, res.SessionOpensPeak, res.SessionOpensPeakClient, res.SessionOpensUnplaced)
 	}
 	logged := 0
 	for _, p := range res.Terminated() {

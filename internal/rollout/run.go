@@ -247,12 +247,13 @@ func (r *runner) rollout(ctx context.Context, seed uint64) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rollout: the proxy's connection log: %w", err)
 		}
-		times, unplaced := survivorOpens(l.sessionOpens(), conns, res.Pods, terminated[0].T0)
-		n, at := peak(times, OpensWindow)
-		res.SessionOpensPeak, res.SessionOpens, res.SessionOpensUnplaced = n, len(times), unplaced
+		atPod, atClient, unplaced := survivorOpens(l.sessionOpens(), conns, res.Pods, terminated[0].T0)
+		n, at := peak(atPod, OpensWindow)
+		res.SessionOpensPeak, res.SessionOpens, res.SessionOpensUnplaced = n, len(atPod), unplaced
 		if n > 0 {
 			res.SessionOpensPeakAt = at.Sub(r.start)
 		}
+		res.SessionOpensPeakClient, _ = peak(atClient, OpensWindow)
 	}
 	return res, nil
 }
