@@ -79,9 +79,10 @@ type events struct {
 // taken after mu, never before it.
 type Coordinator struct {
 	plan      Plan
-	o         options
 	log       *zap.Logger
 	clock     Clock
+	exit      func(code int) // the second signal's exit (tests replace os.Exit)
+	shutdown  func() error   // how to ask the app to stop (fx.Shutdowner); nil: nobody to ask
 	telemetry *Telemetry
 	est       *estimator // the adaptive drain: fed by the sampler, asked by the driver
 	ev        events
@@ -124,12 +125,13 @@ func New(cfg Config, opts ...Option) (*Coordinator, error) {
 		opt(&o)
 	}
 	c := &Coordinator{
-		plan:  plan,
-		o:     o,
-		log:   o.log,
-		clock: o.clock,
-		ev:    events{stopRequested: make(chan struct{}), aborted: make(chan struct{})},
-		moved: make(chan struct{}),
+		plan:     plan,
+		log:      o.log,
+		clock:    o.clock,
+		exit:     o.exit,
+		shutdown: o.shutdown,
+		ev:       events{stopRequested: make(chan struct{}), aborted: make(chan struct{})},
+		moved:    make(chan struct{}),
 	}
 	for i := range c.ev.reached {
 		c.ev.reached[i] = make(chan struct{})

@@ -243,10 +243,10 @@ func (c *Coordinator) awaitStop() Reason {
 
 // askShutdown asks the app to stop (fx.Shutdowner), if it can be asked.
 func (c *Coordinator) askShutdown() {
-	if c.o.shutdown == nil {
+	if c.shutdown == nil {
 		return
 	}
-	if err := c.o.shutdown(); err != nil {
+	if err := c.shutdown(); err != nil {
 		c.log.Warn("shutdown request", zap.Error(err))
 	}
 }

@@ -65,7 +65,7 @@ func (h *signalHandler) run() {
 				_ = h.c.log.Sync()
 				// The documented exception to "no os.Exit outside main": a
 				// second signal is an operator asking for an immediate exit.
-				h.c.o.exit(code)
+				h.c.exit(code)
 				return
 			}
 			first = false
