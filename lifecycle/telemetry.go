@@ -74,8 +74,8 @@ func (t *Telemetry) TrackInFlight(name string, read func() int64) {
 // TrackSessions registers a source of session endings for the report and
 // for metrics: read returns the counts of sessions of kind that ended since
 // the source was created (counters: they only grow). The final report
-// holds what ended from D0 on; a report so far, the counters. The session registry of package wsmod calls it for
-// "websocket" and "sse".
+// holds what ended from D0 on; a report so far, the counters. The session
+// registry of package wsmod calls it for "websocket" and "sse".
 func (t *Telemetry) TrackSessions(kind string, read func() SessionEnds) {
 	t.mu.Lock()
 	t.sessionSrcs = append(t.sessionSrcs, sessionSource{kind, read})
